@@ -1,0 +1,91 @@
+/**
+ * The daemon: a sweep of every account at start, then one on every firing of the cron schedule
+ * (UTC), never two at once. Shutdown (the signal passed in) stops the schedule, aborts the sweep in
+ * flight and waits for it to record its run, within a bound.
+ */
+import { createTask, type ScheduledTask } from 'node-cron';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { sweepAll, type SweepDeps, type SweepResult } from './sweep.ts';
+
+export interface DaemonHooks {
+  /** Called after every sweep of every account, in order: the demo prints changes from here. */
+  onSweep?: (result: SweepResult) => void;
+}
+
+/** Routes node-cron's own messages through pino instead of the console. */
+function cronLogger(logger: Logger) {
+  const log = logger.child({ component: 'cron' });
+  return {
+    info: (message: string) => log.debug(message),
+    warn: (message: string) => log.warn(message),
+    error: (message: string | Error) => log.error({ err: message }, 'scheduler error'),
+    debug: (message: string | Error) => log.debug({ msg: String(message) }),
+  };
+}
+
+/**
+ * Runs until `stop` is aborted. Resolves once the schedule is stopped and the sweep in flight (if
+ * any) has finished or been abandoned after `config.shutdownTimeoutMs`; resolves `true` when it
+ * shut down cleanly, `false` when the sweep in flight did not finish in time.
+ */
+export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSignal, hooks: DaemonHooks = {}): Promise<boolean> {
+  const { logger, store } = deps;
+  const abandoned = store.markAbandonedRuns((deps.now ?? (() => new Date()))());
+  if (abandoned > 0) logger.warn({ abandoned }, `marked ${abandoned} run(s) left running by an earlier crash as abandoned`);
+
+  // One controller per sweep, aborted by shutdown: the sweep records an aborted run and returns.
+  const sweepAbort = new AbortController();
+  const onStop = () => sweepAbort.abort();
+  stop.addEventListener('abort', onStop, { once: true });
+
+  let inFlight: Promise<void> | null = null;
+  const sweepNow = (reason: string): void => {
+    if (stop.aborted) return;
+    if (inFlight !== null) {
+      logger.warn({ reason }, 'the previous sweep is still running; skipping this firing');
+      return;
+    }
+    inFlight = sweepAll(config, deps, sweepAbort.signal)
+      .then((results) => {
+        for (const result of results) hooks.onSweep?.(result);
+      })
+      .catch((error: unknown) => logger.error({ err: error }, 'sweep could not be recorded'))
+      .finally(() => {
+        inFlight = null;
+      });
+  };
+
+  const task: ScheduledTask = createTask(config.schedule, () => sweepNow('schedule'), {
+    timezone: 'UTC',
+    name: 'tierwatch-sweep',
+    noOverlap: true,
+    logger: cronLogger(logger),
+  });
+
+  if (stop.aborted) return true;
+  sweepNow('start');
+  await task.start();
+  logger.info({ schedule: config.schedule, next: task.getNextRun()?.toISOString() ?? null }, 'daemon started');
+
+  await new Promise<void>((resolve) => {
+    if (stop.aborted) resolve();
+    else stop.addEventListener('abort', () => resolve(), { once: true });
+  });
+  logger.info('shutting down: schedule stopped, finishing the sweep in flight');
+  await task.stop();
+  await task.destroy();
+
+  const pending: Promise<void> | null = inFlight;
+  if (pending === null) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    (pending as Promise<void>).then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!finished) logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'the sweep in flight did not stop in time');
+  return finished;
+}

@@ -1,0 +1,75 @@
+/**
+ * `tierwatch demo`: the simulator on loopback with tiers that change every few seconds, and the
+ * daemon collecting them on a seconds-level schedule into a fresh ./data/demo.db, printing each
+ * change as it is stored. Ends by itself after --duration, or on Ctrl-C.
+ */
+import { rmSync } from 'node:fs';
+import { runDaemon } from '../collect/daemon.ts';
+import { loadConfig } from '../config.ts';
+import { describeChange } from '../report/describe-change.ts';
+import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator } from '../sim/index.ts';
+import { openDatabase } from '../store/db.ts';
+import { HistoryStore } from '../store/history-store.ts';
+import { durationOption } from './simulate.ts';
+import type { CommandSpec } from './context.ts';
+
+export const demoCommand: CommandSpec = {
+  name: 'demo',
+  summary: 'watch tierwatch collect changing tiers from the built-in simulator into ./data/demo.db',
+  configure(command) {
+    command
+      .option('--duration <duration>', 'how long to run', '2m')
+      .option('--db <path>', 'where to write the demo history (replaced at start)', './data/demo.db')
+      .option('--change-every <duration>', 'how often the simulator changes tiers', '4s')
+      .option('--schedule <cron>', 'the daemon schedule, seconds field first', '*/5 * * * * *');
+  },
+  async run(context) {
+    const { options, io } = context;
+    const durationMs = durationOption(options.duration, '--duration')!;
+    const changeEveryMs = durationOption(options.changeEvery, '--change-every')!;
+    const dbPath = String(options.db);
+
+    const sim = await startSimulator({ host: '127.0.0.1', port: 0 });
+    const script = startChangeScript(sim, { everyMs: changeEveryMs, seed: Date.now() % 100_000 });
+    const config = loadConfig({
+      QFEX_WS_URL: sim.url,
+      QFEX_PUBLIC_KEY: DEMO_PUBLIC_KEY,
+      QFEX_SECRET_KEY: DEMO_SECRET_KEY,
+      TIERWATCH_DB: dbPath,
+      TIERWATCH_SCHEDULE: String(options.schedule),
+      LOG_LEVEL: io.env.LOG_LEVEL ?? 'warn',
+    });
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
+
+    const logger = context.logger();
+    const db = openDatabase(dbPath, { logger });
+    const stop = AbortSignal.any([io.signal, AbortSignal.timeout(durationMs)]);
+    context.print(`QFEX simulator on ${sim.url}; collecting every 5 s into ${dbPath} for ${Math.round(durationMs / 1000)} s (Ctrl-C ends it sooner)`);
+    try {
+      const store = new HistoryStore(db, { logger });
+      await runDaemon(config, { store, logger }, stop, {
+        onSweep(result) {
+          if (!result.ok) {
+            context.print(`run ${result.runId} failed: ${result.error.code}: ${result.error.message}`);
+            return;
+          }
+          const stamp = result.observedAt.toISOString();
+          if (result.changes.length === 0) {
+            context.print(`${stamp}  run ${result.runId}: ${result.tiers} tiers, no change`);
+          } else if (result.changes.length === result.tiers && result.changes.every((change) => change.change === 'added')) {
+            context.print(`${stamp}  run ${result.runId}: first sweep, ${result.tiers} tiers recorded`);
+          } else {
+            for (const change of result.changes) context.print(`${stamp}  run ${result.runId}: ${describeChange(change)}`);
+          }
+        },
+      });
+    } finally {
+      script.stop();
+      db.close();
+      await sim.close();
+    }
+    context.print(`done. Try: sqlite3 ${dbPath} "select * from tier_changes where change = 'changed'"`);
+    context.print(`or:  npx tierwatch changes --db ${dbPath}`);
+    return 0;
+  },
+};

@@ -1,0 +1,80 @@
+/**
+ * `tierwatch simulate`: the built-in QFEX simulator on its own, for trying tierwatch (or another
+ * client) without the exchange. It accepts the key pair in QFEX_PUBLIC_KEY / QFEX_SECRET_KEY, or
+ * the fixed demo keys, which belong to no real account and may be printed.
+ */
+import { TierwatchError } from '../errors.ts';
+import { parseDuration } from '../config.ts';
+import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, loadScenario, startChangeScript, startSimulator, syntheticUniverse, type SimulatorOptions } from '../sim/index.ts';
+import type { CommandSpec } from './context.ts';
+
+function integerOption(value: unknown, flag: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new TierwatchError('USAGE', `Expected \`${flag}\` to be an integer from ${min} to ${max}, got ${JSON.stringify(text)}.`);
+  }
+  return Number(text);
+}
+
+export function durationOption(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(String(value));
+  if (ms === null || ms <= 0) throw new TierwatchError('USAGE', `Expected \`${flag}\` to be a duration such as 3s or 2m, got ${JSON.stringify(String(value))}.`);
+  return ms;
+}
+
+export const simulateCommand: CommandSpec = {
+  name: 'simulate',
+  summary: 'run the built-in QFEX simulator on loopback (demo keys unless QFEX_PUBLIC_KEY/QFEX_SECRET_KEY are set)',
+  configure(command) {
+    command
+      .option('--port <n>', 'port to listen on; 0 picks a free one (the URL is printed)', '0')
+      .option('--host <address>', 'address to listen on', '127.0.0.1')
+      .option('--max-page-size <n>', 'server-side cap on the page size (default 1000)')
+      .option('--tiers <n>', 'serve a synthetic universe of this many tiers instead of the realistic default')
+      .option('--change-every <duration>', 'change some tiers every interval, e.g. 3s (default: never)')
+      .option('--seed <n>', 'seed for the synthetic universe and the changes', '1')
+      .option('--scenario <file>', 'JSON scenario file: options, faults and a change script');
+  },
+  async run(context) {
+    const { options, io } = context;
+    const env = io.env;
+    const publicKey = env.QFEX_PUBLIC_KEY?.trim() || DEMO_PUBLIC_KEY;
+    const secretKey = env.QFEX_SECRET_KEY?.trim() || (publicKey === DEMO_PUBLIC_KEY ? DEMO_SECRET_KEY : undefined);
+    if (secretKey === undefined) {
+      throw new TierwatchError('CONFIG_INVALID', '`QFEX_PUBLIC_KEY` is set but `QFEX_SECRET_KEY` is not; set both, or neither to use the demo keys.');
+    }
+    const seed = integerOption(options.seed, '--seed', 0, 2 ** 31) ?? 1;
+    const tiers = integerOption(options.tiers, '--tiers', 1, 10_000_000);
+    const maxPageSize = integerOption(options.maxPageSize, '--max-page-size', 1, 1_000_000);
+    const changeEveryMs = durationOption(options.changeEvery, '--change-every');
+    const scenario = typeof options.scenario === 'string' ? loadScenario(options.scenario) : undefined;
+
+    const simOptions: SimulatorOptions = {
+      ...scenario,
+      host: String(options.host),
+      port: integerOption(options.port, '--port', 0, 65535) ?? 0,
+      keys: [{ publicKey, secretKey, accounts: ['primary'] }],
+      ...(tiers === undefined ? {} : { universe: { primary: syntheticUniverse(tiers, seed) } }),
+      ...(maxPageSize === undefined ? {} : { maxPageSize }),
+      logger: context.logger(),
+    };
+    const sim = await startSimulator(simOptions);
+    for (const fault of scenario?.faults ?? []) sim.inject(fault);
+    const script = changeEveryMs === undefined ? null : startChangeScript(sim, { everyMs: changeEveryMs, seed });
+
+    context.print(`QFEX simulator listening on ${sim.url}`);
+    context.print(`public key: ${publicKey}`);
+    if (publicKey === DEMO_PUBLIC_KEY) context.print(`secret key: ${DEMO_SECRET_KEY} (demo key, belongs to no real account)`);
+    context.print('press Ctrl-C to stop');
+
+    await new Promise<void>((resolve) => {
+      if (io.signal.aborted) resolve();
+      else io.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    script?.stop();
+    await sim.close();
+    return 0;
+  },
+};

@@ -1,0 +1,333 @@
+/**
+ * Configuration: environment variables, overridden by command-line flags, validated into a frozen
+ * Config. Every message names the variable (or flag) at fault and quotes what it got. Secrets are
+ * never held here as values that could be logged: only where to read them from, and they are read
+ * at every sweep (`resolveCredentials`) so that keys in `*_FILE`s rotate without a restart.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { validateDetailed } from 'node-cron';
+import { TierwatchError } from './errors.ts';
+import { PRIMARY_ACCOUNT } from './history/tier.ts';
+import type { Credentials } from './qfex/auth.ts';
+import { LOG_LEVELS } from './log.ts';
+import type { LevelWithSilent } from 'pino';
+
+export const DEFAULT_WS_URL = 'wss://trade.qfex.com';
+export const DEFAULT_DB_PATH = './data/tierwatch.db';
+export const DEFAULT_SCHEDULE = '*/5 * * * *';
+
+/** Where a secret comes from. The value itself is read only when a sweep needs it. */
+export type SecretSource = { from: 'env'; variable: string; value: string } | { from: 'file'; variable: string; path: string };
+
+export interface Config {
+  wsUrl: string;
+  /** The URL without query string or trailing slash: what a database is bound to. */
+  endpoint: string;
+  publicKey: string | null;
+  secretKey: SecretSource | null;
+  jwt: SecretSource | null;
+  accountIds: string[];
+  /** PEM text of an extra certificate authority (QFEX_CA_FILE). */
+  ca: string | null;
+  caFile: string | null;
+  dbPath: string;
+  schedule: string;
+  pageSize: number;
+  maxPages: number;
+  timeouts: { connectMs: number; authMs: number; requestMs: number; idleMs: number };
+  /** Attempts for one page answered RateLimited / ServerError. */
+  pageRetries: number;
+  /** Fresh-connection attempts for a sweep that failed on the network. */
+  sweepRetries: number;
+  shiftRetries: number;
+  backoff: { baseMs: number; maxMs: number };
+  maxRemovalRatio: number;
+  shutdownTimeoutMs: number;
+  healthMaxAgeMs: number | null;
+  httpPort: number | null;
+  logLevel: LevelWithSilent;
+}
+
+/** Flag values given on the command line, keyed by the environment variable they override. */
+export type Overrides = Partial<Record<string, { value: string; flag: string }>>;
+
+type Env = Record<string, string | undefined>;
+
+/** Which variables are secrets: they have no flag, and their values are never shown. */
+export const SECRET_VARIABLES = ['QFEX_SECRET_KEY', 'QFEX_JWT'] as const;
+
+class Reader {
+  private readonly env: Env;
+  private readonly overrides: Overrides;
+
+  constructor(env: Env, overrides: Overrides) {
+    this.env = env;
+    this.overrides = overrides;
+  }
+
+  /** The raw value and the name to blame for it; an empty value counts as unset. */
+  raw(variable: string): { value: string; name: string } | null {
+    const override = this.overrides[variable];
+    if (override !== undefined && override.value !== '') return { value: override.value, name: override.flag };
+    const value = this.env[variable];
+    if (value === undefined || value.trim() === '') return null;
+    return { value: value.trim(), name: variable };
+  }
+
+  string(variable: string, fallback: string): string {
+    return this.raw(variable)?.value ?? fallback;
+  }
+
+  integer(variable: string, fallback: number, min: number, max: number): number {
+    const raw = this.raw(variable);
+    if (raw === null) return fallback;
+    if (!/^\d+$/.test(raw.value) || Number(raw.value) < min || Number(raw.value) > max) {
+      throw invalid(raw.name, `an integer from ${min} to ${max}`, raw.value);
+    }
+    return Number(raw.value);
+  }
+
+  ratio(variable: string, fallback: number): number {
+    const raw = this.raw(variable);
+    if (raw === null) return fallback;
+    const value = Number(raw.value);
+    if (!/^\d*\.?\d+$/.test(raw.value) || !(value > 0 && value <= 1)) {
+      throw invalid(raw.name, 'a number greater than 0 and at most 1', raw.value);
+    }
+    return value;
+  }
+
+  duration(variable: string, fallbackMs: number): number {
+    const raw = this.raw(variable);
+    if (raw === null) return fallbackMs;
+    const ms = parseDuration(raw.value);
+    if (ms === null) throw invalid(raw.name, 'a duration such as 500ms, 10s, 5m or 1h', raw.value);
+    return ms;
+  }
+}
+
+function invalid(name: string, expected: string, got: string): TierwatchError {
+  return new TierwatchError('CONFIG_INVALID', `Expected \`${name}\` to be ${expected}, got ${JSON.stringify(got)}.`);
+}
+
+/** "500ms", "10s", "5m", "1h", "2d", or a bare number of milliseconds. */
+export function parseDuration(text: string): number | null {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) return null;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms'] ?? 1;
+  const ms = Math.round(Number(match[1]) * unit);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/** The URL a database is bound to: scheme, host, port and path, no query, no trailing slash. */
+export function endpointOf(url: URL): string {
+  const path = url.pathname.replace(/\/+$/, '');
+  return `${url.protocol}//${url.host}${path}`;
+}
+
+function readWsUrl(reader: Reader): { wsUrl: string; endpoint: string } {
+  const raw = reader.raw('QFEX_WS_URL');
+  const text = raw?.value ?? DEFAULT_WS_URL;
+  const name = raw?.name ?? 'QFEX_WS_URL';
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalid(name, 'a wss:// URL such as wss://trade.qfex.com', text);
+  }
+  if (url.protocol === 'ws:') {
+    if (!isLoopbackHost(url.hostname)) {
+      throw new TierwatchError(
+        'CONFIG_INVALID',
+        `\`${name}\` uses plain ws:// for ${url.hostname}; unencrypted connections are allowed only to a loopback host (127.0.0.1, ::1, localhost). Use wss://.`,
+      );
+    }
+  } else if (url.protocol !== 'wss:') {
+    throw invalid(name, 'a wss:// URL such as wss://trade.qfex.com', text);
+  }
+  if (url.username || url.password) {
+    throw new TierwatchError('CONFIG_INVALID', `\`${name}\` must not carry credentials; use QFEX_PUBLIC_KEY and QFEX_SECRET_KEY.`);
+  }
+  return { wsUrl: url.toString(), endpoint: endpointOf(url) };
+}
+
+function readSecret(reader: Reader, env: Env, variable: string): SecretSource | null {
+  const direct = env[variable]?.trim() ? env[variable]!.trim() : null;
+  const fileVar = `${variable}_FILE`;
+  const file = reader.raw(fileVar);
+  if (direct !== null && file !== null) {
+    throw new TierwatchError('CONFIG_INVALID', `Set either \`${variable}\` or \`${fileVar}\`, not both.`);
+  }
+  if (direct !== null) return { from: 'env', variable, value: direct };
+  if (file !== null) return { from: 'file', variable: fileVar, path: file.value };
+  return null;
+}
+
+const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+
+function readAccounts(reader: Reader): string[] {
+  const raw = reader.raw('QFEX_ACCOUNT_IDS');
+  if (raw === null) return [PRIMARY_ACCOUNT];
+  const ids = raw.value.split(',').map((id) => id.trim());
+  for (const id of ids) {
+    if (!ACCOUNT_ID.test(id)) {
+      throw invalid(raw.name, 'a comma-separated list of `primary` and/or subaccount ids', raw.value);
+    }
+  }
+  const duplicate = ids.find((id, index) => ids.indexOf(id) !== index);
+  if (duplicate !== undefined) {
+    throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` lists ${JSON.stringify(duplicate)} twice.`);
+  }
+  return ids;
+}
+
+function readSchedule(reader: Reader): string {
+  const raw = reader.raw('TIERWATCH_SCHEDULE');
+  if (raw === null) return DEFAULT_SCHEDULE;
+  const result = validateDetailed(raw.value);
+  if (!result.valid) {
+    const reasons = result.errors.map((error) => `${error.field}: ${error.message}`).join('; ');
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `Expected \`${raw.name}\` to be a cron expression such as "*/5 * * * *" (five fields, or six with seconds first), got ${JSON.stringify(raw.value)}: ${reasons}.`,
+    );
+  }
+  return raw.value;
+}
+
+function readCa(reader: Reader): { ca: string | null; caFile: string | null } {
+  const raw = reader.raw('QFEX_CA_FILE');
+  if (raw === null) return { ca: null, caFile: null };
+  let pem: string;
+  try {
+    pem = readFileSync(raw.value, 'utf8');
+  } catch (error) {
+    throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which cannot be read: ${(error as Error).message}`, { cause: error });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which holds no PEM certificate.`);
+  }
+  return { ca: pem, caFile: raw.value };
+}
+
+function readLogLevel(reader: Reader): LevelWithSilent {
+  const raw = reader.raw('LOG_LEVEL');
+  if (raw === null) return 'info';
+  const level = raw.value.toLowerCase() as LevelWithSilent;
+  if (!LOG_LEVELS.includes(level)) throw invalid(raw.name, `one of ${LOG_LEVELS.join(', ')}`, raw.value);
+  return level;
+}
+
+/**
+ * Builds the Config. Credentials are not required here (commands such as `migrate` need none):
+ * `requireCredentials` checks them for the commands that talk to the exchange.
+ */
+export function loadConfig(env: Env = process.env, overrides: Overrides = {}): Config {
+  const reader = new Reader(env, overrides);
+  const httpPort = reader.raw('TIERWATCH_HTTP_PORT') === null ? null : reader.integer('TIERWATCH_HTTP_PORT', 0, 0, 65535);
+  const healthMaxAge = reader.raw('TIERWATCH_HEALTH_MAX_AGE') === null ? null : reader.duration('TIERWATCH_HEALTH_MAX_AGE', 0);
+  const config: Config = {
+    ...readWsUrl(reader),
+    publicKey: reader.raw('QFEX_PUBLIC_KEY')?.value ?? null,
+    secretKey: readSecret(reader, env, 'QFEX_SECRET_KEY'),
+    jwt: readSecret(reader, env, 'QFEX_JWT'),
+    accountIds: readAccounts(reader),
+    ...readCa(reader),
+    dbPath: reader.string('TIERWATCH_DB', DEFAULT_DB_PATH),
+    schedule: readSchedule(reader),
+    pageSize: reader.integer('TIERWATCH_PAGE_SIZE', 1000, 1, 1000),
+    maxPages: reader.integer('TIERWATCH_MAX_PAGES', 10_000, 1, 1_000_000),
+    timeouts: {
+      connectMs: reader.duration('TIERWATCH_CONNECT_TIMEOUT', 10_000),
+      authMs: reader.duration('TIERWATCH_AUTH_TIMEOUT', 10_000),
+      requestMs: reader.duration('TIERWATCH_REQUEST_TIMEOUT', 10_000),
+      idleMs: reader.duration('TIERWATCH_IDLE_TIMEOUT', 60_000),
+    },
+    pageRetries: reader.integer('TIERWATCH_PAGE_RETRIES', 5, 0, 100),
+    sweepRetries: reader.integer('TIERWATCH_SWEEP_RETRIES', 2, 0, 100),
+    shiftRetries: reader.integer('TIERWATCH_SHIFT_RETRIES', 3, 0, 100),
+    backoff: {
+      baseMs: reader.duration('TIERWATCH_BACKOFF_BASE', 500),
+      maxMs: reader.duration('TIERWATCH_BACKOFF_MAX', 30_000),
+    },
+    maxRemovalRatio: reader.ratio('TIERWATCH_MAX_REMOVAL_RATIO', 0.5),
+    shutdownTimeoutMs: reader.duration('TIERWATCH_SHUTDOWN_TIMEOUT', 10_000),
+    healthMaxAgeMs: healthMaxAge,
+    httpPort,
+    logLevel: readLogLevel(reader),
+  };
+  return Object.freeze(config);
+}
+
+/** Fails with CONFIG_INVALID unless the exchange can be authenticated with. Reads no file. */
+export function requireCredentials(config: Config): void {
+  if (config.secretKey !== null && config.publicKey === null) {
+    throw new TierwatchError('CONFIG_INVALID', '`QFEX_PUBLIC_KEY` is not set; it is needed with `QFEX_SECRET_KEY`.');
+  }
+  if (config.secretKey === null && config.jwt === null) {
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      'No credentials: set `QFEX_PUBLIC_KEY` with `QFEX_SECRET_KEY` (or `QFEX_SECRET_KEY_FILE`), or `QFEX_JWT` (or `QFEX_JWT_FILE`).',
+    );
+  }
+}
+
+function readSecretValue(source: SecretSource): string {
+  if (source.from === 'env') return source.value;
+  let text: string;
+  try {
+    text = readFileSync(source.path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new TierwatchError('CONFIG_INVALID', `\`${source.variable}\` names ${JSON.stringify(source.path)}, which cannot be read (${reason}).`);
+  }
+  const value = text.trim();
+  if (value === '') throw new TierwatchError('CONFIG_INVALID', `\`${source.variable}\` names ${JSON.stringify(source.path)}, which is empty.`);
+  return value;
+}
+
+/**
+ * The credentials for one sweep, read now (files are re-read every time). HMAC is preferred when
+ * both an HMAC key pair and a JWT are configured, as QFEX recommends.
+ */
+export function resolveCredentials(config: Config): Credentials {
+  requireCredentials(config);
+  if (config.secretKey !== null && config.publicKey !== null) {
+    return { kind: 'hmac', publicKey: config.publicKey, secretKey: readSecretValue(config.secretKey) };
+  }
+  const token = readSecretValue(config.jwt!);
+  return config.publicKey === null ? { kind: 'jwt', token } : { kind: 'jwt', token, publicKey: config.publicKey };
+}
+
+/** The configuration as it may be logged: where secrets come from, never what they are. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const describeSecret = (source: SecretSource | null) =>
+    source === null ? null : source.from === 'file' ? `file ${source.path} (${source.variable})` : `set (${source.variable})`;
+  return {
+    endpoint: config.endpoint,
+    publicKey: config.publicKey,
+    secretKey: describeSecret(config.secretKey),
+    jwtSource: describeSecret(config.jwt),
+    accounts: config.accountIds,
+    caFile: config.caFile,
+    db: config.dbPath,
+    schedule: `${config.schedule} (UTC)`,
+    pageSize: config.pageSize,
+    maxPages: config.maxPages,
+    timeouts: config.timeouts,
+    pageRetries: config.pageRetries,
+    sweepRetries: config.sweepRetries,
+    backoff: config.backoff,
+    maxRemovalRatio: config.maxRemovalRatio,
+    httpPort: config.httpPort,
+    logLevel: config.logLevel,
+  };
+}
