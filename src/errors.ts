@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   // The database.
   ENDPOINT_MISMATCH: 'the database belongs to another endpoint',
   DB_SCHEMA_TOO_NEW: 'the database was migrated by a newer tierwatch',
+  DB_NEEDS_MIGRATION: 'a read-only open found a database an older tierwatch made: run `tierwatch migrate`',
   DB_LOCKED: 'another tierwatch process is writing to this database',
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',

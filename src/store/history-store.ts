@@ -1,0 +1,473 @@
+/**
+ * The writer of the tier history: the run ledger and the type-2 versions and changes.
+ *
+ * One sweep is one transaction (BEGIN IMMEDIATE … COMMIT): diff against the account's current
+ * versions, close and open versions, insert the change rows, mark the run ok. Either all of it is
+ * stored or none of it.
+ *
+ * Speed: each account's current versions are kept in memory between sweeps (reading 100,000 rows
+ * back costs more than the whole diff). The copy is trusted only while `PRAGMA data_version` — which
+ * changes when another connection commits — is the value seen at the last check; the check runs
+ * inside the write transaction, after the write lock is taken, so no other writer can slip in
+ * between the check and the writes. Use one HistoryStore per StoreDb: writes through another
+ * object on the same connection are invisible to data_version.
+ *
+ * exchange_id: a change of the exchange's row id alone is not a tier change, so no version is opened
+ * for it; the open version keeps the id it was opened with until a tracked value changes.
+ */
+import type Database from 'better-sqlite3';
+import { TierwatchError } from '../errors.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { diffTiers, type CurrentVersion } from '../history/diff.ts';
+import { tierKey, type Tier, type TrackedColumn } from '../history/tier.ts';
+import type { StoreDb } from './db.ts';
+import type { ChangeKind } from './schema.ts';
+import { toStoreError } from './sqlite-errors.ts';
+
+/** A row of the `tier_changes` view, with changed_columns parsed into an array. */
+export interface ChangeRecord {
+  run_id: number;
+  observed_at: string;
+  account_id: string;
+  symbol: string;
+  leverage: string;
+  change: ChangeKind;
+  changed_columns: TrackedColumn[];
+  old_initial_margin: number | null;
+  new_initial_margin: number | null;
+  old_maintenance_margin: number | null;
+  new_maintenance_margin: number | null;
+  old_max_notional: number | null;
+  new_max_notional: number | null;
+}
+
+export interface SweepOutcome {
+  added: number;
+  removed: number;
+  changed: number;
+  /** Every change stored, in the order stored: removed, then changed, then added. */
+  changes: ChangeRecord[];
+}
+
+export interface SweepInput {
+  accountId: string;
+  /** When the last page arrived: valid_from/valid_to of every version this sweep opens/closes. */
+  observedAt: Date;
+  finishedAt: Date;
+  /** The complete, validated tier list of the account. */
+  tiers: Tier[];
+  pages: number;
+  /** Refuse (MASS_REMOVAL) a sweep that would remove more than this share of the current tiers. */
+  maxRemovalRatio: number;
+}
+
+export interface RunFailure {
+  status: 'failed' | 'aborted';
+  code: string;
+  message: string;
+  pages: number;
+  finishedAt: Date;
+  observedAt?: Date | null;
+}
+
+export interface StartRunInput {
+  accountId: string;
+  endpoint: string;
+  /** The public key the run authenticates with (provenance); never a secret. */
+  publicKey: string | null;
+  startedAt: Date;
+}
+
+export interface HistoryStoreOptions {
+  logger?: Logger;
+  /**
+   * Test hook (crash and rollback tests): called inside the sweep transaction after every write,
+   * just before COMMIT. Whatever it throws rolls the sweep back.
+   */
+  beforeCommit?: (runId: number) => void;
+}
+
+/** What the store keeps per account between sweeps. */
+interface AccountState {
+  versions: Map<string, CurrentVersion>;
+  /** observed_at of the account's last successful sweep: the next one must be later. */
+  lastObservedAt: string | null;
+}
+
+/** The writes one sweep made, applied to the in-memory state only after COMMIT succeeded. */
+interface SweepResult {
+  outcome: SweepOutcome;
+  state: AccountState;
+  removedKeys: string[];
+  opened: Array<[string, CurrentVersion]>;
+  observedAt: string;
+}
+
+const EMPTY_COLUMNS = '[]';
+const ABANDONED_MESSAGE = 'the process stopped before this run finished (crash, kill or power loss)';
+const MAX_ERROR_MESSAGE_LENGTH = 4000;
+
+export class HistoryStore {
+  readonly #sqlite: Database.Database;
+  readonly #logger: Logger;
+  readonly #beforeCommit: ((runId: number) => void) | undefined;
+  readonly #accounts = new Map<string, AccountState>();
+  /** data_version at the last check; null until the first. */
+  #knownDataVersion: number | null = null;
+
+  readonly #stmt: {
+    dataVersion: Database.Statement<[], number>;
+    loadCurrent: Database.Statement<[string], CurrentVersion>;
+    lastObserved: Database.Statement<[string], { observed_at: string | null }>;
+    runHeader: Database.Statement<[number], { account_id: string; status: string }>;
+    closeVersion: Database.Statement<[string, number]>;
+    openVersion: Database.Statement<
+      [string, string, string, number, number, number, string | null, string, number]
+    >;
+    insertChange: Database.Statement<
+      [
+        number, string, string, string, string, string, string,
+        number | null, number | null, number | null, number | null, number | null, number | null,
+      ]
+    >;
+    finishOk: Database.Statement<[string, string, number, number, number, number]>;
+    finishFailed: Database.Statement<[string, string, string, number, string, string | null, number]>;
+    startRun: Database.Statement<[string, string, string | null, string]>;
+    abandon: Database.Statement<[string, string]>;
+    getMeta: Database.Statement<[string], { value: string }>;
+    putMeta: Database.Statement<[string, string]>;
+    lastOk: Database.Statement<[], { run_id: number; observed_at: string }>;
+    lastOkForAccount: Database.Statement<[string], { run_id: number; observed_at: string }>;
+  };
+
+  readonly #commitTransaction: (runId: number, sweep: SweepInput) => SweepResult;
+
+  /** The db must be writable; the store never closes it (its opener does). */
+  constructor(db: StoreDb, options: HistoryStoreOptions = {}) {
+    if (db.readonly) throw new TierwatchError('INTERNAL', 'HistoryStore needs a writable database');
+    this.#sqlite = db.sqlite;
+    this.#logger = options.logger ?? silentLogger();
+    this.#beforeCommit = options.beforeCommit;
+    const sqlite = this.#sqlite;
+    this.#stmt = {
+      dataVersion: sqlite.prepare<[], number>('PRAGMA data_version').pluck(),
+      loadCurrent: sqlite.prepare(
+        `SELECT version_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id
+           FROM tier_version WHERE account_id = ? AND valid_to IS NULL`,
+      ),
+      lastObserved: sqlite.prepare(
+        `SELECT max(observed_at) AS observed_at FROM run_ledger WHERE status = 'ok' AND account_id = ?`,
+      ),
+      runHeader: sqlite.prepare('SELECT account_id, status FROM run_ledger WHERE run_id = ?'),
+      closeVersion: sqlite.prepare('UPDATE tier_version SET valid_to = ? WHERE version_id = ? AND valid_to IS NULL'),
+      openVersion: sqlite.prepare(
+        `INSERT INTO tier_version (account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional,
+                                   exchange_id, valid_from, run_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      insertChange: sqlite.prepare(
+        `INSERT INTO tier_change (run_id, observed_at, account_id, symbol, leverage, change, changed_columns,
+                                  old_initial_margin, new_initial_margin, old_maintenance_margin,
+                                  new_maintenance_margin, old_max_notional, new_max_notional)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      finishOk: sqlite.prepare(
+        `UPDATE run_ledger SET status = 'ok', observed_at = ?, finished_at = ?, pages = ?, tiers = ?, changes = ?
+          WHERE run_id = ? AND status = 'running'`,
+      ),
+      finishFailed: sqlite.prepare(
+        `UPDATE run_ledger SET status = ?, error_code = ?, error_message = ?, pages = ?, finished_at = ?, observed_at = ?
+          WHERE run_id = ? AND status = 'running'`,
+      ),
+      startRun: sqlite.prepare(
+        `INSERT INTO run_ledger (account_id, endpoint, public_key, started_at, status) VALUES (?, ?, ?, ?, 'running')`,
+      ),
+      abandon: sqlite.prepare(
+        `UPDATE run_ledger SET status = 'abandoned', finished_at = ?, error_message = ? WHERE status = 'running'`,
+      ),
+      getMeta: sqlite.prepare('SELECT value FROM meta WHERE key = ?'),
+      putMeta: sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?)'),
+      lastOk: sqlite.prepare(
+        `SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' ORDER BY observed_at DESC, run_id DESC LIMIT 1`,
+      ),
+      lastOkForAccount: sqlite.prepare(
+        `SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' AND account_id = ?
+          ORDER BY observed_at DESC, run_id DESC LIMIT 1`,
+      ),
+    };
+    const transaction = sqlite.transaction((runId: number, sweep: SweepInput) => this.#writeSweep(runId, sweep));
+    this.#commitTransaction = (runId, sweep) => transaction.immediate(runId, sweep);
+  }
+
+  /**
+   * Marks every run still 'running' as 'abandoned' (its process died mid-sweep). Call once at start,
+   * while holding the single-writer lock, before starting new runs. Returns how many were marked.
+   */
+  markAbandonedRuns(now: Date): number {
+    try {
+      const changes = this.#stmt.abandon.run(now.toISOString(), ABANDONED_MESSAGE).changes;
+      if (changes > 0) this.#logger.warn({ runs: changes }, 'marked runs left running by a previous process as abandoned');
+      return changes;
+    } catch (error) {
+      throw toStoreError(error, 'marking abandoned runs');
+    }
+  }
+
+  /**
+   * Binds the database to an endpoint on first use; afterwards a different endpoint throws
+   * ENDPOINT_MISMATCH naming both (so UAT data never mixes with production history). Endpoints are
+   * compared as URLs without query or fragment ("wss://x" = "wss://x/"). Idempotent.
+   */
+  bindEndpoint(endpoint: string): void {
+    try {
+      this.#sqlite
+        .transaction(() => {
+          const stored = this.#stmt.getMeta.get('endpoint')?.value;
+          if (stored === undefined) {
+            this.#stmt.putMeta.run('endpoint', normalizeEndpoint(endpoint));
+            this.#logger.info({ endpoint: normalizeEndpoint(endpoint) }, 'database bound to endpoint');
+          } else if (stored !== normalizeEndpoint(endpoint)) {
+            throw new TierwatchError(
+              'ENDPOINT_MISMATCH',
+              `This database holds the history of ${stored}, not of ${normalizeEndpoint(endpoint)}: use another TIERWATCH_DB for ${normalizeEndpoint(endpoint)}.`,
+              { details: { stored, requested: normalizeEndpoint(endpoint) } },
+            );
+          }
+        })
+        .immediate();
+    } catch (error) {
+      throw toStoreError(error, 'binding the database to its endpoint');
+    }
+  }
+
+  /** Inserts a 'running' ledger row, committed at once, and returns its run_id. */
+  startRun(input: StartRunInput): number {
+    try {
+      const info = this.#stmt.startRun.run(input.accountId, input.endpoint, input.publicKey, input.startedAt.toISOString());
+      return Number(info.lastInsertRowid);
+    } catch (error) {
+      throw toStoreError(error, `starting a run for account ${input.accountId}`);
+    }
+  }
+
+  /**
+   * Stores a complete sweep of one account in one transaction and marks the run ok.
+   * Throws (and stores nothing; the run stays 'running' for failRun): MASS_REMOVAL when more than
+   * sweep.maxRemovalRatio of the current tiers would be removed; DB_WRITE_FAILED / DB_LOCKED from
+   * SQLite; INTERNAL when the run is not this account's running run, the sweep lists a tier twice,
+   * or observedAt is not after the account's previous successful sweep.
+   */
+  commitSweep(runId: number, sweep: SweepInput): SweepOutcome {
+    let result: SweepResult;
+    try {
+      result = this.#commitTransaction(runId, sweep);
+    } catch (error) {
+      throw toStoreError(error, `storing run ${runId}`);
+    }
+    // Committed: bring the in-memory state up to date (never before, so a rollback leaves it right).
+    const { state, removedKeys, opened, observedAt } = result;
+    for (const key of removedKeys) state.versions.delete(key);
+    for (const [key, version] of opened) state.versions.set(key, version);
+    state.lastObservedAt = observedAt;
+    return result.outcome;
+  }
+
+  /**
+   * Records a run's failure: status, error code and message, pages fetched. Changes no history.
+   * A run that is no longer 'running' is left alone (with a warning), so calling this from an
+   * error path can never hide the original error behind a second one — except a database error.
+   */
+  failRun(runId: number, failure: RunFailure): void {
+    const message =
+      failure.message.length > MAX_ERROR_MESSAGE_LENGTH
+        ? `${failure.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…`
+        : failure.message;
+    try {
+      const changes = this.#stmt.finishFailed.run(
+        failure.status,
+        failure.code,
+        message,
+        failure.pages,
+        failure.finishedAt.toISOString(),
+        failure.observedAt ? failure.observedAt.toISOString() : null,
+        runId,
+      ).changes;
+      if (changes === 0) this.#logger.warn({ runId, status: failure.status }, 'failRun: the run was not running; left as is');
+    } catch (error) {
+      throw toStoreError(error, `recording the failure of run ${runId}`);
+    }
+  }
+
+  /** The latest successful run (of one account, or of any), or null when there is none. */
+  lastSuccessfulRun(accountId?: string): { run_id: number; observed_at: string } | null {
+    const row = accountId === undefined ? this.#stmt.lastOk.get() : this.#stmt.lastOkForAccount.get(accountId);
+    return row ?? null;
+  }
+
+  /** Runs inside BEGIN IMMEDIATE: everything it writes commits together or not at all. */
+  #writeSweep(runId: number, sweep: SweepInput): SweepResult {
+    const { accountId } = sweep;
+    const observedAt = sweep.observedAt.toISOString();
+    const run = this.#stmt.runHeader.get(runId);
+    if (run === undefined) throw new TierwatchError('INTERNAL', `run ${runId} does not exist`);
+    if (run.account_id !== accountId) {
+      throw new TierwatchError('INTERNAL', `run ${runId} belongs to account ${run.account_id}, not ${accountId}`);
+    }
+    if (run.status !== 'running') throw new TierwatchError('INTERNAL', `run ${runId} is ${run.status}, not running`);
+
+    const state = this.#accountState(accountId);
+    if (state.lastObservedAt !== null && observedAt <= state.lastObservedAt) {
+      throw new TierwatchError(
+        'INTERNAL',
+        `run ${runId} was observed at ${observedAt}, not after the account's previous sweep (${state.lastObservedAt}): has the clock gone back?`,
+      );
+    }
+
+    const diff = diffTiers(state.versions, sweep.tiers);
+    const currentCount = state.versions.size;
+    if (currentCount > 0 && diff.removed.length / currentCount > sweep.maxRemovalRatio) {
+      throw new TierwatchError(
+        'MASS_REMOVAL',
+        `The sweep of account ${accountId} would remove ${diff.removed.length} of its ${currentCount} current tiers ` +
+          `(more than ${formatRatio(sweep.maxRemovalRatio)}); nothing was stored. If the exchange really delisted them, ` +
+          'raise TIERWATCH_MAX_REMOVAL_RATIO for one run.',
+        { details: { accountId, removed: diff.removed.length, current: currentCount, maxRemovalRatio: sweep.maxRemovalRatio } },
+      );
+    }
+    const churn = diff.removed.length + diff.changed.length + diff.added.length;
+    if (currentCount > 0 && churn > currentCount / 2) {
+      // Most tiers changing at once is more often a format change or a broken answer than real news.
+      this.#logger.warn(
+        { runId, accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
+        'mass churn: more than half of the tiers changed in one sweep',
+      );
+    }
+
+    const { closeVersion, openVersion, insertChange } = this.#stmt;
+    const changes: ChangeRecord[] = [];
+    const removedKeys: string[] = [];
+    const opened: Array<[string, CurrentVersion]> = [];
+
+    const close = (version: CurrentVersion): void => {
+      if (closeVersion.run(observedAt, version.version_id).changes !== 1) {
+        // The in-memory state was wrong: fail rather than leave two open versions behind.
+        throw new TierwatchError('INTERNAL', `tier version ${version.version_id} was not open`);
+      }
+    };
+    const open = (key: string, tier: Tier): void => {
+      const info = openVersion.run(
+        accountId, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional,
+        tier.exchange_id, observedAt, runId,
+      );
+      opened.push([
+        key,
+        {
+          version_id: Number(info.lastInsertRowid),
+          symbol: tier.symbol,
+          leverage: tier.leverage,
+          initial_margin: tier.initial_margin,
+          maintenance_margin: tier.maintenance_margin,
+          max_notional: tier.max_notional,
+          exchange_id: tier.exchange_id,
+        },
+      ]);
+    };
+    const record = (change: ChangeRecord): void => {
+      insertChange.run(
+        change.run_id, change.observed_at, change.account_id, change.symbol, change.leverage, change.change,
+        change.changed_columns.length === 0 ? EMPTY_COLUMNS : JSON.stringify(change.changed_columns),
+        change.old_initial_margin, change.new_initial_margin, change.old_maintenance_margin,
+        change.new_maintenance_margin, change.old_max_notional, change.new_max_notional,
+      );
+      changes.push(change);
+    };
+    const base = { run_id: runId, observed_at: observedAt, account_id: accountId };
+
+    for (const { key, version } of diff.removed) {
+      close(version);
+      removedKeys.push(key);
+      record({
+        ...base, symbol: version.symbol, leverage: version.leverage, change: 'removed', changed_columns: [],
+        old_initial_margin: version.initial_margin, new_initial_margin: null,
+        old_maintenance_margin: version.maintenance_margin, new_maintenance_margin: null,
+        old_max_notional: version.max_notional, new_max_notional: null,
+      });
+    }
+    for (const { key, before, after, columns } of diff.changed) {
+      close(before);
+      open(key, after);
+      record({
+        ...base, symbol: after.symbol, leverage: after.leverage, change: 'changed', changed_columns: columns,
+        old_initial_margin: before.initial_margin, new_initial_margin: after.initial_margin,
+        old_maintenance_margin: before.maintenance_margin, new_maintenance_margin: after.maintenance_margin,
+        old_max_notional: before.max_notional, new_max_notional: after.max_notional,
+      });
+    }
+    for (const { key, tier } of diff.added) {
+      open(key, tier);
+      record({
+        ...base, symbol: tier.symbol, leverage: tier.leverage, change: 'added', changed_columns: [],
+        old_initial_margin: null, new_initial_margin: tier.initial_margin,
+        old_maintenance_margin: null, new_maintenance_margin: tier.maintenance_margin,
+        old_max_notional: null, new_max_notional: tier.max_notional,
+      });
+    }
+
+    const finished = this.#stmt.finishOk.run(
+      observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, changes.length, runId,
+    );
+    if (finished.changes !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
+    this.#beforeCommit?.(runId);
+
+    return {
+      outcome: { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, changes },
+      state,
+      removedKeys,
+      opened,
+      observedAt,
+    };
+  }
+
+  /**
+   * The account's current versions: the in-memory copy while no other connection has committed
+   * since the last check, else reloaded from the database. Call inside the write transaction.
+   */
+  #accountState(accountId: string): AccountState {
+    const dataVersion = this.#stmt.dataVersion.get() as number;
+    if (dataVersion !== this.#knownDataVersion) {
+      if (this.#knownDataVersion !== null && this.#accounts.size > 0) {
+        this.#logger.debug({ accounts: this.#accounts.size }, 'another connection wrote: reloading current tiers');
+      }
+      this.#accounts.clear();
+      this.#knownDataVersion = dataVersion;
+    }
+    let state = this.#accounts.get(accountId);
+    if (state === undefined) {
+      const versions = new Map<string, CurrentVersion>();
+      for (const version of this.#stmt.loadCurrent.iterate(accountId)) {
+        versions.set(tierKey(version.symbol, version.leverage), version);
+      }
+      state = { versions, lastObservedAt: this.#stmt.lastObserved.get(accountId)?.observed_at ?? null };
+      this.#accounts.set(accountId, state);
+    }
+    return state;
+  }
+}
+
+/** An endpoint URL without query string or fragment, in WHATWG form; the raw text if it is no URL. */
+export function normalizeEndpoint(endpoint: string): string {
+  try {
+    const url = new URL(endpoint.trim());
+    url.search = '';
+    url.hash = '';
+    url.username = '';
+    url.password = '';
+    return url.href;
+  } catch {
+    return endpoint.trim();
+  }
+}
+
+function formatRatio(ratio: number): string {
+  return `${Math.round(ratio * 1000) / 10}%`;
+}

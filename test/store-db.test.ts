@@ -1,0 +1,159 @@
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { defaultMigrationsFolder, migrateDatabase, openDatabase } from '../src/store/db.ts';
+import { VIEW_COLUMNS } from '../src/store/schema.ts';
+import { HistoryStore } from '../src/store/history-store.ts';
+import { isTierwatchError, type ErrorCode } from '../src/errors.ts';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-db-'));
+});
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function rejectsWith(code: ErrorCode, pattern: RegExp) {
+  return (error: unknown) => isTierwatchError(error, code) && pattern.test(error.message);
+}
+
+describe('openDatabase', () => {
+  it('creates a missing parent directory owner-only, and migrates', () => {
+    const dbPath = path.join(dir, 'data', 'nested', 'tierwatch.db');
+    const db = openDatabase(dbPath);
+    try {
+      assert.equal(fs.statSync(path.dirname(dbPath)).mode & 0o777, 0o700);
+      assert.equal(db.migrationsApplied, 1);
+      const tables = db.sqlite
+        .prepare(`SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name`)
+        .pluck()
+        .all();
+      for (const name of ['runs', 'tier_versions', 'tiers_current', 'tier_changes', 'run_ledger', 'tier_version']) {
+        assert.ok(tables.includes(name), `${name} exists`);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  it('leaves an existing directory as it is', () => {
+    fs.chmodSync(dir, 0o755);
+    openDatabase(path.join(dir, 'x.db')).close();
+    assert.equal(fs.statSync(dir).mode & 0o777, 0o755);
+  });
+
+  it('sets WAL, foreign keys, a 5 s busy timeout and NORMAL sync', () => {
+    const db = openDatabase(path.join(dir, 'x.db'));
+    try {
+      assert.equal(db.sqlite.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.sqlite.pragma('foreign_keys', { simple: true }), 1);
+      assert.equal(db.sqlite.pragma('busy_timeout', { simple: true }), 5000);
+      assert.equal(db.sqlite.pragma('synchronous', { simple: true }), 1);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('gives every public view exactly its documented columns, in order', () => {
+    const db = openDatabase(path.join(dir, 'x.db'));
+    try {
+      for (const [view, columns] of Object.entries(VIEW_COLUMNS)) {
+        const actual = db.sqlite.prepare(`SELECT name FROM pragma_table_info(?)`).pluck().all(view);
+        assert.deepEqual(actual, [...columns], view);
+      }
+      // The documented lists themselves (issue 2 §4), spelled out so the contract cannot drift quietly.
+      assert.deepEqual(VIEW_COLUMNS.tier_changes.slice(0, 7), [
+        'run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns',
+      ]);
+      assert.deepEqual(VIEW_COLUMNS.runs.slice(0, 12), [
+        'run_id', 'account_id', 'endpoint', 'started_at', 'observed_at', 'finished_at', 'status', 'pages', 'tiers',
+        'changes', 'error_code', 'error_message',
+      ]);
+      const types = db.sqlite.prepare(`SELECT name, type FROM pragma_table_info('tier_versions')`).all() as Array<{
+        name: string;
+        type: string;
+      }>;
+      const typeOf = Object.fromEntries(types.map((row) => [row.name, row.type.toUpperCase()]));
+      assert.equal(typeOf.initial_margin, 'REAL');
+      assert.equal(typeOf.max_notional, 'REAL');
+      assert.equal(typeOf.leverage, 'TEXT');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('applies nothing the second time, and migrateDatabase reports what it applied', () => {
+    const dbPath = path.join(dir, 'x.db');
+    assert.deepEqual(migrateDatabase(dbPath), { applied: 1, total: 1 });
+    assert.deepEqual(migrateDatabase(dbPath), { applied: 0, total: 1 });
+    const db = openDatabase(dbPath);
+    assert.equal(db.migrationsApplied, 0);
+    db.close();
+  });
+
+  it('refuses a database migrated by a newer tierwatch, writable or read-only', () => {
+    const dbPath = path.join(dir, 'x.db');
+    const db = openDatabase(dbPath);
+    db.sqlite
+      .prepare(`INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('f00d', ?)`)
+      .run(Date.UTC(2099, 0, 1));
+    db.close();
+    assert.throws(() => openDatabase(dbPath), rejectsWith('DB_SCHEMA_TOO_NEW', /newer tierwatch.*2099-01-01/));
+    assert.throws(() => openDatabase(dbPath, { readonly: true }), rejectsWith('DB_SCHEMA_TOO_NEW', /upgrade/));
+  });
+
+  it('refuses a migration it does not know even when it is older', () => {
+    const dbPath = path.join(dir, 'x.db');
+    const db = openDatabase(dbPath);
+    db.sqlite.prepare(`INSERT INTO __drizzle_migrations (hash, created_at) VALUES ('beef', 1)`).run();
+    db.close();
+    assert.throws(() => openDatabase(dbPath), rejectsWith('DB_SCHEMA_TOO_NEW', /does not know/));
+  });
+
+  it('read-only: says there is no database yet, or that it needs migrating, and writes nothing', () => {
+    const missing = path.join(dir, 'missing', 'x.db');
+    assert.throws(() => openDatabase(missing, { readonly: true }), rejectsWith('DB_EMPTY', /no database at .*collect/));
+    assert.equal(fs.existsSync(path.dirname(missing)), false);
+
+    const blank = path.join(dir, 'blank.db');
+    fs.writeFileSync(blank, '');
+    assert.throws(() => openDatabase(blank, { readonly: true }), rejectsWith('DB_NEEDS_MIGRATION', /tierwatch migrate/));
+    assert.equal(fs.statSync(blank).size, 0);
+  });
+
+  it('read-only opens of a migrated database read the views and refuse writes', () => {
+    const dbPath = path.join(dir, 'x.db');
+    migrateDatabase(dbPath);
+    const db = openDatabase(dbPath, { readonly: true });
+    try {
+      assert.equal(db.migrationsApplied, 0);
+      assert.deepEqual(db.sqlite.prepare('SELECT count(*) AS n FROM runs').get(), { n: 0 });
+      assert.throws(() => db.sqlite.prepare(`INSERT INTO meta VALUES ('a', 'b')`).run(), /readonly/);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('maps a file that is not a database to DB_WRITE_FAILED', () => {
+    const dbPath = path.join(dir, 'x.db');
+    fs.writeFileSync(dbPath, 'this is not a database, just some text that is long enough to have a header....');
+    assert.throws(() => openDatabase(dbPath), rejectsWith('DB_WRITE_FAILED', /not a SQLite database/));
+  });
+
+  it('checkpoints the WAL at close, and close is idempotent', () => {
+    const dbPath = path.join(dir, 'x.db');
+    const db = openDatabase(dbPath);
+    new HistoryStore(db).startRun({ accountId: 'primary', endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: new Date() });
+    assert.ok(fs.statSync(`${dbPath}-wal`).size > 0);
+    db.close();
+    db.close();
+    assert.equal(fs.existsSync(`${dbPath}-wal`) ? fs.statSync(`${dbPath}-wal`).size : 0, 0);
+  });
+
+  it('finds the migrations folder at the package root', () => {
+    assert.equal(defaultMigrationsFolder(), path.resolve(import.meta.dirname, '..', 'migrations'));
+  });
+});
