@@ -1,0 +1,39 @@
+/**
+ * `tierwatch health`: exit 0 when every configured account's last successful sweep is recent
+ * enough, 1 with a one-line reason otherwise. The Docker HEALTHCHECK runs it.
+ */
+import { existsSync } from 'node:fs';
+import { defaultHealthThresholdMs, judgeHealth } from '../collect/health.ts';
+import { openDatabase } from '../store/db.ts';
+import { HistoryStore } from '../store/history-store.ts';
+import { durationOption } from './simulate.ts';
+import type { CommandSpec } from './context.ts';
+
+export const healthCommand: CommandSpec = {
+  name: 'health',
+  summary: 'exit 0 when every account was swept recently, 1 with the reason otherwise (the container health check)',
+  flags: ['db', 'schedule'],
+  configure(command) {
+    command
+      .option('--accounts <ids>', 'accounts to judge (env QFEX_ACCOUNT_IDS, default primary)')
+      .option('--max-age <duration>', 'oldest acceptable last success (env TIERWATCH_HEALTH_MAX_AGE; default twice the longest gap of the schedule, at least 1m)');
+  },
+  async run(context) {
+    const config = context.config();
+    const maxAgeMs = durationOption(context.options.maxAge, '--max-age') ?? config.healthMaxAgeMs ?? defaultHealthThresholdMs(config.schedule);
+    if (!existsSync(config.dbPath)) {
+      context.print(`unhealthy: no database at ${config.dbPath} yet`);
+      return 1;
+    }
+    const db = openDatabase(config.dbPath, { readonly: true });
+    try {
+      const store = new HistoryStore(db);
+      const accounts = config.accountIds.map((accountId) => ({ accountId, lastSuccessAt: store.lastSuccessfulRun(accountId)?.observed_at ?? null }));
+      const verdict = judgeHealth(accounts, maxAgeMs, new Date());
+      context.print(verdict.healthy ? `healthy: ${verdict.summary}` : `unhealthy: ${verdict.reason}`);
+      return verdict.healthy ? 0 : 1;
+    } finally {
+      db.close();
+    }
+  },
+};
