@@ -169,6 +169,9 @@ function rowError(where: { offset: number }, symbol: unknown, leverage: unknown,
   });
 }
 
+/** What normalizeLeverage would return unchanged: positive, no leading or trailing zeros. */
+const CANONICAL_LEVERAGE = /^(?:[1-9]\d*(?:\.\d*[1-9])?|0\.\d*[1-9])$/;
+
 /** A margin is a JSON number in (0, 1]; the strings "NaN" and "Infinity" are not numbers. */
 function isMargin(value: unknown): value is number {
   return typeof value === 'number' && value > 0 && value <= 1;
@@ -192,7 +195,8 @@ export function validateTierRow(row: unknown, where: { offset: number }): Tier {
   if (typeof symbol !== 'string' || symbol.trim() === '') {
     throw rowError(where, undefined, rawLeverage, 'symbol', 'must be a non-empty string', symbol);
   }
-  const leverage = normalizeLeverage(rawLeverage);
+  // Fast path: the exchange sends canonical strings ("20"), which need no rewriting.
+  const leverage = typeof rawLeverage === 'string' && CANONICAL_LEVERAGE.test(rawLeverage) ? rawLeverage : normalizeLeverage(rawLeverage);
   if (leverage === null) {
     throw rowError(where, symbol, rawLeverage, 'leverage', 'must be a positive decimal', rawLeverage);
   }
