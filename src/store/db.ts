@@ -134,6 +134,8 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
       closed = true;
       if (!readonly) {
         try {
+          // Refreshes the planner's statistics where they are stale (cheap; SQLite's advice at close).
+          sqlite.pragma('optimize');
           sqlite.pragma('wal_checkpoint(TRUNCATE)');
         } catch (error) {
           // A reader may still hold the WAL; the next open checkpoints it. Not worth failing a shutdown.
