@@ -1,0 +1,272 @@
+/**
+ * The QFEX client at the network's edges: TLS with a private CA (made with openssl here) and an
+ * untrusted certificate, a stalled TLS handshake, refused connections, an unresolvable host (the
+ * resolver is injected: no real DNS query), HTTP refusals at the upgrade, and frames a scripted `ws`
+ * server sends that the simulator does not (a leverage page before auth, pushes during paging).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type LookupFunction, type Server, type Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { Writable } from 'node:stream';
+import { TierwatchError } from '../src/errors.ts';
+import { createLogger } from '../src/log.ts';
+import { openSession, type QfexClientOptions } from '../src/qfex/client.ts';
+import { startSimulator, type Simulator } from '../src/sim/index.ts';
+
+const PUBLIC = 'qfex_pub_network';
+const SECRET = 'qfex_secret_network_test';
+const timeouts = { connectMs: 1500, authMs: 1500, requestMs: 1500, idleMs: 5000 };
+
+async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<TierwatchError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof TierwatchError, `not a TierwatchError: ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    if (pattern) assert.match(error.message, pattern);
+    assert.ok(!error.message.includes(SECRET));
+    return error;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+const lookups: string[] = [];
+/** Resolves every name to 127.0.0.1 (or fails with ENOTFOUND for *.invalid), recording the names. */
+const fakeLookup: LookupFunction = (hostname, options, callback) => {
+  lookups.push(hostname);
+  if (hostname.endsWith('.invalid')) {
+    const error = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
+    if (options.all) callback(error, []);
+    else callback(error, '', 4);
+    return;
+  }
+  if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
+  else callback(null, '127.0.0.1', 4);
+};
+
+// ---- TLS material: a throwaway CA and a certificate for localhost ----
+
+let dir = '';
+let caPem = '';
+let tlsSim: Simulator;
+const servers: Array<{ close: () => unknown }> = [];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tierwatch-qfex-tls-'));
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=tierwatch test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  run('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
+  caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
+  tlsSim = await startSimulator({
+    tls: { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') },
+    keys: [{ publicKey: PUBLIC, secretKey: SECRET }],
+  });
+});
+
+after(async () => {
+  const t0 = performance.now();
+  process.on("exit", () => console.error("exit at", performance.now() - t0));
+  await tlsSim?.close();
+  await Promise.all(servers.map((server) => server.close()));
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  console.error("after done", performance.now() - t0);
+});
+
+function options(url: string, overrides: Partial<QfexClientOptions> = {}): QfexClientOptions {
+  return { url, credentials: { kind: 'hmac', publicKey: PUBLIC, secretKey: SECRET }, timeouts, lookup: fakeLookup, ...overrides };
+}
+
+test('wss:// with the private CA given through `ca` connects, authenticates and pages', async () => {
+  assert.match(tlsSim.url, /^wss:\/\/localhost:\d+$/);
+  lookups.length = 0;
+  const session = await openSession(options(tlsSim.url, { ca: caPem }));
+  try {
+    assert.equal((await session.requestLeveragePage(3, 0)).length, 3);
+  } finally {
+    session.close();
+  }
+  assert.deepEqual(lookups, ['localhost']);
+});
+
+test('wss:// without the CA: the untrusted certificate is QFEX_TLS, not retryable', async () => {
+  const error = await rejectsWith(openSession(options(tlsSim.url)), 'QFEX_TLS', /QFEX_CA_FILE/);
+  assert.equal(error.retryable, false);
+  assert.equal(tlsSim.stats.authOk, 1);
+});
+
+test('a certificate for another name is QFEX_TLS even with the CA trusted', async () => {
+  // other.example resolves to loopback through our lookup, but the certificate does not name it.
+  await rejectsWith(openSession(options(tlsSim.url.replace('localhost', 'other.example'), { ca: caPem })), 'QFEX_TLS');
+});
+
+async function listen(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  servers.push({ close: () => new Promise((resolve) => server.close(resolve)) });
+  return (server.address() as { port: number }).port;
+}
+
+test('a TLS server that stalls the handshake is QFEX_TIMEOUT after connectMs', async () => {
+  const sockets: Socket[] = [];
+  const port = await listen(createServer((socket) => sockets.push(socket)));
+  const started = performance.now();
+  const error = await rejectsWith(openSession(options(`wss://localhost:${port}`, { ca: caPem, timeouts: { ...timeouts, connectMs: 100 } })), 'QFEX_TIMEOUT', /handshake/);
+  assert.ok(performance.now() - started < 1000);
+  assert.equal(error.retryable, true);
+  assert.equal(sockets.length, 1);
+  for (const socket of sockets) socket.destroy();
+});
+
+test('a refused connection is QFEX_CONNECT, retryable', async () => {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  const error = await rejectsWith(openSession(options(`ws://127.0.0.1:${port}`)), 'QFEX_CONNECT', /ECONNREFUSED/);
+  assert.equal(error.retryable, true);
+});
+
+test('a host name that does not resolve is QFEX_CONNECT, through the injected resolver', async () => {
+  lookups.length = 0;
+  await rejectsWith(openSession(options('wss://trade.qfex.invalid')), 'QFEX_CONNECT', /ENOTFOUND/);
+  assert.deepEqual(lookups, ['trade.qfex.invalid']);
+});
+
+test('a peer that resets the connection mid-handshake is QFEX_CONNECT', async () => {
+  const port = await listen(createServer((socket) => socket.once('data', () => socket.resetAndDestroy())));
+  await rejectsWith(openSession(options(`ws://127.0.0.1:${port}`)), 'QFEX_CONNECT');
+});
+
+test('a malformed URL is CONFIG_INVALID', async () => {
+  await rejectsWith(openSession(options('not a url')), 'CONFIG_INVALID');
+  await rejectsWith(openSession(options('https://trade.qfex.com')), 'CONFIG_INVALID');
+});
+
+// ---- a scripted ws server for what the simulator does not send ----
+
+interface Scripted {
+  url: string;
+  requests: IncomingMessage[];
+  received: unknown[];
+}
+
+async function scripted(onMessage: (ws: WebSocket, message: Record<string, unknown>) => void, verifyStatus?: number): Promise<Scripted> {
+  const requests: IncomingMessage[] = [];
+  const received: unknown[] = [];
+  const wss = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    verifyClient: (info, callback) => {
+      requests.push(info.req);
+      if (verifyStatus === undefined) callback(true);
+      else callback(false, verifyStatus);
+    },
+  });
+  await once(wss, 'listening');
+  servers.push({
+    close: () =>
+      new Promise((resolve) => {
+        for (const client of wss.clients) client.terminate();
+        wss.close(resolve);
+      }),
+  });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as Record<string, unknown>;
+      received.push(message);
+      onMessage(ws, message);
+    });
+  });
+  return { url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`, requests, received };
+}
+
+test('the public key goes in ?api_key=, the secret and the JWT never in the URL', async () => {
+  const server = await scripted((ws, message) => {
+    if (message.type === 'auth') ws.send('{"authenticated":true}');
+  });
+  (await openSession(options(server.url))).close();
+  (await openSession(options(server.url, { credentials: { kind: 'jwt', token: 'h.p.s', publicKey: 'qfex_pub_jwt' } }))).close();
+  (await openSession(options(server.url, { credentials: { kind: 'jwt', token: 'h.p.s' } }))).close();
+  assert.deepEqual(
+    server.requests.map((request) => request.url),
+    [`/?api_key=${PUBLIC}`, '/?api_key=qfex_pub_jwt', '/'],
+  );
+  const [hmac, jwt] = server.received as Array<{ params: { hmac?: { signature: string; nonce: string }; jwt?: string; account_id?: string } }>;
+  assert.match(hmac!.params.hmac!.signature, /^[0-9a-f]{64}$/);
+  assert.match(hmac!.params.hmac!.nonce, /^[0-9a-f]{32}$/);
+  assert.equal(jwt!.params.jwt, 'h.p.s');
+  assert.ok(server.received.every((message) => !('account_id' in (message as { params: object }).params)));
+});
+
+test('HTTP 401/403 at the upgrade is QFEX_AUTH_REJECTED; a 503 is QFEX_CONNECT', async () => {
+  for (const status of [401, 403]) {
+    const server = await scripted(() => {}, status);
+    const error = await rejectsWith(openSession(options(server.url)), 'QFEX_AUTH_REJECTED', new RegExp(`HTTP ${status}`));
+    assert.equal(error.retryable, false);
+  }
+  const unavailable = await scripted(() => {}, 503);
+  assert.equal((await rejectsWith(openSession(options(unavailable.url)), 'QFEX_CONNECT', /HTTP 503/)).retryable, true);
+});
+
+test('pushes during paging are skipped; a leverage page before auth is QFEX_PROTOCOL', async () => {
+  const polite = await scripted((ws, message) => {
+    if (message.type === 'auth') {
+      ws.send('{"subscribed":"order_responses"}');
+      ws.send('{"type":"auth","result":"success"}');
+      return;
+    }
+    ws.send(JSON.stringify({ type: 'subscribed', connection_id: 'c', message_id: 7, channel: 'v4_balances', contents: [] }));
+    ws.send(JSON.stringify({ available_leverage_levels_response: [{ symbol: 'X-USD' }], $schema: 'https://example/schema' }));
+  });
+  const session = await openSession(options(polite.url));
+  try {
+    assert.deepEqual(await session.requestLeveragePage(10, 0), [{ symbol: 'X-USD' }]);
+  } finally {
+    session.close();
+  }
+
+  const eager = await scripted((ws) => ws.send('{"available_leverage_levels_response":[]}'));
+  await rejectsWith(openSession(options(eager.url)), 'QFEX_PROTOCOL', /before answering the auth message/);
+});
+
+test('an error frame answering the auth message is QFEX_AUTH_REJECTED with the exchange code', async () => {
+  const server = await scripted((ws) => ws.send(JSON.stringify({ type: 'error', error_code: 'PermissionDenied', message: 'bad signature' })));
+  await rejectsWith(openSession(options(server.url)), 'QFEX_AUTH_REJECTED', /PermissionDenied: bad signature/);
+});
+
+test('an unsolicited page, or an unsolicited error frame, after auth', async () => {
+  const server = await scripted((ws, message) => {
+    if (message.type !== 'auth') return;
+    ws.send('{"authenticated":true}');
+    ws.send('{"err":{"error_code":"ServerError","message":null}}');
+    ws.send('{"available_leverage_levels_response":[]}');
+  });
+  // The client logs its failure; wait for that line rather than for time to pass.
+  let failed!: () => void;
+  const failure = new Promise<void>((resolve) => (failed = resolve));
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      if (String(chunk).includes('QFEX connection failed')) failed();
+      callback();
+    },
+  });
+  const session = await openSession(options(server.url, { logger: createLogger({ level: 'debug', destination }) }));
+  try {
+    await failure;
+    await rejectsWith(session.requestLeveragePage(1, 0), 'QFEX_PROTOCOL', /nobody asked for/);
+  } finally {
+    session.close();
+  }
+});
