@@ -46,6 +46,7 @@ export interface Config {
   shutdownTimeoutMs: number;
   healthMaxAgeMs: number | null;
   httpPort: number | null;
+  httpHost: string;
   logLevel: LevelWithSilent;
 }
 
@@ -262,6 +263,7 @@ export function loadConfig(env: Env = process.env, overrides: Overrides = {}): C
     shutdownTimeoutMs: reader.duration('TIERWATCH_SHUTDOWN_TIMEOUT', 10_000),
     healthMaxAgeMs: healthMaxAge,
     httpPort,
+    httpHost: reader.string('TIERWATCH_HTTP_HOST', '0.0.0.0'),
     logLevel: readLogLevel(reader),
   };
   return Object.freeze(config);
@@ -328,6 +330,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     backoff: config.backoff,
     maxRemovalRatio: config.maxRemovalRatio,
     httpPort: config.httpPort,
+    httpHost: config.httpHost,
     logLevel: config.logLevel,
   };
 }

@@ -5,6 +5,7 @@
  * missed or failed sweep is tolerated and two in a row are not.
  */
 import { createTask } from 'node-cron';
+import type { HistoryStore } from '../store/history-store.ts';
 
 const LOOKAHEAD_FIRINGS = 24;
 const MIN_THRESHOLD_MS = 60_000;
@@ -26,6 +27,11 @@ export function defaultHealthThresholdMs(schedule: string): number {
   return Math.max(MIN_THRESHOLD_MS, 2 * longestGapMs(schedule));
 }
 
+/** TIERWATCH_HEALTH_MAX_AGE, or the default derived from the schedule. */
+export function healthMaxAgeMs(config: { healthMaxAgeMs: number | null; schedule: string }): number {
+  return config.healthMaxAgeMs ?? defaultHealthThresholdMs(config.schedule);
+}
+
 export interface AccountHealth {
   accountId: string;
   lastSuccessAt: string | null;
@@ -45,4 +51,9 @@ export function judgeHealth(accounts: AccountHealth[], maxAgeMs: number, now: Da
   }
   const oldest = accounts.map((account) => account.lastSuccessAt!).sort()[0];
   return { healthy: true, summary: `${accounts.length} account(s) swept within ${limit}; oldest last success ${oldest}` };
+}
+
+/** Every account's last success as the ledger has it. */
+export function accountHealth(store: HistoryStore, accountIds: readonly string[]): AccountHealth[] {
+  return accountIds.map((accountId) => ({ accountId, lastSuccessAt: store.lastSuccessfulRun(accountId)?.observed_at ?? null }));
 }

@@ -22,8 +22,8 @@ export interface SweepDeps {
 }
 
 export type SweepResult =
-  | { ok: true; runId: number; accountId: string; observedAt: Date; pages: number; tiers: number; changes: ChangeRecord[] }
-  | { ok: false; runId: number; accountId: string; error: TierwatchError };
+  | { ok: true; runId: number; accountId: string; durationMs: number; observedAt: Date; pages: number; tiers: number; changes: ChangeRecord[] }
+  | { ok: false; runId: number; accountId: string; durationMs: number; error: TierwatchError };
 
 const realSleep = (ms: number, signal?: AbortSignal) =>
   delay(ms, undefined, signal === undefined ? undefined : { signal }).then(
@@ -55,6 +55,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
 
   store.bindEndpoint(config.endpoint);
   const runId = store.startRun({ accountId, endpoint: config.endpoint, publicKey: config.publicKey, startedAt: now() });
+  const startedMs = performance.now();
   const log = deps.logger.child({ runId, account: accountId });
   log.debug('sweep started');
   let pagesSeen = 0;
@@ -74,13 +75,13 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
       { pages: paged.pages, tiers: paged.tiers.length, added: outcome.added, removed: outcome.removed, changed: outcome.changed, observedAt: paged.observedAt.toISOString() },
       outcome.changes.length === 0 ? 'sweep ok, no changes' : `sweep ok, ${outcome.changes.length} change(s)`,
     );
-    return { ok: true, runId, accountId, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes };
+    return { ok: true, runId, accountId, durationMs: performance.now() - startedMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes };
   } catch (thrown) {
     const error = coerceError(thrown);
     const status = error.code === 'ABORTED' ? 'aborted' : 'failed';
     store.failRun(runId, { status, code: error.code, message: error.message, pages: pagesSeen, finishedAt: now() });
     log[status === 'aborted' ? 'warn' : 'error']({ code: error.code, pages: pagesSeen, err: error }, `sweep ${status}: ${error.message}`);
-    return { ok: false, runId, accountId, error };
+    return { ok: false, runId, accountId, durationMs: performance.now() - startedMs, error };
   }
 
   async function pageWithRetries(): Promise<PagedTiers> {

@@ -6,6 +6,7 @@
 import { rmSync } from 'node:fs';
 import { runDaemon } from '../collect/daemon.ts';
 import { loadConfig } from '../config.ts';
+import { createLogger } from '../log.ts';
 import { describeChange } from '../report/describe-change.ts';
 import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator } from '../sim/index.ts';
 import { openDatabase } from '../store/db.ts';
@@ -41,7 +42,8 @@ export const demoCommand: CommandSpec = {
     });
     for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
 
-    const logger = context.logger();
+    // The change feed on stdout is the point of the demo; logs stay quiet unless LOG_LEVEL asks.
+    const logger = createLogger({ level: config.logLevel, ...(io.logDestination === undefined ? {} : { destination: io.logDestination }) });
     const db = openDatabase(dbPath, { logger });
     const stop = AbortSignal.any([io.signal, AbortSignal.timeout(durationMs)]);
     context.print(`QFEX simulator on ${sim.url}; collecting every 5 s into ${dbPath} for ${Math.round(durationMs / 1000)} s (Ctrl-C ends it sooner)`);

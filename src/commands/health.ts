@@ -3,7 +3,7 @@
  * enough, 1 with a one-line reason otherwise. The Docker HEALTHCHECK runs it.
  */
 import { existsSync } from 'node:fs';
-import { defaultHealthThresholdMs, judgeHealth } from '../collect/health.ts';
+import { accountHealth, healthMaxAgeMs, judgeHealth } from '../collect/health.ts';
 import { openDatabase } from '../store/db.ts';
 import { HistoryStore } from '../store/history-store.ts';
 import { durationOption } from './simulate.ts';
@@ -20,16 +20,14 @@ export const healthCommand: CommandSpec = {
   },
   async run(context) {
     const config = context.config();
-    const maxAgeMs = durationOption(context.options.maxAge, '--max-age') ?? config.healthMaxAgeMs ?? defaultHealthThresholdMs(config.schedule);
+    const maxAgeMs = durationOption(context.options.maxAge, '--max-age') ?? healthMaxAgeMs(config);
     if (!existsSync(config.dbPath)) {
       context.print(`unhealthy: no database at ${config.dbPath} yet`);
       return 1;
     }
     const db = openDatabase(config.dbPath, { readonly: true });
     try {
-      const store = new HistoryStore(db);
-      const accounts = config.accountIds.map((accountId) => ({ accountId, lastSuccessAt: store.lastSuccessfulRun(accountId)?.observed_at ?? null }));
-      const verdict = judgeHealth(accounts, maxAgeMs, new Date());
+      const verdict = judgeHealth(accountHealth(new HistoryStore(db), config.accountIds), maxAgeMs, new Date());
       context.print(verdict.healthy ? `healthy: ${verdict.summary}` : `unhealthy: ${verdict.reason}`);
       return verdict.healthy ? 0 : 1;
     } finally {

@@ -5,6 +5,9 @@
  */
 import { describeConfig, requireCredentials } from '../config.ts';
 import { runDaemon } from '../collect/daemon.ts';
+import { accountHealth, healthMaxAgeMs, judgeHealth } from '../collect/health.ts';
+import { startHttpEndpoint, type HttpEndpoint } from '../collect/http.ts';
+import { SweepMetrics } from '../collect/metrics.ts';
 import { packageVersion } from '../paths.ts';
 import { withWriter } from './writer.ts';
 import type { CommandSpec } from './context.ts';
@@ -19,10 +22,28 @@ export const runCommand: CommandSpec = {
     const logger = context.logger();
     logger.info({ version: packageVersion(), config: describeConfig(config) }, 'tierwatch daemon starting');
     return withWriter(context, async (deps) => {
-      deps.store.bindEndpoint(config.endpoint);
-      const clean = await runDaemon(config, deps, context.io.signal);
-      logger.info(clean ? 'daemon stopped' : 'daemon stopped with a sweep still running');
-      return clean ? 0 : 1;
+      const { store } = deps;
+      store.bindEndpoint(config.endpoint);
+      const metrics = new SweepMetrics();
+      for (const account of accountHealth(store, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
+      let http: HttpEndpoint | null = null;
+      if (config.httpPort !== null) {
+        const maxAgeMs = healthMaxAgeMs(config);
+        http = await startHttpEndpoint({
+          host: config.httpHost,
+          port: config.httpPort,
+          metrics,
+          health: () => judgeHealth(accountHealth(store, config.accountIds), maxAgeMs, new Date()),
+          logger,
+        });
+      }
+      try {
+        const clean = await runDaemon(config, deps, context.io.signal, { onSweep: (result) => metrics.record(result) });
+        logger.info(clean ? 'daemon stopped' : 'daemon stopped with a sweep still running');
+        return clean ? 0 : 1;
+      } finally {
+        await http?.close();
+      }
     });
   },
 };

@@ -1,0 +1,45 @@
+/** `tierwatch diff FROM [TO]`: what differs between two points, net of what happened in between. */
+import { diffBetween, type DiffRow } from '../query/diff.ts';
+import { describeDetail } from '../report/describe-change.ts';
+import { addQueryOptions, filtersFrom, formatFrom, timeArgument, withHistory, writeTable } from '../output/query-command.ts';
+import { describable, diffShape } from '../output/shapes.ts';
+import { writeRecords } from '../output/stream.ts';
+import { renderTable } from '../output/table.ts';
+import { TIME_FORMS } from '../query/time.ts';
+import type { CommandSpec } from './context.ts';
+
+export function diffTable(rows: readonly DiffRow[]): string {
+  return renderTable(
+    [{ title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' }, { title: 'what' }],
+    rows.map((row) => [row.account_id, row.symbol, `${row.leverage}x`, row.change, describeDetail(describable(row))]),
+    'No differences.',
+  );
+}
+
+export const diffCommand: CommandSpec = {
+  name: 'diff',
+  summary: 'what differs between two points in time (TO defaults to now); exits 0 either way',
+  flags: ['db'],
+  configure(command) {
+    command
+      .argument('<from>', `the earlier point: ${TIME_FORMS}`)
+      .argument('[to]', 'the later point (default now)');
+    addQueryOptions(command);
+  },
+  async run(context) {
+    const now = new Date();
+    const format = formatFrom(context);
+    const filters = filtersFrom(context);
+    return withHistory(context, async (db) => {
+      const from = timeArgument(db, context.args[0], now, 'FROM')!;
+      const to = timeArgument(db, context.args[1], now, 'TO') ?? now.toISOString();
+      const rows = diffBetween(db, from, to, filters);
+      if (format === 'table') {
+        await writeTable(context, db, `From ${from} to ${to}:\n${diffTable(rows)}`, now);
+      } else {
+        await writeRecords(context.io.stdout, format, rows, diffShape);
+      }
+      return 0;
+    });
+  },
+};

@@ -1,0 +1,48 @@
+/** `tierwatch snapshot [--at T]`: every tier as it was at T (now by default). */
+import { snapshotAt, type VersionRow } from '../query/snapshot.ts';
+import { formatValue } from '../report/describe-change.ts';
+import { addQueryOptions, filtersFrom, formatFrom, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
+import { versionShape } from '../output/shapes.ts';
+import { writeRecords } from '../output/stream.ts';
+import { renderTable } from '../output/table.ts';
+import type { CommandSpec } from './context.ts';
+
+export function snapshotTable(rows: readonly VersionRow[]): string {
+  return renderTable(
+    [
+      { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' },
+      { title: 'initial_margin', align: 'right' }, { title: 'maintenance_margin', align: 'right' },
+      { title: 'max_notional', align: 'right' }, { title: 'since' },
+    ],
+    rows.map((row) => [
+      row.account_id, row.symbol, `${row.leverage}x`, formatValue('initial_margin', row.initial_margin),
+      formatValue('maintenance_margin', row.maintenance_margin), formatValue('max_notional', row.max_notional), row.valid_from,
+    ]),
+    'No tiers match.',
+  );
+}
+
+export const snapshotCommand: CommandSpec = {
+  name: 'snapshot',
+  summary: 'every tier as it was at a point in time (now by default)',
+  flags: ['db'],
+  configure(command) {
+    command.option('--at <time>', timeHelp('the point in time (default now)'));
+    addQueryOptions(command);
+  },
+  async run(context) {
+    const now = new Date();
+    const format = formatFrom(context);
+    const filters = filtersFrom(context);
+    return withHistory(context, async (db) => {
+      const at = timeArgument(db, context.options.at, now, '--at') ?? now.toISOString();
+      const rows = snapshotAt(db, at, filters);
+      if (format === 'table') {
+        await writeTable(context, db, `Tiers at ${at}:\n${snapshotTable(rows)}`, now);
+      } else {
+        await writeRecords(context.io.stdout, format, rows, versionShape);
+      }
+      return 0;
+    });
+  },
+};
