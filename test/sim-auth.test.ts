@@ -358,3 +358,34 @@ test('close() sends 1001 to open connections and resolves', async () => {
   assert.equal((await client.closed).code, 1001);
   await sim.close(); // idempotent
 });
+
+test('the simulator logs what it does but never a secret, a signature or a JWT', async () => {
+  const { createLogger } = await import('../src/log.ts');
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'trace', destination: { write: (line: string) => void lines.push(line) } });
+  const secret = 'qfex_secret_RECOGNISABLE_7f3a';
+  const jwt = 'eyJ.RECOGNISABLE.jwt';
+  await withSim({ logger, keys: [{ publicKey: 'qfex_pub_log', secretKey: secret }], jwts: [{ token: jwt }], authFailureMode: 'err_frame' }, async (sim) => {
+    const frame = authFrame({ publicKey: 'qfex_pub_log', secret });
+    const signature = (frame.params as any).hmac.signature as string;
+    const ok = await RawClient.open(sim.url);
+    ok.send(frame);
+    assert.deepEqual(await ok.json(), { authenticated: true });
+    ok.send({ type: 'get_available_leverage_levels', params: { limit: 2 } });
+    await ok.json();
+    const replay = await RawClient.open(sim.url);
+    replay.send(frame);
+    assert.equal((await replay.json()).err.error_code, 'PermissionDenied');
+    const viaJwt = await RawClient.open(sim.url);
+    viaJwt.send({ type: 'auth', params: { jwt } });
+    assert.deepEqual(await viaJwt.json(), { authenticated: true });
+    sim.editTier('primary', 'META-USD', 1, { max_notional: 1 });
+    ok.ws.close();
+    viaJwt.ws.close();
+    const text = lines.join('');
+    assert.match(text, /authenticated/);
+    assert.match(text, /replayed_nonce/);
+    assert.match(text, /tier change/);
+    for (const needle of [secret, signature, jwt]) assert.equal(text.includes(needle), false, `leaked ${needle.slice(0, 12)}…`);
+  });
+});
