@@ -12,7 +12,7 @@
  * Protocol: https://docs.qfex.com/websocket/channels/trade/authenticate,
  * https://docs.qfex.com/websocket/channels/trade/get_available_leverage, https://docs.qfex.com/websocket/errors
  */
-import { rootCertificates } from 'node:tls';
+import * as tls from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
@@ -117,6 +117,15 @@ function abortError(signal: AbortSignal): TierwatchError {
   return new TierwatchError('ABORTED', 'the QFEX connection was stopped by a shutdown signal', { cause: signal.reason });
 }
 
+/**
+ * The roots Node trusts by default, so that giving `ca` adds a private CA instead of replacing them.
+ * getCACertificates('default') (Node 22.15+) also covers NODE_EXTRA_CA_CERTS and --use-system-ca.
+ */
+function defaultCertificates(): readonly string[] {
+  const withDefaults = tls as { getCACertificates?: (type?: string) => string[] };
+  return typeof withDefaults.getCACertificates === 'function' ? withDefaults.getCACertificates('default') : tls.rootCertificates;
+}
+
 /** The URL to dial: the configured one with `api_key` set when a public key is known. */
 function dialUrl(options: QfexClientOptions): URL {
   let url: URL;
@@ -173,7 +182,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       perMessageDeflate: false,
       followRedirects: false,
       // Our own timer bounds the whole handshake; ws's would report it as a generic error.
-      ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca.toString()] }),
+      ...(options.ca === undefined ? {} : { ca: [...defaultCertificates(), options.ca.toString()] }),
       ...(options.lookup === undefined ? {} : { lookup: options.lookup }),
     });
 
