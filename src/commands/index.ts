@@ -7,5 +7,14 @@ import { healthCommand } from './health.ts';
 import { migrateCommand } from './migrate.ts';
 import { runCommand } from './run.ts';
 import { simulateCommand } from './simulate.ts';
+import { changesCommand } from './changes.ts';
+import { snapshotCommand } from './snapshot.ts';
+import { diffCommand } from './diff.ts';
+import { historyCommand } from './history.ts';
+import { runsCommand } from './runs.ts';
+import { queryCommand } from './query.ts';
 
-export const COMMANDS: CommandSpec[] = [runCommand, collectCommand, checkCommand, healthCommand, migrateCommand, demoCommand, simulateCommand];
+export const COMMANDS: CommandSpec[] = [
+  runCommand, collectCommand, checkCommand,
+  changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand,
+  healthCommand, migrateCommand, demoCommand, simulateCommand];

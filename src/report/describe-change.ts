@@ -53,14 +53,30 @@ export function describeMoves(change: DescribableChange): string[] {
   });
 }
 
+/**
+ * What happened to the tier, without naming it: "max_notional 190,000 → 150,000 (−21.1%)" for a
+ * change, the values for an addition, "was …" for a removal. The query tables print this beside
+ * their own symbol and leverage columns.
+ */
+export function describeDetail(change: DescribableChange): string {
+  switch (change.change) {
+    case 'added':
+      return valuesOf(change, 'new');
+    case 'removed':
+      return `was ${valuesOf(change, 'old')}`;
+    case 'changed':
+      return describeMoves(change).join('; ');
+  }
+}
+
 export function describeChange(change: DescribableChange): string {
   const tier = `${change.symbol} ${change.leverage}x`;
   switch (change.change) {
     case 'added':
-      return `${tier} added: ${valuesOf(change, 'new')}`;
+      return `${tier} added: ${describeDetail(change)}`;
     case 'removed':
-      return `${tier} removed (was ${valuesOf(change, 'old')})`;
+      return `${tier} removed (${describeDetail(change)})`;
     case 'changed':
-      return `${tier} changed: ${describeMoves(change).join('; ')}`;
+      return `${tier} changed: ${describeDetail(change)}`;
   }
 }

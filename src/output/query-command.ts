@@ -1,0 +1,73 @@
+/**
+ * What the six query commands share: the --format/--account/--symbol options, opening the history
+ * read-only (and closing it), reading time arguments, and the table footer.
+ */
+import type { Command } from 'commander';
+import type { CommandContext } from '../commands/context.ts';
+import { openDatabase } from '../store/db.ts';
+import { historyBounds } from '../query/bounds.ts';
+import type { Filters } from '../query/filters.ts';
+import { cachedStatement, type HistoryReader } from '../query/reader.ts';
+import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
+import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
+import { lastSweepLine } from './table.ts';
+import { writeText } from './stream.ts';
+
+function collectPatterns(value: string, previous: string[] = []): string[] {
+  const added = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  return [...previous, ...added];
+}
+
+/** Adds --format, and unless `filters` is false, the repeatable --account and --symbol. */
+export function addQueryOptions(command: Command, options: { filters?: boolean; symbol?: boolean } = {}): void {
+  command.option('--format <format>', `output format: ${OUTPUT_FORMATS.join(', ')} (default: table on a terminal, json otherwise)`);
+  if (options.filters === false) return;
+  command.option('--account <pattern>', 'only this account (`primary` or a subaccount id); `*` is a wildcard; repeatable', collectPatterns);
+  if (options.symbol !== false) {
+    command.option('--symbol <pattern>', 'only this symbol, e.g. META-USD or *-USD; `*` is a wildcard; repeatable', collectPatterns);
+  }
+}
+
+/** Help text for a time argument. */
+export function timeHelp(what: string): string {
+  return `${what}: ${TIME_FORMS}`;
+}
+
+export function filtersFrom(context: CommandContext): Filters {
+  const accounts = context.options.account as string[] | undefined;
+  const symbols = context.options.symbol as string[] | undefined;
+  return { ...(accounts?.length ? { accounts } : {}), ...(symbols?.length ? { symbols } : {}) };
+}
+
+export function formatFrom(context: CommandContext): OutputFormat {
+  return resolveFormat(context.options.format, context.io.stdoutIsTTY);
+}
+
+/** Opens the history read-only for `use`, and closes it whatever happens. */
+export async function withHistory<T>(context: CommandContext, use: (db: HistoryReader) => Promise<T>): Promise<T> {
+  const db = openDatabase(context.config().dbPath, { readonly: true });
+  try {
+    return await use(db);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A time argument as an ISO instant, or undefined when absent. `run:<id>` is looked up in `db`.
+ * Throws USAGE naming `flag` and listing the accepted forms.
+ */
+export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const spec = parseTimeArgument(String(value), now, flag);
+  return resolveTime(
+    spec,
+    (runId) => cachedStatement<{ observed_at: string | null; status: string }>(db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId),
+    flag,
+  );
+}
+
+/** Writes a rendered table, then the last-successful-sweep line. */
+export async function writeTable(context: CommandContext, db: HistoryReader, text: string, now: Date): Promise<void> {
+  await writeText(context.io.stdout, `${text}${lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now)}\n`);
+}

@@ -1,0 +1,69 @@
+/**
+ * Point in time: every tier version valid at T, i.e. valid_from <= T < valid_to (NULL = still open).
+ *
+ * Speed. Each version satisfies valid_from <= T or valid_to > T (or both: the answer), so an index
+ * on either column alone must walk every version on its side of T. Which side is shorter depends
+ * on where T falls in the history, so the query is written in two shapes and chosen by T's position
+ * between the first and the last sweep (with a steady change rate, versions are spread evenly in
+ * time). A unary `+` keeps SQLite from using the index of the other side. Exact symbols go through
+ * the (symbol, valid_from) index instead, which is best whatever T is.
+ */
+import type { TierValues } from '../history/tier.ts';
+import { requireHistoryAt, type HistoryBounds } from './bounds.ts';
+import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
+import { cachedStatement, isoOf, type HistoryReader } from './reader.ts';
+
+/** A row of the `tier_versions` view: one state of a tier and the interval it was valid. */
+export interface VersionRow extends TierValues {
+  account_id: string;
+  symbol: string;
+  leverage: string;
+  exchange_id: string | null;
+  valid_from: string;
+  valid_to: string | null;
+  run_id: number;
+}
+
+export const VERSION_COLUMNS = [
+  'account_id', 'symbol', 'leverage', 'initial_margin', 'maintenance_margin', 'max_notional', 'exchange_id',
+  'valid_from', 'valid_to', 'run_id',
+] as const;
+
+const SELECT_VERSION = `SELECT ${VERSION_COLUMNS.join(', ')} FROM tier_versions`;
+/** Account, symbol, then leverage as a number ("5" before "20"), then time. */
+export const VERSION_ORDER = 'ORDER BY account_id, symbol, CAST(leverage AS REAL), valid_from';
+
+export type SnapshotRoute = 'symbol' | 'from' | 'to';
+
+/** Which index the snapshot at `at` walks (exported for the EXPLAIN test and the benchmark). */
+export function snapshotRoute(at: string, bounds: HistoryBounds, filters: Filters): SnapshotRoute {
+  if (hasExactSymbolsOnly(filters)) return 'symbol';
+  const first = Date.parse(bounds.first_observed_at);
+  const last = Date.parse(bounds.last_observed_at);
+  const position = last > first ? (Date.parse(at) - first) / (last - first) : 1;
+  return position < 0.5 ? 'from' : 'to';
+}
+
+/** The SQL of the snapshot for a route; parameters: @at, then the filter's positional ones. */
+export function snapshotSql(route: SnapshotRoute, filters: Filters): { sql: string; params: string[] } {
+  const filter = filterCondition(filters);
+  const interval =
+    route === 'to'
+      ? '+valid_from <= @at AND (valid_to IS NULL OR valid_to > @at)'
+      : route === 'from'
+        ? 'valid_from <= @at AND (+valid_to IS NULL OR +valid_to > @at)'
+        : 'valid_from <= @at AND (valid_to IS NULL OR valid_to > @at)';
+  return { sql: `${SELECT_VERSION} WHERE ${interval} AND ${filter.sql} ${VERSION_ORDER}`, params: filter.params };
+}
+
+/**
+ * Every tier as it was at `at`, ordered by account, symbol and numeric leverage. Throws
+ * TierwatchError('DB_EMPTY') when the history is empty or begins after `at`. A filter that matches
+ * nothing gives an empty list. `at` after the last sweep gives the current state.
+ */
+export function snapshotAt(db: HistoryReader, at: Date | string, filters: Filters = {}): VersionRow[] {
+  const iso = isoOf(at);
+  const bounds = requireHistoryAt(db, iso);
+  const { sql, params } = snapshotSql(snapshotRoute(iso, bounds, filters), filters);
+  return cachedStatement<VersionRow>(db, sql).all({ at: iso }, ...params);
+}
