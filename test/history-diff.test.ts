@@ -1,25 +1,23 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffTiers, type CurrentVersion } from '../src/history/diff.ts';
-import { tierKey, type Tier } from '../src/history/tier.ts';
+import { diffTiers } from '../src/history/diff.ts';
+import { CurrentTiers } from '../src/history/current-tiers.ts';
+import type { Tier } from '../src/history/tier.ts';
 import { isTierwatchError } from '../src/errors.ts';
 
 function tier(symbol: string, leverage: string, im = 0.05, mm = 0.025, notional = 100_000, id: string | null = null): Tier {
   return { symbol, leverage, initial_margin: im, maintenance_margin: mm, max_notional: notional, exchange_id: id };
 }
 
-function currentOf(tiers: Tier[]): Map<string, CurrentVersion> {
-  return new Map(tiers.map((t, index) => [tierKey(t.symbol, t.leverage), { ...t, version_id: index + 1 }]));
+function currentOf(tiers: Tier[]): CurrentTiers {
+  return CurrentTiers.from(tiers.map((t, index) => ({ ...t, version_id: index + 1 })));
 }
 
 describe('diffTiers', () => {
   it('reports every tier as added against an empty state', () => {
     const incoming = [tier('AAPL-USD', '10'), tier('AAPL-USD', '20')];
-    const diff = diffTiers(new Map(), incoming);
-    assert.deepEqual(
-      diff.added.map((a) => a.tier),
-      incoming,
-    );
+    const diff = diffTiers(new CurrentTiers(), incoming);
+    assert.deepEqual(diff.added, incoming);
     assert.deepEqual([diff.removed.length, diff.changed.length, diff.unchanged], [0, 0, 0]);
   });
 
@@ -50,14 +48,14 @@ describe('diffTiers', () => {
   it('finds removals, keeping the stored version to close', () => {
     const diff = diffTiers(currentOf([tier('A', '1'), tier('B', '1'), tier('C', '1')]), [tier('B', '1'), tier('D', '1')]);
     assert.deepEqual(
-      diff.removed.map((r) => [r.version.symbol, r.version.version_id]),
+      diff.removed.map((r) => [r.symbol, r.version_id]),
       [
         ['A', 1],
         ['C', 3],
       ],
     );
     assert.deepEqual(
-      diff.added.map((a) => a.tier.symbol),
+      diff.added.map((a) => a.symbol),
       ['D'],
     );
     assert.equal(diff.unchanged, 1);
@@ -71,8 +69,34 @@ describe('diffTiers', () => {
 
   it('refuses a sweep that lists the same tier twice', () => {
     assert.throws(
-      () => diffTiers(new Map(), [tier('A', '1'), tier('A', '1', 0.2)]),
+      () => diffTiers(new CurrentTiers(), [tier('A', '1'), tier('A', '1', 0.2)]),
       (error: unknown) => isTierwatchError(error, 'INTERNAL') && /twice/.test(error.message),
     );
+    // A duplicate of a current tier could hide a removal (B missing, A twice): refused too.
+    assert.throws(
+      () => diffTiers(currentOf([tier('A', '1'), tier('B', '1')]), [tier('A', '1'), tier('A', '1')]),
+      (error: unknown) => isTierwatchError(error, 'INTERNAL') && /A at leverage 1 twice/.test(error.message),
+    );
+  });
+
+  it('treats NaN read twice as the same value (exact comparison, not ===)', () => {
+    const diff = diffTiers(currentOf([tier('A', '1', Number.NaN)]), [tier('A', '1', Number.NaN)]);
+    assert.equal(diff.unchanged, 1);
+  });
+});
+
+describe('CurrentTiers', () => {
+  it('keeps one version per (symbol, leverage) and counts them', () => {
+    const tiers = new CurrentTiers();
+    tiers.set({ ...tier('A', '1'), version_id: 1 });
+    tiers.set({ ...tier('A', '2'), version_id: 2 });
+    tiers.set({ ...tier('A', '1', 0.3), version_id: 3 });
+    assert.equal(tiers.size, 2);
+    assert.equal(tiers.get('A', '1')?.version_id, 3);
+    assert.equal(tiers.delete('A', '1'), true);
+    assert.equal(tiers.delete('A', '1'), false);
+    assert.equal(tiers.get('A', '1'), undefined);
+    assert.deepEqual([...tiers.values()].map((v) => v.version_id), [2]);
+    assert.equal(tiers.size, 1);
   });
 });

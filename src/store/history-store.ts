@@ -18,8 +18,9 @@
 import type Database from 'better-sqlite3';
 import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import { diffTiers, type CurrentVersion } from '../history/diff.ts';
-import { tierKey, type Tier, type TrackedColumn } from '../history/tier.ts';
+import { CurrentTiers, type CurrentVersion } from '../history/current-tiers.ts';
+import { diffTiers } from '../history/diff.ts';
+import type { Tier, TrackedColumn } from '../history/tier.ts';
 import type { StoreDb } from './db.ts';
 import type { ChangeKind } from './schema.ts';
 import { toStoreError } from './sqlite-errors.ts';
@@ -89,7 +90,7 @@ export interface HistoryStoreOptions {
 
 /** What the store keeps per account between sweeps. */
 interface AccountState {
-  versions: Map<string, CurrentVersion>;
+  versions: CurrentTiers;
   /** observed_at of the account's last successful sweep: the next one must be later. */
   lastObservedAt: string | null;
 }
@@ -98,8 +99,8 @@ interface AccountState {
 interface SweepResult {
   outcome: SweepOutcome;
   state: AccountState;
-  removedKeys: string[];
-  opened: Array<[string, CurrentVersion]>;
+  closed: CurrentVersion[];
+  opened: CurrentVersion[];
   observedAt: string;
 }
 
@@ -265,9 +266,9 @@ export class HistoryStore {
       throw toStoreError(error, `storing run ${runId}`);
     }
     // Committed: bring the in-memory state up to date (never before, so a rollback leaves it right).
-    const { state, removedKeys, opened, observedAt } = result;
-    for (const key of removedKeys) state.versions.delete(key);
-    for (const [key, version] of opened) state.versions.set(key, version);
+    const { state, closed, opened, observedAt } = result;
+    for (const version of closed) state.versions.delete(version.symbol, version.leverage);
+    for (const version of opened) state.versions.set(version);
     state.lastObservedAt = observedAt;
     return result.outcome;
   }
@@ -345,32 +346,30 @@ export class HistoryStore {
 
     const { closeVersion, openVersion, insertChange } = this.#stmt;
     const changes: ChangeRecord[] = [];
-    const removedKeys: string[] = [];
-    const opened: Array<[string, CurrentVersion]> = [];
+    const closed: CurrentVersion[] = [];
+    const opened: CurrentVersion[] = [];
 
     const close = (version: CurrentVersion): void => {
       if (closeVersion.run(observedAt, version.version_id).changes !== 1) {
         // The in-memory state was wrong: fail rather than leave two open versions behind.
         throw new TierwatchError('INTERNAL', `tier version ${version.version_id} was not open`);
       }
+      closed.push(version);
     };
-    const open = (key: string, tier: Tier): void => {
+    const open = (tier: Tier): void => {
       const info = openVersion.run(
         accountId, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional,
         tier.exchange_id, observedAt, runId,
       );
-      opened.push([
-        key,
-        {
-          version_id: Number(info.lastInsertRowid),
-          symbol: tier.symbol,
-          leverage: tier.leverage,
-          initial_margin: tier.initial_margin,
-          maintenance_margin: tier.maintenance_margin,
-          max_notional: tier.max_notional,
-          exchange_id: tier.exchange_id,
-        },
-      ]);
+      opened.push({
+        version_id: Number(info.lastInsertRowid),
+        symbol: tier.symbol,
+        leverage: tier.leverage,
+        initial_margin: tier.initial_margin,
+        maintenance_margin: tier.maintenance_margin,
+        max_notional: tier.max_notional,
+        exchange_id: tier.exchange_id,
+      });
     };
     const record = (change: ChangeRecord): void => {
       insertChange.run(
@@ -383,9 +382,8 @@ export class HistoryStore {
     };
     const base = { run_id: runId, observed_at: observedAt, account_id: accountId };
 
-    for (const { key, version } of diff.removed) {
+    for (const version of diff.removed) {
       close(version);
-      removedKeys.push(key);
       record({
         ...base, symbol: version.symbol, leverage: version.leverage, change: 'removed', changed_columns: [],
         old_initial_margin: version.initial_margin, new_initial_margin: null,
@@ -393,9 +391,9 @@ export class HistoryStore {
         old_max_notional: version.max_notional, new_max_notional: null,
       });
     }
-    for (const { key, before, after, columns } of diff.changed) {
+    for (const { before, after, columns } of diff.changed) {
       close(before);
-      open(key, after);
+      open(after);
       record({
         ...base, symbol: after.symbol, leverage: after.leverage, change: 'changed', changed_columns: columns,
         old_initial_margin: before.initial_margin, new_initial_margin: after.initial_margin,
@@ -403,8 +401,8 @@ export class HistoryStore {
         old_max_notional: before.max_notional, new_max_notional: after.max_notional,
       });
     }
-    for (const { key, tier } of diff.added) {
-      open(key, tier);
+    for (const tier of diff.added) {
+      open(tier);
       record({
         ...base, symbol: tier.symbol, leverage: tier.leverage, change: 'added', changed_columns: [],
         old_initial_margin: null, new_initial_margin: tier.initial_margin,
@@ -422,7 +420,7 @@ export class HistoryStore {
     return {
       outcome: { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, changes },
       state,
-      removedKeys,
+      closed,
       opened,
       observedAt,
     };
@@ -443,10 +441,7 @@ export class HistoryStore {
     }
     let state = this.#accounts.get(accountId);
     if (state === undefined) {
-      const versions = new Map<string, CurrentVersion>();
-      for (const version of this.#stmt.loadCurrent.iterate(accountId)) {
-        versions.set(tierKey(version.symbol, version.leverage), version);
-      }
+      const versions = CurrentTiers.from(this.#stmt.loadCurrent.iterate(accountId));
       state = { versions, lastObservedAt: this.#stmt.lastObserved.get(accountId)?.observed_at ?? null };
       this.#accounts.set(accountId, state);
     }
