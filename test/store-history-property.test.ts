@@ -223,7 +223,7 @@ describe('history store against a model', () => {
           fs.rmSync(`${dbPath}-shm`, { force: true });
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 40 },
     );
   });
 });
