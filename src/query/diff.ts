@@ -10,7 +10,7 @@
 import { changedColumns, tierKey, type TierValues, type TrackedColumn } from '../history/tier.ts';
 import type { ChangeKind } from '../store/schema.ts';
 import { requireHistoryAt } from './bounds.ts';
-import { changeRowsIn, sideOf } from './changes.ts';
+import { changeRowsIn } from './changes.ts';
 import type { Filters } from './filters.ts';
 import { isoOf, type HistoryReader } from './reader.ts';
 import { TierwatchError } from '../errors.ts';
@@ -48,16 +48,14 @@ export function diffBetween(db: HistoryReader, from: Date | string, to: Date | s
   requireHistoryAt(db, fromIso);
 
   const ends = new Map<string, Ends>();
-  for (const row of changeRowsIn(db, fromIso, toIso, filters)) {
-    const key = `${row.account_id}\u0000${tierKey(row.symbol, row.leverage)}`;
+  for (const [account_id, symbol, leverage, oldIm, oldMm, oldMax, newIm, newMm, newMax] of changeRowsIn(db, fromIso, toIso, filters)) {
+    const key = `${account_id}\u0000${tierKey(symbol, leverage)}`;
+    const after = valuesOf(newIm, newMm, newMax);
     const seen = ends.get(key);
     if (seen === undefined) {
-      ends.set(key, {
-        account_id: row.account_id, symbol: row.symbol, leverage: row.leverage,
-        before: sideOf(row, 'old'), after: sideOf(row, 'new'),
-      });
+      ends.set(key, { account_id, symbol, leverage, before: valuesOf(oldIm, oldMm, oldMax), after });
     } else {
-      seen.after = sideOf(row, 'new');
+      seen.after = after;
     }
   }
 
@@ -76,6 +74,12 @@ export function diffBetween(db: HistoryReader, from: Date | string, to: Date | s
     }
   }
   return rows.sort(compareTiers);
+}
+
+/** One side of a change: null when it has none (before an addition, after a removal). */
+function valuesOf(initial: number | null, maintenance: number | null, maxNotional: number | null): TierValues | null {
+  if (initial === null || maintenance === null || maxNotional === null) return null;
+  return { initial_margin: initial, maintenance_margin: maintenance, max_notional: maxNotional };
 }
 
 /** Account, symbol, then leverage as a number: the order of every tier listing. */

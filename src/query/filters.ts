@@ -54,10 +54,16 @@ export function patternCondition(column: string, patterns: readonly string[] | u
   return { sql: parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`, params };
 }
 
-/** Both filters as one condition over columns named account_id and symbol (optionally qualified). */
-export function filterCondition(filters: Filters, qualifier = ''): SqlFragment {
-  const account = patternCondition(`${qualifier}account_id`, filters.accounts);
-  const symbol = patternCondition(`${qualifier}symbol`, filters.symbols);
+/**
+ * Both filters as one condition over the columns account_id and symbol. With `indexable: false`
+ * the columns are written `+account_id`/`+symbol`, which keeps SQLite from choosing an index on
+ * them: a query whose best index is on time must not be lured onto an account or symbol index
+ * that would read every row of that account (or of a symbol prefix) across all of history.
+ */
+export function filterCondition(filters: Filters, options: { indexable?: boolean } = {}): SqlFragment {
+  const prefix = options.indexable === false ? '+' : '';
+  const account = patternCondition(`${prefix}account_id`, filters.accounts);
+  const symbol = patternCondition(`${prefix}symbol`, filters.symbols);
   return { sql: `${account.sql} AND ${symbol.sql}`, params: [...account.params, ...symbol.params] };
 }
 

@@ -3,15 +3,21 @@ import { filterCondition, type Filters } from './filters.ts';
 import { cachedStatement, type HistoryReader } from './reader.ts';
 import { VERSION_COLUMNS, type VersionRow } from './snapshot.ts';
 
+/** The SQL of symbolHistory and its positional parameters (exported for the EXPLAIN test). */
+export function historySql(symbol: string, filters: Filters): { sql: string; params: string[] } {
+  const filter = filterCondition({ accounts: filters.accounts, symbols: [symbol, ...(filters.symbols ?? [])] });
+  const sql =
+    `SELECT ${VERSION_COLUMNS.join(', ')} FROM tier_versions WHERE ${filter.sql} ` +
+    'ORDER BY valid_from, account_id, symbol, CAST(leverage AS REAL)';
+  return { sql, params: filter.params };
+}
+
 /**
  * The versions of `symbol` (a name, or a pattern with `*`), ordered by valid_from, then account
  * and numeric leverage. A symbol that never existed gives an empty list, not an error.
  * `filters.accounts` narrows the accounts; `filters.symbols`, if given, adds more symbols.
  */
 export function symbolHistory(db: HistoryReader, symbol: string, filters: Filters = {}): VersionRow[] {
-  const filter = filterCondition({ accounts: filters.accounts, symbols: [symbol, ...(filters.symbols ?? [])] });
-  const sql =
-    `SELECT ${VERSION_COLUMNS.join(', ')} FROM tier_versions WHERE ${filter.sql} ` +
-    'ORDER BY valid_from, account_id, symbol, CAST(leverage AS REAL)';
-  return cachedStatement<VersionRow>(db, sql).all(...filter.params);
+  const { sql, params } = historySql(symbol, filters);
+  return cachedStatement<VersionRow>(db, sql).all(...params);
 }

@@ -30,8 +30,12 @@ export const VERSION_COLUMNS = [
 ] as const;
 
 const SELECT_VERSION = `SELECT ${VERSION_COLUMNS.join(', ')} FROM tier_versions`;
-/** Account, symbol, then leverage as a number ("5" before "20"), then time. */
-export const VERSION_ORDER = 'ORDER BY account_id, symbol, CAST(leverage AS REAL), valid_from';
+/**
+ * Account, symbol, then leverage as a number ("5" before "20"). The `+` keeps SQLite from walking
+ * the symbol index just to avoid a sort (it would, given an account equality), which would read
+ * every version instead of the ones near T.
+ */
+const SNAPSHOT_ORDER = 'ORDER BY account_id, +symbol, CAST(leverage AS REAL)';
 
 export type SnapshotRoute = 'symbol' | 'from' | 'to';
 
@@ -46,14 +50,15 @@ export function snapshotRoute(at: string, bounds: HistoryBounds, filters: Filter
 
 /** The SQL of the snapshot for a route; parameters: @at, then the filter's positional ones. */
 export function snapshotSql(route: SnapshotRoute, filters: Filters): { sql: string; params: string[] } {
-  const filter = filterCondition(filters);
+  // Only the symbol route may use the symbol index; the others must stay on their time index.
+  const filter = filterCondition(filters, { indexable: route === 'symbol' });
   const interval =
     route === 'to'
       ? '+valid_from <= @at AND (valid_to IS NULL OR valid_to > @at)'
       : route === 'from'
         ? 'valid_from <= @at AND (+valid_to IS NULL OR +valid_to > @at)'
         : 'valid_from <= @at AND (valid_to IS NULL OR valid_to > @at)';
-  return { sql: `${SELECT_VERSION} WHERE ${interval} AND ${filter.sql} ${VERSION_ORDER}`, params: filter.params };
+  return { sql: `${SELECT_VERSION} WHERE ${interval} AND ${filter.sql} ${SNAPSHOT_ORDER}`, params: filter.params };
 }
 
 /**
