@@ -5,7 +5,7 @@
  * missed or failed sweep is tolerated and two in a row are not.
  */
 import { createTask } from 'node-cron';
-import type { HistoryStore } from '../store/history-store.ts';
+import type { StoreDb } from '../store/db.ts';
 
 const LOOKAHEAD_FIRINGS = 24;
 const MIN_THRESHOLD_MS = 60_000;
@@ -53,7 +53,8 @@ export function judgeHealth(accounts: AccountHealth[], maxAgeMs: number, now: Da
   return { healthy: true, summary: `${accounts.length} account(s) swept within ${limit}; oldest last success ${oldest}` };
 }
 
-/** Every account's last success as the ledger has it. */
-export function accountHealth(store: HistoryStore, accountIds: readonly string[]): AccountHealth[] {
-  return accountIds.map((accountId) => ({ accountId, lastSuccessAt: store.lastSuccessfulRun(accountId)?.observed_at ?? null }));
+/** Every account's last success as the ledger (the public `runs` view) has it; read-only. */
+export function accountHealth(db: StoreDb, accountIds: readonly string[]): AccountHealth[] {
+  const lastSuccess = db.sqlite.prepare<[string], { at: string | null }>("SELECT max(observed_at) AS at FROM runs WHERE status = 'ok' AND account_id = ?");
+  return accountIds.map((accountId) => ({ accountId, lastSuccessAt: lastSuccess.get(accountId)?.at ?? null }));
 }

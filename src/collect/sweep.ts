@@ -39,6 +39,14 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number, ran
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/**
+ * Network failures get a fresh connection. RateLimited and ServerError were already retried page by
+ * page with backoff; sweeping again at once would only add load to a struggling exchange.
+ */
+function worthAFreshConnection(error: TierwatchError): boolean {
+  return error.retryable && error.code !== 'QFEX_RATE_LIMITED' && error.code !== 'QFEX_SERVER_ERROR';
+}
+
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new TierwatchError('ABORTED', 'The sweep was stopped by a shutdown signal.');
 }
@@ -91,7 +99,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
         return await pageOnce();
       } catch (thrown) {
         const error = coerceError(thrown);
-        if (!error.retryable || attempt >= config.sweepRetries || signal?.aborted) throw error;
+        if (!worthAFreshConnection(error) || attempt >= config.sweepRetries || signal?.aborted) throw error;
         const wait = backoffDelay(attempt, config.backoff.baseMs, config.backoff.maxMs);
         log.warn({ code: error.code, attempt: attempt + 1, retryInMs: wait }, `sweep attempt failed, retrying on a fresh connection: ${error.message}`);
         await sleep(wait, signal);

@@ -14,9 +14,10 @@ export const collectCommand: CommandSpec = {
   async run(context) {
     const config = context.config();
     requireCredentials(config);
-    return withWriter(context, async (deps) => {
-      deps.store.markAbandonedRuns(new Date());
-      const results = await sweepAll(config, deps, context.io.signal);
+    const logger = context.logger();
+    return withWriter(config.dbPath, 'tierwatch collect', logger, async ({ store }) => {
+      store.markAbandonedRuns(new Date());
+      const results = await sweepAll(config, { store, logger }, context.io.signal);
       return results.every((result) => result.ok) && results.length === config.accountIds.length ? 0 : 1;
     });
   },

@@ -9,8 +9,7 @@ import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { describeChange } from '../report/describe-change.ts';
 import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator } from '../sim/index.ts';
-import { openDatabase } from '../store/db.ts';
-import { HistoryStore } from '../store/history-store.ts';
+import { openWriter } from './writer.ts';
 import { durationOption } from './simulate.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -44,12 +43,11 @@ export const demoCommand: CommandSpec = {
 
     // The change feed on stdout is the point of the demo; logs stay quiet unless LOG_LEVEL asks.
     const logger = createLogger({ level: config.logLevel, ...(io.logDestination === undefined ? {} : { destination: io.logDestination }) });
-    const db = openDatabase(dbPath, { logger });
+    const writer = openWriter(dbPath, 'tierwatch demo', logger);
     const stop = AbortSignal.any([io.signal, AbortSignal.timeout(durationMs)]);
     context.print(`QFEX simulator on ${sim.url}; collecting every 5 s into ${dbPath} for ${Math.round(durationMs / 1000)} s (Ctrl-C ends it sooner)`);
     try {
-      const store = new HistoryStore(db, { logger });
-      await runDaemon(config, { store, logger }, stop, {
+      await runDaemon(config, { store: writer.store, logger }, stop, {
         onSweep(result) {
           if (!result.ok) {
             context.print(`run ${result.runId} failed: ${result.error.code}: ${result.error.message}`);
@@ -67,7 +65,7 @@ export const demoCommand: CommandSpec = {
       });
     } finally {
       script.stop();
-      db.close();
+      writer.close();
       await sim.close();
     }
     context.print(`done. Try: sqlite3 ${dbPath} "select * from tier_changes where change = 'changed'"`);

@@ -5,7 +5,6 @@
 import { existsSync } from 'node:fs';
 import { accountHealth, healthMaxAgeMs, judgeHealth } from '../collect/health.ts';
 import { openDatabase } from '../store/db.ts';
-import { HistoryStore } from '../store/history-store.ts';
 import { durationOption } from './simulate.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -27,7 +26,7 @@ export const healthCommand: CommandSpec = {
     }
     const db = openDatabase(config.dbPath, { readonly: true });
     try {
-      const verdict = judgeHealth(accountHealth(new HistoryStore(db), config.accountIds), maxAgeMs, new Date());
+      const verdict = judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date());
       context.print(verdict.healthy ? `healthy: ${verdict.summary}` : `unhealthy: ${verdict.reason}`);
       return verdict.healthy ? 0 : 1;
     } finally {

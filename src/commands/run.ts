@@ -21,11 +21,11 @@ export const runCommand: CommandSpec = {
     requireCredentials(config);
     const logger = context.logger();
     logger.info({ version: packageVersion(), config: describeConfig(config) }, 'tierwatch daemon starting');
-    return withWriter(context, async (deps) => {
-      const { store } = deps;
+    return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
+      const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
       const metrics = new SweepMetrics();
-      for (const account of accountHealth(store, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
+      for (const account of accountHealth(db, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
       let http: HttpEndpoint | null = null;
       if (config.httpPort !== null) {
         const maxAgeMs = healthMaxAgeMs(config);
@@ -33,7 +33,7 @@ export const runCommand: CommandSpec = {
           host: config.httpHost,
           port: config.httpPort,
           metrics,
-          health: () => judgeHealth(accountHealth(store, config.accountIds), maxAgeMs, new Date()),
+          health: () => judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date()),
           logger,
         });
       }

@@ -35,6 +35,7 @@ export const simulateCommand: CommandSpec = {
       .option('--tiers <n>', 'serve a synthetic universe of this many tiers instead of the realistic default')
       .option('--change-every <duration>', 'change some tiers every interval, e.g. 3s (default: never)')
       .option('--seed <n>', 'seed for the synthetic universe and the changes', '1')
+      .option('--preserialize', 'reuse each page\'s JSON while its account is unchanged (for benchmarks)')
       .option('--scenario <file>', 'JSON scenario file: options, faults and a change script');
   },
   async run(context) {
@@ -51,18 +52,22 @@ export const simulateCommand: CommandSpec = {
     const changeEveryMs = durationOption(options.changeEvery, '--change-every');
     const scenario = typeof options.scenario === 'string' ? loadScenario(options.scenario) : undefined;
 
+    const { faults = [], script: scenarioScript, ...scenarioOptions } = scenario ?? {};
     const simOptions: SimulatorOptions = {
-      ...scenario,
+      ...scenarioOptions,
       host: String(options.host),
       port: integerOption(options.port, '--port', 0, 65535) ?? 0,
       keys: [{ publicKey, secretKey, accounts: ['primary'] }],
       ...(tiers === undefined ? {} : { universe: { primary: syntheticUniverse(tiers, seed) } }),
       ...(maxPageSize === undefined ? {} : { maxPageSize }),
+      ...(options.preserialize === true ? { preserializePages: true } : {}),
       logger: context.logger(),
     };
     const sim = await startSimulator(simOptions);
-    for (const fault of scenario?.faults ?? []) sim.inject(fault);
-    const script = changeEveryMs === undefined ? null : startChangeScript(sim, { everyMs: changeEveryMs, seed });
+    for (const fault of faults) sim.inject(fault);
+    // --change-every overrides the scenario's own script.
+    const scriptOptions = changeEveryMs !== undefined ? { everyMs: changeEveryMs, seed } : scenarioScript;
+    const script = scriptOptions === undefined ? null : startChangeScript(sim, { ...scriptOptions, logger: context.logger() });
 
     context.print(`QFEX simulator listening on ${sim.url}`);
     context.print(`public key: ${publicKey}`);

@@ -1,20 +1,47 @@
 /**
- * Opens the database for writing (migrating it first) for the commands that record sweeps, and
- * closes it whatever happens, so the WAL is checkpointed and no handle outlives the command.
+ * Opens the database for writing (migrating it first) and takes the single-writer lock, for the
+ * commands that record sweeps; closes both whatever happens, so the WAL is checkpointed and no
+ * handle or lock outlives the command.
  */
-import { openDatabase } from '../store/db.ts';
+import { openDatabase, type StoreDb } from '../store/db.ts';
 import { HistoryStore } from '../store/history-store.ts';
-import type { SweepDeps } from '../collect/sweep.ts';
-import type { CommandContext } from './context.ts';
+import { acquireWriterLock } from '../store/writer-lock.ts';
+import type { Logger } from '../log.ts';
 
-export async function withWriter<T>(context: CommandContext, work: (deps: SweepDeps & { store: HistoryStore }) => Promise<T>): Promise<T> {
-  const config = context.config();
-  const logger = context.logger();
-  const db = openDatabase(config.dbPath, { logger });
+export interface Writer {
+  db: StoreDb;
+  store: HistoryStore;
+  close(): void;
+}
+
+/** Throws DB_LOCKED (naming the holder) when another process writes to `dbPath`. */
+export function openWriter(dbPath: string, command: string, logger: Logger): Writer {
+  const db = openDatabase(dbPath, { logger });
+  let lock;
   try {
-    const store = new HistoryStore(db, { logger });
-    return await work({ store, logger });
-  } finally {
+    lock = acquireWriterLock(dbPath, command);
+  } catch (error) {
     db.close();
+    throw error;
+  }
+  return {
+    db,
+    store: new HistoryStore(db, { logger }),
+    close() {
+      try {
+        db.close();
+      } finally {
+        lock.release();
+      }
+    },
+  };
+}
+
+export async function withWriter<T>(dbPath: string, command: string, logger: Logger, work: (writer: Writer) => Promise<T>): Promise<T> {
+  const writer = openWriter(dbPath, command, logger);
+  try {
+    return await work(writer);
+  } finally {
+    writer.close();
   }
 }
