@@ -30,8 +30,15 @@ export const queryCommand: CommandSpec = {
       const columns = statement.columns().map((column) => column.name);
       const rows = statement.iterate() as IterableIterator<unknown[]>;
       if (format === 'table') {
-        const cells = [...rows].map((row) => row.map(cellText));
-        await writeTable(context, db, renderTable(columns.map((title) => ({ title })), cells, '(no rows)'), now);
+        const all = [...rows];
+        // Numbers read best right-aligned; a column is numeric when its first non-null value is.
+        const numeric = columns.map((_, index) => typeof all.find((row) => row[index] != null)?.[index] === 'number');
+        const table = renderTable(
+          columns.map((title, index) => ({ title, align: numeric[index] ? ('right' as const) : ('left' as const) })),
+          all.map((row) => row.map(cellText)),
+          '(no rows)',
+        );
+        await writeTable(context, db, table, now);
       } else {
         await writeRecords(context.io.stdout, format, rows, queryShape(columns));
       }
