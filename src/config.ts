@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { validateDetailed } from 'node-cron';
 import { TierwatchError } from './errors.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
+import { normalizeEndpoint } from './qfex/endpoint.ts';
 import type { Credentials } from './qfex/auth.ts';
 import { LOG_LEVELS } from './log.ts';
 import type { LevelWithSilent } from 'pino';
@@ -22,7 +23,7 @@ export type SecretSource = { from: 'env'; variable: string; value: string } | { 
 
 export interface Config {
   wsUrl: string;
-  /** The URL without query string or trailing slash: what a database is bound to. */
+  /** The URL without query string: what a database is bound to (see normalizeEndpoint). */
   endpoint: string;
   publicKey: string | null;
   secretKey: SecretSource | null;
@@ -128,12 +129,6 @@ function isLoopbackHost(hostname: string): boolean {
   return host === '::1';
 }
 
-/** The URL a database is bound to: scheme, host, port and path, no query, no trailing slash. */
-export function endpointOf(url: URL): string {
-  const path = url.pathname.replace(/\/+$/, '');
-  return `${url.protocol}//${url.host}${path}`;
-}
-
 function readWsUrl(reader: Reader): { wsUrl: string; endpoint: string } {
   const raw = reader.raw('QFEX_WS_URL');
   const text = raw?.value ?? DEFAULT_WS_URL;
@@ -157,7 +152,7 @@ function readWsUrl(reader: Reader): { wsUrl: string; endpoint: string } {
   if (url.username || url.password) {
     throw new TierwatchError('CONFIG_INVALID', `\`${name}\` must not carry credentials; use QFEX_PUBLIC_KEY and QFEX_SECRET_KEY.`);
   }
-  return { wsUrl: url.toString(), endpoint: endpointOf(url) };
+  return { wsUrl: url.toString(), endpoint: normalizeEndpoint(url.href) };
 }
 
 function readSecret(reader: Reader, env: Env, variable: string): SecretSource | null {

@@ -20,7 +20,7 @@ function configError(fn: () => unknown): string {
 test('defaults: production endpoint, primary account, five-minute schedule', () => {
   const config = loadConfig({});
   assert.equal(config.wsUrl, 'wss://trade.qfex.com/');
-  assert.equal(config.endpoint, 'wss://trade.qfex.com');
+  assert.equal(config.endpoint, 'wss://trade.qfex.com/');
   assert.deepEqual(config.accountIds, ['primary']);
   assert.equal(config.schedule, '*/5 * * * *');
   assert.equal(config.pageSize, 1000);
@@ -33,7 +33,7 @@ test('defaults: production endpoint, primary account, five-minute schedule', () 
 test('an empty variable counts as unset', () => {
   const config = loadConfig({ TIERWATCH_PAGE_SIZE: '', QFEX_WS_URL: '  ', QFEX_ACCOUNT_IDS: '' });
   assert.equal(config.pageSize, 1000);
-  assert.equal(config.endpoint, 'wss://trade.qfex.com');
+  assert.equal(config.endpoint, 'wss://trade.qfex.com/');
   assert.deepEqual(config.accountIds, ['primary']);
 });
 
@@ -66,9 +66,10 @@ test('plain ws:// is accepted only for loopback hosts', () => {
   assert.match(configError(() => loadConfig({ QFEX_WS_URL: 'not a url' })), /`QFEX_WS_URL`/);
 });
 
-test('the endpoint ignores the query string and a trailing slash', () => {
-  assert.equal(loadConfig({ QFEX_WS_URL: 'wss://trade.qfex.io/?api_key=x' }).endpoint, 'wss://trade.qfex.io');
-  assert.equal(loadConfig({ QFEX_WS_URL: 'ws://127.0.0.1:4000/' }).endpoint, 'ws://127.0.0.1:4000');
+test('the endpoint ignores the query string and the root slash', () => {
+  assert.equal(loadConfig({ QFEX_WS_URL: 'wss://trade.qfex.io/?api_key=x' }).endpoint, 'wss://trade.qfex.io/');
+  assert.equal(loadConfig({ QFEX_WS_URL: 'wss://trade.qfex.io' }).endpoint, 'wss://trade.qfex.io/');
+  assert.equal(loadConfig({ QFEX_WS_URL: 'ws://127.0.0.1:4000' }).endpoint, 'ws://127.0.0.1:4000/');
 });
 
 test('durations', () => {

@@ -24,6 +24,7 @@ import type { Tier, TrackedColumn } from '../history/tier.ts';
 import type { StoreDb } from './db.ts';
 import type { ChangeKind } from './schema.ts';
 import { toStoreError } from './sqlite-errors.ts';
+import { normalizeEndpoint } from '../qfex/endpoint.ts';
 
 /** A row of the `tier_changes` view, with changed_columns parsed into an array. */
 export interface ChangeRecord {
@@ -449,19 +450,6 @@ export class HistoryStore {
   }
 }
 
-/** An endpoint URL without query string or fragment, in WHATWG form; the raw text if it is no URL. */
-export function normalizeEndpoint(endpoint: string): string {
-  try {
-    const url = new URL(endpoint.trim());
-    url.search = '';
-    url.hash = '';
-    url.username = '';
-    url.password = '';
-    return url.href;
-  } catch {
-    return endpoint.trim();
-  }
-}
 
 function formatRatio(ratio: number): string {
   return `${Math.round(ratio * 1000) / 10}%`;
