@@ -16,18 +16,47 @@ export interface RecordShape<Row> {
 
 const CHUNK_CHARS = 64 * 1024;
 
-/** Writes `text`, waiting for 'drain' when the stream's buffer is full. */
-export async function writeText(out: Writable, text: string): Promise<void> {
-  if (text === '') return;
-  if (!out.write(text)) await once(out, 'drain');
+/** The reader went away (`tierwatch changes | head`): not an error, just the end of the output. */
+function isBrokenPipe(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | null)?.code === 'EPIPE';
+}
+
+/**
+ * Writes `text`, waiting for 'drain' when the stream's buffer is full. Returns false when the
+ * reader has gone (EPIPE, or the stream was destroyed): the caller should stop writing, quietly.
+ */
+export async function writeText(out: Writable, text: string): Promise<boolean> {
+  if (text === '') return true;
+  if (out.destroyed) return false;
+  // An EPIPE can arrive as an 'error' event after write() returned; without a listener it would
+  // crash the process. Listen for the duration of this write.
+  let gone = false;
+  const onError = (error: unknown): void => {
+    if (isBrokenPipe(error)) gone = true;
+  };
+  out.on('error', onError);
+  try {
+    if (!out.write(text)) await once(out, 'drain');
+  } catch (error) {
+    if (!isBrokenPipe(error)) throw error;
+    gone = true;
+  } finally {
+    out.off('error', onError);
+  }
+  return !gone && !out.destroyed;
 }
 
 /** Collects text into chunks of about 64 KiB before writing them. */
 class ChunkWriter {
   #buffer = '';
+  #open = true;
   readonly #out: Writable;
   constructor(out: Writable) {
     this.#out = out;
+  }
+  /** False once the reader has gone: stop producing rows. */
+  get open(): boolean {
+    return this.#open;
   }
   async add(text: string): Promise<void> {
     this.#buffer += text;
@@ -36,7 +65,7 @@ class ChunkWriter {
   async flush(): Promise<void> {
     const text = this.#buffer;
     this.#buffer = '';
-    await writeText(this.#out, text);
+    if (this.#open) this.#open = await writeText(this.#out, text);
   }
 }
 
@@ -57,6 +86,9 @@ function csvValue(value: unknown): unknown {
 }
 
 /**
+ * Stops early, without an error, when the reader goes away (a `| head`); `break` closes the rows'
+ * iterator, which releases the statement.
+ *
  * Writes the rows in one of the machine formats: a JSON array (one object per line, `[]` when
  * empty), NDJSON (one object per line, nothing when empty) or CSV (a header, then one line per row).
  */
@@ -71,16 +103,19 @@ export async function writeRecords<Row>(
   if (format === 'csv') {
     await writer.add(stringify([shape.csvColumns as string[]]));
     for (const row of rows) {
+      if (!writer.open) break;
       await writer.add(stringify([shape.csv(row).map(csvValue)]));
       count++;
     }
   } else if (format === 'ndjson') {
     for (const row of rows) {
+      if (!writer.open) break;
       await writer.add(`${JSON.stringify(shape.json(row))}\n`);
       count++;
     }
   } else {
     for (const row of rows) {
+      if (!writer.open) break;
       await writer.add(`${count === 0 ? '[\n' : ',\n'}${JSON.stringify(shape.json(row))}`);
       count++;
     }
