@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine and docker-compose 1.x are usable on this machine.
 #
-# - installs Debian's docker.io, docker-compose and debootstrap with apt-get when missing
+# - installs Debian's docker.io, docker-compose, debootstrap (build-base.sh) and strace (run.sh's
+#   loopback check) with apt-get when missing
 #   (CI machines start bare; a developer machine usually has them already);
 # - starts `dockerd --bridge=none --iptables=false` in the background when `docker info` fails:
 #   no bridge and no iptables because the test runs everything with host networking on loopback,
@@ -19,6 +20,7 @@ engine_install_missing() {
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v strace >/dev/null 2>&1 || missing+=(strace) # run.sh traces the daemon's connect() calls
   if [ "${#missing[@]}" -eq 0 ]; then
     return 0
   fi

@@ -4,7 +4,7 @@
 # what an operator relies on. Prints one PASS/FAIL line per check and a summary; exits non-zero on
 # any miss, and when no Docker engine can be started at all.
 #
-#   bash test/docker/run.sh            (from anywhere; needs root or sudo for the engine and base)
+#   sudo bash test/docker/run.sh       (from anywhere; root: engine, debootstrap, chown, strace)
 #
 # Env: TIERWATCH_IMAGE (default tierwatch:ci), TIERWATCH_BASE_IMAGE (default
 #      tierwatch-base:node24-bookworm, built by build-base.sh when missing; set BUILD_IMAGE and
@@ -67,6 +67,11 @@ summary_and_exit() {
 }
 
 # --- 1. engine, base image, project build ------------------------------------------------------
+if [ "$(id -u)" -ne 0 ]; then
+  # debootstrap, chown of the secret to uid 1000 and strace of the daemon all need root.
+  fail "the Docker test runs as root" "run it with sudo"
+  summary_and_exit
+fi
 # shellcheck source=engine.sh
 source "$HERE/engine.sh"
 set +e # engine.sh runs with -e for its own steps; the checks below handle each status themselves
@@ -156,7 +161,7 @@ info "container $CONTAINER, volume $VOLUME"
 
 health() { docker inspect "$CONTAINER" --format '{{if .State.Health}}{{.State.Health.Status}}{{end}}'; }
 is_health() { [ "$(health)" = "$1" ]; }
-last_health_output() { docker inspect "$CONTAINER" --format '{{range .State.Health.Log}}{{.Output}}{{end}}' | tail -n 1; }
+last_health_output() { docker inspect "$CONTAINER" --format '{{range .State.Health.Log}}{{println .Output}}{{end}}' | grep -v '^[[:space:]]*$' | tail -n 1; }
 # One value from the database on the volume, read by the image's own better-sqlite3 in a separate
 # container with no network (so this works whether the service is running or stopped).
 db_value() {
@@ -202,6 +207,23 @@ if wait_for 30 db_at_least "select count(*) from tier_change where change = 'cha
   fi
 else
   fail "the simulator's tier changes are recorded within 30s" "changes: $(db_value "select count(*) from tier_change")"
+fi
+
+# Loopback only: trace every connect() the daemon makes over a few sweeps (a sweep's connection
+# lives ~10 ms, too short to sample). Every IPv4/IPv6 peer must be 127.0.0.1 or ::1; a DNS lookup or
+# a connection to any other address would show here.
+init_pid=$(docker inspect "$CONTAINER" --format '{{.State.Pid}}')
+daemon_pid=$(pgrep -P "$init_pid" -f cli.js | head -n 1)
+daemon_pid=${daemon_pid:-$init_pid} # no init process in between
+timeout 7 strace -f -qq -p "$daemon_pid" -e trace=connect -o "$WORK/connect.trace" >/dev/null 2>&1
+peers=$(grep -o 'sin6\?_addr=inet\(_pton(AF_INET6, \|_addr(\)"[^"]*"' "$WORK/connect.trace" 2>/dev/null | grep -o '"[^"]*"' | tr -d '"' | sort | uniq -c)
+foreign=$(printf '%s\n' "$peers" | awk '$2 != "" && $2 != "127.0.0.1" && $2 != "::1" { printf " %s", $2 }')
+if [ -z "$peers" ]; then
+  fail "the daemon's connections go to loopback only" "no connect() of pid $daemon_pid traced in 7s"
+elif [ -n "$foreign" ]; then
+  fail "the daemon's connections go to loopback only" "it connected to:$foreign"
+else
+  pass "the daemon's connections go to loopback only ($(printf '%s' "$peers" | awk '{ n += $1 } END { print n }') connects traced, all to $(printf '%s' "$peers" | awk '{ printf "%s ", $2 }' | sed 's/ $//'))"
 fi
 
 if docker logs "$CONTAINER" 2>&1 | grep -qF "$DEMO_SECRET_KEY"; then
