@@ -73,7 +73,7 @@ test('collect and check against the simulator; health judges the result', async 
     h.db.close();
     const check = await cli(['check'], h.env);
     assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, new RegExp(`ok  primary: authenticated at ${h.sim.url.replace(/[/.]/g, '\\$&')}; first page has ${h.sim.tiers().length} valid tier`));
+    assert.match(check.stdout, new RegExp(`ok  primary: authenticated at ${h.sim.url.replace(/[/.]/g, '\\$&')}/; first page has ${h.sim.tiers().length} valid tier`));
     assert.ok(!existsSync(`${h.dbPath}.lock`), 'check writes nothing');
 
     const collect = await cli(['collect'], h.env);
