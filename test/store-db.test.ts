@@ -8,6 +8,11 @@ import { VIEW_COLUMNS } from '../src/store/schema.ts';
 import { HistoryStore } from '../src/store/history-store.ts';
 import { isTierwatchError, type ErrorCode } from '../src/errors.ts';
 
+/** How many migrations the package ships: every fresh database gets them all. */
+const MIGRATION_COUNT = (
+  JSON.parse(fs.readFileSync(path.join(defaultMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
+).entries.length;
+
 let dir: string;
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-db-'));
@@ -26,7 +31,7 @@ describe('openDatabase', () => {
     const db = openDatabase(dbPath);
     try {
       assert.equal(fs.statSync(path.dirname(dbPath)).mode & 0o777, 0o700);
-      assert.equal(db.migrationsApplied, 1);
+      assert.equal(db.migrationsApplied, MIGRATION_COUNT);
       const tables = db.sqlite
         .prepare(`SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name`)
         .pluck()
@@ -87,8 +92,8 @@ describe('openDatabase', () => {
 
   it('applies nothing the second time, and migrateDatabase reports what it applied', () => {
     const dbPath = path.join(dir, 'x.db');
-    assert.deepEqual(migrateDatabase(dbPath), { applied: 1, total: 1 });
-    assert.deepEqual(migrateDatabase(dbPath), { applied: 0, total: 1 });
+    assert.deepEqual(migrateDatabase(dbPath), { applied: MIGRATION_COUNT, total: MIGRATION_COUNT });
+    assert.deepEqual(migrateDatabase(dbPath), { applied: 0, total: MIGRATION_COUNT });
     const db = openDatabase(dbPath);
     assert.equal(db.migrationsApplied, 0);
     db.close();
