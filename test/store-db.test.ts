@@ -162,3 +162,19 @@ describe('openDatabase', () => {
     assert.equal(defaultMigrationsFolder(), path.resolve(import.meta.dirname, '..', 'migrations'));
   });
 });
+
+describe('drizzle on demand', () => {
+  it('serves the typed drizzle handle on first use, over the same connection', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-orm-'));
+    const db = openDatabase(path.join(dir, 'orm.db'));
+    try {
+      const { runLedger } = await import('../src/store/schema.ts');
+      db.sqlite.prepare("INSERT INTO run_ledger (account_id, endpoint, started_at, status) VALUES ('primary', 'wss://x/', '2026-01-01T00:00:00.000Z', 'running')").run();
+      const rows = db.orm.select({ account: runLedger.account_id, status: runLedger.status }).from(runLedger).all();
+      assert.deepEqual(rows, [{ account: 'primary', status: 'running' }]);
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -9,14 +9,34 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
-import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
-import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
+import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { readMigrationFiles, type MigrationMeta } from 'drizzle-orm/migrator';
 import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
-import * as schema from './schema.ts';
+import type * as schema from './schema.ts';
 import { toStoreError } from './sqlite-errors.ts';
+
+/**
+ * drizzle's query builder and migrator are loaded only when used: importing them pulls in every
+ * SQL dialect drizzle has (its relations module imports pg-core), about a second of CPU and over
+ * 200 MB of short-lived allocations. The daemon and the query commands work on prepared statements
+ * and never need them; only a database with pending migrations (or a caller of `orm`) pays.
+ */
+const requireLazily = createRequire(import.meta.url);
+
+function loadDrizzle(): {
+  drizzle: typeof import('drizzle-orm/better-sqlite3').drizzle;
+  migrate: typeof import('drizzle-orm/better-sqlite3/migrator').migrate;
+  schema: typeof schema;
+} {
+  const { drizzle } = requireLazily('drizzle-orm/better-sqlite3') as typeof import('drizzle-orm/better-sqlite3');
+  const { migrate } = requireLazily('drizzle-orm/better-sqlite3/migrator') as typeof import('drizzle-orm/better-sqlite3/migrator');
+  // The compiled build is .js, the sources (tests) .ts: require the sibling with our own extension.
+  const loadedSchema = requireLazily(`./schema${path.extname(fileURLToPath(import.meta.url))}`) as typeof schema;
+  return { drizzle, migrate, schema: loadedSchema };
+}
 
 /** drizzle's default bookkeeping table; its rows are (hash of the SQL file, journal timestamp). */
 const MIGRATIONS_TABLE = '__drizzle_migrations';
@@ -37,7 +57,7 @@ export interface StoreDb {
   readonly readonly: boolean;
   /** The raw better-sqlite3 connection: prepared statements for the hot paths and the query engine. */
   readonly sqlite: Database.Database;
-  /** The same connection through drizzle, with the schema (tables and typed views). */
+  /** The same connection through drizzle, with the schema (tables and typed views); loaded on first use. */
   readonly orm: BetterSQLite3Database<typeof schema>;
   /** How many migrations this open applied (0 when up to date, always 0 when read-only). */
   readonly migrationsApplied: number;
@@ -112,6 +132,7 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
           `The database ${dbPath} needs ${pending} migration(s) this tierwatch would apply: run \`tierwatch migrate\` (or start the daemon) once, then retry.`,
         );
       }
+      const { drizzle, migrate } = loadDrizzle();
       migrate(drizzle(sqlite), { migrationsFolder });
       migrationsApplied = pending;
       logger.info({ db: dbPath, applied: pending, total: known.length }, 'database migrated');
@@ -121,13 +142,19 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
     throw toStoreError(error, `opening ${dbPath}`);
   }
 
-  const orm = drizzle(sqlite, { schema });
+  let orm: BetterSQLite3Database<typeof schema> | undefined;
   let closed = false;
   return {
     path: dbPath,
     readonly,
     sqlite,
-    orm,
+    get orm() {
+      if (orm === undefined) {
+        const loaded = loadDrizzle();
+        orm = loaded.drizzle(sqlite, { schema: loaded.schema });
+      }
+      return orm;
+    },
     migrationsApplied,
     close() {
       if (closed) return;
