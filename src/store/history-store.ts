@@ -80,6 +80,21 @@ export interface StartRunInput {
   startedAt: Date;
 }
 
+/** What one sweep stored, as a sweep hook sees it (inside the transaction, before COMMIT). */
+export interface StoredSweep {
+  runId: number;
+  accountId: string;
+  observedAt: string;
+  changes: readonly ChangeRecord[];
+}
+
+/**
+ * Called inside every sweep transaction, after the sweep's writes and before COMMIT, on the same
+ * connection: what it writes commits with the sweep, and whatever it throws rolls the sweep back.
+ * The alert outbox is written from here, so a notification exists exactly when its changes do.
+ */
+export type SweepHook = (stored: StoredSweep) => void;
+
 export interface HistoryStoreOptions {
   logger?: Logger;
   /**
@@ -113,6 +128,7 @@ export class HistoryStore {
   readonly #sqlite: Database.Database;
   readonly #logger: Logger;
   readonly #beforeCommit: ((runId: number) => void) | undefined;
+  #sweepHook: SweepHook | null = null;
   readonly #accounts = new Map<string, AccountState>();
   /** data_version at the last check; null until the first. */
   #knownDataVersion: number | null = null;
@@ -274,6 +290,11 @@ export class HistoryStore {
     return result.outcome;
   }
 
+  /** Sets (or, with null, removes) the hook every later sweep transaction calls; see SweepHook. */
+  setSweepHook(hook: SweepHook | null): void {
+    this.#sweepHook = hook;
+  }
+
   /**
    * Records a run's failure: status, error code and message, pages fetched. Changes no history.
    * A run that is no longer 'running' is left alone (with a warning), so calling this from an
@@ -416,6 +437,7 @@ export class HistoryStore {
       observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, changes.length, runId,
     );
     if (finished.changes !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
+    this.#sweepHook?.({ runId, accountId, observedAt, changes });
     this.#beforeCommit?.(runId);
 
     return {

@@ -216,3 +216,52 @@ export const VIEW_COLUMNS = {
     'new_initial_margin', 'old_maintenance_margin', 'new_maintenance_margin', 'old_max_notional', 'new_max_notional',
   ],
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Alerts (issue 7): the webhook outbox and the staleness state. Internal tables, not a contract.
+// ---------------------------------------------------------------------------------------------
+
+export const ALERT_KINDS = ['changes', 'stale', 'recovered'] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
+export const OUTBOX_STATUSES = ['pending', 'delivered'] as const;
+export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
+
+/**
+ * One row per notification per webhook URL. Change notifications are inserted in the same
+ * transaction as the changes they report; the body is stored exactly as it will be sent, so every
+ * retry sends the same bytes under the same notification_id (the Idempotency-Key).
+ */
+export const alertOutbox = sqliteTable(
+  'alert_outbox',
+  {
+    outbox_id: integer().primaryKey({ autoIncrement: true }),
+    notification_id: text().notNull(),
+    kind: text({ enum: ALERT_KINDS }).notNull(),
+    url: text().notNull(),
+    format: text().notNull(),
+    /** The run a `changes` notification reports; NULL for stale/recovered. */
+    run_id: integer().references(() => runLedger.run_id),
+    created_at: text().notNull(),
+    body: text().notNull(),
+    status: text({ enum: OUTBOX_STATUSES }).notNull().default('pending'),
+    attempts: integer().notNull().default(0),
+    last_attempt_at: text(),
+    last_error: text(),
+    delivered_at: text(),
+  },
+  (table) => [
+    check('alert_outbox_status_check', sql`${table.status} IN ('pending', 'delivered')`),
+    check('alert_outbox_kind_check', sql`${table.kind} IN ('changes', 'stale', 'recovered')`),
+    uniqueIndex('alert_outbox_notification_url_uq').on(table.notification_id, table.url),
+    // The delivery queue of one URL, oldest first.
+    index('alert_outbox_pending_idx').on(table.url, table.outbox_id).where(sql`status = 'pending'`),
+  ],
+);
+
+/** Small persisted facts of the alerting, e.g. whether a `stale` notification is outstanding. */
+export const alertState = sqliteTable('alert_state', {
+  key: text().primaryKey(),
+  value: text().notNull(),
+  updated_at: text().notNull(),
+});
