@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import { openSession, type QfexClientOptions, type QfexSession } from '../qfex/client.ts';
 import { fetchAllTiers, type PagedTiers } from '../qfex/paginate.ts';
 import type { ChangeRecord, HistoryStore } from '../store/history-store.ts';
+import { crashPoint } from './crash-points.ts';
 
 export interface SweepDeps {
   store: HistoryStore;
@@ -79,6 +80,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
       pages: paged.pages,
       maxRemovalRatio: config.maxRemovalRatio,
     });
+    crashPoint('after-commit');
     log.info(
       { pages: paged.pages, tiers: paged.tiers.length, added: outcome.added, removed: outcome.removed, changed: outcome.changed, observedAt: paged.observedAt.toISOString() },
       outcome.changes.length === 0 ? 'sweep ok, no changes' : `sweep ok, ${outcome.changes.length} change(s)`,
@@ -125,6 +127,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
         async (limit, offset) => {
           const rows = await session.requestLeveragePage(limit, offset);
           pagesSeen += 1;
+          crashPoint('between-pages');
           return rows;
         },
         {

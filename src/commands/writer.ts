@@ -6,6 +6,7 @@
 import { openDatabase, type StoreDb } from '../store/db.ts';
 import { HistoryStore } from '../store/history-store.ts';
 import { acquireWriterLock } from '../store/writer-lock.ts';
+import { crashPoint } from '../collect/crash-points.ts';
 import type { Logger } from '../log.ts';
 
 export interface Writer {
@@ -26,7 +27,7 @@ export function openWriter(dbPath: string, command: string, logger: Logger): Wri
   }
   return {
     db,
-    store: new HistoryStore(db, { logger }),
+    store: new HistoryStore(db, { logger, beforeCommit: () => crashPoint('in-transaction') }),
     close() {
       try {
         db.close();
