@@ -49,6 +49,26 @@ export interface Config {
   httpPort: number | null;
   httpHost: string;
   logLevel: LevelWithSilent;
+  alerts: AlertsConfig;
+}
+
+export const WEBHOOK_FORMATS = ['json', 'slack'] as const;
+export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
+
+/** Webhook alerts (issue 7). No webhook URL = alerts off. */
+export interface AlertsConfig {
+  /** http(s) URLs, in the order given; may carry a token in the path (Slack), so never log them whole. */
+  webhookUrls: string[];
+  format: WebhookFormat;
+  /** Symbol patterns (`*` wildcard, as `--symbol`); empty = every symbol. */
+  symbols: string[];
+  /** 'tightening' = only changes that tighten something (tightening and mixed). */
+  only: 'tightening' | null;
+  /** The HMAC key signing each body; read at each delivery pass so a *_FILE rotates. */
+  secret: SecretSource | null;
+  timeoutMs: number;
+  /** Retries of one notification within one delivery pass, after the first attempt. */
+  retries: number;
 }
 
 /** Flag values given on the command line, keyed by the environment variable they override. */
@@ -57,7 +77,7 @@ export type Overrides = Partial<Record<string, { value: string; flag: string }>>
 type Env = Record<string, string | undefined>;
 
 /** Which variables are secrets: they have no flag, and their values are never shown. */
-export const SECRET_VARIABLES = ['QFEX_SECRET_KEY', 'QFEX_JWT'] as const;
+export const SECRET_VARIABLES = ['QFEX_SECRET_KEY', 'QFEX_JWT', 'TIERWATCH_WEBHOOK_SECRET'] as const;
 
 class Reader {
   private readonly env: Env;
@@ -214,6 +234,60 @@ function readCa(reader: Reader): { ca: string | null; caFile: string | null } {
   return { ca: pem, caFile: raw.value };
 }
 
+function readWebhookUrls(reader: Reader): string[] {
+  const raw = reader.raw('TIERWATCH_WEBHOOK_URL');
+  if (raw === null) return [];
+  const urls = raw.value.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  return urls.map((text) => {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw invalid(raw.name, 'a comma-separated list of http:// or https:// URLs', redactUrl(text));
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw invalid(raw.name, 'a comma-separated list of http:// or https:// URLs', redactUrl(text));
+    }
+    if (url.username || url.password) {
+      throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` must not carry credentials (user:password@); sign bodies with TIERWATCH_WEBHOOK_SECRET instead.`);
+    }
+    return url.href;
+  });
+}
+
+/**
+ * A webhook URL as it may be shown: scheme, host and port only. The path and query of a webhook
+ * often are its credential (Slack's /services/T…/B…/token), so they are never logged or printed.
+ */
+export function redactUrl(text: string): string {
+  try {
+    const url = new URL(text);
+    const hidden = url.pathname !== '/' || url.search !== '' ? '/…' : '/';
+    return `${url.protocol}//${url.host}${hidden}`;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+function readAlerts(reader: Reader, env: Env): AlertsConfig {
+  const format = reader.raw('TIERWATCH_WEBHOOK_FORMAT');
+  if (format !== null && !(WEBHOOK_FORMATS as readonly string[]).includes(format.value.toLowerCase())) {
+    throw invalid(format.name, `one of ${WEBHOOK_FORMATS.join(', ')}`, format.value);
+  }
+  const only = reader.raw('TIERWATCH_ALERT_ONLY');
+  if (only !== null && only.value.toLowerCase() !== 'tightening') throw invalid(only.name, '`tightening` (or unset)', only.value);
+  const symbols = reader.raw('TIERWATCH_ALERT_SYMBOLS');
+  return {
+    webhookUrls: readWebhookUrls(reader),
+    format: (format?.value.toLowerCase() ?? 'json') as WebhookFormat,
+    symbols: symbols === null ? [] : symbols.value.split(',').map((part) => part.trim()).filter((part) => part !== ''),
+    only: only === null ? null : 'tightening',
+    secret: readSecret(reader, env, 'TIERWATCH_WEBHOOK_SECRET'),
+    timeoutMs: reader.duration('TIERWATCH_WEBHOOK_TIMEOUT', 10_000),
+    retries: reader.integer('TIERWATCH_WEBHOOK_RETRIES', 3, 0, 100),
+  };
+}
+
 function readLogLevel(reader: Reader): LevelWithSilent {
   const raw = reader.raw('LOG_LEVEL');
   if (raw === null) return 'info';
@@ -260,6 +334,7 @@ export function loadConfig(env: Env = process.env, overrides: Overrides = {}): C
     httpPort,
     httpHost: reader.string('TIERWATCH_HTTP_HOST', '0.0.0.0'),
     logLevel: readLogLevel(reader),
+    alerts: readAlerts(reader, env),
   };
   return Object.freeze(config);
 }
@@ -304,6 +379,11 @@ export function resolveCredentials(config: Config): Credentials {
   return config.publicKey === null ? { kind: 'jwt', token } : { kind: 'jwt', token, publicKey: config.publicKey };
 }
 
+/** The webhook signing key, read now (a file is re-read every time), or null when none is set. */
+export function resolveWebhookSecret(config: Config): string | null {
+  return config.alerts.secret === null ? null : readSecretValue(config.alerts.secret);
+}
+
 /** The configuration as it may be logged: where secrets come from, never what they are. */
 export function describeConfig(config: Config): Record<string, unknown> {
   const describeSecret = (source: SecretSource | null) =>
@@ -327,5 +407,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     httpPort: config.httpPort,
     httpHost: config.httpHost,
     logLevel: config.logLevel,
+    alerts: {
+      webhooks: config.alerts.webhookUrls.map(redactUrl),
+      format: config.alerts.format,
+      symbols: config.alerts.symbols,
+      only: config.alerts.only,
+      secret: describeSecret(config.alerts.secret),
+      timeoutMs: config.alerts.timeoutMs,
+      retries: config.alerts.retries,
+    },
   };
 }

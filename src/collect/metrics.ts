@@ -3,9 +3,10 @@
  * exposition format; this module only decides what is counted.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeliveryCounters } from '../alerts/deliver.ts';
 import type { SweepResult } from './sweep.ts';
 
-export class SweepMetrics {
+export class SweepMetrics implements DeliveryCounters {
   readonly registry = new Registry();
   readonly #runs = new Counter({ name: 'tierwatch_runs_total', help: 'Runs finished, by account and status.', labelNames: ['account', 'status'] as const, registers: [this.registry] });
   readonly #lastSuccess = new Gauge({ name: 'tierwatch_last_success_timestamp_seconds', help: 'observed_at of the last successful sweep, Unix seconds.', labelNames: ['account'] as const, registers: [this.registry] });
@@ -19,6 +20,9 @@ export class SweepMetrics {
   readonly #changes = new Counter({ name: 'tierwatch_changes_total', help: 'Tier changes recorded, by account and kind.', labelNames: ['account', 'change'] as const, registers: [this.registry] });
   readonly #tiers = new Gauge({ name: 'tierwatch_tiers', help: 'Tiers in the last successful sweep.', labelNames: ['account'] as const, registers: [this.registry] });
 
+  readonly #alertAttempts = new Counter({ name: 'tierwatch_alert_deliveries_total', help: 'Webhook delivery attempts, by result (delivered, failed).', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly #alertsPending = new Gauge({ name: 'tierwatch_alerts_pending', help: 'Webhook notifications waiting in the outbox.', registers: [this.registry] });
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tierwatch_' });
   }
@@ -26,6 +30,14 @@ export class SweepMetrics {
   /** Seeds the last-success gauge from the ledger, so a restart does not look like a gap. */
   seedLastSuccess(accountId: string, observedAt: string | null): void {
     if (observedAt !== null) this.#lastSuccess.set({ account: accountId }, Date.parse(observedAt) / 1000);
+  }
+
+  deliveryAttempt(result: 'delivered' | 'failed'): void {
+    this.#alertAttempts.inc({ result });
+  }
+
+  pendingNotifications(count: number): void {
+    this.#alertsPending.set(count);
   }
 
   record(result: SweepResult): void {

@@ -13,8 +13,9 @@ import { diffCommand } from './diff.ts';
 import { historyCommand } from './history.ts';
 import { runsCommand } from './runs.ts';
 import { queryCommand } from './query.ts';
+import { alertsCommand } from './alerts.ts';
 
 export const COMMANDS: CommandSpec[] = [
   runCommand, collectCommand, checkCommand,
-  changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand,
+  changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand, alertsCommand,
   healthCommand, migrateCommand, demoCommand, simulateCommand];

@@ -4,6 +4,7 @@
  * is closed with its WAL checkpointed, and the exit code is 0.
  */
 import { describeConfig, requireCredentials } from '../config.ts';
+import { Alerting } from '../alerts/alerting.ts';
 import { runDaemon } from '../collect/daemon.ts';
 import { accountHealth, healthMaxAgeMs, judgeHealth } from '../collect/health.ts';
 import { startHttpEndpoint, type HttpEndpoint } from '../collect/http.ts';
@@ -37,11 +38,20 @@ export const runCommand: CommandSpec = {
           logger,
         });
       }
+      // Webhook alerts: pending ones from an earlier process are sent now; delivery never blocks a sweep.
+      const alerting = new Alerting(config, { db, store, logger, counters: metrics });
+      alerting.start({ checkEveryMs: Math.min(60_000, Math.max(1000, Math.round(healthMaxAgeMs(config) / 4))) });
       try {
-        const clean = await runDaemon(config, deps, context.io.signal, { onSweep: (result) => metrics.record(result) });
+        const clean = await runDaemon(config, deps, context.io.signal, {
+          onSweep: (result) => {
+            metrics.record(result);
+            alerting.afterRun();
+          },
+        });
         logger.info(clean ? 'daemon stopped' : 'daemon stopped with a sweep still running');
         return clean ? 0 : 1;
       } finally {
+        await alerting.stop();
         await http?.close();
       }
     });

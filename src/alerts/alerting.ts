@@ -1,0 +1,213 @@
+/**
+ * The alerting of one daemon: writes notifications to the outbox (changes inside the sweep
+ * transaction, staleness transitions in their own), and delivers the outbox in the background.
+ *
+ * Delivery is detached from collection: it runs on its own AbortSignal, is only ever kicked (never
+ * awaited) by the daemon, and catches its own failures. The daemon kicks it after every run and at
+ * start-up; `stop()` aborts what is in flight (it stays pending for the next start) and waits.
+ */
+import { randomUUID } from 'node:crypto';
+import { redactUrl, resolveWebhookSecret, type Config } from '../config.ts';
+import { accountHealth, healthMaxAgeMs } from '../collect/health.ts';
+import type { Logger } from '../log.ts';
+import { packageVersion } from '../paths.ts';
+import type { StoreDb } from '../store/db.ts';
+import type { HistoryStore, StoredSweep } from '../store/history-store.ts';
+import type { AlertKind } from '../store/schema.ts';
+import { deliverQueue, type DeliveryCounters, type DeliveryOptions } from './deliver.ts';
+import { Outbox } from './outbox.ts';
+import { changesNotification, classifiedChanges, renderBody, selectChanges, type Notification } from './payload.ts';
+import { STALENESS_KEY, judgeStaleness, parseStalenessState, staleTransition, type StalenessState } from './staleness.ts';
+
+export interface AlertingDeps {
+  db: StoreDb;
+  store: HistoryStore;
+  logger: Logger;
+  counters?: DeliveryCounters;
+  now?: () => Date;
+  newId?: () => string;
+  fetch?: typeof fetch;
+  sleep?: DeliveryOptions['sleep'];
+  random?: () => number;
+}
+
+export class Alerting {
+  readonly #config: Config;
+  readonly #deps: AlertingDeps;
+  readonly #outbox: Outbox;
+  readonly #log: Logger;
+  readonly #now: () => Date;
+  readonly #newId: () => string;
+  readonly #startedAt: Date;
+  readonly #stop = new AbortController();
+  #pass: Promise<void> | null = null;
+  #again = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  /** Builds the outbox on `deps.db` (writable, the daemon's connection). Starts nothing. */
+  constructor(config: Config, deps: AlertingDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    this.#outbox = new Outbox(deps.db);
+    this.#log = deps.logger.child({ component: 'alerts' });
+    this.#now = deps.now ?? (() => new Date());
+    this.#newId = deps.newId ?? randomUUID;
+    this.#startedAt = this.#now();
+  }
+
+  /** True when at least one webhook URL is configured. */
+  get enabled(): boolean {
+    return this.#config.alerts.webhookUrls.length > 0;
+  }
+
+  /**
+   * Installs the sweep hook (so runs write their notifications in their own transaction), kicks a
+   * delivery pass for whatever an earlier process left pending, and, with `checkEveryMs`, checks
+   * staleness on a timer. Does nothing when no webhook is configured.
+   */
+  start(options: { checkEveryMs?: number } = {}): void {
+    if (!this.enabled) return;
+    this.#deps.store.setSweepHook((stored) => this.#enqueueChanges(stored));
+    this.kick();
+    if (options.checkEveryMs !== undefined) {
+      this.#timer = setInterval(() => this.#safely('staleness check', () => this.checkStaleness()), options.checkEveryMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** After every run (ok or not): checks staleness, then kicks delivery. Never throws. */
+  afterRun(): void {
+    if (!this.enabled) return;
+    this.#safely('staleness check', () => this.checkStaleness());
+    this.kick();
+  }
+
+  /**
+   * Starts a delivery pass over every configured URL, or, when one is running, asks for another
+   * after it. Returns at once; never throws (a failed pass is logged).
+   */
+  kick(): void {
+    if (!this.enabled || this.#stop.signal.aborted) return;
+    if (this.#pass !== null) {
+      this.#again = true;
+      return;
+    }
+    this.#pass = this.#passes().finally(() => {
+      this.#pass = null;
+    });
+  }
+
+  /** Resolves when no delivery pass is running (tests, and shutdown). */
+  async idle(): Promise<void> {
+    while (this.#pass !== null) await this.#pass;
+  }
+
+  /**
+   * Judges staleness now and, on a transition, persists the new state and writes one `stale` or
+   * `recovered` notification per URL in one transaction, then kicks delivery. Returns the transition.
+   */
+  checkStaleness(): 'stale' | 'recovered' | null {
+    if (!this.enabled) return null;
+    const now = this.#now();
+    const maxAgeMs = healthMaxAgeMs(this.#config);
+    const verdict = judgeStaleness(accountHealth(this.#deps.db, this.#config.accountIds), maxAgeMs, now, this.#startedAt);
+    const transition = this.#outbox.transaction(() => {
+      const previous = parseStalenessState(this.#outbox.getState(STALENESS_KEY));
+      const next = staleTransition(previous, verdict);
+      if (next === null) return null;
+      const id = this.#newId();
+      const at = now.toISOString();
+      const notification: Notification =
+        next === 'stale'
+          ? { id, type: 'stale', at, last_success_at: verdict.lastSuccessAt, threshold_seconds: Math.round(maxAgeMs / 1000), reason: verdict.stale ? verdict.reason : '' }
+          : { id, type: 'recovered', at, last_success_at: verdict.lastSuccessAt!, stale_since: previous!.since };
+      const state: StalenessState = { state: next === 'stale' ? 'stale' : 'fresh', since: at };
+      this.#outbox.putState(STALENESS_KEY, JSON.stringify(state), now);
+      this.#write(notification, null, at);
+      return next;
+    });
+    if (transition !== null) {
+      this.#log[transition === 'stale' ? 'error' : 'info'](
+        { transition, ...(verdict.stale ? { reason: verdict.reason } : {}) },
+        transition === 'stale' ? 'collection is stale: stale notification queued' : 'collection recovered: recovered notification queued',
+      );
+      this.kick();
+    }
+    return transition;
+  }
+
+  /** Stops the staleness timer and delivery (what is in flight stays pending), and waits for the pass. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#deps.store.setSweepHook(null);
+    this.#stop.abort(new Error('tierwatch is shutting down'));
+    await this.idle();
+  }
+
+  /** The sweep hook: runs inside the sweep transaction, so it must stay synchronous and quick. */
+  #enqueueChanges(stored: StoredSweep): void {
+    const { alerts } = this.#config;
+    const selected = selectChanges(classifiedChanges(stored.changes), { symbols: alerts.symbols, only: alerts.only });
+    const notification = changesNotification(this.#newId(), stored, selected);
+    if (notification === null) return;
+    this.#write(notification, stored.runId, this.#now().toISOString());
+    // Runs after COMMIT (the transaction is synchronous); a rolled-back sweep leaves nothing to send.
+    setImmediate(() => this.kick());
+  }
+
+  #write(notification: Notification, runId: number | null, createdAt: string): void {
+    const { alerts } = this.#config;
+    const body = renderBody(notification, alerts.format);
+    const kind: AlertKind = notification.type;
+    this.#outbox.enqueue(
+      alerts.webhookUrls.map((url) => ({ notificationId: notification.id, kind, url, format: alerts.format, runId, body })),
+      createdAt,
+    );
+    this.#deps.counters?.pendingNotifications(this.#outbox.pendingCount());
+  }
+
+  async #passes(): Promise<void> {
+    do {
+      this.#again = false;
+      try {
+        await this.#onePass();
+      } catch (error) {
+        this.#log.error({ err: error }, 'webhook delivery pass failed; pending notifications stay in the outbox');
+      }
+    } while (this.#again && !this.#stop.signal.aborted);
+  }
+
+  async #onePass(): Promise<void> {
+    const { alerts } = this.#config;
+    const options: DeliveryOptions = {
+      timeoutMs: alerts.timeoutMs,
+      retries: alerts.retries,
+      backoff: this.#config.backoff,
+      secret: () => resolveWebhookSecret(this.#config),
+      userAgent: `tierwatch/${packageVersion()}`,
+      logger: this.#log,
+      now: this.#now,
+      ...(this.#deps.counters === undefined ? {} : { counters: this.#deps.counters }),
+      ...(this.#deps.fetch === undefined ? {} : { fetch: this.#deps.fetch }),
+      ...(this.#deps.sleep === undefined ? {} : { sleep: this.#deps.sleep }),
+      ...(this.#deps.random === undefined ? {} : { random: this.#deps.random }),
+    };
+    const results = await Promise.all(alerts.webhookUrls.map((url) => deliverQueue(this.#outbox, url, options, this.#stop.signal)));
+    const pending = this.#outbox.pendingCount();
+    this.#deps.counters?.pendingNotifications(pending);
+    if (results.includes('blocked')) {
+      this.#log.warn(
+        { pending, blocked: alerts.webhookUrls.filter((_, index) => results[index] === 'blocked').map(redactUrl) },
+        `${pending} webhook notification(s) still pending; they are retried after the next run`,
+      );
+    }
+  }
+
+  #safely(what: string, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.#log.error({ err: error }, `${what} failed`);
+    }
+  }
+}

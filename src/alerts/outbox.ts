@@ -1,0 +1,143 @@
+/**
+ * The alert outbox: notifications waiting for (or done with) delivery, one row per notification per
+ * webhook URL, delivered per URL in outbox_id order. Writes go through the daemon's connection (the
+ * enqueue of a `changes` notification runs inside the sweep transaction); reads for
+ * `tierwatch alerts` work on a read-only connection.
+ */
+import type Database from 'better-sqlite3';
+import type { AlertKind, OutboxStatus } from '../store/schema.ts';
+import type { StoreDb } from '../store/db.ts';
+import { cachedStatement, type HistoryReader } from '../query/reader.ts';
+
+export interface OutboxRow {
+  outbox_id: number;
+  notification_id: string;
+  kind: AlertKind;
+  url: string;
+  format: string;
+  run_id: number | null;
+  created_at: string;
+  body: string;
+  status: OutboxStatus;
+  attempts: number;
+  last_attempt_at: string | null;
+  last_error: string | null;
+  delivered_at: string | null;
+}
+
+export interface OutboxEntry {
+  notificationId: string;
+  kind: AlertKind;
+  url: string;
+  format: string;
+  runId: number | null;
+  body: string;
+}
+
+const MAX_ERROR_LENGTH = 500;
+
+export class Outbox {
+  readonly #sqlite: Database.Database;
+  readonly #stmt: {
+    insert: Database.Statement<[string, string, string, string, number | null, string, string]>;
+    next: Database.Statement<[string], OutboxRow>;
+    delivered: Database.Statement<[string, string, number]>;
+    failed: Database.Statement<[string, string, number]>;
+    pendingCount: Database.Statement<[], number>;
+    getState: Database.Statement<[string], { value: string }>;
+    putState: Database.Statement<[string, string, string]>;
+  };
+
+  /** `db` must be writable; the outbox never closes it. */
+  constructor(db: StoreDb) {
+    const sqlite = db.sqlite;
+    this.#sqlite = sqlite;
+    this.#stmt = {
+      insert: sqlite.prepare(
+        `INSERT INTO alert_outbox (notification_id, kind, url, format, run_id, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      next: sqlite.prepare(
+        `SELECT * FROM alert_outbox WHERE url = ? AND status = 'pending' ORDER BY outbox_id LIMIT 1`,
+      ),
+      delivered: sqlite.prepare(
+        `UPDATE alert_outbox SET status = 'delivered', delivered_at = ?, attempts = attempts + 1, last_attempt_at = ?
+          WHERE outbox_id = ? AND status = 'pending'`,
+      ),
+      failed: sqlite.prepare(
+        `UPDATE alert_outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ? WHERE outbox_id = ?`,
+      ),
+      pendingCount: sqlite.prepare<[], number>(`SELECT count(*) FROM alert_outbox WHERE status = 'pending'`).pluck(),
+      getState: sqlite.prepare('SELECT value FROM alert_state WHERE key = ?'),
+      putState: sqlite.prepare(
+        `INSERT INTO alert_state (key, value, updated_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      ),
+    };
+  }
+
+  /** Inserts the entries (in the caller's transaction, if any). Throws on a database error. */
+  enqueue(entries: readonly OutboxEntry[], createdAt: string): void {
+    for (const entry of entries) {
+      this.#stmt.insert.run(entry.notificationId, entry.kind, entry.url, entry.format, entry.runId, createdAt, entry.body);
+    }
+  }
+
+  /** The oldest pending notification for `url`, or undefined when its queue is empty. */
+  nextPending(url: string): OutboxRow | undefined {
+    return this.#stmt.next.get(url);
+  }
+
+  markDelivered(outboxId: number, at: Date): void {
+    this.#stmt.delivered.run(at.toISOString(), at.toISOString(), outboxId);
+  }
+
+  /** Counts a failed attempt and keeps the row pending. `error` must hold no secret and no full URL. */
+  recordFailure(outboxId: number, at: Date, error: string): void {
+    const text = error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH)}…` : error;
+    this.#stmt.failed.run(at.toISOString(), text, outboxId);
+  }
+
+  pendingCount(): number {
+    return this.#stmt.pendingCount.get() as number;
+  }
+
+  getState(key: string): string | null {
+    return this.#stmt.getState.get(key)?.value ?? null;
+  }
+
+  putState(key: string, value: string, at: Date): void {
+    this.#stmt.putState.run(key, value, at.toISOString());
+  }
+
+  /** Runs `work` in one IMMEDIATE transaction (state change and its notifications together). */
+  transaction<T>(work: () => T): T {
+    return this.#sqlite.transaction(work).immediate();
+  }
+}
+
+/** A row of `tierwatch alerts`: the outbox without the body. */
+export type OutboxListing = Omit<OutboxRow, 'body'>;
+
+export const OUTBOX_LISTING_COLUMNS = [
+  'outbox_id', 'notification_id', 'kind', 'url', 'format', 'run_id', 'created_at', 'status', 'attempts',
+  'last_attempt_at', 'last_error', 'delivered_at',
+] as const;
+
+/**
+ * The outbox, oldest first: every row, only the pending ones, or the last N. Read-only (a database
+ * older than the outbox never gets here: a read-only open refuses it with DB_NEEDS_MIGRATION).
+ */
+export function listOutbox(db: HistoryReader, options: { pendingOnly?: boolean; last?: number } = {}): OutboxListing[] {
+  const where = options.pendingOnly ? `WHERE status = 'pending'` : '';
+  const columns = OUTBOX_LISTING_COLUMNS.join(', ');
+  const sql =
+    options.last === undefined
+      ? `SELECT ${columns} FROM alert_outbox ${where} ORDER BY outbox_id`
+      : `SELECT * FROM (SELECT ${columns} FROM alert_outbox ${where} ORDER BY outbox_id DESC LIMIT ${Math.floor(options.last)}) ORDER BY outbox_id`;
+  return cachedStatement<OutboxListing>(db, sql).all();
+}
+
+/** The persisted staleness state (see staleness.ts), read-only; null when never set. */
+export function readAlertState(db: HistoryReader, key: string): { value: string; updated_at: string } | null {
+  return cachedStatement<{ value: string; updated_at: string }>(db, 'SELECT value, updated_at FROM alert_state WHERE key = ?').get(key) ?? null;
+}
