@@ -5,7 +5,7 @@
  */
 import { TierwatchError } from '../errors.ts';
 import { parseDuration } from '../config.ts';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, loadScenario, startChangeScript, startSimulator, syntheticUniverse, type SimulatorOptions } from '../sim/index.ts';
+import type { SimulatorOptions } from '../sim/index.ts';
 import type { CommandSpec } from './context.ts';
 
 function integerOption(value: unknown, flag: string, min: number, max: number): number | undefined {
@@ -39,6 +39,8 @@ export const simulateCommand: CommandSpec = {
       .option('--scenario <file>', 'JSON scenario file: options, faults and a change script');
   },
   async run(context) {
+    // Loaded here, not at the top: no other command should pay for the simulator at start-up.
+    const { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, loadScenario, startChangeScript, startSimulator, syntheticUniverse } = await import('../sim/index.ts');
     const { options, io } = context;
     const env = io.env;
     const publicKey = env.QFEX_PUBLIC_KEY?.trim() || DEMO_PUBLIC_KEY;
