@@ -93,7 +93,7 @@ if ! timed "host build (npm run build)" bash -c "cd '$REPO' && npm run --silent 
   summary_and_exit
 fi
 
-if ! timed "image build" docker build --network host \
+if ! timed "image build" docker build --network host --force-rm \
   --build-arg BUILD_IMAGE="$BUILD_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
   -t "$IMAGE" "$REPO" >"/tmp/$PROJECT-build.log" 2>&1; then
   tail -n 30 "/tmp/$PROJECT-build.log" >&2
@@ -287,6 +287,32 @@ if wait_for 45 is_health unhealthy; then
   pass "with the simulator gone, the container turns unhealthy ($((SECONDS - start))s): $(last_health_output | head -c 160)"
 else
   fail "with the simulator gone, the container turns unhealthy within 45s" "health: $(health)"
+fi
+
+# Stop during a sweep: the simulator comes back on the same port with every page answered 8 s late,
+# so a sweep is in flight when docker stop arrives. The daemon must abort it, record it as aborted
+# (nothing half-written) and exit 0 well inside the grace period.
+SIM_PORT=${SIM_URL##*:}
+printf '{ "faults": [{ "kind": "delay_page", "ms": 8000, "persistent": true }] }\n' >"$WORK/slow.json"
+(cd "$REPO" && exec node dist/src/cli.js simulate --port "$SIM_PORT" --scenario "$WORK/slow.json") \
+  >"$WORK/simulator-slow.out" 2>"$WORK/simulator-slow.log" &
+SIM_PID=$!
+if wait_for 30 db_at_least "select count(*) from run_ledger where status = 'running' and run_id > ${max_run_before:-0}" 1; then
+  inflight_run=$(db_value "select max(run_id) from run_ledger where status = 'running'")
+  stop_start_ms=$(date +%s%3N)
+  docker stop "$CONTAINER" >/dev/null
+  stop_ms=$(($(date +%s%3N) - stop_start_ms))
+  exit_code=$(docker inspect "$CONTAINER" --format '{{.State.ExitCode}}')
+  inflight_status=$(db_value "select status from run_ledger where run_id = $inflight_run")
+  half=$(db_value "select (select count(*) from tier_version where run_id = $inflight_run) + (select count(*) from tier_change where run_id = $inflight_run)")
+  if [ "$exit_code" = "0" ] && [ "$stop_ms" -lt $((STOP_WITHIN_S * 1000)) ] && [ "$inflight_status" = "aborted" ] && [ "$half" = "0" ]; then
+    pass "docker stop during a sweep: exit 0 in $((stop_ms / 1000)).$(printf '%03d' $((stop_ms % 1000)))s, run $inflight_run recorded 'aborted' with no rows written"
+  else
+    fail "docker stop during a sweep exits 0 quickly and records the run as aborted" \
+      "exit $exit_code after ${stop_ms} ms; run $inflight_run is '${inflight_status}', rows written: ${half:-?}"
+  fi
+else
+  fail "docker stop during a sweep" "no sweep was seen in flight within 30s (health: $(health))"
 fi
 
 summary_and_exit
