@@ -24,6 +24,7 @@ BASE_IMAGE="${TIERWATCH_BASE_IMAGE:-tierwatch-base:node24-bookworm}"
 BUILD_IMAGE="${BUILD_IMAGE:-$BASE_IMAGE}"
 RUNTIME_IMAGE="${RUNTIME_IMAGE:-$BASE_IMAGE}"
 PROJECT="tierwatch-ci-$$"
+BUILD_LOG=/tmp/tierwatch-docker-build.log # kept after the run, for a failed build
 DEMO_PUBLIC_KEY=qfex_pub_demo_tierwatch
 DEMO_SECRET_KEY=qfex_secret_demo_tierwatch_not_a_real_key
 STOP_WITHIN_S=15       # "well inside" the grace period (sweep shutdown bound is 10 s)
@@ -95,9 +96,9 @@ fi
 
 if ! timed "image build" docker build --network host --force-rm \
   --build-arg BUILD_IMAGE="$BUILD_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
-  -t "$IMAGE" "$REPO" >"/tmp/$PROJECT-build.log" 2>&1; then
-  tail -n 30 "/tmp/$PROJECT-build.log" >&2
-  fail "the project image builds" "log: /tmp/$PROJECT-build.log"
+  -t "$IMAGE" "$REPO" >"$BUILD_LOG" 2>&1; then
+  tail -n 30 "$BUILD_LOG" >&2
+  fail "the project image builds" "log: $BUILD_LOG"
   summary_and_exit
 fi
 pass "the project image builds ($IMAGE)"
