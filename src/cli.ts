@@ -3,7 +3,19 @@
  * The `tierwatch` executable. The first SIGINT/SIGTERM asks the running command to stop cleanly;
  * a second one forces the process out at once.
  */
-import { runCli } from './program.ts';
+
+// better-sqlite3 13 crashes the process (a segfault, no message) on Node older than 22, so check
+// before anything native is loaded: the program itself is imported only after this check.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 22) {
+  process.stderr.write(
+    `tierwatch needs Node.js 22 or newer (24 LTS recommended); this is ${process.version} at ${process.execPath}.\n` +
+      'In a clone of the repository, run it through npm or npx (they use the Node 24 the project installs), or put node_modules/.bin first on PATH.\n',
+  );
+  process.exit(2);
+}
+
+const { runCli } = await import('./program.ts');
 
 const shutdown = new AbortController();
 let signalsSeen = 0;
