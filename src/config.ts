@@ -238,7 +238,7 @@ function readWebhookUrls(reader: Reader): string[] {
   const raw = reader.raw('TIERWATCH_WEBHOOK_URL');
   if (raw === null) return [];
   const urls = raw.value.split(',').map((part) => part.trim()).filter((part) => part !== '');
-  return urls.map((text) => {
+  const parsed = urls.map((text) => {
     let url: URL;
     try {
       url = new URL(text);
@@ -253,6 +253,10 @@ function readWebhookUrls(reader: Reader): string[] {
     }
     return url.href;
   });
+  // One outbox row per notification per URL: a URL listed twice would be one queue fed twice.
+  const duplicate = parsed.find((url, index) => parsed.indexOf(url) !== index);
+  if (duplicate !== undefined) throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` lists ${redactUrl(duplicate)} twice.`);
+  return parsed;
 }
 
 /**

@@ -121,6 +121,7 @@ test('configuration: webhook URLs must be http(s) without credentials; format an
   assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_URL: 'ftp://example.com/x' }), (error: Error) => /TIERWATCH_WEBHOOK_URL/.test(error.message) && !error.message.includes('/x'));
   assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_URL: 'https://user:pw@example.com/' }), /must not carry credentials/);
   assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_FORMAT: 'xml' }), /TIERWATCH_WEBHOOK_FORMAT/);
+  assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_URL: 'https://a.test/x,https://a.test/x' }), /lists https:\/\/a\.test\/… twice/);
   assert.throws(() => loadConfig({ TIERWATCH_ALERT_ONLY: 'loosening' }), /TIERWATCH_ALERT_ONLY/);
   assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_SECRET: 'a', TIERWATCH_WEBHOOK_SECRET_FILE: '/x' }), /either/);
   assert.equal(loadConfig({}).alerts.webhookUrls.length, 0);
