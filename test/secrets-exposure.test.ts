@@ -1,0 +1,169 @@
+/**
+ * Secrets never leak. With recognisable credentials — a secret key (with a character JSON must
+ * escape), a JWT whose signature part is a marker, and the HMAC signatures the client really sent
+ * (captured by a recording proxy between the client and the simulator) — every command runs, in
+ * process and as child processes, through success, failing auth in every mode (including the
+ * `err_frame` mode whose error frame echoes the whole auth message back) and a set of faults.
+ * Then all stdout, stderr and log output, the database file, its WAL (read while a daemon writes)
+ * and the lock file are searched for each secret, raw, JSON-escaped, base64, base64url and hex.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { runCli } from '../src/program.ts';
+import { COMMANDS } from '../src/commands/index.ts';
+import { AUTH_FAILURE_MODES, type Fault } from '../src/sim/index.ts';
+import { LogCapture, startHarness, type Harness } from './helpers/harness.ts';
+import { credentialsSent, databaseFiles, findLeaks, spawnCli, startRecordingProxy, type RecordingProxy } from './helpers/faults.ts';
+
+const PUBLIC_KEY = 'qfex_pub_secrets_test';
+const SECRET_KEY = `qfex_secret_SECRETCANARY"${randomBytes(8).toString('hex')}`;
+const JWT = [
+  Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'JWT' })).toString('base64url'),
+  Buffer.from(JSON.stringify({ sub: 'secrets-test', exp: Math.floor(Date.now() / 1000) + 86_400 })).toString('base64url'),
+  `JWTSIGCANARY${randomBytes(16).toString('base64url')}`,
+].join('.');
+
+let h: Harness;
+let proxy: RecordingProxy;
+let hmacEnv: Record<string, string>;
+let jwtEnv: Record<string, string>;
+/** Everything any command printed or logged, and every file snapshot taken along the way. */
+const outputs: Record<string, string | Buffer> = {};
+let outputCount = 0;
+
+function keep(label: string, content: string | Buffer): void {
+  outputs[`${++outputCount} ${label}`] = content;
+}
+
+async function cli(label: string, argv: string[], env: Record<string, string>, signal?: AbortSignal): Promise<number> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+  const logs = new LogCapture();
+  const code = await runCli(argv, { stdout, stderr, env, stdoutIsTTY: false, signal: signal ?? new AbortController().signal, logDestination: logs });
+  keep(`${label} stdout`, out);
+  keep(`${label} stderr`, err);
+  keep(`${label} log`, logs.text());
+  return code;
+}
+
+function keepFiles(label: string): void {
+  for (const [path, content] of Object.entries(databaseFiles(h.dbPath))) keep(`${label} ${path}`, content);
+}
+
+before(async () => {
+  h = await startHarness({ keys: [{ publicKey: PUBLIC_KEY, secretKey: SECRET_KEY }], jwts: [{ token: JWT }] });
+  h.db.close();
+  proxy = await startRecordingProxy(h.sim.url);
+  const common = {
+    ...h.env,
+    QFEX_WS_URL: proxy.url,
+    LOG_LEVEL: 'trace',
+    TIERWATCH_PAGE_SIZE: '20',
+    TIERWATCH_REQUEST_TIMEOUT: '300ms',
+    TIERWATCH_AUTH_TIMEOUT: '300ms',
+  };
+  hmacEnv = { ...common, QFEX_PUBLIC_KEY: PUBLIC_KEY, QFEX_SECRET_KEY: SECRET_KEY };
+  jwtEnv = { ...common, QFEX_PUBLIC_KEY: '', QFEX_SECRET_KEY: '', QFEX_JWT: JWT };
+});
+
+after(async () => {
+  await proxy?.close();
+  await h?.close();
+});
+
+test('help, check, collect and the query commands, in process, with HMAC and with a JWT', async () => {
+  assert.equal(await cli('help', ['--help'], hmacEnv), 0);
+  for (const spec of COMMANDS) await cli(`${spec.name} --help`, [spec.name, '--help'], { ...hmacEnv, QFEX_JWT: JWT });
+  assert.equal(await cli('check hmac', ['check'], hmacEnv), 0);
+  assert.equal(await cli('check jwt', ['check'], jwtEnv), 0);
+  assert.equal(await cli('collect hmac', ['collect'], hmacEnv), 0);
+  h.sim.editTier('primary', 'META-USD', '20', { max_notional: 31337 });
+  assert.equal(await cli('collect jwt', ['collect'], jwtEnv), 0);
+  for (const argv of [
+    ['runs', '--format', 'json'],
+    ['changes', '--format', 'csv'],
+    ['snapshot', '--format', 'ndjson'],
+    ['diff', '2000-01-01T00:00:00Z', '--format', 'json'],
+    ['history', 'META-USD', '--format', 'table'],
+    ['query', 'SELECT * FROM runs', '--format', 'json'],
+    ['health'],
+    ['migrate'],
+  ]) {
+    await cli(argv.join(' '), argv, hmacEnv);
+  }
+  keepFiles('after the in-process commands');
+  assert.ok(credentialsSent(proxy.clientFrames).signatures.length >= 2, 'signatures were captured on the wire');
+  assert.ok(credentialsSent(proxy.clientFrames).jwts.includes(JWT));
+});
+
+test('every failing auth mode, and faults, through check and collect', async () => {
+  for (const mode of AUTH_FAILURE_MODES) {
+    h.sim.inject({ kind: 'reject_auth', mode });
+    assert.equal(await cli(`collect reject_auth ${mode}`, ['collect'], { ...hmacEnv, TIERWATCH_SWEEP_RETRIES: '0' }), 1, mode);
+    h.sim.inject({ kind: 'reject_auth', mode });
+    assert.equal(await cli(`check reject_auth ${mode}`, ['check'], hmacEnv), 1, mode);
+    h.sim.inject({ kind: 'reject_auth', mode });
+    assert.equal(await cli(`check jwt reject_auth ${mode}`, ['check'], jwtEnv), 1, mode);
+  }
+  const faults: Fault[] = [
+    { kind: 'drop_at_page', page: 2, persistent: true },
+    { kind: 'never_answer_page', persistent: true },
+    { kind: 'never_answer_auth', persistent: true },
+    { kind: 'bad_frame', page: 1, frame: 'non_json' },
+    { kind: 'bad_frame', page: 1, frame: 'unexpected_key' },
+    { kind: 'malformed_row', page: 1, row: { symbol: 'X-USD', leverage: '2', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 1 } },
+    { kind: 'error_reply', page: 1, code: 'InvalidParameter' },
+    { kind: 'error_reply', code: 'RateLimited', retryAfterMs: 1, persistent: true },
+    { kind: 'empty_list' },
+  ];
+  for (const fault of faults) {
+    h.sim.inject(fault);
+    const code = await cli(`collect ${fault.kind}`, ['collect'], { ...hmacEnv, TIERWATCH_SWEEP_RETRIES: '1', TIERWATCH_PAGE_RETRIES: '1' });
+    h.sim.clearFaults();
+    assert.equal(code, 1, fault.kind);
+  }
+  keepFiles('after the failures');
+});
+
+test('child processes: collect, check in err_frame mode, and a daemon whose WAL is read while it runs', async () => {
+  const collect = spawnCli(['collect'], hmacEnv);
+  assert.equal(await collect.exited, 0, collect.stderr());
+  keep('child collect stdout', collect.stdout());
+  keep('child collect stderr', collect.stderr());
+
+  h.sim.inject({ kind: 'reject_auth', mode: 'err_frame' });
+  const check = spawnCli(['check'], hmacEnv);
+  assert.equal(await check.exited, 1);
+  keep('child check stdout', check.stdout());
+  keep('child check stderr', check.stderr());
+  assert.match(check.stdout(), /PermissionDenied/);
+
+  h.sim.editTier('primary', 'AAPL-USD', '2', { max_notional: 4321 });
+  const daemon = spawnCli(['run'], { ...jwtEnv, TIERWATCH_SCHEDULE: '0 0 1 1 *' });
+  await daemon.waitFor(/"msg":"sweep ok/);
+  keepFiles('while the daemon runs');
+  assert.ok(Object.keys(outputs).some((key) => key.endsWith('-wal') && key.includes('while the daemon runs')), 'the WAL was read while it held the sweep');
+  daemon.child.kill('SIGTERM');
+  assert.equal(await daemon.exited, 0, daemon.stderr());
+  keep('child run stdout', daemon.stdout());
+  keep('child run stderr', daemon.stderr());
+  keepFiles('after the daemon');
+});
+
+test('no secret, JWT or signature sent appears in any output or file, in any encoding', () => {
+  const sent = credentialsSent(proxy.clientFrames);
+  assert.ok(sent.signatures.length >= 10, `signatures captured: ${sent.signatures.length}`);
+  const secrets: Record<string, string> = { QFEX_SECRET_KEY: SECRET_KEY, QFEX_JWT: JWT, 'JWT signature': JWT.split('.')[2]! };
+  sent.signatures.forEach((signature, index) => (secrets[`signature ${index + 1}`] = signature));
+  assert.ok(Object.keys(outputs).length > 50);
+  // The search itself finds a planted secret in each encoding (else an empty result proves nothing).
+  const planted = findLeaks({ json: JSON.stringify({ key: SECRET_KEY }), b64: Buffer.from(JWT).toString('base64') }, { key: SECRET_KEY, jwt: JWT });
+  assert.deepEqual(planted.map((leak) => leak.split(':')[0]), ['json', 'b64']);
+  assert.deepEqual(findLeaks(outputs, secrets), []);
+});
