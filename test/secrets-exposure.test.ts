@@ -164,6 +164,6 @@ test('no secret, JWT or signature sent appears in any output or file, in any enc
   assert.ok(Object.keys(outputs).length > 50);
   // The search itself finds a planted secret in each encoding (else an empty result proves nothing).
   const planted = findLeaks({ json: JSON.stringify({ key: SECRET_KEY }), b64: Buffer.from(JWT).toString('base64') }, { key: SECRET_KEY, jwt: JWT });
-  assert.deepEqual(planted.map((leak) => leak.split(':')[0]), ['json', 'b64']);
+  assert.deepEqual([...new Set(planted.map((leak) => leak.split(':')[0]))], ['json', 'b64']);
   assert.deepEqual(findLeaks(outputs, secrets), []);
 });
