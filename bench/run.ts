@@ -1,0 +1,276 @@
+/**
+ * `npm run bench`: how fast a sweep is and how little history costs, every figure beside a baseline
+ * measured in the same run (issue 6). Prints a table and writes bench/results.json (top-level keys
+ * machine, sweep, storage, queries, daemon; units in the names). A benchmark, not a test: it fails
+ * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
+ * missed — misses are findings, marked in the table and the JSON.
+ *
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,daemon] [--markdown FILE]
+ *
+ * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
+ * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
+ */
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { benchDaemon } from './daemon.ts';
+import { benchQueries } from './queries.ts';
+import { checkTarget, round, type TargetCheck } from './stats.ts';
+import { benchStorage } from './storage.ts';
+import type { SweepSizeResult } from './sweep-worker.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SECTIONS = ['sweep', 'storage', 'queries', 'daemon'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    markdown: { type: 'string' },
+    out: { type: 'string', default: path.join(HERE, 'results.json') },
+  },
+});
+const only = new Set((values.only?.split(',') ?? SECTIONS).map((name) => name.trim()) as Section[]);
+for (const name of only) if (!SECTIONS.includes(name)) throw new Error(`--only: unknown section ${JSON.stringify(name)} (${SECTIONS.join(', ')})`);
+const quick = values.quick === true;
+
+function machine(loadAtStart: number[]) {
+  const cpuinfo = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  const sqliteVersion = (new Database(':memory:').prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  return {
+    nproc: os.availableParallelism(),
+    cpu_model: model.trim(),
+    memory_bytes: os.totalmem(),
+    node_version: process.version,
+    sqlite_version: sqliteVersion,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    loadavg_at_start: loadAtStart.map((value) => round(value, 2)),
+    loadavg_at_end: [] as number[],
+    started_at: new Date().toISOString(),
+    duration_s: 0,
+  };
+}
+
+/** Runs one universe size in its own process (bench/sweep-worker.ts) and returns its figures. */
+function sweepSize(tiers: number, repeats: number): Promise<SweepSizeResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(HERE, 'sweep-worker.ts'), [String(tiers), String(repeats)], { execPath: process.execPath, stdio: 'inherit' });
+    child.once('message', (message: { result?: SweepSizeResult; error?: string }) => {
+      if (message.result !== undefined) resolve(message.result);
+      else reject(new Error(`sweep benchmark of ${tiers} tiers failed: ${message.error}`));
+    });
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`sweep benchmark of ${tiers} tiers exited with ${code}`));
+    });
+  });
+}
+
+async function benchSweeps() {
+  const sizes = [1_000, 10_000, 100_000];
+  const bySize: Record<string, SweepSizeResult> = {};
+  for (const tiers of sizes) {
+    const repeats = quick ? 3 : tiers >= 100_000 ? 5 : 9;
+    progress(`sweep: ${tiers.toLocaleString('en')} tiers, ${repeats} repeats`);
+    bySize[String(tiers)] = await sweepSize(tiers, repeats);
+  }
+  const big = bySize['100000']!;
+  const mid = bySize['10000']!;
+  const targets: Record<string, TargetCheck> = {
+    steady_100k_unchanged: checkTarget({
+      target: 'steady-state sweep of 100,000 tiers ≤ 0.5 s and ≤ 2× the floor (unchanged)', value: big.steady.unchanged.total_p50_ms!,
+      unit: 'ms (p50)', baseline: big.floor.p50_ms, baselineName: 'floor: JSON.parse of the pages + keyed comparison', limit: 500, ratioLimit: { max: 2 },
+    }),
+    steady_100k_changed_1pct: checkTarget({
+      target: 'steady-state sweep of 100,000 tiers ≤ 0.5 s and ≤ 2× the floor (1% changed)', value: big.steady.changed_1pct.total_p50_ms!,
+      unit: 'ms (p50)', baseline: big.floor.p50_ms, baselineName: 'floor: JSON.parse of the pages + keyed comparison', limit: 500, ratioLimit: { max: 2 },
+    }),
+    steady_10k_unchanged: checkTarget({
+      target: 'steady-state sweep of 10,000 tiers ≤ 100 ms (unchanged)', value: mid.steady.unchanged.total_p50_ms!,
+      unit: 'ms (p50)', baseline: mid.floor.p50_ms, baselineName: 'floor: JSON.parse of the pages + keyed comparison', limit: 100,
+    }),
+    steady_10k_changed_1pct: checkTarget({
+      target: 'steady-state sweep of 10,000 tiers ≤ 100 ms (1% changed)', value: mid.steady.changed_1pct.total_p50_ms!,
+      unit: 'ms (p50)', baseline: mid.floor.p50_ms, baselineName: 'floor: JSON.parse of the pages + keyed comparison', limit: 100,
+    }),
+  };
+  return { page_size: 1000, change_fraction: 0.01, by_tiers: bySize, targets };
+}
+
+function progress(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------------
+
+const mib = (bytes: number | null | undefined) => (bytes == null || !Number.isFinite(bytes) ? '–' : `${round(bytes / 1048576, 1)} MiB`);
+const ms = (value: number | null | undefined) => (value == null ? '–' : value < 1 ? `${round(value, 3)} ms` : value < 100 ? `${round(value, 1)} ms` : `${Math.round(value)} ms`);
+const ratio = (value: number) => `${round(value, value < 10 ? 2 : 1)}×`;
+
+type Row = [string, string, string, string, string];
+
+function targetRows(checks: Record<string, TargetCheck>): Row[] {
+  return Object.values(checks).map((check) => [
+    check.target,
+    `${check.unit.startsWith('ms') ? ms(check.value) : check.unit === 'bytes' ? `${Math.round(check.value).toLocaleString('en')} B` : `${check.value} ${check.unit}`}`,
+    `${check.unit.startsWith('ms') ? ms(check.baseline) : check.unit === 'bytes' ? `${Math.round(check.baseline).toLocaleString('en')} B` : `${check.baseline} ${check.unit}`} (${check.baseline_name})`,
+    ratio(check.ratio_to_baseline),
+    check.met ? 'met' : 'MISSED',
+  ]);
+}
+
+function markdownTable(header: string[], rows: string[][]): string {
+  const escape = (cell: string) => cell.replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(escape).join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`),
+  ].join('\n');
+}
+
+function render(results: Record<string, any>): { text: string; markdown: string } {
+  const sections: Array<{ title: string; header: string[]; rows: string[][] }> = [];
+  const m = results.machine;
+  const machineLine = `${m.nproc} CPU (${m.cpu_model}), ${mib(m.memory_bytes)} RAM, Node ${m.node_version}, SQLite ${m.sqlite_version}; load average ${m.loadavg_at_start.join(' / ')} at start, ${m.loadavg_at_end.join(' / ')} at end (1/5/15 min)`;
+
+  if (results.sweep) {
+    const rows: string[][] = [];
+    for (const [tiers, size] of Object.entries(results.sweep.by_tiers as Record<string, SweepSizeResult>)) {
+      const line = (mode: string, s: Record<string, number>, extra = '') => [
+        Number(tiers).toLocaleString('en'), mode, ms(s.total_p50_ms), ms(s.paging_p50_ms), ms(s.validation_p50_ms), ms(s.diff_p50_ms),
+        ms(s.commit_p50_ms) + extra, `${Math.round(s.tiers_per_s! / 1000)}k`, ms(size.floor.p50_ms), ratio(s.total_p50_ms! / size.floor.p50_ms),
+      ];
+      rows.push(line('steady, unchanged', size.steady.unchanged));
+      rows.push(line('steady, 1% changed', size.steady.changed_1pct));
+      rows.push(line('one-shot, unchanged', size.one_shot.unchanged, ` (+open ${ms(size.one_shot.unchanged.open_p50_ms)}, close ${ms(size.one_shot.unchanged.close_p50_ms)})`));
+      rows.push(line('one-shot, 1% changed', size.one_shot.changed_1pct, ` (+open ${ms(size.one_shot.changed_1pct.open_p50_ms)}, close ${ms(size.one_shot.changed_1pct.close_p50_ms)})`));
+      if (size.cli_collect) {
+        rows.push([Number(tiers).toLocaleString('en'), '`tierwatch collect` process', ms(size.cli_collect.wall_p50_ms), '', '', '', '', '', '', `peak RSS ${mib(size.cli_collect.peak_rss_bytes)}`]);
+      }
+      rows.push([Number(tiers).toLocaleString('en'), 'sweep process peak RSS', mib(size.peak_rss_bytes), '', '', '', '', '', '', '']);
+    }
+    sections.push({
+      title: 'Sweeps over loopback (simulator in its own process, pre-serialised pages, page size 1000; medians)',
+      header: ['tiers', 'mode', 'total', 'paging', 'validation', 'diff', 'commit', 'tiers/s', 'floor', 'total/floor'],
+      rows,
+    });
+  }
+  if (results.storage) {
+    const s = results.storage;
+    sections.push({
+      title: `Storage (${s.sweeps} sweeps of ${s.tiers.toLocaleString('en')} tiers, ${s.changed_tiers_per_sweep} tiers changed per sweep; sizes after a WAL checkpoint)`,
+      header: ['figure', 'tierwatch', 'naive full copy', 'ratio'],
+      rows: [
+        ['database after the first sweep', `${mib(s.history_bytes_after_first_sweep)}`, mib(s.naive_bytes_per_sweep), ratio(s.history_bytes_after_first_sweep / s.naive_bytes_per_sweep)],
+        ['database after 200 sweeps', mib(s.history_bytes_after_200_sweeps), mib(s.naive_full_copy_bytes), `${ratio(s.naive_full_copy_bytes / s.history_bytes_after_200_sweeps)} smaller`],
+        ['bytes added per sweep with 10 changes', `${s.history_bytes_per_changed_sweep.toLocaleString('en')} B`, `${s.naive_bytes_per_sweep.toLocaleString('en')} B`, ratio(s.naive_bytes_per_sweep / s.history_bytes_per_changed_sweep)],
+        ['bytes added per unchanged sweep (mean of 100)', `${s.bytes_per_unchanged_sweep} B`, `${s.naive_bytes_per_sweep.toLocaleString('en')} B`, ratio(s.naive_bytes_per_sweep / s.bytes_per_unchanged_sweep)],
+        ['sweeps until 100× smaller (extrapolated)', s.sweeps_until_100x_smaller === null ? 'never' : `${s.sweeps_until_100x_smaller} (${round((s.sweeps_until_100x_smaller * 5) / 1440, 1)} days at 5 min)`, '', ''],
+      ],
+    });
+  }
+  if (results.queries) {
+    const q = results.queries;
+    const line = (name: string, t: any) => [name, String(t.rows), ms(t.p50_ms), ms(t.p95_ms), ms(t.floor_p50_ms), ratio(t.ratio_to_floor)];
+    const rows = [
+      line('snapshot --at T --symbol S (one symbol)', q.snapshot_one_symbol),
+      line('snapshot --at T (whole exchange)', q.snapshot_everything),
+      line('diff over one week', q.diff_week),
+      line('diff over the year', q.diff_year),
+      line('changes --since 7d', q.changes_since_7d),
+      line('history SYMBOL', q.history_symbol),
+    ];
+    if (q.cli) {
+      rows.push(['CLI start-up: node -e 0 (baseline)', '', ms(q.cli.node_baseline.p50_ms), '', '', '']);
+      rows.push(['CLI start-up: tierwatch --version', '', ms(q.cli.version.p50_ms), '', ms(q.cli.node_baseline.p50_ms), ratio(q.cli.version.ratio_to_node)]);
+      rows.push(['CLI: tierwatch snapshot --symbol S (whole process)', String(q.snapshot_one_symbol.rows), ms(q.cli.snapshot_one_symbol.p50_ms), '', ms(q.cli.node_baseline.p50_ms), ratio(q.cli.snapshot_one_symbol.ratio_to_node)]);
+    }
+    sections.push({
+      title: `Queries on one year of 5-minute sweeps (${q.history.runs.toLocaleString('en')} runs, ${q.history.tier_versions.toLocaleString('en')} versions, ${q.history.tier_changes.toLocaleString('en')} changes, ${mib(q.history.bytes)}; built in ${q.history.build_s} s), in process`,
+      header: ['query', 'rows', 'p50', 'p95', 'floor (same rows by primary key)', 'p50/floor'],
+      rows,
+    });
+  }
+  if (results.daemon && !results.daemon.skipped) {
+    const d = results.daemon;
+    sections.push({
+      title: `Daemon (\`tierwatch run\`, ${d.tiers.toLocaleString('en')} tiers, a sweep ${d.schedule}; RSS ${d.settle_ms} ms after each sweep)`,
+      header: ['figure', 'value', 'baseline (idle `node`)', 'ratio'],
+      rows: [
+        ['idle RSS between sweeps (median)', mib(d.idle_rss_p50_bytes), mib(d.idle_node_rss_bytes), ratio(d.idle_rss_p50_bytes / d.idle_node_rss_bytes)],
+        ['idle RSS between sweeps (max)', mib(d.idle_rss_max_bytes), '', ''],
+        ['peak RSS (VmHWM)', mib(d.peak_rss_bytes), '', ''],
+      ],
+    });
+  }
+  const allTargets: Record<string, TargetCheck> = {
+    ...(results.sweep?.targets ?? {}),
+    ...(results.storage?.targets ?? {}),
+    ...(results.queries?.targets ?? {}),
+    ...(results.daemon?.target ? { daemon: results.daemon.target } : {}),
+  };
+  sections.push({ title: 'Targets (issue 6)', header: ['target', 'measured', 'baseline (same run)', 'ratio', 'verdict'], rows: targetRows(allTargets) });
+
+  const widths = (header: string[], rows: string[][]) => header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const text = [
+    `Machine: ${machineLine}`,
+    ...sections.map(({ title, header, rows }) => {
+      const w = widths(header, rows);
+      const fmt = (row: string[]) => row.map((cell, i) => (cell ?? '').padEnd(w[i]!)).join('  ').trimEnd();
+      return [`\n${title}`, fmt(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt)].join('\n');
+    }),
+  ].join('\n');
+  const markdown = [
+    `Measured with \`npm run bench\` on ${m.started_at.slice(0, 10)}: ${machineLine}. Every ratio is against a baseline measured in the same run.`,
+    ...sections.map(({ title, header, rows }) => `\n**${title}**\n\n${markdownTable(header, rows)}`),
+  ].join('\n');
+  return { text, markdown };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** The child processes run the built CLI: say so when dist/ is older than the sources it came from. */
+function warnIfStaleBuild(): void {
+  const cli = path.join(HERE, '..', 'dist', 'src', 'cli.js');
+  if (!fs.existsSync(cli)) {
+    progress('dist/src/cli.js is missing: run `npm run build` first (the CLI figures will be skipped)');
+    return;
+  }
+  const built = fs.statSync(cli).mtimeMs;
+  const newest = (fs.readdirSync(path.join(HERE, '..', 'src'), { recursive: true, withFileTypes: true }) as fs.Dirent[])
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
+    .reduce((latest, entry) => Math.max(latest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0);
+  if (newest > built) progress('warning: src/ is newer than dist/: run `npm run build` so the CLI figures measure the current code');
+}
+
+const began = performance.now();
+warnIfStaleBuild();
+const results: Record<string, any> = { machine: machine(os.loadavg()) };
+progress(`machine: ${results.machine.nproc} CPU, load ${results.machine.loadavg_at_start.join(' ')}`);
+if (only.has('sweep')) results.sweep = await benchSweeps();
+if (only.has('storage')) {
+  progress('storage: 200 sweeps of 10,000 tiers, then 100 unchanged, and the full-copy baseline');
+  results.storage = await benchStorage();
+}
+if (only.has('queries')) {
+  progress('queries: building a year of 5-minute sweeps, then timing the queries');
+  results.queries = await benchQueries({ runs: quick ? 10 : 30, cliRuns: quick ? 3 : 7 });
+}
+if (only.has('daemon')) {
+  progress('daemon: tierwatch run against 10,000 tiers, reading its RSS between sweeps');
+  results.daemon = await benchDaemon({ sweeps: quick ? 3 : 6 });
+}
+results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));
+results.machine.duration_s = round((performance.now() - began) / 1000, 1);
+
+fs.writeFileSync(values.out!, `${JSON.stringify(results, null, 2)}\n`);
+const { text, markdown } = render(results);
+process.stdout.write(`${text}\n\nResults: ${path.relative(process.cwd(), values.out!)} (${results.machine.duration_s} s)\n`);
+if (values.markdown) fs.writeFileSync(values.markdown, `${markdown}\n`);
