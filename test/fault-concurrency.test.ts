@@ -54,9 +54,9 @@ test('two collect processes racing for one database: one is refused with DB_LOCK
   const h = await startHarness();
   try {
     h.db.close();
-    // The first to take the lock keeps it for at least 1.5 s (its first page is slow), so the two
+    // The first to take the lock keeps it for at least 2.5 s (its first page is slow), so the two
     // processes overlap whatever their start-up order.
-    h.sim.inject({ kind: 'delay_page', page: 1, ms: 1500 });
+    h.sim.inject({ kind: 'delay_page', page: 1, ms: 2500 });
     const env = { ...h.env, LOG_LEVEL: 'info' };
     const a = spawnCli(['collect'], env);
     const b = spawnCli(['collect'], env);

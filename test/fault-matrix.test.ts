@@ -230,7 +230,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tierwatch-fault-matrix-'));
   tls = makeTestTls(dir);
   // maxPageSize 7 below the requested 1000: every sweep of the plain matrix pages under a server cap.
-  plain = await matrix({ maxPageSize: 7, authDeadlineMs: 1000, now: () => Date.now() + clockOffsetMs }, (h) => `ws://localhost:${h.sim.port}`);
+  plain = await matrix({ maxPageSize: 7, authDeadlineMs: 1500, now: () => Date.now() + clockOffsetMs }, (h) => `ws://localhost:${h.sim.port}`);
   secure = await matrix({ tls: { key: tls.key, cert: tls.cert } }, (h) => h.sim.url);
   secure.baseEnv.QFEX_CA_FILE = tls.caFile;
   stallServer = createServer((socket) => stallSockets.push(socket));
@@ -257,7 +257,8 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const FAST_TIMEOUTS = { TIERWATCH_AUTH_TIMEOUT: '150ms', TIERWATCH_REQUEST_TIMEOUT: '150ms' };
+// Short enough to keep the matrix fast, long enough that a loaded machine never times out a page that does come.
+const FAST_TIMEOUTS = { TIERWATCH_AUTH_TIMEOUT: '400ms', TIERWATCH_REQUEST_TIMEOUT: '400ms' };
 
 const NETWORK_AND_AUTH: FaultCase[] = [
   {
@@ -376,7 +377,7 @@ const NETWORK_AND_AUTH: FaultCase[] = [
     verify: messageMatches(/HTTP 401/),
   },
   {
-    name: "the server's unauthenticated deadline (1 s here) closes the socket: QFEX_AUTH_REJECTED naming it",
+    name: "the server's unauthenticated deadline (1.5 s here) closes the socket: QFEX_AUTH_REJECTED naming it",
     faults: [{ kind: 'never_answer_auth' }],
     env: { TIERWATCH_AUTH_TIMEOUT: '5s' },
     expect: 'QFEX_AUTH_REJECTED',
