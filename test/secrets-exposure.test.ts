@@ -131,7 +131,13 @@ test('every failing auth mode, and faults, through check and collect', async () 
   keepFiles('after the failures');
 });
 
-test('child processes: collect, check in err_frame mode, and a daemon whose WAL is read while it runs', async () => {
+test('child processes: --help, collect, check in err_frame mode, and a daemon whose WAL is read while it runs', async () => {
+  const help = spawnCli(['--help'], { ...hmacEnv, QFEX_JWT: JWT });
+  assert.equal(await help.exited, 0);
+  assert.match(help.stdout(), /Usage: tierwatch/);
+  keep('child --help stdout', help.stdout());
+  keep('child --help stderr', help.stderr());
+
   const collect = spawnCli(['collect'], hmacEnv);
   assert.equal(await collect.exited, 0, collect.stderr());
   keep('child collect stdout', collect.stdout());
