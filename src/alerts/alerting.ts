@@ -62,13 +62,14 @@ export class Alerting {
 
   /**
    * Installs the sweep hook (so runs write their notifications in their own transaction), kicks a
-   * delivery pass for whatever an earlier process left pending, and, with `checkEveryMs`, checks
-   * staleness on a timer. Does nothing when no webhook is configured.
+   * delivery pass for whatever an earlier process left pending (unless `kick: false`, for a caller
+   * that makes one pass of its own after sweeping), and, with `checkEveryMs`, checks staleness on a
+   * timer. Does nothing when no webhook is configured.
    */
-  start(options: { checkEveryMs?: number } = {}): void {
+  start(options: { checkEveryMs?: number; kick?: boolean } = {}): void {
     if (!this.enabled) return;
     this.#deps.store.setSweepHook((stored) => this.#enqueueChanges(stored));
-    this.kick();
+    if (options.kick ?? true) this.kick();
     if (options.checkEveryMs !== undefined) {
       this.#timer = setInterval(() => this.#safely('staleness check', () => this.checkStaleness()), options.checkEveryMs);
       this.#timer.unref();
@@ -95,6 +96,18 @@ export class Alerting {
     this.#pass = this.#passes().finally(() => {
       this.#pass = null;
     });
+  }
+
+  /**
+   * One delivery pass over everything pending, awaited: for a one-shot command after its sweeps.
+   * A sweep that queued a notification has already scheduled that pass (on the next turn of the
+   * event loop); it is joined rather than followed by a second one.
+   */
+  async flush(): Promise<void> {
+    if (!this.enabled) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    if (this.#pass === null) this.kick();
+    await this.idle();
   }
 
   /** Resolves when no delivery pass is running (tests, and shutdown). */

@@ -1,9 +1,14 @@
 /**
  * `tierwatch collect`: one sweep of every configured account now. Exit 0 when every account's
  * sweep succeeded, 1 when any failed (each is in the ledger), 2 for bad usage or configuration.
+ *
+ * With webhooks configured, each run's notification is written in its sweep transaction, as in the
+ * daemon, and one delivery pass (bounded by the webhook timeout and retries) runs before the
+ * command ends; what it cannot deliver stays in the outbox for the next collect or daemon start.
  */
 import { requireCredentials } from '../config.ts';
 import { sweepAll } from '../collect/sweep.ts';
+import { Alerting } from '../alerts/alerting.ts';
 import { withWriter } from './writer.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -15,10 +20,18 @@ export const collectCommand: CommandSpec = {
     const config = context.config();
     requireCredentials(config);
     const logger = context.logger();
-    return withWriter(config.dbPath, 'tierwatch collect', logger, async ({ store }) => {
+    return withWriter(config.dbPath, 'tierwatch collect', logger, async ({ db, store }) => {
       store.markAbandonedRuns(new Date());
-      const results = await sweepAll(config, { store, logger }, context.io.signal);
-      return results.every((result) => result.ok) && results.length === config.accountIds.length ? 0 : 1;
+      const alerting = new Alerting(config, { db, store, logger });
+      // One delivery pass, after the sweeps: leftovers of earlier runs first, then this run's, in order.
+      alerting.start({ kick: false });
+      try {
+        const results = await sweepAll(config, { store, logger }, context.io.signal);
+        await alerting.flush();
+        return results.every((result) => result.ok) && results.length === config.accountIds.length ? 0 : 1;
+      } finally {
+        await alerting.stop();
+      }
     });
   },
 };

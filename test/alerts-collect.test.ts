@@ -1,0 +1,48 @@
+/**
+ * `tierwatch collect` alerts as the daemon does: one notification per run that changed something,
+ * written with the sweep and delivered before the command ends; an undeliverable one waits in the
+ * outbox and goes out, once, with the next collect.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { runCli } from '../src/program.ts';
+import { Receiver } from './alerts-fixture.ts';
+import { LogCapture, startHarness } from './helpers/harness.ts';
+
+async function collect(env: Record<string, string>): Promise<number> {
+  return runCli(['collect'], { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: false, signal: new AbortController().signal, logDestination: new LogCapture() });
+}
+
+test('collect sends one notification per run with changes, and a missed one with the next collect', async () => {
+  const h = await startHarness();
+  const receiver = new Receiver();
+  await receiver.listen();
+  try {
+    h.db.close();
+    const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '0' };
+
+    assert.equal(await collect(env), 0);
+    assert.equal(receiver.distinct().length, 1, 'the first sweep adds every tier: one notification');
+    assert.equal(receiver.bodies()[0]!.changes.length, h.sim.tiers().length);
+
+    assert.equal(await collect(env), 0);
+    assert.equal(receiver.distinct().length, 1, 'an unchanged run sends nothing');
+
+    h.sim.editTier('primary', 'META-USD', '20', { max_notional: 50_000 });
+    receiver.behaviour = (index) => (index === 1 ? 500 : 'ok');
+    assert.equal(await collect(env), 0, 'a failed delivery never fails the collect');
+    assert.equal(receiver.requests.length, 2);
+    assert.equal(receiver.distinct().length, 2);
+
+    assert.equal(await collect(env), 0);
+    const bodies = receiver.bodies();
+    assert.equal(receiver.requests.length, 3, 'the pending notification is retried once by the next collect');
+    assert.equal(receiver.distinct().length, 2, 'and it is the same notification (same Idempotency-Key)');
+    const change = bodies[1]!.changes[0];
+    assert.deepEqual([change.symbol, change.leverage, change.classification, change.after.max_notional], ['META-USD', '20', 'tightening', 50_000]);
+  } finally {
+    await receiver.close();
+    await h.close();
+  }
+});
