@@ -2,9 +2,17 @@
  * The only caller of pino(). Logs are JSON lines on stderr (stdout belongs to command output),
  * readable through pino-pretty when stderr is a terminal. Tests pass their own destination stream
  * and parse the lines.
+ *
+ * pino is loaded on the first logger, and pino-pretty only for a terminal: `tierwatch --version`
+ * needs neither, and a daemon whose stderr is a pipe (Docker, systemd) never loads pino-pretty.
  */
-import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { pino as PinoFactory, DestinationStream, Logger, LevelWithSilent } from 'pino';
+import type PrettyFactory from 'pino-pretty';
+
+const requireLazily = createRequire(import.meta.url);
+const loadPino = (): typeof PinoFactory => (requireLazily('pino') as { pino: typeof PinoFactory }).pino;
+const loadPretty = (): typeof PrettyFactory => (requireLazily('pino-pretty') as { default: typeof PrettyFactory }).default;
 
 export type { Logger } from 'pino';
 
@@ -44,12 +52,13 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
+  const pino = loadPino();
   const level = options.level ?? 'info';
   const usePretty = options.pretty ?? (options.destination === undefined && process.stderr.isTTY === true);
   const destination =
     options.destination ??
     (usePretty
-      ? pretty({ destination: 2, colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname', sync: true })
+      ? loadPretty()({ destination: 2, colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname', sync: true })
       : pino.destination({ dest: 2, sync: true }));
   return pino(
     {
@@ -65,5 +74,5 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /** A logger that writes nothing, for library code called without one. */
 export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
+  return loadPino()({ level: 'silent' });
 }

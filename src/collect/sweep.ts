@@ -85,7 +85,12 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
       { pages: paged.pages, tiers: paged.tiers.length, added: outcome.added, removed: outcome.removed, changed: outcome.changed, observedAt: paged.observedAt.toISOString() },
       outcome.changes.length === 0 ? 'sweep ok, no changes' : `sweep ok, ${outcome.changes.length} change(s)`,
     );
-    return { ok: true, runId, accountId, durationMs: performance.now() - startedMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes };
+    const durationMs = performance.now() - startedMs;
+    // Housekeeping after the sweep, not part of it: copy the sweep's WAL into the database file now,
+    // while nothing waits, rather than inside a later COMMIT (see WAL_AUTOCHECKPOINT_PAGES in db.ts).
+    const checkpoint = store.checkpoint();
+    if (checkpoint?.busy) log.debug({ walFrames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames }, 'WAL checkpoint partial: a reader holds older frames');
+    return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes };
   } catch (thrown) {
     const error = coerceError(thrown);
     const status = error.code === 'ABORTED' ? 'aborted' : 'failed';

@@ -5,37 +5,47 @@
  * applies the pending drizzle migrations from `migrations/`. A read-only open changes nothing and
  * refuses a database whose schema does not match this tierwatch. Either open refuses a database
  * migrated by a newer tierwatch (DB_SCHEMA_TOO_NEW): its views may mean something else.
+ *
+ * Pending migrations are applied by drizzle's migrator in a short-lived child process
+ * (`migrate-child.ts`): importing drizzle costs about two seconds of CPU and 200 MB under Node 24,
+ * memory a daemon would keep for its lifetime. Everything else here (which migrations are pending,
+ * whether the database is too new) is decided in this process without drizzle.
  */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
-import { readMigrationFiles, type MigrationMeta } from 'drizzle-orm/migrator';
-import { TierwatchError } from '../errors.ts';
+import { ERROR_CODES, TierwatchError, type ErrorCode } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type * as schema from './schema.ts';
 import { toStoreError } from './sqlite-errors.ts';
 
 /**
- * drizzle's query builder and migrator are loaded only when used: importing them pulls in every
- * SQL dialect drizzle has (its relations module imports pg-core), about a second of CPU and over
- * 200 MB of short-lived allocations. The daemon and the query commands work on prepared statements
- * and never need them; only a database with pending migrations (or a caller of `orm`) pays.
+ * better-sqlite3 (a native addon) and drizzle are loaded when first needed, not when this module is
+ * imported: commands that never open the database (`--version`, `--help`, `check`) skip both.
+ * drizzle's query builder is loaded only for a caller of `orm` (its relations module imports every
+ * SQL dialect drizzle has); the daemon and the query commands work on prepared statements.
  */
 const requireLazily = createRequire(import.meta.url);
 
+/** This module's own extension: `.ts` when run from the sources (tests), `.js` when built. */
+const OWN_EXTENSION = path.extname(fileURLToPath(import.meta.url));
+
+function loadSqlite(): typeof Database {
+  return requireLazily('better-sqlite3') as typeof Database;
+}
+
 function loadDrizzle(): {
   drizzle: typeof import('drizzle-orm/better-sqlite3').drizzle;
-  migrate: typeof import('drizzle-orm/better-sqlite3/migrator').migrate;
   schema: typeof schema;
 } {
   const { drizzle } = requireLazily('drizzle-orm/better-sqlite3') as typeof import('drizzle-orm/better-sqlite3');
-  const { migrate } = requireLazily('drizzle-orm/better-sqlite3/migrator') as typeof import('drizzle-orm/better-sqlite3/migrator');
-  // The compiled build is .js, the sources (tests) .ts: require the sibling with our own extension.
-  const loadedSchema = requireLazily(`./schema${path.extname(fileURLToPath(import.meta.url))}`) as typeof schema;
-  return { drizzle, migrate, schema: loadedSchema };
+  const loadedSchema = requireLazily(`./schema${OWN_EXTENSION}`) as typeof schema;
+  return { drizzle, schema: loadedSchema };
 }
 
 /** drizzle's default bookkeeping table; its rows are (hash of the SQL file, journal timestamp). */
@@ -44,12 +54,31 @@ const MIGRATIONS_TABLE = '__drizzle_migrations';
 /** How long a statement waits for another connection's write lock before SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000;
 
+/**
+ * SQLite's automatic checkpoint (by default at 1,000 WAL pages) runs inside the COMMIT that crosses
+ * it: a sweep with 1% of 100,000 tiers changed writes ~28 MB of WAL and paid ~200 ms for it. The
+ * writer checkpoints after each sweep instead (`checkpoint()`, outside the sweep); this much higher
+ * threshold (64 MiB of 4 KiB pages) stays only as a backstop for a writer that never calls it.
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 16_384;
+/** After a complete checkpoint, the next writer truncates a WAL file larger than this (bytes). */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 export interface OpenOptions {
   /** Open without writing anything: no directory, no pragmas that write, no migrations. */
   readonly?: boolean;
   logger?: Logger;
   /** Where the migrations live; by default `migrations/` at the package root. For tests. */
   migrationsFolder?: string;
+}
+
+/** What one `checkpoint()` did, as `PRAGMA wal_checkpoint` reports it. */
+export interface CheckpointResult {
+  /** A reader (or another checkpointer) kept some frames from being copied; they are copied next time. */
+  busy: boolean;
+  /** Frames in the WAL, and how many of them are now in the database file. */
+  walFrames: number;
+  checkpointedFrames: number;
 }
 
 export interface StoreDb {
@@ -61,6 +90,13 @@ export interface StoreDb {
   readonly orm: BetterSQLite3Database<typeof schema>;
   /** How many migrations this open applied (0 when up to date, always 0 when read-only). */
   readonly migrationsApplied: number;
+  /**
+   * Copies the WAL into the database file without waiting for anyone (PASSIVE): frames a reader
+   * still needs stay for the next call. Readers see committed data before and after alike. The
+   * writer calls it after each committed sweep. A no-op (all zeros) on a read-only connection.
+   * Throws what SQLite throws (mapped by the caller); a failed checkpoint loses nothing.
+   */
+  checkpoint(): CheckpointResult;
   /** Checkpoints the WAL into the main file (when writable) and closes. Idempotent. */
   close(): void;
 }
@@ -84,20 +120,55 @@ export function defaultMigrationsFolder(): string {
   }
 }
 
+/** One migration as drizzle identifies it: the journal timestamp and the SHA-256 of its SQL file. */
+export interface MigrationMeta {
+  tag: string;
+  folderMillis: number;
+  hash: string;
+}
+
+/**
+ * Reads the migrations drizzle would apply from `migrationsFolder`, identified exactly as drizzle's
+ * own `readMigrationFiles` identifies them (journal `when`, SHA-256 of the whole SQL file; a test
+ * holds the two equal), so the pending check needs no drizzle. Throws INTERNAL when the journal or
+ * a file it names is missing: the package is broken.
+ */
+export function readMigrations(migrationsFolder: string): MigrationMeta[] {
+  const journalPath = path.join(migrationsFolder, 'meta', '_journal.json');
+  let entries: Array<{ tag: string; when: number }>;
+  try {
+    entries = (JSON.parse(fs.readFileSync(journalPath, 'utf8')) as { entries: Array<{ tag: string; when: number }> }).entries;
+  } catch (error) {
+    throw new TierwatchError('INTERNAL', `cannot read the migration journal ${journalPath}: ${(error as Error).message}`, { cause: error });
+  }
+  return entries.map((entry) => {
+    const file = path.join(migrationsFolder, `${entry.tag}.sql`);
+    let sql: string;
+    try {
+      sql = fs.readFileSync(file).toString();
+    } catch (error) {
+      throw new TierwatchError('INTERNAL', `the migration journal names ${file}, which cannot be read`, { cause: error });
+    }
+    return { tag: entry.tag, folderMillis: entry.when, hash: createHash('sha256').update(sql).digest('hex') };
+  });
+}
+
 /**
  * Opens (and, unless read-only, creates and migrates) the database at `dbPath`.
  *
  * Throws TierwatchError: DB_SCHEMA_TOO_NEW (a newer tierwatch migrated it), DB_NEEDS_MIGRATION
  * (read-only open of a database that is behind), DB_EMPTY (read-only open of a file that does not
- * exist), DB_WRITE_FAILED (cannot create, not a database, corrupt, read-only file system),
- * DB_LOCKED (another process held the lock past the busy timeout while migrating).
- * The caller owns the result and must close() it.
+ * exist), DB_WRITE_FAILED (cannot create, not a database, corrupt, read-only file system, or the
+ * migration process failed otherwise), DB_LOCKED (another process held the lock past the busy
+ * timeout while migrating). The caller owns the result and must close() it.
  */
 export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb {
-  const logger = options.logger ?? silentLogger();
+  // pino is loaded only if this open has something to log: a query command's read-only open never does.
+  let fallbackLogger: Logger | undefined;
+  const logger = (): Logger => options.logger ?? (fallbackLogger ??= silentLogger());
   const readonly = options.readonly ?? false;
   const migrationsFolder = options.migrationsFolder ?? defaultMigrationsFolder();
-  const known = readMigrationFiles({ migrationsFolder });
+  const known = readMigrations(migrationsFolder);
 
   if (readonly && !fs.existsSync(dbPath)) {
     throw new TierwatchError(
@@ -109,7 +180,8 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
 
   let sqlite: Database.Database;
   try {
-    sqlite = new Database(dbPath, { readonly, fileMustExist: readonly });
+    const SqliteDatabase = loadSqlite();
+    sqlite = new SqliteDatabase(dbPath, { readonly, fileMustExist: readonly });
   } catch (error) {
     throw toStoreError(error, `opening ${dbPath}`);
   }
@@ -123,6 +195,8 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
       // NORMAL is durable in WAL mode except for the last transactions on power loss, never corrupt.
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = NORMAL');
+      sqlite.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
+      sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     }
     const pending = pendingMigrations(sqlite, known, dbPath);
     if (pending > 0) {
@@ -132,10 +206,9 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
           `The database ${dbPath} needs ${pending} migration(s) this tierwatch would apply: run \`tierwatch migrate\` (or start the daemon) once, then retry.`,
         );
       }
-      const { drizzle, migrate } = loadDrizzle();
-      migrate(drizzle(sqlite), { migrationsFolder });
+      migrateInChildProcess(dbPath, migrationsFolder);
       migrationsApplied = pending;
-      logger.info({ db: dbPath, applied: pending, total: known.length }, 'database migrated');
+      logger().info({ db: dbPath, applied: pending, total: known.length }, 'database migrated');
     }
   } catch (error) {
     sqlite.close();
@@ -156,6 +229,12 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
       return orm;
     },
     migrationsApplied,
+    checkpoint() {
+      if (readonly || closed) return { busy: false, walFrames: 0, checkpointedFrames: 0 };
+      const row = sqlite.pragma('wal_checkpoint(PASSIVE)', { simple: false }) as Array<{ busy: number; log: number; checkpointed: number }>;
+      const result = row[0] ?? { busy: 0, log: 0, checkpointed: 0 };
+      return { busy: result.busy !== 0, walFrames: result.log, checkpointedFrames: result.checkpointed };
+    },
     close() {
       if (closed) return;
       closed = true;
@@ -166,12 +245,61 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
           sqlite.pragma('wal_checkpoint(TRUNCATE)');
         } catch (error) {
           // A reader may still hold the WAL; the next open checkpoints it. Not worth failing a shutdown.
-          logger.debug({ err: error, db: dbPath }, 'WAL checkpoint at close did not complete');
+          logger().debug({ err: error, db: dbPath }, 'WAL checkpoint at close did not complete');
         }
       }
       sqlite.close();
     },
   };
+}
+
+/** The entry module the migration runs in, beside this one and with its extension. */
+export function migrateChildModule(): string {
+  return fileURLToPath(new URL(`./migrate-child${OWN_EXTENSION}`, import.meta.url));
+}
+
+/**
+ * Applies the pending migrations with drizzle's migrator in a child process (see the module
+ * comment) and waits for it. The child reports failure as one JSON line on stdout
+ * (`{"ok":false,"code":…,"message":…}`), mapped there the way this process maps SQLite errors;
+ * a child that dies without one (killed, out of memory) is DB_WRITE_FAILED with what it printed.
+ */
+function migrateInChildProcess(dbPath: string, migrationsFolder: string): void {
+  const child = spawnSync(process.execPath, [migrateChildModule(), dbPath, migrationsFolder], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    windowsHide: true,
+  });
+  const report = lastJsonLine(child.stdout ?? '');
+  if (child.status === 0 && report?.ok === true) return;
+  if (report !== null && report.ok === false && typeof report.code === 'string' && report.code in ERROR_CODES) {
+    throw new TierwatchError(report.code as ErrorCode, String(report.message), {
+      retryable: report.code === 'DB_LOCKED',
+      details: { migrationProcess: true },
+    });
+  }
+  const why =
+    child.error !== undefined
+      ? child.error.message
+      : `it exited with ${child.status ?? `signal ${child.signal}`}${child.stderr?.trim() ? `: ${lastLines(child.stderr.trim(), 5)}` : ''}`;
+  throw new TierwatchError('DB_WRITE_FAILED', `migrating ${dbPath} failed: the migration process did not complete (${why})`, {
+    details: { migrationProcess: true },
+  });
+}
+
+function lastJsonLine(text: string): { ok?: unknown; code?: unknown; message?: unknown } | null {
+  const line = text.trim().split('\n').at(-1);
+  if (line === undefined || line === '') return null;
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as { ok?: unknown }) : null;
+  } catch {
+    return null;
+  }
+}
+
+function lastLines(text: string, count: number): string {
+  return text.split('\n').slice(-count).join(' | ');
 }
 
 /**
@@ -181,7 +309,7 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
 export function migrateDatabase(dbPath: string, logger: Logger = silentLogger()): { applied: number; total: number } {
   const db = openDatabase(dbPath, { logger });
   try {
-    const total = readMigrationFiles({ migrationsFolder: defaultMigrationsFolder() }).length;
+    const total = readMigrations(defaultMigrationsFolder()).length;
     return { applied: db.migrationsApplied, total };
   } finally {
     db.close();
@@ -221,7 +349,7 @@ function pendingMigrations(sqlite: Database.Database, known: MigrationMeta[], db
 }
 
 /** Creates the database directory owner-only (0700) when it does not exist; an existing one is left alone. */
-function ensurePrivateDirectory(dir: string, logger: Logger): void {
+function ensurePrivateDirectory(dir: string, logger: () => Logger): void {
   if (fs.existsSync(dir)) return;
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -232,5 +360,5 @@ function ensurePrivateDirectory(dir: string, logger: Logger): void {
       cause: error,
     });
   }
-  logger.info({ dir }, 'created the database directory (owner-only)');
+  logger().info({ dir }, 'created the database directory (owner-only)');
 }

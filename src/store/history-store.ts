@@ -21,7 +21,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { CurrentTiers, type CurrentVersion } from '../history/current-tiers.ts';
 import { diffTiers } from '../history/diff.ts';
 import type { Tier, TrackedColumn } from '../history/tier.ts';
-import type { StoreDb } from './db.ts';
+import type { CheckpointResult, StoreDb } from './db.ts';
 import type { ChangeKind } from './schema.ts';
 import { toStoreError } from './sqlite-errors.ts';
 import { normalizeEndpoint } from '../qfex/endpoint.ts';
@@ -126,6 +126,7 @@ const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
 export class HistoryStore {
   readonly #sqlite: Database.Database;
+  readonly #db: StoreDb;
   readonly #logger: Logger;
   readonly #beforeCommit: ((runId: number) => void) | undefined;
   #sweepHook: SweepHook | null = null;
@@ -164,6 +165,7 @@ export class HistoryStore {
   constructor(db: StoreDb, options: HistoryStoreOptions = {}) {
     if (db.readonly) throw new TierwatchError('INTERNAL', 'HistoryStore needs a writable database');
     this.#sqlite = db.sqlite;
+    this.#db = db;
     this.#logger = options.logger ?? silentLogger();
     this.#beforeCommit = options.beforeCommit;
     const sqlite = this.#sqlite;
@@ -288,6 +290,21 @@ export class HistoryStore {
     for (const version of opened) state.versions.set(version);
     state.lastObservedAt = observedAt;
     return result.outcome;
+  }
+
+  /**
+   * Copies the WAL into the database file without waiting for readers (StoreDb.checkpoint): the
+   * writer calls it after each committed sweep, outside the sweep, so SQLite's own checkpoint does
+   * not run inside a COMMIT. Never throws: a checkpoint that fails loses nothing and is retried by
+   * the next one; it is logged and null is returned.
+   */
+  checkpoint(): CheckpointResult | null {
+    try {
+      return this.#db.checkpoint();
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'WAL checkpoint after the sweep failed; the next one retries it');
+      return null;
+    }
   }
 
   /** Sets (or, with null, removes) the hook every later sweep transaction calls; see SweepHook. */
