@@ -4,8 +4,6 @@
  */
 import { requireCredentials, resolveCredentials } from '../config.ts';
 import { coerceError } from '../errors.ts';
-import { openSession } from '../qfex/client.ts';
-import { validateTierRow } from '../qfex/protocol.ts';
 import type { CommandSpec } from './context.ts';
 
 export const checkCommand: CommandSpec = {
@@ -13,6 +11,9 @@ export const checkCommand: CommandSpec = {
   summary: 'connect, authenticate and read the first page of tiers, writing nothing',
   flags: ['exchange'],
   async run(context) {
+    // Loaded here, not at the top: the WebSocket client is no other command's cost.
+    const { openSession } = await import('../qfex/client.ts');
+    const { validateTierRow } = await import('../qfex/protocol.ts');
     const config = context.config();
     requireCredentials(config);
     const logger = context.logger();

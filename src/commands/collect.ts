@@ -6,10 +6,6 @@
  * daemon, and one delivery pass (bounded by the webhook timeout and retries) runs before the
  * command ends; what it cannot deliver stays in the outbox for the next collect or daemon start.
  */
-import { requireCredentials } from '../config.ts';
-import { sweepAll } from '../collect/sweep.ts';
-import { Alerting } from '../alerts/alerting.ts';
-import { withWriter } from './writer.ts';
 import type { CommandSpec } from './context.ts';
 
 export const collectCommand: CommandSpec = {
@@ -17,6 +13,11 @@ export const collectCommand: CommandSpec = {
   summary: 'sweep every configured account once now and record the result',
   flags: ['db', 'exchange'],
   async run(context) {
+    // Loaded here, not at the top: the collector (WebSocket client, SQLite) is no other command's cost.
+    const { requireCredentials } = await import('../config.ts');
+    const { sweepAll } = await import('../collect/sweep.ts');
+    const { Alerting } = await import('../alerts/alerting.ts');
+    const { withWriter } = await import('./writer.ts');
     const config = context.config();
     requireCredentials(config);
     const logger = context.logger();

@@ -4,11 +4,9 @@
  * change as it is stored. Ends by itself after --duration, or on Ctrl-C.
  */
 import { rmSync } from 'node:fs';
-import { runDaemon } from '../collect/daemon.ts';
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { describeChange } from '../report/describe-change.ts';
-import { openWriter } from './writer.ts';
 import { durationOption } from './simulate.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -23,8 +21,10 @@ export const demoCommand: CommandSpec = {
       .option('--schedule <cron>', 'the daemon schedule, seconds field first', '*/5 * * * * *');
   },
   async run(context) {
-    // Loaded here, not at the top: no other command should pay for the simulator at start-up.
+    // Loaded here, not at the top: no other command should pay for the simulator (or the daemon) at start-up.
     const { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator } = await import('../sim/index.ts');
+    const { runDaemon } = await import('../collect/daemon.ts');
+    const { openWriter } = await import('./writer.ts');
     const { options, io } = context;
     const durationMs = durationOption(options.duration, '--duration')!;
     const changeEveryMs = durationOption(options.changeEvery, '--change-every')!;

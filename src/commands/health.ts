@@ -3,8 +3,6 @@
  * enough, 1 with a one-line reason otherwise. The Docker HEALTHCHECK runs it.
  */
 import { existsSync } from 'node:fs';
-import { accountHealth, healthMaxAgeMs, judgeHealth } from '../collect/health.ts';
-import { openDatabase } from '../store/db.ts';
 import { durationOption } from './simulate.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -18,6 +16,9 @@ export const healthCommand: CommandSpec = {
       .option('--max-age <duration>', 'oldest acceptable last success (env TIERWATCH_HEALTH_MAX_AGE; default twice the longest gap of the schedule, at least 1m)');
   },
   async run(context) {
+    // Loaded here, not at the top: the scheduler and SQLite are no other command's cost.
+    const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
+    const { openDatabase } = await import('../store/db.ts');
     const config = context.config();
     const maxAgeMs = durationOption(context.options.maxAge, '--max-age') ?? healthMaxAgeMs(config);
     if (!existsSync(config.dbPath)) {

@@ -3,14 +3,7 @@
  * SIGTERM/SIGINT stop it cleanly: the sweep in flight is aborted and recorded as such, the database
  * is closed with its WAL checkpointed, and the exit code is 0.
  */
-import { describeConfig, requireCredentials } from '../config.ts';
-import { Alerting } from '../alerts/alerting.ts';
-import { runDaemon } from '../collect/daemon.ts';
-import { accountHealth, healthMaxAgeMs, judgeHealth } from '../collect/health.ts';
-import { startHttpEndpoint, type HttpEndpoint } from '../collect/http.ts';
-import { SweepMetrics } from '../collect/metrics.ts';
-import { packageVersion } from '../paths.ts';
-import { withWriter } from './writer.ts';
+import type { HttpEndpoint } from '../collect/http.ts';
 import type { CommandSpec } from './context.ts';
 
 export const runCommand: CommandSpec = {
@@ -18,17 +11,28 @@ export const runCommand: CommandSpec = {
   summary: 'run the daemon: sweep at start, then on the cron schedule, until SIGTERM or SIGINT',
   flags: ['db', 'exchange', 'schedule'],
   async run(context) {
+    // Loaded here, not at the top: every other command (and --help) would pay for the daemon's
+    // modules at start-up otherwise.
+    const { describeConfig, requireCredentials } = await import('../config.ts');
+    const { Alerting } = await import('../alerts/alerting.ts');
+    const { runDaemon } = await import('../collect/daemon.ts');
+    const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
+    const { packageVersion } = await import('../paths.ts');
+    const { withWriter } = await import('./writer.ts');
     const config = context.config();
     requireCredentials(config);
     const logger = context.logger();
     logger.info({ version: packageVersion(), config: describeConfig(config) }, 'tierwatch daemon starting');
+    // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
+    // endpoint nothing can read the metrics, so nothing is counted.
+    const metrics = config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics();
     return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
-      const metrics = new SweepMetrics();
-      for (const account of accountHealth(db, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
       let http: HttpEndpoint | null = null;
-      if (config.httpPort !== null) {
+      if (metrics !== null && config.httpPort !== null) {
+        for (const account of accountHealth(db, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
+        const { startHttpEndpoint } = await import('../collect/http.ts');
         const maxAgeMs = healthMaxAgeMs(config);
         http = await startHttpEndpoint({
           host: config.httpHost,
@@ -39,12 +43,12 @@ export const runCommand: CommandSpec = {
         });
       }
       // Webhook alerts: pending ones from an earlier process are sent now; delivery never blocks a sweep.
-      const alerting = new Alerting(config, { db, store, logger, counters: metrics });
+      const alerting = new Alerting(config, { db, store, logger, ...(metrics === null ? {} : { counters: metrics }) });
       alerting.start({ checkEveryMs: Math.min(60_000, Math.max(1000, Math.round(healthMaxAgeMs(config) / 4))) });
       try {
         const clean = await runDaemon(config, deps, context.io.signal, {
           onSweep: (result) => {
-            metrics.record(result);
+            metrics?.record(result);
             alerting.afterRun();
           },
         });
