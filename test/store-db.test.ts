@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultMigrationsFolder, migrateDatabase, openDatabase } from '../src/store/db.ts';
+import Database from 'better-sqlite3';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { defaultMigrationsFolder, migrateDatabase, openDatabase, readMigrations, WAL_AUTOCHECKPOINT_PAGES } from '../src/store/db.ts';
 import { VIEW_COLUMNS } from '../src/store/schema.ts';
 import { HistoryStore } from '../src/store/history-store.ts';
 import { isTierwatchError, type ErrorCode } from '../src/errors.ts';
@@ -156,6 +158,70 @@ describe('openDatabase', () => {
     db.close();
     db.close();
     assert.equal(fs.existsSync(`${dbPath}-wal`) ? fs.statSync(`${dbPath}-wal`).size : 0, 0);
+  });
+
+  it('identifies migrations exactly as drizzle does (journal time and SHA-256 of the file)', () => {
+    const folder = defaultMigrationsFolder();
+    const ours = readMigrations(folder).map(({ folderMillis, hash }) => ({ folderMillis, hash }));
+    const drizzles = readMigrationFiles({ migrationsFolder: folder }).map(({ folderMillis, hash }) => ({ folderMillis, hash }));
+    assert.equal(ours.length, MIGRATION_COUNT);
+    assert.deepEqual(ours, drizzles);
+  });
+
+  it('maps a migration that fails in the migration process to a TierwatchError carrying its message, and applies none of it', () => {
+    const folder = path.join(dir, 'migrations');
+    fs.mkdirSync(path.join(folder, 'meta'), { recursive: true });
+    fs.writeFileSync(
+      path.join(folder, 'meta', '_journal.json'),
+      JSON.stringify({ version: '7', dialect: 'sqlite', entries: [{ idx: 0, version: '6', when: 1700000000000, tag: '0000_broken', breakpoints: true }] }),
+    );
+    fs.writeFileSync(path.join(folder, '0000_broken.sql'), 'CREATE TABLE fine (x INTEGER);\n--> statement-breakpoint\nCREATE TABLEX broken (y);\n');
+    const dbPath = path.join(dir, 'x.db');
+    assert.throws(
+      () => openDatabase(dbPath, { migrationsFolder: folder }),
+      (error: unknown) =>
+        isTierwatchError(error, 'INTERNAL') && /migrating .*x\.db failed: .*syntax error/.test(error.message) && error.details?.migrationProcess === true,
+    );
+    const probe = new Database(dbPath, { readonly: true });
+    try {
+      const tables = probe.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'fine'`).pluck().all();
+      assert.deepEqual(tables, [], 'the failed migration was rolled back as a whole');
+    } finally {
+      probe.close();
+    }
+  });
+
+  it('sets the WAL auto-checkpoint to a backstop on writable opens; checkpoint() copies the WAL without waiting for a reader', () => {
+    const dbPath = path.join(dir, 'x.db');
+    const db = openDatabase(dbPath);
+    const reader = openDatabase(dbPath, { readonly: true });
+    try {
+      assert.equal(db.sqlite.pragma('wal_autocheckpoint', { simple: true }), WAL_AUTOCHECKPOINT_PAGES);
+      assert.deepEqual(reader.checkpoint(), { busy: false, walFrames: 0, checkpointedFrames: 0 });
+      const store = new HistoryStore(db);
+      const start = () => store.startRun({ accountId: 'primary', endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: new Date() });
+      start();
+      const full = db.checkpoint();
+      assert.equal(full.busy, false);
+      assert.ok(full.walFrames > 0);
+      assert.equal(full.checkpointedFrames, full.walFrames);
+
+      // A reader in the middle of a read transaction pins its snapshot: frames after it wait for the next call.
+      const count = reader.sqlite.prepare('SELECT count(*) FROM run_ledger').pluck();
+      reader.sqlite.exec('BEGIN');
+      assert.equal(count.get(), 1);
+      start();
+      const partial = db.checkpoint();
+      assert.ok(partial.checkpointedFrames < partial.walFrames, JSON.stringify(partial));
+      assert.equal(count.get(), 1, 'the reader keeps its snapshot');
+      reader.sqlite.exec('COMMIT');
+      assert.equal(count.get(), 2, 'committed rows are visible to readers before any checkpoint');
+      const rest = db.checkpoint();
+      assert.equal(rest.checkpointedFrames, rest.walFrames);
+    } finally {
+      reader.close();
+      db.close();
+    }
   });
 
   it('finds the migrations folder at the package root', () => {

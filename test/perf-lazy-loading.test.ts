@@ -1,0 +1,101 @@
+/**
+ * Start-up cost and daemon memory (issue 6): which packages a process loads. Each case runs in a
+ * fresh Node process that records every module it loads (module.registerHooks), so what another
+ * test in this file loaded cannot hide a regression. No timings: a package that is loaded is the
+ * finding, whatever the machine.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const SRC = path.resolve(import.meta.dirname, '..', 'src');
+const url = (file: string) => pathToFileURL(path.join(SRC, file)).href;
+
+/**
+ * Runs `body` (an async module body, with `record` in scope) in a child and returns the packages
+ * it loaded (node_modules names) and what the body returned.
+ */
+function loadedBy(body: string): { packages: string[]; result: unknown } {
+  const script = `
+    import { registerHooks } from 'node:module';
+    const loaded = new Set();
+    registerHooks({
+      load(url, context, next) {
+        const match = /node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(url);
+        if (match) loaded.add(match[1]);
+        return next(url, context);
+      },
+    });
+    const result = await (async () => { ${body} })();
+    process.stdout.write(JSON.stringify({ packages: [...loaded].sort(), result }));
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(child.status, 0, child.stderr);
+  return JSON.parse(child.stdout) as { packages: string[]; result: unknown };
+}
+
+/** A CliIo for runCli in the child: real (discarding) streams, no environment. */
+const io = `{
+  stdout: new (await import('node:stream')).PassThrough().resume(),
+  stderr: new (await import('node:stream')).PassThrough().resume(),
+  env: {}, stdoutIsTTY: false, signal: new AbortController().signal,
+}`;
+
+test('tierwatch --version loads no database, logging, network or metrics package', () => {
+  const { packages, result } = loadedBy(`
+    const { runCli } = await import(${JSON.stringify(url('program.ts'))});
+    return runCli(['--version'], ${io});
+  `);
+  assert.equal(result, 0);
+  assert.ok(packages.includes('commander'), `the probe sees packages: ${packages.join(', ')}`);
+  for (const heavy of ['better-sqlite3', 'drizzle-orm', 'pino', 'pino-pretty', 'ws', 'prom-client', 'zod']) {
+    assert.ok(!packages.includes(heavy), `${heavy} is loaded by --version (${packages.join(', ')})`);
+  }
+});
+
+test('a writable open migrates in a child process: drizzle is never loaded by the opener, first start or restart', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-lazy-'));
+  try {
+    const dbPath = path.join(dir, 'nested', 'history.db');
+    const { packages, result } = loadedBy(`
+      const { openDatabase } = await import(${JSON.stringify(url('store/db.ts'))});
+      const first = openDatabase(${JSON.stringify(dbPath)});
+      const applied = first.migrationsApplied;
+      const tables = first.sqlite.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('run_ledger', 'tier_version', 'tier_change')").pluck().get();
+      first.close();
+      const again = openDatabase(${JSON.stringify(dbPath)});
+      const appliedAgain = again.migrationsApplied;
+      again.close();
+      return { applied, tables, appliedAgain };
+    `);
+    assert.deepEqual(result, { applied: 3, tables: 3, appliedAgain: 0 });
+    assert.ok(packages.includes('better-sqlite3'));
+    assert.ok(!packages.includes('drizzle-orm'), `drizzle-orm was loaded: ${packages.join(', ')}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a query command loads neither the collector (ws), metrics, drizzle nor pino-pretty', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-lazy-'));
+  try {
+    const dbPath = path.join(dir, 'history.db');
+    const { packages, result } = loadedBy(`
+      const { migrateDatabase } = await import(${JSON.stringify(url('store/db.ts'))});
+      migrateDatabase(${JSON.stringify(dbPath)});
+      const { runCli } = await import(${JSON.stringify(url('program.ts'))});
+      return runCli(['runs', '--db', ${JSON.stringify(dbPath)}, '--format', 'json'], ${io});
+    `);
+    assert.equal(result, 0);
+    assert.ok(packages.includes('better-sqlite3'));
+    for (const heavy of ['ws', 'prom-client', 'drizzle-orm', 'pino-pretty']) {
+      assert.ok(!packages.includes(heavy), `${heavy} is loaded by a query command (${packages.join(', ')})`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
