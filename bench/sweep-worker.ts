@@ -48,6 +48,8 @@ interface Phases {
   connect: number;
   requests: number;
   commit: number;
+  /** The WAL checkpoint sweepAccount runs after the sweep (outside its durationMs). */
+  checkpoint: number;
   lastTiers: Tier[] | null;
 }
 
@@ -57,6 +59,8 @@ interface SweepSample {
   validation_ms: number;
   diff_ms: number;
   commit_ms: number;
+  /** After the sweep, not in total_ms for the steady state (sweepAccount's durationMs ends before it). */
+  checkpoint_ms: number;
   changes: number;
 }
 
@@ -72,6 +76,7 @@ function summarize(samples: SweepSample[], tiers: number, extra: Record<string, 
     validation_p50_ms: pick('validation_ms'),
     diff_p50_ms: pick('diff_ms'),
     commit_p50_ms: pick('commit_ms'),
+    checkpoint_after_p50_ms: pick('checkpoint_ms'),
     changes_per_sweep: samples[0]?.changes ?? 0,
     tiers_per_s: Math.round(tiers / (total / 1000)),
   };
@@ -133,7 +138,7 @@ function previousState(universe: readonly SimTier[]): Map<string, Map<string, Va
 
 /** Wraps a store and the session opener so the phases of a real sweepAccount call can be timed. */
 function instrument(store: HistoryStore) {
-  const phases: Phases = { connect: 0, requests: 0, commit: 0, lastTiers: null };
+  const phases: Phases = { connect: 0, requests: 0, commit: 0, checkpoint: 0, lastTiers: null };
   const timedOpen = async (options: QfexClientOptions): Promise<QfexSession> => {
     const start = nowMs();
     const session = await openSession(options);
@@ -164,6 +169,16 @@ function instrument(store: HistoryStore) {
           }
         };
       }
+      if (property === 'checkpoint') {
+        return () => {
+          const start = nowMs();
+          try {
+            return target.checkpoint();
+          } finally {
+            phases.checkpoint += nowMs() - start;
+          }
+        };
+      }
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -172,6 +187,7 @@ function instrument(store: HistoryStore) {
     phases.connect = 0;
     phases.requests = 0;
     phases.commit = 0;
+    phases.checkpoint = 0;
     phases.lastTiers = null;
   };
   return { phases, timedOpen, timedStore, reset };
@@ -331,13 +347,14 @@ async function measure(tiers: number, repeats: number) {
       steady.reset();
       const result = okOrThrow(await sweepAccount(steadyConfig, 'primary', deps), expected);
       const diffMs = mirror.timeAndApply(steady.phases.lastTiers!, result.changes);
-      const { connect, requests, commit } = steady.phases;
+      const { connect, requests, commit, checkpoint } = steady.phases;
       return {
         total_ms: result.durationMs,
         paging_ms: connect + requests,
         validation_ms: result.durationMs - connect - requests - commit,
         diff_ms: diffMs,
         commit_ms: commit,
+        checkpoint_ms: checkpoint,
         changes: result.changes.length,
       };
     };
@@ -373,8 +390,8 @@ async function measure(tiers: number, repeats: number) {
       }
       const total = nowMs() - began;
       const ok = okOrThrow(result, expected);
-      const { connect, requests, commit } = probe.phases;
-      return { ok, total, openMs, closeMs, connect, requests, commit, tiersSwept: probe.phases.lastTiers! };
+      const { connect, requests, commit, checkpoint } = probe.phases;
+      return { ok, total, openMs, closeMs, connect, requests, commit, checkpoint, tiersSwept: probe.phases.lastTiers! };
     };
     await runOneShot(null); // the first fills the database
     const oneShot = async (expected: number) => {
@@ -398,6 +415,7 @@ async function measure(tiers: number, repeats: number) {
           diff_ms: diffMs,
           // commitSweep on a cold store loads the current state first: that is in the commit too.
           commit_ms: run.commit,
+          checkpoint_ms: run.checkpoint,
           changes: run.ok.changes.length,
         });
         extra.open_p50_ms.push(run.openMs);
