@@ -3,6 +3,9 @@
  * sweeps of a 10,000-tier universe served by the simulator in its own process. The schedule fires
  * every few seconds; VmRSS is read from /proc/PID/status a while after each sweep's "sweep ok" log
  * line, when the daemon is idle. Baseline, same run: an idle `node` process doing nothing.
+ * Three phases: a first start (creates and migrates the database), a restart on the migrated
+ * database, and a restart with the Prometheus endpoint on (TIERWATCH_HTTP_PORT), which loads
+ * prom-client: the daemon loads it only when the endpoint is configured.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -55,7 +58,7 @@ async function idleNodeRss(): Promise<number> {
  * Idle RSS of `tierwatch run` over a few sweeps. `migrated`: the database was migrated beforehand by
  * `tierwatch migrate` (a restart); otherwise the daemon creates and migrates it itself (a first start).
  */
-async function daemonPhase(url: string, dir: string, migrated: boolean, readingsWanted: number) {
+async function daemonPhase(url: string, dir: string, migrated: boolean, readingsWanted: number, extraEnv: Record<string, string> = {}) {
   const env = {
     PATH: process.env.PATH ?? '',
     QFEX_WS_URL: url,
@@ -64,6 +67,7 @@ async function daemonPhase(url: string, dir: string, migrated: boolean, readings
     TIERWATCH_DB: path.join(dir, migrated ? 'restart.db' : 'first.db'),
     TIERWATCH_SCHEDULE: `*/${SCHEDULE_SECONDS} * * * * *`,
     LOG_LEVEL: 'info',
+    ...extraEnv,
   };
   if (migrated) {
     const migrate = spawn(process.execPath, [CLI, 'migrate'], { env, stdio: 'ignore' });
@@ -135,6 +139,8 @@ export async function benchDaemon(options: { sweeps?: number } = {}) {
     const baseline = await idleNodeRss();
     const firstStart = await daemonPhase(sim.url, dir, false, readingsWanted);
     const restart = await daemonPhase(sim.url, dir, true, readingsWanted);
+    // Port 0: any free loopback port; the figure is the memory of serving /metrics, not a request.
+    const withMetrics = await daemonPhase(sim.url, dir, true, readingsWanted, { TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1' });
     const idle = firstStart.idle_rss_p50_bytes;
     return {
       tiers: TIERS,
@@ -142,6 +148,7 @@ export async function benchDaemon(options: { sweeps?: number } = {}) {
       settle_ms: SETTLE_MS,
       first_start: firstStart,
       restart_on_migrated_db: restart,
+      restart_with_metrics_endpoint: withMetrics,
       idle_rss_p50_bytes: idle,
       idle_node_rss_bytes: baseline,
       target: checkTarget({

@@ -213,6 +213,12 @@ function render(results: Record<string, any>): { text: string; markdown: string 
         ['first start: idle RSS max / peak (VmHWM)', `${mib(d.first_start.idle_rss_max_bytes)} / ${mib(d.first_start.peak_rss_bytes)}`, '', ''],
         ['restart on a migrated database: idle RSS, median', mib(d.restart_on_migrated_db.idle_rss_p50_bytes), mib(d.idle_node_rss_bytes), ratio(d.restart_on_migrated_db.idle_rss_p50_bytes / d.idle_node_rss_bytes)],
         ['restart: idle RSS max / peak (VmHWM)', `${mib(d.restart_on_migrated_db.idle_rss_max_bytes)} / ${mib(d.restart_on_migrated_db.peak_rss_bytes)}`, '', ''],
+        ...(d.restart_with_metrics_endpoint
+          ? [
+              ['restart with the metrics endpoint (TIERWATCH_HTTP_PORT, loads prom-client): idle RSS, median', mib(d.restart_with_metrics_endpoint.idle_rss_p50_bytes), mib(d.idle_node_rss_bytes), ratio(d.restart_with_metrics_endpoint.idle_rss_p50_bytes / d.idle_node_rss_bytes)],
+              ['restart with the metrics endpoint: idle RSS max / peak (VmHWM)', `${mib(d.restart_with_metrics_endpoint.idle_rss_max_bytes)} / ${mib(d.restart_with_metrics_endpoint.peak_rss_bytes)}`, '', ''],
+            ]
+          : []),
       ],
     });
   }
@@ -270,7 +276,7 @@ if (only.has('queries')) {
   results.queries = await benchQueries({ runs: quick ? 10 : 30, cliRuns: quick ? 3 : 7 });
 }
 if (only.has('daemon')) {
-  progress('daemon: tierwatch run against 10,000 tiers (first start, then a restart), reading its RSS between sweeps');
+  progress('daemon: tierwatch run against 10,000 tiers (first start, a restart, a restart serving /metrics), reading its RSS between sweeps');
   results.daemon = await benchDaemon({ sweeps: quick ? 3 : 5 });
 }
 results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));

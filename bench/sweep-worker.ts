@@ -15,9 +15,11 @@
  *
  * Phases: paging = connect + authenticate + every page's round trip (the client's frame JSON.parse
  * included); validation = what remains of the sweep outside paging and commit (row validation,
- * duplicate check, ledger bookkeeping); commit = commitSweep (BEGIN IMMEDIATE, diff, writes, COMMIT
- * and any WAL auto-checkpoint; on a cold store also loading the current state); diff = diffTiers on
- * the same inputs, timed on its own right after the sweep: the part of commit that is the diff.
+ * duplicate check, ledger bookkeeping); commit = commitSweep (BEGIN IMMEDIATE, diff, writes, COMMIT;
+ * on a cold store also loading the current state); diff = diffTiers on the same inputs, timed on its
+ * own right after the sweep: the part of commit that is the diff; checkpoint after = the WAL
+ * checkpoint sweepAccount runs once the sweep is recorded (outside its durationMs, so outside the
+ * steady-state total; inside the one-shot total), reported beside the commit.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
