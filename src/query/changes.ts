@@ -3,26 +3,13 @@
  * `changed_columns` as an array and the old/new values grouped into `before` and `after`.
  */
 import { TRACKED_COLUMNS, type TierValues, type TrackedColumn } from '../history/tier.ts';
+import type { ChangeRecord } from '../store/history-store.ts';
 import type { ChangeKind } from '../store/schema.ts';
 import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
 import { cachedStatement, isoOf, type HistoryReader } from './reader.ts';
 
-/** A row of the `tier_changes` view as stored. */
-export interface ChangeViewRow {
-  run_id: number;
-  observed_at: string;
-  account_id: string;
-  symbol: string;
-  leverage: string;
-  change: ChangeKind;
-  changed_columns: string;
-  old_initial_margin: number | null;
-  new_initial_margin: number | null;
-  old_maintenance_margin: number | null;
-  new_maintenance_margin: number | null;
-  old_max_notional: number | null;
-  new_max_notional: number | null;
-}
+/** A row of the `tier_changes` view as stored: the writer's record, with changed_columns as JSON text. */
+export type ChangeViewRow = Omit<ChangeRecord, 'changed_columns'> & { changed_columns: string };
 
 /** One change, as the output contract gives it. */
 export interface ChangeRow {

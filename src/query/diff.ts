@@ -10,21 +10,13 @@
 import { changedColumns, tierKey, type TierValues, type TrackedColumn } from '../history/tier.ts';
 import type { ChangeKind } from '../store/schema.ts';
 import { requireHistoryAt } from './bounds.ts';
-import { changeRowsIn } from './changes.ts';
+import { changeRowsIn, type ChangeRow } from './changes.ts';
 import type { Filters } from './filters.ts';
 import { isoOf, type HistoryReader } from './reader.ts';
 import { TierwatchError } from '../errors.ts';
 
-/** One difference, as the output contract gives it. */
-export interface DiffRow {
-  account_id: string;
-  symbol: string;
-  leverage: string;
-  change: ChangeKind;
-  changed_columns: TrackedColumn[];
-  before: TierValues | null;
-  after: TierValues | null;
-}
+/** One difference, as the output contract gives it: a change row without its run and time. */
+export type DiffRow = Omit<ChangeRow, 'run_id' | 'observed_at'>;
 
 interface Ends {
   account_id: string;
