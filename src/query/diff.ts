@@ -7,8 +7,7 @@
  * week's diff reads a week of changes instead of two whole-exchange snapshots, and A → B → A or
  * added-then-removed come out as "no difference" because only the two ends are compared.
  */
-import { changedColumns, tierKey, type TierValues, type TrackedColumn } from '../history/tier.ts';
-import type { ChangeKind } from '../store/schema.ts';
+import { changedColumns, tierKey, type TierValues } from '../history/tier.ts';
 import { requireHistoryAt } from './bounds.ts';
 import { changeRowsIn, type ChangeRow } from './changes.ts';
 import type { Filters } from './filters.ts';
