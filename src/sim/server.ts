@@ -26,7 +26,6 @@ import {
   rateLimitedMessage,
   wireRow,
   type LegacyOptions,
-  type ListResponseKey,
 } from './frames.ts';
 import { cloneTier, defaultUniverse, makeTier, type SimTier } from './universe.ts';
 
