@@ -6,9 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type LookupFunction, type Server, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Writable } from 'node:stream';
 import { TierwatchError } from '../src/errors.ts';
+import { loopbackLookup, makeTestTls } from './helpers/network.ts';
 import { createLogger } from '../src/log.ts';
 import { openSession, type QfexClientOptions } from '../src/qfex/client.ts';
 import { startSimulator, type Simulator } from '../src/sim/index.ts';
@@ -37,19 +37,8 @@ async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: Re
   assert.fail(`expected ${code}`);
 }
 
-const lookups: string[] = [];
 /** Resolves every name to 127.0.0.1 (or fails with ENOTFOUND for *.invalid), recording the names. */
-const fakeLookup: LookupFunction = (hostname, options, callback) => {
-  lookups.push(hostname);
-  if (hostname.endsWith('.invalid')) {
-    const error = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
-    if (options.all) callback(error, []);
-    else callback(error, '', 4);
-    return;
-  }
-  if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
-  else callback(null, '127.0.0.1', 4);
-};
+const { lookup: fakeLookup, names: lookups } = loopbackLookup((hostname) => hostname.endsWith('.invalid'));
 
 // ---- TLS material: a throwaway CA and a certificate for localhost ----
 
@@ -60,27 +49,15 @@ const servers: Array<{ close: () => unknown }> = [];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tierwatch-qfex-tls-'));
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=tierwatch test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  run('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
-  caPem = readFileSync(join(dir, 'ca.pem'), 'utf8');
-  tlsSim = await startSimulator({
-    tls: { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') },
-    keys: [{ publicKey: PUBLIC, secretKey: SECRET }],
-  });
+  const tls = makeTestTls(dir);
+  caPem = tls.caPem;
+  tlsSim = await startSimulator({ tls: { key: tls.key, cert: tls.cert }, keys: [{ publicKey: PUBLIC, secretKey: SECRET }] });
 });
 
 after(async () => {
-  const t0 = performance.now();
-  process.on("exit", () => console.error("exit at", performance.now() - t0));
   await tlsSim?.close();
   await Promise.all(servers.map((server) => server.close()));
   if (dir) rmSync(dir, { recursive: true, force: true });
-  console.error("after done", performance.now() - t0);
 });
 
 function options(url: string, overrides: Partial<QfexClientOptions> = {}): QfexClientOptions {

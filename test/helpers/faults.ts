@@ -5,11 +5,10 @@
  * WebSocket proxy that captures what the client really sends, child-process runs of the CLI, and a
  * search for secrets in every form they could leak in.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import type { LookupFunction } from 'node:net';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type Database from 'better-sqlite3';
@@ -17,6 +16,7 @@ import { normalizeLeverage } from '../../src/history/tier.ts';
 import type { SimTier } from '../../src/sim/index.ts';
 import type { ChangeRecord } from '../../src/store/history-store.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { loopbackLookup } from './network.ts';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
@@ -160,47 +160,14 @@ export function simCurrent(tiers: readonly SimTier[]): string[] {
 
 /** A resolver for tests: every name is 127.0.0.1 until `failing` is set, then ENOTFOUND. No real DNS. */
 export function switchableLookup(): { lookup: LookupFunction; failing: boolean; names: string[] } {
-  const state = {
-    failing: false,
-    names: [] as string[],
-    lookup: ((hostname, options, callback) => {
-      state.names.push(hostname);
-      if (state.failing) {
-        const error = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND', hostname });
-        if (options.all) callback(error, []);
-        else callback(error, '', 4);
-        return;
-      }
-      if (options.all) callback(null, [{ address: '127.0.0.1', family: 4 }]);
-      else callback(null, '127.0.0.1', 4);
-    }) as LookupFunction,
-  };
+  const state = { failing: false, names: [] as string[], lookup: (() => undefined) as unknown as LookupFunction };
+  const resolver = loopbackLookup(() => state.failing);
+  state.names = resolver.names;
+  state.lookup = resolver.lookup;
   return state;
 }
 
-export interface TestTls {
-  caFile: string;
-  caPem: string;
-  key: string;
-  cert: string;
-}
-
-/** A throwaway CA and a certificate for localhost/127.0.0.1 signed by it, made with openssl in `dir`. */
-export function makeTestTls(dir: string): TestTls {
-  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=tierwatch fault-test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  run('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
-  return {
-    caFile: join(dir, 'ca.pem'),
-    caPem: readFileSync(join(dir, 'ca.pem'), 'utf8'),
-    key: readFileSync(join(dir, 'server.key'), 'utf8'),
-    cert: readFileSync(join(dir, 'server.pem'), 'utf8'),
-  };
-}
+export { makeTestTls, type TestTls } from './network.ts';
 
 export interface RecordingProxy {
   url: string;
