@@ -5,14 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { runCli } from '../src/program.ts';
 import { Receiver } from './alerts-fixture.ts';
-import { LogCapture, startHarness } from './helpers/harness.ts';
+import { runCliCaptured, startHarness } from './helpers/harness.ts';
 
-async function collect(env: Record<string, string>): Promise<number> {
-  return runCli(['collect'], { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: false, signal: new AbortController().signal, logDestination: new LogCapture() });
-}
+const collect = async (env: Record<string, string>): Promise<number> => (await runCliCaptured(['collect'], { env })).code;
 
 test('collect sends one notification per run with changes, and a missed one with the next collect', async () => {
   const h = await startHarness();

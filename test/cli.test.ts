@@ -9,27 +9,15 @@ import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { judgeHealth, defaultHealthThresholdMs } from '../src/collect/health.ts';
 import { COMMANDS } from '../src/commands/index.ts';
-import { runCli } from '../src/program.ts';
 import { acquireWriterLock } from '../src/store/writer-lock.ts';
-import { LogCapture, startHarness } from './helpers/harness.ts';
+import { runCliCaptured, startHarness } from './helpers/harness.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 
-async function cli(argv: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; stdout: string; stderr: string; logs: LogCapture }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
-  const logs = new LogCapture();
-  const code = await runCli(argv, { stdout, stderr, env, stdoutIsTTY: false, signal: new AbortController().signal, logDestination: logs });
-  return { code, stdout: out, stderr: err, logs };
-}
+const cli = (argv: string[], env: Record<string, string | undefined> = {}) => runCliCaptured(argv, { env });
 
 test('--version prints the package version; no command prints help and exits 2', async () => {
   const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

@@ -5,11 +5,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { openDatabase, type StoreDb } from '../src/store/db.ts';
 import { HistoryStore } from '../src/store/history-store.ts';
 import type { Tier } from '../src/history/tier.ts';
-import { runCli } from '../src/program.ts';
+import { runCliCaptured } from './helpers/harness.ts';
 
 export const ENDPOINT = 'wss://sim.test/';
 
@@ -66,20 +65,8 @@ export interface CliResult {
 
 /** Runs `tierwatch <argv>` in process against `dbPath`, stdout not a terminal unless `tty`. */
 export async function cli(dbPath: string, argv: string[], options: { tty?: boolean } = {}): Promise<CliResult> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
-  const code = await runCli(argv, {
-    stdout,
-    stderr,
-    env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' },
-    stdoutIsTTY: options.tty ?? false,
-    signal: new AbortController().signal,
-  });
-  return { code, stdout: out, stderr: err };
+  const { code, stdout, stderr } = await runCliCaptured(argv, { env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' }, tty: options.tty ?? false });
+  return { code, stdout, stderr };
 }
 
 /** The JSON output of a successful command. */

@@ -10,11 +10,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { PassThrough } from 'node:stream';
-import { runCli } from '../src/program.ts';
 import { COMMANDS } from '../src/commands/index.ts';
 import { AUTH_FAILURE_MODES, type Fault } from '../src/sim/index.ts';
-import { LogCapture, startHarness, type Harness } from './helpers/harness.ts';
+import { runCliCaptured, startHarness, type Harness } from './helpers/harness.ts';
 import { credentialsSent, databaseFiles, findLeaks, spawnCli, startRecordingProxy, type RecordingProxy } from './helpers/faults.ts';
 
 const PUBLIC_KEY = 'qfex_pub_secrets_test';
@@ -38,16 +36,9 @@ function keep(label: string, content: string | Buffer): void {
 }
 
 async function cli(label: string, argv: string[], env: Record<string, string>, signal?: AbortSignal): Promise<number> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
-  stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
-  const logs = new LogCapture();
-  const code = await runCli(argv, { stdout, stderr, env, stdoutIsTTY: false, signal: signal ?? new AbortController().signal, logDestination: logs });
-  keep(`${label} stdout`, out);
-  keep(`${label} stderr`, err);
+  const { code, stdout, stderr, logs } = await runCliCaptured(argv, { env, ...(signal === undefined ? {} : { signal }) });
+  keep(`${label} stdout`, stdout);
+  keep(`${label} stderr`, stderr);
   keep(`${label} log`, logs.text());
   return code;
 }

@@ -5,9 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
+import { runCli } from '../../src/program.ts';
 import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.ts';
 import { openDatabase, type StoreDb } from '../../src/store/db.ts';
 import { HistoryStore } from '../../src/store/history-store.ts';
@@ -84,4 +85,34 @@ export async function startHarness(simOptions: SimulatorOptions = {}, env: Recor
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface CapturedRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  logs: LogCapture;
+}
+
+/** Runs `tierwatch <argv>` in process with captured stdout, stderr and log lines. */
+export async function runCliCaptured(
+  argv: string[],
+  options: { env?: Record<string, string | undefined>; tty?: boolean; signal?: AbortSignal } = {},
+): Promise<CapturedRun> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+  stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+  const logs = new LogCapture();
+  const code = await runCli(argv, {
+    stdout,
+    stderr,
+    env: options.env ?? {},
+    stdoutIsTTY: options.tty ?? false,
+    signal: options.signal ?? new AbortController().signal,
+    logDestination: logs,
+  });
+  return { code, stdout: out, stderr: err, logs };
 }
