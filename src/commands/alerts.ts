@@ -4,13 +4,13 @@
  * Webhook URLs are shown as scheme://host/… only: their paths are often credentials.
  */
 import { redactUrl } from '../config.ts';
-import { TierwatchError } from '../errors.ts';
 import { listOutbox, OUTBOX_LISTING_COLUMNS, readAlertState, type OutboxListing } from '../alerts/outbox.ts';
 import { STALENESS_KEY, parseStalenessState } from '../alerts/staleness.ts';
 import { addQueryOptions, formatFrom, withHistory } from '../output/query-command.ts';
 import { writeRecords, writeText, type RecordShape } from '../output/stream.ts';
 import { renderTable } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
+import { integerOption } from './options.ts';
 
 const ERROR_WIDTH = 60;
 
@@ -43,15 +43,6 @@ export function alertsTable(rows: readonly OutboxListing[]): string {
   );
 }
 
-function lastOption(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const text = String(value);
-  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
-    throw new TierwatchError('USAGE', `Expected \`--last\` to be a whole number of notifications, at least 1; got ${JSON.stringify(text)}.`);
-  }
-  return Number(text);
-}
-
 export const alertsCommand: CommandSpec = {
   name: 'alerts',
   summary: 'the webhook outbox: pending and delivered notifications, failed attempts, staleness state',
@@ -64,7 +55,7 @@ export const alertsCommand: CommandSpec = {
   },
   async run(context) {
     const format = formatFrom(context);
-    const last = lastOption(context.options.last);
+    const last = integerOption(context.options.last, '--last', 1, 999_999_999);
     const pendingOnly = context.options.pending === true;
     return withHistory(context, async (db) => {
       const rows = listOutbox(db, { pendingOnly, ...(last === undefined ? {} : { last }) });

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import { loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { describeChange } from '../report/describe-change.ts';
-import { durationOption } from './simulate.ts';
+import { durationOption } from './options.ts';
 import type { CommandSpec } from './context.ts';
 
 export const demoCommand: CommandSpec = {

@@ -3,7 +3,7 @@
  * enough, 1 with a one-line reason otherwise. The Docker HEALTHCHECK runs it.
  */
 import { existsSync } from 'node:fs';
-import { durationOption } from './simulate.ts';
+import { durationOption } from './options.ts';
 import type { CommandSpec } from './context.ts';
 
 export const healthCommand: CommandSpec = {

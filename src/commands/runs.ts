@@ -1,11 +1,11 @@
 /** `tierwatch runs [--failed] [--last N]`: the run ledger, with its gaps easy to see. */
-import { TierwatchError } from '../errors.ts';
 import { listRuns, missedBefore, type RunRow } from '../query/runs.ts';
 import { addQueryOptions, filtersFrom, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
 import { runShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { renderTable } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
+import { integerOption } from './options.ts';
 
 const ERROR_WIDTH = 60;
 
@@ -40,15 +40,6 @@ export function runsTable(rows: readonly RunRow[], markMissed: boolean): string 
   );
 }
 
-function lastOption(value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const text = String(value);
-  if (!/^\d{1,9}$/.test(text) || Number(text) < 1) {
-    throw new TierwatchError('USAGE', `Expected \`--last\` to be a whole number of runs, at least 1; got ${JSON.stringify(text)}.`);
-  }
-  return Number(text);
-}
-
 export const runsCommand: CommandSpec = {
   name: 'runs',
   summary: 'the run ledger, oldest first, with failed, aborted, abandoned and missed runs marked',
@@ -63,7 +54,7 @@ export const runsCommand: CommandSpec = {
     const now = new Date();
     const format = formatFrom(context);
     const failed = context.options.failed === true;
-    const last = lastOption(context.options.last);
+    const last = integerOption(context.options.last, '--last', 1, 999_999_999);
     const { accounts } = filtersFrom(context);
     return withHistory(context, async (db) => {
       const rows = listRuns(db, { failed, ...(last === undefined ? {} : { last }), ...(accounts ? { accounts } : {}) });

@@ -4,25 +4,9 @@
  * the fixed demo keys, which belong to no real account and may be printed.
  */
 import { TierwatchError } from '../errors.ts';
-import { parseDuration } from '../config.ts';
+import { durationOption, integerOption } from './options.ts';
 import type { SimulatorOptions } from '../sim/index.ts';
 import type { CommandSpec } from './context.ts';
-
-function integerOption(value: unknown, flag: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  const text = String(value);
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new TierwatchError('USAGE', `Expected \`${flag}\` to be an integer from ${min} to ${max}, got ${JSON.stringify(text)}.`);
-  }
-  return Number(text);
-}
-
-export function durationOption(value: unknown, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = parseDuration(String(value));
-  if (ms === null || ms <= 0) throw new TierwatchError('USAGE', `Expected \`${flag}\` to be a duration such as 3s or 2m, got ${JSON.stringify(String(value))}.`);
-  return ms;
-}
 
 export const simulateCommand: CommandSpec = {
   name: 'simulate',
