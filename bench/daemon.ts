@@ -11,14 +11,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY } from '../src/sim/index.ts';
 import { startSimProcess } from './sim-control.ts';
 import { checkTarget, median, round } from './stats.ts';
+import { BUILT_CLI as CLI } from './paths.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const TIERS = 10_000;
 const SCHEDULE_SECONDS = 4;
 /** How long after a sweep ends the reading is taken: idle, and well before the next firing. */

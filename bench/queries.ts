@@ -14,14 +14,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { changesBetween, diffBetween, snapshotAt, snapshotRoute, snapshotSql, symbolHistory, historyBounds } from '../src/query/index.ts';
 import { openDatabase, type StoreDb } from '../src/store/db.ts';
 import { assertSize, checkTarget, median, nowMs, percentile, round } from './stats.ts';
 import { buildYearHistory, QUERY_SYMBOL, YEAR_RUNS, YEAR_TIERS } from './year-history.ts';
+import { BUILT_CLI as CLI } from './paths.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 
 interface Timed {
   samples: number;

@@ -22,6 +22,7 @@ import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
+import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SECTIONS = ['sweep', 'storage', 'queries', 'daemon'] as const;
@@ -250,13 +251,13 @@ function render(results: Record<string, any>): { text: string; markdown: string 
 
 /** The child processes run the built CLI: say so when dist/ is older than the sources it came from. */
 function warnIfStaleBuild(): void {
-  const cli = path.join(HERE, '..', 'dist', 'src', 'cli.js');
+  const cli = BUILT_CLI;
   if (!fs.existsSync(cli)) {
     progress('dist/src/cli.js is missing: run `npm run build` first (the CLI figures will be skipped)');
     return;
   }
   const built = fs.statSync(cli).mtimeMs;
-  const newest = (fs.readdirSync(path.join(HERE, '..', 'src'), { recursive: true, withFileTypes: true }) as fs.Dirent[])
+  const newest = (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true }) as fs.Dirent[])
     .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
     .reduce((latest, entry) => Math.max(latest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0);
   if (newest > built) progress('warning: src/ is newer than dist/: run `npm run build` so the CLI figures measure the current code');

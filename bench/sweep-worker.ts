@@ -25,7 +25,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sweepAccount, type SweepResult } from '../src/collect/sweep.ts';
 import { openWriter } from '../src/commands/writer.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -40,11 +39,10 @@ import { openDatabase } from '../src/store/db.ts';
 import { HistoryStore, type ChangeRecord } from '../src/store/history-store.ts';
 import { startSimProcess, type SimProcess } from './sim-control.ts';
 import { median, nowMs, round } from './stats.ts';
+import { BUILT_CLI as CLI } from './paths.ts';
 
 const PAGE_SIZE = 1000;
 const CHANGE_FRACTION = 0.01;
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 
 interface Phases {
   connect: number;
