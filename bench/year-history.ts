@@ -16,6 +16,7 @@ import { HistoryStore } from '../src/store/history-store.ts';
 import type { Tier } from '../src/history/tier.ts';
 import { silentLogger } from '../src/log.ts';
 import { makeTier, syntheticUniverse } from '../src/sim/index.ts';
+import { seededRandom } from '../src/sim/random.ts';
 import { nowMs, round } from './stats.ts';
 
 export const YEAR_TIERS = 10_000;
@@ -57,17 +58,6 @@ export interface YearHistory {
   expectations: YearExpectations;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The leverage levels of every synthetic symbol (those of syntheticUniverse). */
 const LEVELS = ['1', '2', '3', '4', '5', '10', '15', '20', '25', '30'] as const;
 const keyOf = (symbol: string, leverage: string) => `${symbol}\u0000${leverage}`;
@@ -76,7 +66,7 @@ const valuesKey = (tier: Tier) => `${tier.initial_margin}|${tier.maintenance_mar
 /** Builds the year at `dbPath` (a new file) and returns its shape and the model's answers. */
 export function buildYearHistory(dbPath: string): YearHistory {
   const began = nowMs();
-  const random = mulberry32(2025);
+  const random = seededRandom(2025);
   const db = openDatabase(dbPath, { logger: silentLogger() });
   const sqlite = db.sqlite;
   // One big transaction: a cache large enough to hold it keeps SQLite from spilling pages mid-way.
