@@ -3,20 +3,15 @@
  * Used by the demo's live feed, the `changes` table and chat alerts, so they all read the same.
  */
 import { TRACKED_COLUMNS, type TrackedColumn } from '../history/tier.ts';
+import type { ChangeRecord } from '../store/history-store.ts';
 
-/** The fields of a `tier_changes` row this needs (snake_case, as in the view). */
-export interface DescribableChange {
-  symbol: string;
-  leverage: string;
-  change: 'added' | 'removed' | 'changed';
+/**
+ * The fields of a `tier_changes` row this needs (snake_case, as in the view). changed_columns may be
+ * the stored JSON text or the parsed array, so both the view's rows and the writer's records fit.
+ */
+export type DescribableChange = Omit<ChangeRecord, 'run_id' | 'observed_at' | 'account_id' | 'changed_columns'> & {
   changed_columns: readonly string[] | string;
-  old_initial_margin: number | null;
-  new_initial_margin: number | null;
-  old_maintenance_margin: number | null;
-  new_maintenance_margin: number | null;
-  old_max_notional: number | null;
-  new_max_notional: number | null;
-}
+};
 
 const numberFormat = new Intl.NumberFormat('en-US', { maximumFractionDigits: 6 });
 const marginFormat = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 6 });
