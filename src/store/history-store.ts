@@ -130,6 +130,8 @@ export class HistoryStore {
   readonly #logger: Logger;
   readonly #beforeCommit: ((runId: number) => void) | undefined;
   #sweepHook: SweepHook | null = null;
+  /** The endpoint this database was found (or made) bound to, once checked. */
+  #boundEndpoint: string | null = null;
   readonly #accounts = new Map<string, AccountState>();
   /** data_version at the last check; null until the first. */
   #knownDataVersion: number | null = null;
@@ -239,18 +241,22 @@ export class HistoryStore {
    * compared as URLs without query or fragment ("wss://x" = "wss://x/"). Idempotent.
    */
   bindEndpoint(endpoint: string): void {
+    const requested = normalizeEndpoint(endpoint);
+    // A binding never changes once made, so one check per store is enough: the daemon calls this
+    // before every sweep, and it need not take the write lock each time.
+    if (this.#boundEndpoint === requested) return;
     try {
       this.#sqlite
         .transaction(() => {
           const stored = this.#stmt.getMeta.get('endpoint')?.value;
           if (stored === undefined) {
-            this.#stmt.putMeta.run('endpoint', normalizeEndpoint(endpoint));
-            this.#logger.info({ endpoint: normalizeEndpoint(endpoint) }, 'database bound to endpoint');
-          } else if (stored !== normalizeEndpoint(endpoint)) {
+            this.#stmt.putMeta.run('endpoint', requested);
+            this.#logger.info({ endpoint: requested }, 'database bound to endpoint');
+          } else if (stored !== requested) {
             throw new TierwatchError(
               'ENDPOINT_MISMATCH',
-              `This database holds the history of ${stored}, not of ${normalizeEndpoint(endpoint)}: use another TIERWATCH_DB for ${normalizeEndpoint(endpoint)}.`,
-              { details: { stored, requested: normalizeEndpoint(endpoint) } },
+              `This database holds the history of ${stored}, not of ${requested}: use another TIERWATCH_DB for ${requested}.`,
+              { details: { stored, requested } },
             );
           }
         })
@@ -258,7 +264,9 @@ export class HistoryStore {
     } catch (error) {
       throw toStoreError(error, 'binding the database to its endpoint');
     }
+    this.#boundEndpoint = requested;
   }
+
 
   /** Inserts a 'running' ledger row, committed at once, and returns its run_id. */
   startRun(input: StartRunInput): number {
