@@ -253,3 +253,13 @@ test('`alerts retry --dead` puts every dead notification back; a missing databas
     assert.equal(await import('node:fs').then((fs) => fs.existsSync(missing)), false);
   });
 });
+
+test('settings: TIERWATCH_WEBHOOK_MAX_ATTEMPTS (default 50) and TIERWATCH_WEBHOOK_MAX_AGE (default 24h); bad values name the variable', async () => {
+  const { loadConfig } = await import('../src/config.ts');
+  const defaults = loadConfig({}).alerts;
+  assert.deepEqual([defaults.maxAttempts, defaults.maxAgeMs], [50, 24 * 3_600_000]);
+  const set = loadConfig({ TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '7', TIERWATCH_WEBHOOK_MAX_AGE: '90m' }).alerts;
+  assert.deepEqual([set.maxAttempts, set.maxAgeMs], [7, 90 * 60_000]);
+  assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '0' }), (error: any) => error.code === 'CONFIG_INVALID' && /TIERWATCH_WEBHOOK_MAX_ATTEMPTS/.test(error.message) && /"0"/.test(error.message));
+  assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_MAX_AGE: 'a day' }), (error: any) => error.code === 'CONFIG_INVALID' && /TIERWATCH_WEBHOOK_MAX_AGE/.test(error.message));
+});
