@@ -69,6 +69,10 @@ export interface AlertsConfig {
   timeoutMs: number;
   /** Retries of one notification within one delivery pass, after the first attempt. */
   retries: number;
+  /** Attempts in all (over every pass) after which a notification is given up: status `dead`. */
+  maxAttempts: number;
+  /** Age (since it was queued) past which a notification not yet delivered is given up: `dead`. */
+  maxAgeMs: number;
 }
 
 /** Flag values given on the command line, keyed by the environment variable they override. */
@@ -289,6 +293,11 @@ function readAlerts(reader: Reader, env: Env): AlertsConfig {
     secret: readSecret(reader, env, 'TIERWATCH_WEBHOOK_SECRET'),
     timeoutMs: reader.duration('TIERWATCH_WEBHOOK_TIMEOUT', 10_000),
     retries: reader.integer('TIERWATCH_WEBHOOK_RETRIES', 3, 0, 100),
+    // 50 attempts are about an hour of passes at the default schedule and retries: a receiver's
+    // short outage kills nothing, while a notification that fails for a reason of its own holds
+    // the ones after it back for an hour, not for the whole maximum age.
+    maxAttempts: reader.integer('TIERWATCH_WEBHOOK_MAX_ATTEMPTS', 50, 1, 1_000_000),
+    maxAgeMs: reader.duration('TIERWATCH_WEBHOOK_MAX_AGE', 24 * 3_600_000),
   };
 }
 
@@ -419,6 +428,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
       secret: describeSecret(config.alerts.secret),
       timeoutMs: config.alerts.timeoutMs,
       retries: config.alerts.retries,
+      maxAttempts: config.alerts.maxAttempts,
+      maxAgeMs: config.alerts.maxAgeMs,
     },
   };
 }

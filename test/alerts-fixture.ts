@@ -1,7 +1,7 @@
 /**
  * Alert test fixtures: a webhook receiver on 127.0.0.1 whose behaviour each test scripts (answer,
- * fail with 500, hang past the sender's timeout), a temp history with a HistoryStore, and a helper
- * that records one sweep of given tiers.
+ * fail with an HTTP status such as 500 or 400, hang past the sender's timeout), a temp history
+ * with a HistoryStore, and a helper that records one sweep of given tiers.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
@@ -22,7 +22,8 @@ export interface ReceivedRequest {
   body: string;
 }
 
-export type Behaviour = 'ok' | 500 | 'hang';
+/** 'ok' (200), an HTTP status to answer with, or 'hang' (never answer). */
+export type Behaviour = 'ok' | number | 'hang';
 
 export class Receiver {
   readonly requests: ReceivedRequest[] = [];

@@ -70,17 +70,17 @@ test('the Slack format is one {"text"} line per change, readable: symbol, levera
     ].join('\n'),
   );
   const many = classifiedChanges(Array.from({ length: SLACK_MAX_LINES + 5 }, (_, i) => record(`S${i}-USD`, 'added', null, [0.1, 0.05, 1000])));
-  const long = slackText(changesNotification('id-2', { runId: 9, accountId: 'sub-1', observedAt: 'x' }, many)!);
+  const long = slackText(changesNotification('id-2', { runId: 9, accountId: 'sub-1', observedAt: '2026-03-01T12:00:00.000Z' }, many)!);
   assert.equal(long.split('\n').length, 1 + SLACK_MAX_LINES + 1);
-  assert.match(long, /…and 5 more: tierwatch changes --since run:9 --account sub-1$/);
+  assert.match(long, /…and 5 more: tierwatch changes --since 2026-03-01T12:00:00\.000Z --until 2026-03-01T12:00:00\.001Z --account sub-1$/);
   assert.match(slackText({ id: 's', type: 'stale', at: 'x', last_success_at: null, threshold_seconds: 600, reason: 'account primary: no successful sweep' }), /^tierwatch: collection is STALE — account primary: no successful sweep\. No successful sweep within 600 s/);
   assert.equal(slackText({ id: 'r', type: 'recovered', at: 'x', last_success_at: 'T2', stale_since: 'T1' }), 'tierwatch: collection RECOVERED — successful sweep at T2 (stale since T1).');
 });
 
 test('the JSON format is the notification document itself', () => {
-  const notification = changesNotification('id-1', { runId: 7, accountId: 'primary', observedAt: 'T' }, classifiedChanges([CASES[0]![1]]))!;
+  const notification = changesNotification('id-1', { runId: 7, accountId: 'primary', observedAt: '2026-03-01T12:00:00.000Z' }, classifiedChanges([CASES[0]![1]]))!;
   const body = JSON.parse(renderBody(notification, 'json'));
-  assert.deepEqual(Object.keys(body), ['id', 'type', 'run', 'summary', 'changes']);
+  assert.deepEqual(Object.keys(body), ['id', 'type', 'run', 'summary', 'kinds', 'total', 'omitted', 'all_changes', 'changes']);
   assert.deepEqual(Object.keys(body.changes[0]), ['run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns', 'before', 'after', 'classification']);
 });
 

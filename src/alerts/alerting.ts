@@ -195,6 +195,8 @@ export class Alerting {
     const options: DeliveryOptions = {
       timeoutMs: alerts.timeoutMs,
       retries: alerts.retries,
+      maxAttempts: alerts.maxAttempts,
+      maxAgeMs: alerts.maxAgeMs,
       backoff: this.#config.backoff,
       secret: () => resolveWebhookSecret(this.#config),
       userAgent: `tierwatch/${packageVersion()}`,
@@ -208,6 +210,7 @@ export class Alerting {
     const results = await Promise.all(alerts.webhookUrls.map((url) => deliverQueue(this.#outbox, url, options, this.#stop.signal)));
     const pending = this.#outbox.pendingCount();
     this.#deps.counters?.pendingNotifications(pending);
+    this.#deps.counters?.deadNotifications(this.#outbox.deadCount());
     if (results.includes('blocked')) {
       this.#log.warn(
         { pending, blocked: alerts.webhookUrls.filter((_, index) => results[index] === 'blocked').map(redactUrl) },

@@ -23,6 +23,8 @@ export interface OutboxRow {
   last_attempt_at: string | null;
   last_error: string | null;
   delivered_at: string | null;
+  dead_at: string | null;
+  dead_reason: string | null;
 }
 
 export interface OutboxEntry {
@@ -36,6 +38,10 @@ export interface OutboxEntry {
 
 const MAX_ERROR_LENGTH = 500;
 
+function clip(text: string): string {
+  return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH)}…` : text;
+}
+
 export class Outbox {
   readonly #sqlite: Database.Database;
   readonly #stmt: {
@@ -43,7 +49,9 @@ export class Outbox {
     next: Database.Statement<[string], OutboxRow>;
     delivered: Database.Statement<[string, string, number]>;
     failed: Database.Statement<[string, string, number]>;
+    dead: Database.Statement<[string, string, number]>;
     pendingCount: Database.Statement<[], number>;
+    deadCount: Database.Statement<[], number>;
     getState: Database.Statement<[string], { value: string }>;
     putState: Database.Statement<[string, string, string]>;
   };
@@ -66,7 +74,11 @@ export class Outbox {
       failed: sqlite.prepare(
         `UPDATE alert_outbox SET attempts = attempts + 1, last_attempt_at = ?, last_error = ? WHERE outbox_id = ?`,
       ),
+      dead: sqlite.prepare(
+        `UPDATE alert_outbox SET status = 'dead', dead_at = ?, dead_reason = ? WHERE outbox_id = ? AND status = 'pending'`,
+      ),
       pendingCount: sqlite.prepare<[], number>(`SELECT count(*) FROM alert_outbox WHERE status = 'pending'`).pluck(),
+      deadCount: sqlite.prepare<[], number>(`SELECT count(*) FROM alert_outbox WHERE status = 'dead'`).pluck(),
       getState: sqlite.prepare('SELECT value FROM alert_state WHERE key = ?'),
       putState: sqlite.prepare(
         `INSERT INTO alert_state (key, value, updated_at) VALUES (?, ?, ?)
@@ -93,12 +105,23 @@ export class Outbox {
 
   /** Counts a failed attempt and keeps the row pending. `error` must hold no secret and no full URL. */
   recordFailure(outboxId: number, at: Date, error: string): void {
-    const text = error.length > MAX_ERROR_LENGTH ? `${error.slice(0, MAX_ERROR_LENGTH)}…` : error;
-    this.#stmt.failed.run(at.toISOString(), text, outboxId);
+    this.#stmt.failed.run(at.toISOString(), clip(error), outboxId);
+  }
+
+  /**
+   * Gives a pending notification up: it stops holding back the later ones of its URL and waits
+   * for `tierwatch alerts retry|drop`. `reason` must hold no secret and no full URL.
+   */
+  markDead(outboxId: number, at: Date, reason: string): void {
+    this.#stmt.dead.run(at.toISOString(), clip(reason), outboxId);
   }
 
   pendingCount(): number {
     return this.#stmt.pendingCount.get() as number;
+  }
+
+  deadCount(): number {
+    return this.#stmt.deadCount.get() as number;
   }
 
   getState(key: string): string | null {
@@ -120,15 +143,16 @@ export type OutboxListing = Omit<OutboxRow, 'body'>;
 
 export const OUTBOX_LISTING_COLUMNS = [
   'outbox_id', 'notification_id', 'kind', 'url', 'format', 'run_id', 'created_at', 'status', 'attempts',
-  'last_attempt_at', 'last_error', 'delivered_at',
+  'last_attempt_at', 'last_error', 'delivered_at', 'dead_at', 'dead_reason',
 ] as const;
 
 /**
- * The outbox, oldest first: every row, only the pending ones, or the last N. Read-only (a database
- * older than the outbox never gets here: a read-only open refuses it with DB_NEEDS_MIGRATION).
+ * The outbox, oldest first: every row, only the pending (or dead) ones, or the last N. Read-only (a
+ * database older than the outbox never gets here: a read-only open refuses it with DB_NEEDS_MIGRATION).
  */
-export function listOutbox(db: HistoryReader, options: { pendingOnly?: boolean; last?: number } = {}): OutboxListing[] {
-  const where = options.pendingOnly ? `WHERE status = 'pending'` : '';
+export function listOutbox(db: HistoryReader, options: { pendingOnly?: boolean; deadOnly?: boolean; last?: number } = {}): OutboxListing[] {
+  const statuses = [...(options.pendingOnly ? ['pending'] : []), ...(options.deadOnly ? ['dead'] : [])];
+  const where = statuses.length === 0 ? '' : `WHERE status IN (${statuses.map((status) => `'${status}'`).join(', ')})`;
   const columns = OUTBOX_LISTING_COLUMNS.join(', ');
   const sql =
     options.last === undefined

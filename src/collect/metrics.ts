@@ -3,7 +3,7 @@
  * exposition format; this module only decides what is counted.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DeliveryCounters } from '../alerts/deliver.ts';
+import type { DeadReason, DeliveryCounters } from '../alerts/deliver.ts';
 import type { SweepResult } from './sweep.ts';
 
 export class SweepMetrics implements DeliveryCounters {
@@ -22,6 +22,8 @@ export class SweepMetrics implements DeliveryCounters {
 
   readonly #alertAttempts = new Counter({ name: 'tierwatch_alert_deliveries_total', help: 'Webhook delivery attempts, by result (delivered, failed).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly #alertsPending = new Gauge({ name: 'tierwatch_alerts_pending', help: 'Webhook notifications waiting in the outbox.', registers: [this.registry] });
+  readonly #alertsDead = new Gauge({ name: 'tierwatch_alerts_dead', help: 'Webhook notifications given up (status dead), waiting for `tierwatch alerts retry|drop`.', registers: [this.registry] });
+  readonly #alertsDeadTotal = new Counter({ name: 'tierwatch_alerts_dead_total', help: 'Webhook notifications given up, by reason (rejected, attempts, age).', labelNames: ['reason'] as const, registers: [this.registry] });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'tierwatch_' });
@@ -38,6 +40,14 @@ export class SweepMetrics implements DeliveryCounters {
 
   pendingNotifications(count: number): void {
     this.#alertsPending.set(count);
+  }
+
+  deadNotifications(count: number): void {
+    this.#alertsDead.set(count);
+  }
+
+  notificationDead(reason: DeadReason): void {
+    this.#alertsDeadTotal.inc({ reason });
   }
 
   record(result: SweepResult): void {

@@ -227,7 +227,11 @@ export const VIEW_COLUMNS = {
 export const ALERT_KINDS = ['changes', 'stale', 'recovered'] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
-export const OUTBOX_STATUSES = ['pending', 'delivered'] as const;
+/**
+ * `dead`: delivery gave up for good (a permanent HTTP answer, too many attempts, or too old); the
+ * notification no longer holds back the ones after it and waits for `tierwatch alerts retry|drop`.
+ */
+export const OUTBOX_STATUSES = ['pending', 'delivered', 'dead'] as const;
 export type OutboxStatus = (typeof OUTBOX_STATUSES)[number];
 
 /**
@@ -252,9 +256,12 @@ export const alertOutbox = sqliteTable(
     last_attempt_at: text(),
     last_error: text(),
     delivered_at: text(),
+    /** When delivery gave up (status `dead`), and why, in words safe to show (no URL path, no secret). */
+    dead_at: text(),
+    dead_reason: text(),
   },
   (table) => [
-    check('alert_outbox_status_check', sql`${table.status} IN ('pending', 'delivered')`),
+    check('alert_outbox_status_check', sql`${table.status} IN ('pending', 'delivered', 'dead')`),
     check('alert_outbox_kind_check', sql`${table.kind} IN ('changes', 'stale', 'recovered')`),
     uniqueIndex('alert_outbox_notification_url_uq').on(table.notification_id, table.url),
     // The delivery queue of one URL, oldest first.
