@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   DB_LOCKED: 'another tierwatch process is writing to this database',
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
+  REWOUND: 'not a failure of the run: it was discarded by `tierwatch rewind` (recorded on its ledger row)',
   // Lifecycle.
   ABORTED: 'the sweep was stopped by a shutdown signal',
   INTERNAL: 'a bug: please report it with the log line',
