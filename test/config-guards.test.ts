@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { runCliCaptured, startHarness } from './helpers/harness.ts';
 import { spawnCli, type CliChild } from './helpers/faults.ts';
 import { DEMO_SECRET_KEY } from '../src/sim/index.ts';
+import { openDatabase } from '../src/store/db.ts';
 
 /** The child's exit code, or a failure once `timeoutMs` has passed (then the child is killed). */
 async function exitWithin(run: CliChild, timeoutMs: number): Promise<number | string> {
@@ -74,7 +75,7 @@ test('a bare-number duration flag is refused with exit 2 and the accepted forms'
   }
 });
 
-test('secret files: missing, empty, a directory, /dev/zero and a FIFO exit 2 at once; a symlink to a regular file works', async () => {
+test('an unreadable, empty, oversized or not-regular secret file exits 2 at start, naming the variable', async () => {
   const h = await startHarness();
   try {
     h.db.close();
@@ -99,25 +100,47 @@ test('secret files: missing, empty, a directory, /dev/zero and a FIFO exit 2 at 
     assert.match(webhook.stderr, /`TIERWATCH_WEBHOOK_SECRET_FILE` names .*, which is empty/);
     assert.equal(h.sim.stats.connections, 0, 'refused before any sweep');
 
-    // /dev/zero never ends: under a 2 GB address-space limit, reading it whole would fail; capped, it is refused at once.
-    const zero = spawnCli(['collect'], { ...env, QFEX_SECRET_KEY_FILE: '/dev/zero' }, { shell: 'ulimit -v 2000000' });
-    assert.equal(await exitWithin(zero, 20_000), 2, zero.stderr());
-    assert.match(zero.stderr(), /`QFEX_SECRET_KEY_FILE` names "\/dev\/zero", which is a character device/);
-
-    // A FIFO with no writer: a blocking open(2) would hang the process for good (past SIGTERM).
-    const fifo = join(h.dir, 'secret.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const piped = spawnCli(['collect'], { ...env, QFEX_SECRET_KEY_FILE: fifo });
-    assert.equal(await exitWithin(piped, 20_000), 2, piped.stderr());
-    assert.match(piped.stderr(), /`QFEX_SECRET_KEY_FILE` names ".*secret\.fifo", which is a FIFO \(named pipe\)/);
-
-    // As Kubernetes mounts secrets: a symlink to a regular file.
+    // As Kubernetes mounts secrets: a symlink to a regular file is followed.
     const real = join(h.dir, 'real-secret');
     writeFileSync(real, `${DEMO_SECRET_KEY}\n`);
     const link = join(h.dir, 'linked-secret');
     symlinkSync(real, link);
     const linked = await runCliCaptured(['collect'], { env: { ...env, QFEX_SECRET_KEY_FILE: link } });
     assert.equal(linked.code, 0, linked.stderr);
+  } finally {
+    await h.close();
+  }
+});
+
+test('QFEX_SECRET_KEY_FILE=/dev/zero is refused at once, without growing memory', async () => {
+  const h = await startHarness();
+  try {
+    h.db.close();
+    // Under a 2 GB address-space limit: reading /dev/zero to its (never) end fails; capped, it is refused at once.
+    const zero = spawnCli(['collect'], { ...h.env, QFEX_SECRET_KEY: '', QFEX_SECRET_KEY_FILE: '/dev/zero' }, { shell: 'ulimit -v 2000000' });
+    assert.equal(await exitWithin(zero, 20_000), 2, zero.stderr());
+    assert.match(zero.stderr(), /`QFEX_SECRET_KEY_FILE` names "\/dev\/zero", which is a character device/);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a FIFO as a secret file does not hang collect: exit 2 at once', async () => {
+  const h = await startHarness();
+  try {
+    h.db.close();
+    // No writer ever opens it: a blocking open(2) would hang the process for good, past SIGTERM.
+    const fifo = join(h.dir, 'secret.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const piped = spawnCli(['collect'], { ...h.env, QFEX_SECRET_KEY: '', QFEX_SECRET_KEY_FILE: fifo });
+    assert.equal(await exitWithin(piped, 20_000), 2, piped.stderr());
+    assert.match(piped.stderr(), /`QFEX_SECRET_KEY_FILE` names ".*secret\.fifo", which is a FIFO \(named pipe\)/);
+    const db = openDatabase(h.dbPath, { readonly: true });
+    try {
+      assert.equal(db.sqlite.prepare("SELECT count(*) FROM runs WHERE status = 'running'").pluck().get(), 0, 'no run left running');
+    } finally {
+      db.close();
+    }
   } finally {
     await h.close();
   }
