@@ -6,7 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Receiver } from './alerts-fixture.ts';
-import { runCliCaptured, startHarness, type Harness } from './helpers/harness.ts';
+import { PassThrough } from 'node:stream';
+import { LogCapture, runCliCaptured, startHarness, type Harness } from './helpers/harness.ts';
+import { runCli } from '../src/program.ts';
 import { openDatabase } from '../src/store/db.ts';
 import { HistoryStore } from '../src/store/history-store.ts';
 import { acquireWriterLock } from '../src/store/writer-lock.ts';
@@ -88,7 +90,7 @@ test('a last success in the future is unhealthy, not healthy', async () => {
   }
 });
 
-test('the daemon fires the stale alert when the last success is in the future', async () => {
+test('the daemon fires the stale alert, and /healthz says unhealthy, when the last success is in the future', async () => {
   const h = await startHarness();
   const receiver = new Receiver();
   await receiver.listen();
@@ -96,19 +98,35 @@ test('the daemon fires the stale alert when the last success is in the future', 
   try {
     h.db.close();
     sweepAt(h, new Date('2051-06-01T00:00:00.000Z'));
-    const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_HEALTH_MAX_AGE: '1h' };
-    const daemon = runCliCaptured(['run'], { env, signal: stop.signal });
+    const logs = new LogCapture();
+    const daemon = runCli(['run'], {
+      stdout: new PassThrough(),
+      stderr: new PassThrough(),
+      env: {
+        ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_HEALTH_MAX_AGE: '1h',
+        TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1',
+      },
+      stdoutIsTTY: false,
+      signal: stop.signal,
+      logDestination: logs,
+    });
     // The sweep at start fails (CLOCK_BEHIND); the check after it finds the future last success.
+    const isStale = () => receiver.requests.some((request) => request.headers['x-tierwatch-event'] === 'stale');
     const deadline = Date.now() + 30_000;
-    while (!receiver.requests.some((request) => request.headers['x-tierwatch-event'] === 'stale') && Date.now() < deadline) {
+    while (!(isStale() && logs.lines.some((line) => line.msg === 'serving /healthz and /metrics')) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    const listening = logs.lines.find((line) => line.msg === 'serving /healthz and /metrics');
+    const healthz = listening === undefined ? null : await fetch(`http://127.0.0.1:${String(listening.port)}/healthz`);
     stop.abort();
-    const result = await daemon;
+    const code = await daemon;
     const stale = receiver.requests.find((request) => request.headers['x-tierwatch-event'] === 'stale');
     assert.ok(stale, `a stale notification was sent; got ${receiver.requests.map((request) => request.headers['x-tierwatch-event']).join(', ')}`);
     assert.match(JSON.parse(stale.body).reason, /2051-06-01T00:00:00\.000Z is \d+ s in the future/);
-    assert.equal(result.code, 0);
+    assert.ok(healthz !== null, 'the daemon served /healthz');
+    assert.equal(healthz.status, 503);
+    assert.match(await healthz.text(), /^unhealthy: account primary: last successful sweep at 2051-06-01T00:00:00\.000Z is \d+ s in the future/);
+    assert.equal(code, 0);
     assert.equal(read(h).runs.at(-1)!.error_code, 'CLOCK_BEHIND');
   } finally {
     stop.abort();

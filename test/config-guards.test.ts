@@ -98,6 +98,8 @@ test('an unreadable, empty, oversized or not-regular secret file exits 2 at star
     const webhook = await runCliCaptured(['collect'], { env: { ...h.env, TIERWATCH_WEBHOOK_URL: 'http://127.0.0.1:9/', TIERWATCH_WEBHOOK_SECRET_FILE: empty } });
     assert.equal(webhook.code, 2);
     assert.match(webhook.stderr, /`TIERWATCH_WEBHOOK_SECRET_FILE` names .*, which is empty/);
+    const check = await runCliCaptured(['check'], { env: { ...env, QFEX_SECRET_KEY_FILE: empty } });
+    assert.equal(check.code, 2, check.stdout);
     assert.equal(h.sim.stats.connections, 0, 'refused before any sweep');
 
     // As Kubernetes mounts secrets: a symlink to a regular file is followed.
