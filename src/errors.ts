@@ -23,7 +23,8 @@ export const ERROR_CODES = {
   PAGINATION_INCONSISTENT: 'the tier list shifted while it was being paged, on every retry',
   PAGE_LIMIT_REACHED: 'the sweep reached TIERWATCH_MAX_PAGES without an empty page',
   EMPTY_SWEEP: 'the exchange returned no tiers at all',
-  MASS_REMOVAL: 'the sweep would remove more of the current tiers than TIERWATCH_MAX_REMOVAL_RATIO allows',
+  MASS_REMOVAL: 'the sweep would remove more of the current tiers than TIERWATCH_MAX_REMOVAL_RATIO allows, or has lost more than that of the largest sweep of the last 24 h',
+  CLOCK_BEHIND: "the sweep was observed before the account's last observation: the clock went back, or the history is stamped in the future",
   // The database.
   ENDPOINT_MISMATCH: 'the database belongs to another endpoint',
   DB_SCHEMA_TOO_NEW: 'the database was migrated by a newer tierwatch',
@@ -31,6 +32,7 @@ export const ERROR_CODES = {
   DB_LOCKED: 'another tierwatch process is writing to this database',
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
+  REWOUND: 'not a failure of the run: it was discarded by `tierwatch rewind` (recorded on its ledger row)',
   // Lifecycle.
   ABORTED: 'the sweep was stopped by a shutdown signal',
   INTERNAL: 'a bug: please report it with the log line',

@@ -282,7 +282,7 @@ describe('HistoryStore guards and failures', () => {
   it('refuses a sweep observed no later than the previous one, and a run that is not running', () => {
     const { store } = open();
     sweep(store, 5, [tier('A', '1')]);
-    assert.throws(() => sweep(store, 5, [tier('A', '1', 0.2)]), rejectsWith('INTERNAL', /clock gone back/));
+    assert.throws(() => sweep(store, 5, [tier('A', '1', 0.2)]), rejectsWith('CLOCK_BEHIND', /at the same millisecond as/));
     const runId = store.startRun({ accountId: 'primary', endpoint: ENDPOINT, publicKey: null, startedAt: at(6) });
     const input = { accountId: 'other', observedAt: at(6), finishedAt: at(6), tiers: [], pages: 0, maxRemovalRatio: 0.5 };
     assert.throws(() => store.commitSweep(runId, input), rejectsWith('INTERNAL', /belongs to account primary/));

@@ -2,7 +2,7 @@
  * `tierwatch check`: connect, authenticate and read the first page of tiers for every configured
  * account, writing nothing. The way to test keys, subaccount ids and connectivity.
  */
-import { requireCredentials, resolveCredentials } from '../config.ts';
+import { checkSecretFiles, resolveCredentials } from '../config.ts';
 import { coerceError } from '../errors.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -15,7 +15,7 @@ export const checkCommand: CommandSpec = {
     const { openSession } = await import('../qfex/client.ts');
     const { validateTierRow } = await import('../qfex/protocol.ts');
     const config = context.config();
-    requireCredentials(config);
+    checkSecretFiles(config);
     const logger = context.logger();
     let failures = 0;
     for (const accountId of config.accountIds) {

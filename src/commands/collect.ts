@@ -14,12 +14,12 @@ export const collectCommand: CommandSpec = {
   flags: ['db', 'exchange'],
   async run(context) {
     // Loaded here, not at the top: the collector (WebSocket client, SQLite) is no other command's cost.
-    const { requireCredentials } = await import('../config.ts');
+    const { checkSecretFiles } = await import('../config.ts');
     const { sweepAll } = await import('../collect/sweep.ts');
     const { Alerting } = await import('../alerts/alerting.ts');
     const { withWriter } = await import('./writer.ts');
     const config = context.config();
-    requireCredentials(config);
+    checkSecretFiles(config);
     const logger = context.logger();
     return withWriter(config.dbPath, 'tierwatch collect', logger, async ({ db, store }) => {
       store.markAbandonedRuns(new Date());

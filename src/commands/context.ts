@@ -6,7 +6,8 @@
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import type { DestinationStream } from 'pino';
-import { loadConfig, type Config, type Overrides } from '../config.ts';
+import { loadConfigChecked, type Config, type Overrides } from '../config.ts';
+import { describeUnknown } from '../config-names.ts';
 import { createLogger, type Logger } from '../log.ts';
 
 export interface CliIo {
@@ -73,7 +74,14 @@ export function createContext(io: CliIo, options: Record<string, unknown>, args:
     options,
     args,
     config() {
-      config ??= loadConfig(io.env, overridesFrom(options));
+      if (config === undefined) {
+        const checked = loadConfigChecked(io.env, overridesFrom(options));
+        config = checked.config;
+        // Once per command, at start: a misspelt setting otherwise falls back to its default unseen.
+        for (const unknown of checked.unknown) {
+          context.logger().warn({ variable: unknown.variable, suggestion: unknown.suggestion }, describeUnknown(unknown));
+        }
+      }
       return config;
     },
     logger() {

@@ -13,14 +13,14 @@ export const runCommand: CommandSpec = {
   async run(context) {
     // Loaded here, not at the top: every other command (and --help) would pay for the daemon's
     // modules at start-up otherwise.
-    const { describeConfig, requireCredentials } = await import('../config.ts');
+    const { describeConfig, checkSecretFiles } = await import('../config.ts');
     const { Alerting } = await import('../alerts/alerting.ts');
     const { runDaemon } = await import('../collect/daemon.ts');
     const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
     const { packageVersion } = await import('../paths.ts');
     const { withWriter } = await import('./writer.ts');
     const config = context.config();
-    requireCredentials(config);
+    checkSecretFiles(config);
     const logger = context.logger();
     logger.info({ version: packageVersion(), config: describeConfig(config) }, 'tierwatch daemon starting');
     // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
