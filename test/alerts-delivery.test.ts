@@ -161,7 +161,7 @@ test('a receiver answering 500 gets every notification later, once each, in run 
 });
 
 test('a receiver that hangs past the timeout is given up on for that attempt and gets the notification on the retry', async () => {
-  const s = await setup();
+  const s = await setup({ TIERWATCH_WEBHOOK_TIMEOUT: '1s' });
   const alerting = s.make();
   try {
     s.receiver.behaviour = (index) => (index === 0 ? 'hang' : 'ok');
@@ -170,11 +170,12 @@ test('a receiver that hangs past the timeout is given up on for that attempt and
     sweep(s.history.store, BASE, at(0));
     await afterCommit();
     await alerting.idle();
-    assert.ok(performance.now() - started < 2000, 'the 150 ms timeout bounded the hanging attempt');
+    // Generous: the machine may be loaded; what matters is that the hang did not last.
+    assert.ok(performance.now() - started < 10_000, 'the 1 s timeout bounded the hanging attempt');
     const [row] = listOutbox(s.history.db);
     assert.equal(row!.status, 'delivered');
     assert.equal(row!.attempts, 2);
-    assert.equal(row!.last_error, 'no answer within 150 ms');
+    assert.equal(row!.last_error, 'no answer within 1000 ms');
     // The hung request may have been processed: same id and same bytes, so the receiver can drop it.
     assert.equal(s.receiver.requests.length, 2);
     assert.equal(s.receiver.requests[0]!.body, s.receiver.requests[1]!.body);

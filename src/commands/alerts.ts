@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { redactUrl } from '../config.ts';
 import { TierwatchError } from '../errors.ts';
-import { dropDead, retryDead, type DeadTarget } from '../alerts/dead.ts';
+import type { DeadTarget } from '../alerts/dead.ts';
 import { listOutbox, OUTBOX_LISTING_COLUMNS, readAlertState, type OutboxListing } from '../alerts/outbox.ts';
 import { STALENESS_KEY, parseStalenessState } from '../alerts/staleness.ts';
 import { addQueryOptions, formatFrom, withHistory } from '../output/query-command.ts';
@@ -18,7 +18,6 @@ import { writeRecords, writeText, type RecordShape } from '../output/stream.ts';
 import { renderTable } from '../output/table.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
 import { integerOption } from './options.ts';
-import { withWriter } from './writer.ts';
 
 const ERROR_WIDTH = 60;
 
@@ -76,6 +75,9 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   const dbPath = context.config().dbPath;
   // A writer open creates the database; there is nothing to retry or drop in one that is not there.
   if (!fs.existsSync(dbPath)) throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);
+  // Loaded here: the writer pulls in better-sqlite3, which `tierwatch --version` and `--help` must not load.
+  const { withWriter } = await import('./writer.ts');
+  const { dropDead, retryDead } = await import('../alerts/dead.ts');
   return withWriter(dbPath, `alerts ${action}`, context.logger(), async ({ db }) => {
     if (action === 'drop') {
       const target = dropDead(db, id!);
