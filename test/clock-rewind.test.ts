@@ -168,6 +168,17 @@ test('rewind discards the runs stamped in the future, restores the history, and 
     assert.equal((await runCliCaptured(['collect'], { env: h.env })).code, 0, 'collection resumes');
     assert.equal((await runCliCaptured(['health'], { env: h.env })).code, 0);
 
+    // Runs in the past are real history: discarded only with --force.
+    const past = await runCliCaptured(['rewind', '--after', '1h'], { env: h.env });
+    assert.equal(past.code, 2);
+    assert.match(past.stderr, /2 of the 2 run\(s\) observed after .* are not in the future .* add --force to discard them too; nothing was changed/);
+    assert.equal(read(h).runs.filter((run) => run.status === 'ok').length, 2);
+    const first = before.runs[0]!.run_id;
+    const forced = await runCliCaptured(['rewind', '--after', `run:${first}`, '--force'], { env: h.env });
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, /^1 run\(s\) observed after .* discarded: 0 change\(s\) and 0 version\(s\) deleted, 0 version\(s\) reopened$/m);
+    assert.deepEqual(read(h).current, before.current);
+
     const nothing = await runCliCaptured(['rewind', '--after', 'now'], { env: h.env });
     assert.equal(nothing.code, 2);
     assert.match(nothing.stderr, /Nothing to discard: no successful run of any account was observed after .* \(the last one was observed at /);
