@@ -112,7 +112,7 @@ test('the daemon fires the stale alert, and /healthz says unhealthy, when the la
     });
     // The sweep at start fails (CLOCK_BEHIND); the check after it finds the future last success.
     const isStale = () => receiver.requests.some((request) => request.headers['x-tierwatch-event'] === 'stale');
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     while (!(isStale() && logs.lines.some((line) => line.msg === 'serving /healthz and /metrics')) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
