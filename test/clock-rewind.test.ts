@@ -69,8 +69,8 @@ test('a sweep observed before the account\'s last one fails as CLOCK_BEHIND and 
     const last = read(h).runs.at(-1)!;
     assert.equal(last.status, 'failed');
     assert.equal(last.error_code, 'CLOCK_BEHIND');
-    // One hour ahead, less the few seconds the sweep took: "59 min 5x.x s before".
-    assert.match(last.error_message!, /observed at .*, (59 min [\d.]+ s|1 h) before the account's last observation/);
+    // One hour ahead, less the seconds the sweep took: "59 min 5x.x s before".
+    assert.match(last.error_message!, /observed at .*, (5\d min( [\d.]+ s)?|1 h) before the account's last observation/);
     assert.match(last.error_message!, /tierwatch rewind --after/);
   } finally {
     await h.close();
