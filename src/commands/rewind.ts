@@ -17,7 +17,8 @@ export const rewindCommand: CommandSpec = {
     command
       .requiredOption('--after <time>', `discard the successful runs observed after this: ${TIME_FORMS}`)
       .option('--account <id>', 'only this account (default every account in the history)')
-      .option('--dry-run', 'print what would be discarded, change nothing');
+      .option('--dry-run', 'print what would be discarded, change nothing')
+      .option('--force', 'also discard runs observed in the past (by default only runs stamped in the future are)');
   },
   async run(context) {
     const { parseTimeArgument, resolveTime } = await import('../query/time.ts');
@@ -35,7 +36,7 @@ export const rewindCommand: CommandSpec = {
       const lookup = db.sqlite.prepare<[number], { observed_at: string | null; status: string }>('SELECT observed_at, status FROM run_ledger WHERE run_id = ?');
       const after = resolveTime(spec, (runId) => lookup.get(runId), '--after');
       const command = `tierwatch rewind --after ${after}${accountId === null ? '' : ` --account ${accountId}`}`;
-      const result = rewindHistory(db, { after, accountId, now, command, dryRun: options.dryRun === true });
+      const result = rewindHistory(db, { after, accountId, now, command, dryRun: options.dryRun === true, force: options.force === true });
       const verb = result.dryRun ? 'would discard' : 'discarded';
       for (const run of result.runs) {
         context.print(`${verb} run ${run.run_id}: account ${run.account_id}, observed at ${run.observed_at}, ${run.tiers ?? 0} tiers, ${run.changes ?? 0} changes`);

@@ -25,6 +25,8 @@ export interface RewindInput {
   command: string;
   /** Report what would be discarded, change nothing. */
   dryRun?: boolean;
+  /** Also discard runs observed at or before `now` (real history, not a clock's mistake). */
+  force?: boolean;
 }
 
 export interface DiscardedRun {
@@ -80,6 +82,17 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
   }
   const result: RewindResult = { runs, changesDeleted: 0, versionsDeleted: 0, versionsReopened: 0, dryRun: input.dryRun === true };
   if (input.dryRun === true) return result;
+  // Runs stamped in the future are what rewinding is for; past ones are real history, and an
+  // instant mistyped (7d for a week ahead) must not discard a week of it without being asked.
+  const nowIso = input.now.toISOString();
+  const past = runs.filter((run) => run.observed_at <= nowIso);
+  if (past.length > 0 && input.force !== true) {
+    throw new TierwatchError(
+      'USAGE',
+      `${past.length} of the ${runs.length} run(s) observed after ${after} are not in the future (the latest at ${past.at(-1)!.observed_at}): ` +
+        'they are real history. Check with --dry-run, then add --force to discard them too; nothing was changed.',
+    );
+  }
 
   const deleteChanges = sqlite.prepare<[number]>('DELETE FROM tier_change WHERE run_id = ?');
   // The versions a discarded run opened start after `after`; those of kept runs start at or before it.
