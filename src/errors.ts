@@ -17,11 +17,14 @@ export const ERROR_CODES = {
   QFEX_RATE_LIMITED: 'the exchange kept answering RateLimited after every retry',
   QFEX_SERVER_ERROR: 'the exchange kept answering ServerError after every retry',
   QFEX_ERROR: 'the exchange answered with another error code (see the message)',
-  QFEX_PROTOCOL: 'a frame did not follow the protocol (not JSON, wrong shape, binary, oversized)',
+  QFEX_PROTOCOL: 'a frame did not follow the protocol (not JSON, wrong shape, binary, nested too deep)',
+  QFEX_FRAME_TOO_LARGE: 'the exchange sent a frame larger than TIERWATCH_MAX_FRAME_BYTES',
   // The data itself.
   ROW_INVALID: 'a tier row broke a validation rule; the message names the row',
   PAGINATION_INCONSISTENT: 'the tier list shifted while it was being paged, on every retry',
   PAGE_LIMIT_REACHED: 'the sweep reached TIERWATCH_MAX_PAGES without an empty page',
+  TIER_LIMIT_REACHED: 'the exchange listed more than TIERWATCH_MAX_TIERS tiers without an end',
+  SWEEP_TIMEOUT: 'the sweep did not finish within TIERWATCH_SWEEP_TIMEOUT',
   EMPTY_SWEEP: 'the exchange returned no tiers at all',
   MASS_REMOVAL: 'the sweep would remove more of the current tiers than TIERWATCH_MAX_REMOVAL_RATIO allows',
   // The database.

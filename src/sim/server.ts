@@ -1,6 +1,6 @@
 /**
  * The built-in QFEX Trade WebSocket simulator: a `ws` server speaking the protocol as
- * /work/shared/qfex-protocol.md documents it, with the §9 defaults for what the docs leave open.
+ * the QFEX documentation describes it, with plausible defaults for what the docs leave open.
  * Written independently of src/qfex/ on purpose (own HMAC check, own frame parsing).
  *
  * Per connection: upgrade (`?api_key=` optional) → `auth` within `authDeadlineMs` (else close 1008)
@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { Authenticator, AUTH_FAILURE_TEXT, type AuthFailureReason, type SimJwt, type SimKeyPair } from './auth.ts';
 import { TierBook, type SimChange, type TierPatch } from './book.ts';
 import { FaultQueue, type AuthFailureMode, type Fault, type FaultOf } from './faults.ts';
+import { Hostility } from './hostile.ts';
 import {
   AUTH_FALSE_FRAME,
   authSuccessFrame,
@@ -200,6 +201,8 @@ class SimulatorServer implements Simulator {
   private readonly failureMode: AuthFailureMode;
   private readonly book: TierBook;
   private readonly faults = new FaultQueue();
+  /** Unsolicited frames, stale answers, drips, oversized and endless big pages (hostile.ts). */
+  private readonly hostility: Hostility;
   private readonly authenticator: Authenticator;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
@@ -215,6 +218,7 @@ class SimulatorServer implements Simulator {
     this.options = options;
     this.log = (options.logger ?? silentLogger()).child({ component: 'simulator' });
     this.legacy = options.legacy ?? {};
+    this.hostility = new Hostility(this.faults, this.legacy);
     this.maxPageSize = options.maxPageSize ?? MAX_PAGE_DEFAULT;
     this.authDeadlineMs = options.authDeadlineMs ?? 60_000;
     this.pingIntervalMs = options.pingIntervalMs ?? 15_000;
@@ -461,7 +465,9 @@ class SimulatorServer implements Simulator {
     conn.principal = decision.principal;
     this.stats.authOk++;
     this.log.info({ connection: conn.id, principal: decision.principal, account: decision.account }, 'authenticated');
+    for (const frame of this.hostility.aroundAuth('before_auth_answer')) this.send(conn, frame);
     this.send(conn, authSuccessFrame(this.legacy));
+    for (const frame of this.hostility.aroundAuth('after_auth_answer')) this.send(conn, frame);
     for (const fault of this.faults.take(['stop_pings', 'ignore_client_pings', 'drop_before_page'], (f) => f.kind !== 'drop_before_page' || f.page === 1)) {
       if (fault.kind === 'stop_pings') conn.sendPings = false;
       else if (fault.kind === 'ignore_client_pings') conn.answerPings = false;
@@ -573,7 +579,17 @@ class SimulatorServer implements Simulator {
       return this.sendError(conn, error.code, error.message ?? hint, message);
     }
 
-    const rows = this.pageRows(conn, paging.offset, servedLimit);
+    const plan = this.hostility.planPage(conn, page);
+    for (const frame of plan.before) this.send(conn, frame);
+    if (plan.delayMs > 0) {
+      await this.sleep(conn, plan.delayMs);
+      if (conn.closed) return;
+    }
+    if (plan.answer !== null) {
+      request.rows = plan.answer.rows;
+      return this.send(conn, plan.answer.json);
+    }
+    const rows = this.pageRows(conn, paging.offset, plan.servedRows ?? servedLimit);
     const bad = byKind('bad_frame');
     if (bad) return this.sendBadFrame(conn, bad, rows, page);
     const malformed = byKind('malformed_row');
@@ -588,6 +604,7 @@ class SimulatorServer implements Simulator {
       json = this.pageJson(conn, account, paging.offset, servedLimit, rows);
     }
     request.rows = rows.length;
+    this.hostility.rememberPage(conn, json);
     this.send(conn, json, () => this.afterPageWritten(conn, page, rows.length, 'written'));
     this.afterPageWritten(conn, page, rows.length, 'queued');
   }
