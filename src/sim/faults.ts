@@ -20,12 +20,12 @@
  * | `delay_page`           | page N request                  | the answer is sent `ms` later |
  * | `never_answer_page`    | page N request                  | no answer at all |
  * | `never_answer_auth`    | auth message                    | no answer; the unauthenticated deadline still runs |
- * | `reject_auth`          | auth message, or the upgrade for mode `http_401` | auth refused whatever the credentials, in `mode` (default: the server's authFailureMode) |
+ * | `reject_auth`          | auth message, or the upgrade for mode `http_401` | auth refused whatever the credentials, in `mode` (default: the server's authFailureMode); mode `err_frame` answers with `code` (default PermissionDenied, e.g. RateLimited or ServerError) |
  * | `stop_pings`           | auth success                    | that connection is never pinged |
  * | `ignore_client_pings`  | auth success                    | the client's ping frames are not answered |
  * | `malformed_row`        | page N request                  | row `index` (default 0) of the page is replaced by `row` (any JSON value; appended if the page is empty) |
  * | `error_reply`          | page N request                  | an error frame with `code` instead of the page; RateLimited carries "Retry after <retryAfterMs>ms." (default 250) |
- * | `bad_frame`            | page N request                  | instead of the page: `non_json` text, `wrong_shape` JSON, a `binary` frame, an `unexpected_key` response, or an `oversized` frame of about `bytes` (default 8 MiB) |
+ * | `bad_frame`            | page N request                  | instead of the page: `non_json` text, `wrong_shape` JSON, a `binary` frame, an `unexpected_key` response, an `oversized` frame of about `bytes` (default 8 MiB), or a page nested 200,000 levels `deep` |
  * | `shift_insert`         | after page `afterPage` is written | a new tier sorting before the current offset is added to the account (a real, logged change) |
  * | `shift_delete`         | after page `afterPage` is written | the account's first tier is removed (a real, logged change) |
  * | `infinite_list`        | next page request               | that connection's list never ends: every page is full (synthetic distinct rows past the real ones) |
@@ -47,8 +47,8 @@ import type { SimTier } from './universe.ts';
 export type AuthFailureMode = 'authenticated_false' | 'err_frame' | 'http_401' | 'close';
 export const AUTH_FAILURE_MODES: readonly AuthFailureMode[] = ['authenticated_false', 'err_frame', 'http_401', 'close'];
 
-export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized';
-export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized'];
+export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized' | 'deep';
+export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized', 'deep'];
 
 export interface FaultRepeat {
   /** How many times the fault fires before it is used up (default 1). */
@@ -64,7 +64,7 @@ export type FaultSpec =
   | { kind: 'delay_page'; page?: number; ms: number }
   | { kind: 'never_answer_page'; page?: number }
   | { kind: 'never_answer_auth' }
-  | { kind: 'reject_auth'; mode?: AuthFailureMode }
+  | { kind: 'reject_auth'; mode?: AuthFailureMode; code?: string }
   | { kind: 'stop_pings' }
   | { kind: 'ignore_client_pings' }
   | { kind: 'malformed_row'; page?: number; row: unknown; index?: number }

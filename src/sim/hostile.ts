@@ -26,7 +26,7 @@ export interface PagePlan {
 interface ConnectionState {
   lastPage: string | null;
   drip: { ms: number; rows: number } | null;
-  bigPages: { rows: number; padding: number; next: number } | null;
+  bigPages: { rows: number; padding: number } | null;
 }
 
 /** A request type a real client might have sent on the same account, echoed in an error. */
@@ -87,8 +87,8 @@ export class Hostility {
     return this.#faults.take(['unknown_push', 'unsolicited_error'], (f) => f.when === moment).map((f) => this.#unsolicited(f));
   }
 
-  /** Decides what page `page` of this connection gets beside (or instead of) its normal answer. */
-  planPage(conn: object, page: number): PagePlan {
+  /** Decides what page `page` (at `offset`) of this connection gets beside (or instead of) its normal answer. */
+  planPage(conn: object, page: number, offset: number): PagePlan {
     const state = this.#of(conn);
     const plan: PagePlan = { before: [], delayMs: 0, servedRows: null, answer: null };
     const fired = this.#faults.take(
@@ -114,7 +114,7 @@ export class Hostility {
           plan.servedRows = fault.rows;
           break;
         case 'endless_big_pages':
-          state.bigPages = { rows: fault.rows ?? 20_000, padding: fault.padding ?? 0, next: 0 };
+          state.bigPages = { rows: fault.rows ?? 20_000, padding: fault.padding ?? 0 };
           break;
       }
     }
@@ -123,9 +123,10 @@ export class Hostility {
       plan.servedRows = state.drip.rows;
     }
     if (state.bigPages !== null) {
+      // Row i of the endless list is the same on every read, so the pager's overlap check holds.
       const big = state.bigPages;
       const rows: string[] = [];
-      for (let i = 0; i < big.rows; i++) rows.push(bigRow(big.next++, big.padding));
+      for (let i = 0; i < big.rows; i++) rows.push(bigRow(offset + i, big.padding));
       plan.answer = { json: `{"available_leverage_levels_response":[${rows.join(',')}]}`, rows: big.rows };
     }
     return plan;

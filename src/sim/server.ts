@@ -139,6 +139,8 @@ export interface Simulator {
 
 const MAX_PAGE_DEFAULT = 1000;
 const RECENT_REQUESTS = 100;
+/** The depth of a `deep` bad frame: far beyond any stack a recursive walk of it could use. */
+const DEEP_NESTING = 200_000;
 const DEFAULT_OVERSIZED_BYTES = 8 * 1024 * 1024;
 
 interface Connection {
@@ -451,7 +453,7 @@ class SimulatorServer implements Simulator {
     }
     const injected = this.faults.take(['reject_auth'], (f) => (f.mode ?? this.failureMode) !== 'http_401');
     if (injected[0] !== undefined) {
-      this.rejectAuth(conn, message, 'injected', null, injected[0].mode ?? this.failureMode);
+      this.rejectAuth(conn, message, 'injected', null, injected[0].mode ?? this.failureMode, injected[0].code);
       return;
     }
     const params = message['params'];
@@ -483,12 +485,12 @@ class SimulatorServer implements Simulator {
     this.log.info({ connection: conn?.id ?? null, principal, reason }, 'authentication refused');
   }
 
-  private rejectAuth(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode): void {
+  private rejectAuth(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode, code = 'PermissionDenied'): void {
     this.recordAuthFailure(reason, principal, conn);
     switch (mode) {
       case 'err_frame':
         // The echo carries the client's own message back, signature included, as a real server would.
-        this.sendError(conn, 'PermissionDenied', `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
+        this.sendError(conn, code, code === 'RateLimited' ? rateLimitedMessage(20) : `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
         break;
       case 'close':
         break;
@@ -579,7 +581,7 @@ class SimulatorServer implements Simulator {
       return this.sendError(conn, error.code, error.message ?? hint, message);
     }
 
-    const plan = this.hostility.planPage(conn, page);
+    const plan = this.hostility.planPage(conn, page, paging.offset);
     for (const frame of plan.before) this.send(conn, frame);
     if (plan.delayMs > 0) {
       await this.sleep(conn, plan.delayMs);
@@ -681,6 +683,8 @@ class SimulatorServer implements Simulator {
         return this.send(conn, Buffer.from([0x00, 0x01, 0x02, 0x03, 0xff]));
       case 'unexpected_key':
         return this.send(conn, JSON.stringify({ unexpected_response: rows.map((t) => wireRow(t, this.legacy)) }));
+      case 'deep':
+        return this.send(conn, `{"available_leverage_levels_response":[${'['.repeat(DEEP_NESTING)}${']'.repeat(DEEP_NESTING)}]}`);
       case 'oversized': {
         const padding = 'x'.repeat(fault.bytes ?? DEFAULT_OVERSIZED_BYTES);
         return this.send(conn, JSON.stringify({ available_leverage_levels_response: rows.map((t) => wireRow(t, this.legacy)), padding }));
