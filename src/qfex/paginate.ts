@@ -141,7 +141,7 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
     );
 
   const pass = async (): Promise<PagedTiers> => {
-    const tiers: Tier[] = [];
+    const tiers = new HeldTiers();
     const seen = new SeenKeys();
     const where = { offset: 0 };
     let largestPage = 0;
@@ -160,7 +160,7 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
       if (overlap) {
         if (rows.length === 0) throw new ListShifted(`the overlap row at offset ${offset} is gone`);
         const first = validateTierRow(rows[0], { offset });
-        const previous = tiers[tiers.length - 1]!;
+        const previous = tiers.at(tiers.length - 1);
         if (!sameTier(first, previous)) {
           throw new ListShifted(`offset ${offset} holds ${first.symbol} ${first.leverage}, the previous page ended with ${previous.symbol} ${previous.leverage}`);
         }
@@ -169,7 +169,7 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
       logger?.debug({ offset, rows: rows.length, newRows: rows.length - start }, 'leverage page');
       if (rows.length <= start) {
         if (tiers.length === 0) throw new TierwatchError('EMPTY_SWEEP', 'the exchange returned no leverage tiers at all');
-        return { tiers, pages, requests, observedAt: arrivedAt };
+        return { tiers: tiers.toTiers(), pages, requests, observedAt: arrivedAt };
       }
       for (let index = start; index < rows.length; index++) {
         where.offset = offset + index; // one `where` object per pass, not one per row
@@ -215,19 +215,70 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
 }
 
 /**
- * The (symbol, leverage) pairs of one pass. Per symbol a short array: an exchange lists a handful of
- * leverages per symbol, and scanning a few strings is several times cheaper than building and
- * hashing a combined key per row (this runs for every tier of every sweep). A symbol with very many
- * leverages switches to a Set so the cost stays linear.
+ * The tiers of one pass, held column by column: no object per tier while paging (numbers unboxed
+ * in double arrays, one string per symbol shared by its tiers), about half the memory of a Tier
+ * array. Tier objects are made once, for the complete list, by toTiers().
+ */
+class HeldTiers {
+  readonly #symbol: string[] = [];
+  readonly #leverage: string[] = [];
+  readonly #exchangeId: Array<string | null> = [];
+  readonly #initial: number[] = [];
+  readonly #maintenance: number[] = [];
+  readonly #notional: number[] = [];
+
+  get length(): number {
+    return this.#symbol.length;
+  }
+
+  push(tier: Tier): void {
+    // The exchange lists a symbol's tiers together: they share the first one's string.
+    const previous = this.#symbol[this.#symbol.length - 1];
+    this.#symbol.push(previous === tier.symbol ? previous : tier.symbol);
+    this.#leverage.push(tier.leverage);
+    this.#exchangeId.push(tier.exchange_id);
+    this.#initial.push(tier.initial_margin);
+    this.#maintenance.push(tier.maintenance_margin);
+    this.#notional.push(tier.max_notional);
+  }
+
+  at(index: number): Tier {
+    return {
+      symbol: this.#symbol[index]!,
+      leverage: this.#leverage[index]!,
+      exchange_id: this.#exchangeId[index]!,
+      initial_margin: this.#initial[index]!,
+      maintenance_margin: this.#maintenance[index]!,
+      max_notional: this.#notional[index]!,
+    };
+  }
+
+  toTiers(): Tier[] {
+    const tiers = new Array<Tier>(this.length);
+    for (let index = 0; index < tiers.length; index++) tiers[index] = this.at(index);
+    return tiers;
+  }
+}
+
+/**
+ * The (symbol, leverage) pairs of one pass. Per symbol its one leverage, or a short array: an
+ * exchange lists a handful of leverages per symbol, and scanning a few strings is several times
+ * cheaper than building and hashing a combined key per row (this runs for every tier of every
+ * sweep). A symbol with very many leverages switches to a Set so the cost stays linear.
  */
 class SeenKeys {
-  readonly #bySymbol = new Map<string, string[] | Set<string>>();
+  readonly #bySymbol = new Map<string, string | string[] | Set<string>>();
 
   /** Records the pair; false when it was already there. */
   add(symbol: string, leverage: string): boolean {
     const known = this.#bySymbol.get(symbol);
     if (known === undefined) {
-      this.#bySymbol.set(symbol, [leverage]);
+      this.#bySymbol.set(symbol, leverage);
+      return true;
+    }
+    if (typeof known === 'string') {
+      if (known === leverage) return false;
+      this.#bySymbol.set(symbol, [known, leverage]);
       return true;
     }
     if (Array.isArray(known)) {
