@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { validateDetailed } from 'node-cron';
+import { createTask, validateDetailed } from 'node-cron';
 import { TierwatchError } from './errors.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
 import { normalizeEndpoint } from './qfex/endpoint.ts';
@@ -311,6 +311,19 @@ export function parseByteSize(text: string): number | null {
   return Number.isSafeInteger(bytes) ? bytes : null;
 }
 
+/** The shortest gap between the schedule's next firings (UTC), looking a few dozen firings ahead. */
+function shortestGapMs(schedule: string): number {
+  const task = createTask(schedule, () => undefined, { timezone: 'UTC' });
+  try {
+    const firings = task.getNextRuns(24).map((date) => date.getTime());
+    let shortest = Infinity;
+    for (let i = 1; i < firings.length; i += 1) shortest = Math.min(shortest, firings[i]! - firings[i - 1]!);
+    return shortest;
+  } finally {
+    void task.destroy();
+  }
+}
+
 function readSweepBounds(reader: Reader): { maxTiers: number; maxFrameBytes: number; sweepTimeoutMs: number } {
   const frame = reader.raw('TIERWATCH_MAX_FRAME_BYTES');
   let maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
@@ -325,6 +338,16 @@ function readSweepBounds(reader: Reader): { maxTiers: number; maxFrameBytes: num
   // Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer one fires at once.
   if (timeout !== null && (sweepTimeoutMs < 1000 || sweepTimeoutMs > 2_147_483_647)) {
     throw invalid(timeout.name, 'a duration from 1s to 24d, such as 2m', timeout.value);
+  }
+  if (timeout !== null) {
+    // A deadline as long as the schedule's gap would let one slow sweep swallow the next firing.
+    const gapMs = shortestGapMs(readSchedule(reader));
+    if (sweepTimeoutMs >= gapMs) {
+      throw new TierwatchError(
+        'CONFIG_INVALID',
+        `Expected \`${timeout.name}\` to be below the schedule's shortest gap between firings (${gapMs} ms), got ${JSON.stringify(timeout.value)}.`,
+      );
+    }
   }
   return {
     maxTiers: reader.integer('TIERWATCH_MAX_TIERS', DEFAULT_MAX_TIERS, 1, 100_000_000),

@@ -201,6 +201,8 @@ test('the bounds are settings that name themselves when invalid (exit 2)', async
     ['TIERWATCH_MAX_FRAME_BYTES', 'lots'],
     ['TIERWATCH_SWEEP_TIMEOUT', '30d'],
     ['TIERWATCH_SWEEP_TIMEOUT', '0'],
+    // Not below the default schedule's gap (every 5 minutes).
+    ['TIERWATCH_SWEEP_TIMEOUT', '5m'],
   ] as const) {
     const run = await runCliCaptured(['collect'], { env: { ...env, [variable]: value } });
     assert.equal(run.code, 2, `${variable}=${value}`);
