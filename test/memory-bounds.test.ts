@@ -51,7 +51,7 @@ test('a collect aborted out of memory leaves its run running; the next start mar
       url: sim.url,
       dbPath,
       nodeArgs: ['--max-old-space-size=48'],
-      env: { TIERWATCH_MAX_TIERS: '100000000', TIERWATCH_MAX_PAGES: '1000000', TIERWATCH_SWEEP_TIMEOUT: '10m' },
+      env: { TIERWATCH_MAX_TIERS: '100000000', TIERWATCH_MAX_PAGES: '1000000', TIERWATCH_SWEEP_TIMEOUT: '4m' },
     });
     assert.ok(dead.exit === 'SIGABRT' || dead.exit === 134, `expected an abort, got ${dead.exit}: ${dead.stderr.slice(-500)}`);
     assert.match(dead.stderr, /heap out of memory/i);
