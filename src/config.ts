@@ -5,7 +5,7 @@
  * at every sweep (`resolveCredentials`) so that keys in `*_FILE`s rotate without a restart.
  */
 import { isIP } from 'node:net';
-import { validateDetailed } from 'node-cron';
+import { createTask, validateDetailed } from 'node-cron';
 import { TierwatchError } from './errors.ts';
 import { CA_FILE_MAX_BYTES, readBoundedFile, SECRET_FILE_MAX_BYTES } from './config-file.ts';
 import { unknownVariables, type UnknownVariable } from './config-names.ts';
@@ -37,6 +37,10 @@ export interface Config {
   schedule: string;
   pageSize: number;
   maxPages: number;
+  /** Bounds of one sweep: tiers held, bytes in one frame, wall time from start to commit. */
+  maxTiers: number;
+  maxFrameBytes: number;
+  sweepTimeoutMs: number;
   timeouts: { connectMs: number; authMs: number; requestMs: number; idleMs: number };
   /** Attempts for one page answered RateLimited / ServerError. */
   pageRetries: number;
@@ -348,6 +352,66 @@ function readAlerts(reader: Reader, env: Env): AlertsConfig {
   };
 }
 
+// ---- bounds of one sweep (issue 10): what it holds, one frame, how long it runs ----
+
+export const DEFAULT_MAX_TIERS = 200_000;
+export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_SWEEP_TIMEOUT_MS = 2 * 60_000;
+
+/** "4194304", "512KiB", "4MiB" (also KB/MB, read as 1024-based): a size in bytes, or null. */
+export function parseByteSize(text: string): number | null {
+  const match = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i.exec(text.trim());
+  if (!match) return null;
+  const unit = { b: 1, kb: 1024, kib: 1024, mb: 1024 * 1024, mib: 1024 * 1024 }[(match[2] ?? 'b').toLowerCase()] ?? 1;
+  const bytes = Number(match[1]) * unit;
+  return Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+/** The shortest gap between the schedule's next firings (UTC), looking a few dozen firings ahead. */
+function shortestGapMs(schedule: string): number {
+  const task = createTask(schedule, () => undefined, { timezone: 'UTC' });
+  try {
+    const firings = task.getNextRuns(24).map((date) => date.getTime());
+    let shortest = Infinity;
+    for (let i = 1; i < firings.length; i += 1) shortest = Math.min(shortest, firings[i]! - firings[i - 1]!);
+    return shortest;
+  } finally {
+    void task.destroy();
+  }
+}
+
+function readSweepBounds(reader: Reader): { maxTiers: number; maxFrameBytes: number; sweepTimeoutMs: number } {
+  const frame = reader.raw('TIERWATCH_MAX_FRAME_BYTES');
+  let maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
+  if (frame !== null) {
+    const bytes = parseByteSize(frame.value);
+    // Below 64 KiB a full page of 1000 tiers no longer fits; above 256 MiB one frame alone could exhaust the heap.
+    if (bytes === null || bytes < 64 * 1024 || bytes > 256 * 1024 * 1024) throw invalid(frame.name, 'a size from 64KiB to 256MiB, such as 4MiB', frame.value);
+    maxFrameBytes = bytes;
+  }
+  const sweepTimeoutMs = reader.duration('TIERWATCH_SWEEP_TIMEOUT', DEFAULT_SWEEP_TIMEOUT_MS);
+  const timeout = reader.raw('TIERWATCH_SWEEP_TIMEOUT');
+  // Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer one fires at once.
+  if (timeout !== null && (sweepTimeoutMs < 1000 || sweepTimeoutMs > 2_147_483_647)) {
+    throw invalid(timeout.name, 'a duration from 1s to 24d, such as 2m', timeout.value);
+  }
+  if (timeout !== null) {
+    // A deadline as long as the schedule's gap would let one slow sweep swallow the next firing.
+    const gapMs = shortestGapMs(readSchedule(reader));
+    if (sweepTimeoutMs >= gapMs) {
+      throw new TierwatchError(
+        'CONFIG_INVALID',
+        `Expected \`${timeout.name}\` to be below the schedule's shortest gap between firings (${gapMs} ms), got ${JSON.stringify(timeout.value)}.`,
+      );
+    }
+  }
+  return {
+    maxTiers: reader.integer('TIERWATCH_MAX_TIERS', DEFAULT_MAX_TIERS, 1, 100_000_000),
+    maxFrameBytes,
+    sweepTimeoutMs,
+  };
+}
+
 function readLogLevel(reader: Reader): LevelWithSilent {
   const raw = reader.raw('LOG_LEVEL');
   if (raw === null) return 'info';
@@ -390,6 +454,7 @@ function readConfig(reader: Reader, env: Env): Config {
     schedule: readSchedule(reader),
     pageSize: reader.integer('TIERWATCH_PAGE_SIZE', 1000, 1, 1000),
     maxPages: reader.integer('TIERWATCH_MAX_PAGES', 10_000, 1, 1_000_000),
+    ...readSweepBounds(reader),
     timeouts: {
       connectMs: reader.duration('TIERWATCH_CONNECT_TIMEOUT', 10_000),
       authMs: reader.duration('TIERWATCH_AUTH_TIMEOUT', 10_000),
@@ -479,6 +544,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     schedule: `${config.schedule} (UTC)`,
     pageSize: config.pageSize,
     maxPages: config.maxPages,
+    maxTiers: config.maxTiers,
+    maxFrameBytes: config.maxFrameBytes,
+    sweepTimeoutMs: config.sweepTimeoutMs,
     timeouts: config.timeouts,
     pageRetries: config.pageRetries,
     sweepRetries: config.sweepRetries,

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { TierwatchError } from '../src/errors.ts';
-import { parseFrame, parseRetryAfter, validateTierRow } from '../src/qfex/protocol.ts';
+import { frameTypeLabel, nestingDepth, parseFrame, parseRetryAfter, validateTierRow } from '../src/qfex/protocol.ts';
 
 const text = (value: unknown) => JSON.stringify(value);
 
@@ -83,14 +83,25 @@ test('flat legacy error frames', () => {
   assertCode(() => parseFrame(text({ type: 'error' }), false), 'QFEX_PROTOCOL');
 });
 
-test('pushes we do not use are "other"; unexpected keys are protocol errors', () => {
+test('pushes we do not use, and frames we do not know, are "other" (skipped by the session, not failed)', () => {
   assert.deepEqual(parseFrame(text({ subscribed: 'order_responses' }), false), { kind: 'other', key: 'subscribed' });
   assert.deepEqual(
     parseFrame(text({ type: 'subscribed', connection_id: 'c', message_id: 1, channel: 'v4_balances', contents: [] }), false),
     { kind: 'other', key: 'subscribed' },
   );
-  assertCode(() => parseFrame(text({ user_leverage_response: [] }), false), 'QFEX_PROTOCOL', /unexpected frame/);
-  assertCode(() => parseFrame(text({}), false), 'QFEX_PROTOCOL');
+  assert.deepEqual(parseFrame(text({ user_leverage_response: [] }), false), { kind: 'other', key: 'user_leverage_response' });
+  assert.deepEqual(parseFrame(text({ notice: { message: 'maintenance' } }), false), { kind: 'other', key: 'notice' });
+  assert.deepEqual(parseFrame(text({ type: 'heartbeat' }), false), { kind: 'other', key: 'heartbeat' });
+  assert.deepEqual(parseFrame(text({}), false), { kind: 'other', key: 'unknown' });
+  assert.equal(frameTypeLabel('notice'), 'notice');
+  assert.equal(frameTypeLabel('leaderboard_update'), 'unknown', 'labels stay a bounded set');
+});
+
+test('a frame nested deeper than the bound is QFEX_PROTOCOL, counted without recursion', () => {
+  const deep = `{"available_leverage_levels_response":[${'['.repeat(200_000)}${']'.repeat(200_000)}]}`;
+  assertCode(() => parseFrame(deep, false), 'QFEX_PROTOCOL', /nested deeper than 64 levels/);
+  assert.equal(nestingDepth('{"a":"[[[[{{{{","b":[{"c":"\\"["}]}', 64), 3, 'brackets inside strings do not count');
+  assert.equal(nestingDepth('[1,[2,[3]]]', 64), 3);
 });
 
 test('binary, non-JSON and non-object frames are protocol errors', () => {

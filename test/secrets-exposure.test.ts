@@ -107,7 +107,7 @@ test('every failing auth mode, and faults, through check and collect', async () 
     { kind: 'never_answer_page', persistent: true },
     { kind: 'never_answer_auth', persistent: true },
     { kind: 'bad_frame', page: 1, frame: 'non_json' },
-    { kind: 'bad_frame', page: 1, frame: 'unexpected_key' },
+    { kind: 'bad_frame', page: 1, frame: 'wrong_shape' },
     { kind: 'malformed_row', page: 1, row: { symbol: 'X-USD', leverage: '2', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 1 } },
     { kind: 'error_reply', page: 1, code: 'InvalidParameter' },
     { kind: 'error_reply', code: 'RateLimited', retryAfterMs: 1, persistent: true },

@@ -19,6 +19,13 @@ export class SweepMetrics implements DeliveryCounters {
   });
   readonly #changes = new Counter({ name: 'tierwatch_changes_total', help: 'Tier changes recorded, by account and kind.', labelNames: ['account', 'change'] as const, registers: [this.registry] });
   readonly #tiers = new Gauge({ name: 'tierwatch_tiers', help: 'Tiers in the last successful sweep.', labelNames: ['account'] as const, registers: [this.registry] });
+  // The label is a bounded set (known frame types, else `unknown`), never a string from the exchange.
+  readonly #ignoredFrames = new Counter({
+    name: 'tierwatch_ignored_frames_total',
+    help: 'Frames from the exchange skipped because they answered nothing we asked, by frame type.',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
 
   readonly #alertAttempts = new Counter({ name: 'tierwatch_alert_deliveries_total', help: 'Webhook delivery attempts, by result (delivered, failed).', labelNames: ['result'] as const, registers: [this.registry] });
   readonly #alertsPending = new Gauge({ name: 'tierwatch_alerts_pending', help: 'Webhook notifications waiting in the outbox.', registers: [this.registry] });
@@ -55,6 +62,7 @@ export class SweepMetrics implements DeliveryCounters {
     const status = result.ok ? 'ok' : result.error.code === 'ABORTED' ? 'aborted' : 'failed';
     this.#runs.inc({ account, status });
     this.#duration.observe({ account, status }, result.durationMs / 1000);
+    for (const [type, count] of Object.entries(result.ignoredFrames)) if (count !== undefined && count > 0) this.#ignoredFrames.inc({ type }, count);
     if (!result.ok) return;
     this.#lastSuccess.set({ account }, result.observedAt.getTime() / 1000);
     this.#tiers.set({ account }, result.tiers);

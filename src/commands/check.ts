@@ -27,6 +27,7 @@ export const checkCommand: CommandSpec = {
           ...(accountId === 'primary' ? {} : { accountId }),
           ...(config.ca === null ? {} : { ca: config.ca }),
           timeouts: config.timeouts,
+          maxPayloadBytes: config.maxFrameBytes,
           signal: context.io.signal,
           logger,
         });

@@ -1,6 +1,6 @@
 /**
  * The built-in QFEX Trade WebSocket simulator: a `ws` server speaking the protocol as
- * /work/shared/qfex-protocol.md documents it, with the §9 defaults for what the docs leave open.
+ * the QFEX documentation describes it, with plausible defaults for what the docs leave open.
  * Written independently of src/qfex/ on purpose (own HMAC check, own frame parsing).
  *
  * Per connection: upgrade (`?api_key=` optional) → `auth` within `authDeadlineMs` (else close 1008)
@@ -18,6 +18,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { Authenticator, AUTH_FAILURE_TEXT, type AuthFailureReason, type SimJwt, type SimKeyPair } from './auth.ts';
 import { TierBook, type SimChange, type TierPatch } from './book.ts';
 import { FaultQueue, type AuthFailureMode, type Fault, type FaultOf } from './faults.ts';
+import { Hostility } from './hostile.ts';
 import {
   AUTH_FALSE_FRAME,
   authSuccessFrame,
@@ -138,6 +139,8 @@ export interface Simulator {
 
 const MAX_PAGE_DEFAULT = 1000;
 const RECENT_REQUESTS = 100;
+/** The depth of a `deep` bad frame: far beyond any stack a recursive walk of it could use. */
+const DEEP_NESTING = 200_000;
 const DEFAULT_OVERSIZED_BYTES = 8 * 1024 * 1024;
 
 interface Connection {
@@ -200,6 +203,8 @@ class SimulatorServer implements Simulator {
   private readonly failureMode: AuthFailureMode;
   private readonly book: TierBook;
   private readonly faults = new FaultQueue();
+  /** Unsolicited frames, stale answers, drips, oversized and endless big pages (hostile.ts). */
+  private readonly hostility: Hostility;
   private readonly authenticator: Authenticator;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
@@ -215,6 +220,7 @@ class SimulatorServer implements Simulator {
     this.options = options;
     this.log = (options.logger ?? silentLogger()).child({ component: 'simulator' });
     this.legacy = options.legacy ?? {};
+    this.hostility = new Hostility(this.faults, this.legacy);
     this.maxPageSize = options.maxPageSize ?? MAX_PAGE_DEFAULT;
     this.authDeadlineMs = options.authDeadlineMs ?? 60_000;
     this.pingIntervalMs = options.pingIntervalMs ?? 15_000;
@@ -447,7 +453,7 @@ class SimulatorServer implements Simulator {
     }
     const injected = this.faults.take(['reject_auth'], (f) => (f.mode ?? this.failureMode) !== 'http_401');
     if (injected[0] !== undefined) {
-      this.rejectAuth(conn, message, 'injected', null, injected[0].mode ?? this.failureMode);
+      this.rejectAuth(conn, message, 'injected', null, injected[0].mode ?? this.failureMode, injected[0].code);
       return;
     }
     const params = message['params'];
@@ -461,7 +467,9 @@ class SimulatorServer implements Simulator {
     conn.principal = decision.principal;
     this.stats.authOk++;
     this.log.info({ connection: conn.id, principal: decision.principal, account: decision.account }, 'authenticated');
+    for (const frame of this.hostility.aroundAuth('before_auth_answer')) this.send(conn, frame);
     this.send(conn, authSuccessFrame(this.legacy));
+    for (const frame of this.hostility.aroundAuth('after_auth_answer')) this.send(conn, frame);
     for (const fault of this.faults.take(['stop_pings', 'ignore_client_pings', 'drop_before_page'], (f) => f.kind !== 'drop_before_page' || f.page === 1)) {
       if (fault.kind === 'stop_pings') conn.sendPings = false;
       else if (fault.kind === 'ignore_client_pings') conn.answerPings = false;
@@ -477,12 +485,12 @@ class SimulatorServer implements Simulator {
     this.log.info({ connection: conn?.id ?? null, principal, reason }, 'authentication refused');
   }
 
-  private rejectAuth(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode): void {
+  private rejectAuth(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode, code = 'PermissionDenied'): void {
     this.recordAuthFailure(reason, principal, conn);
     switch (mode) {
       case 'err_frame':
         // The echo carries the client's own message back, signature included, as a real server would.
-        this.sendError(conn, 'PermissionDenied', `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
+        this.sendError(conn, code, code === 'RateLimited' ? rateLimitedMessage(20) : `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
         break;
       case 'close':
         break;
@@ -573,7 +581,17 @@ class SimulatorServer implements Simulator {
       return this.sendError(conn, error.code, error.message ?? hint, message);
     }
 
-    const rows = this.pageRows(conn, paging.offset, servedLimit);
+    const plan = this.hostility.planPage(conn, page, paging.offset);
+    for (const frame of plan.before) this.send(conn, frame);
+    if (plan.delayMs > 0) {
+      await this.sleep(conn, plan.delayMs);
+      if (conn.closed) return;
+    }
+    if (plan.answer !== null) {
+      request.rows = plan.answer.rows;
+      return this.send(conn, plan.answer.json);
+    }
+    const rows = this.pageRows(conn, paging.offset, plan.servedRows ?? servedLimit);
     const bad = byKind('bad_frame');
     if (bad) return this.sendBadFrame(conn, bad, rows, page);
     const malformed = byKind('malformed_row');
@@ -588,6 +606,7 @@ class SimulatorServer implements Simulator {
       json = this.pageJson(conn, account, paging.offset, servedLimit, rows);
     }
     request.rows = rows.length;
+    this.hostility.rememberPage(conn, json);
     this.send(conn, json, () => this.afterPageWritten(conn, page, rows.length, 'written'));
     this.afterPageWritten(conn, page, rows.length, 'queued');
   }
@@ -664,6 +683,8 @@ class SimulatorServer implements Simulator {
         return this.send(conn, Buffer.from([0x00, 0x01, 0x02, 0x03, 0xff]));
       case 'unexpected_key':
         return this.send(conn, JSON.stringify({ unexpected_response: rows.map((t) => wireRow(t, this.legacy)) }));
+      case 'deep':
+        return this.send(conn, `{"available_leverage_levels_response":[${'['.repeat(DEEP_NESTING)}${']'.repeat(DEEP_NESTING)}]}`);
       case 'oversized': {
         const padding = 'x'.repeat(fault.bytes ?? DEFAULT_OVERSIZED_BYTES);
         return this.send(conn, JSON.stringify({ available_leverage_levels_response: rows.map((t) => wireRow(t, this.legacy)), padding }));
