@@ -30,6 +30,7 @@
  * | `shift_delete`         | after page `afterPage` is written | the account's first tier is removed (a real, logged change) |
  * | `infinite_list`        | next page request               | that connection's list never ends: every page is full (synthetic distinct rows past the real ones) |
  * | `empty_list`           | next page request               | that connection's list is empty |
+ * | `echo`                 | auth message (`at: 'auth'`, default), or page N request (`at: 'page'`) | an error frame (`code`) whose message quotes the connection's auth message, signature and all (and at a page the request too), in `encoding` (raw, json, base64, base64url, hex); at auth the connection is then closed with 1008 |
  */
 import type { SimTier } from './universe.ts';
 
@@ -38,6 +39,9 @@ export const AUTH_FAILURE_MODES: readonly AuthFailureMode[] = ['authenticated_fa
 
 export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized';
 export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized'];
+
+export type EchoEncoding = 'raw' | 'json' | 'base64' | 'base64url' | 'hex';
+export const ECHO_ENCODINGS: readonly EchoEncoding[] = ['raw', 'json', 'base64', 'base64url', 'hex'];
 
 export interface FaultRepeat {
   /** How many times the fault fires before it is used up (default 1). */
@@ -62,7 +66,8 @@ export type FaultSpec =
   | { kind: 'shift_insert'; afterPage: number; tier?: SimTier }
   | { kind: 'shift_delete'; afterPage: number }
   | { kind: 'infinite_list' }
-  | { kind: 'empty_list' };
+  | { kind: 'empty_list' }
+  | { kind: 'echo'; at?: 'auth' | 'page'; page?: number; encoding?: EchoEncoding; code?: string };
 
 export type Fault = FaultRepeat & FaultSpec;
 export type FaultKind = FaultSpec['kind'];
@@ -85,6 +90,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'shift_delete',
   'infinite_list',
   'empty_list',
+  'echo',
 ];
 
 function positiveInteger(value: unknown): boolean {
@@ -107,6 +113,9 @@ export function validateFault(fault: Fault): void {
   if (fault.kind === 'reject_auth' && fault.mode !== undefined && !AUTH_FAILURE_MODES.includes(fault.mode))
     throw new TypeError(`${where}: \`mode\` must be one of ${AUTH_FAILURE_MODES.join(', ')}`);
   if (fault.kind === 'malformed_row' && !('row' in fault)) throw new TypeError(`${where}: \`row\` is required`);
+  if (fault.kind === 'echo' && fault.encoding !== undefined && !ECHO_ENCODINGS.includes(fault.encoding))
+    throw new TypeError(`${where}: \`encoding\` must be one of ${ECHO_ENCODINGS.join(', ')}`);
+  if (fault.kind === 'echo' && fault.at !== undefined && fault.at !== 'auth' && fault.at !== 'page') throw new TypeError(`${where}: \`at\` must be auth or page`);
 }
 
 interface Pending {
