@@ -160,7 +160,7 @@ test('child processes: --help, collect, check in err_frame mode, and a daemon wh
 });
 
 test('a server that quotes the auth message in its errors, in every encoding, at auth and at a page: check, collect, runs', async () => {
-  const echoed = (argv: string[]) => argv.join(' ');
+  const label = (argv: string[]) => argv.join(' ');
   for (const at of ['auth', 'page'] as const) {
     for (const encoding of ECHO_ENCODINGS) {
       for (const [method, env] of [['hmac', hmacEnv], ['jwt', jwtEnv]] as const) {
@@ -177,7 +177,7 @@ test('a server that quotes the auth message in its errors, in every encoding, at
     }
   }
   for (const argv of [['runs', '--failed', '--format', 'json'], ['runs', '--failed', '--format', 'table'], ['runs', '--failed', '--format', 'csv']]) {
-    assert.equal(await cli(echoed(argv), argv, hmacEnv), 0);
+    assert.equal(await cli(label(argv), argv, hmacEnv), 0);
   }
   const runs = await runCliCaptured(['runs', '--failed', '--last', '20', '--format', 'json'], { env: hmacEnv });
   const messages = (JSON.parse(runs.stdout) as Array<{ error_message: string | null }>).map((run) => run.error_message ?? '');
