@@ -29,6 +29,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { buildAuthMessage, jwtExpiry, newNonce, type Credentials } from './auth.ts';
 import { classifySocketError, describeClose } from './socket-errors.ts';
 import { frameTypeLabel, LEVERAGE_RESPONSE_KEY, parseFrame, type Frame, type FrameTypeLabel } from './protocol.ts';
+import { Redactor, redactingLogger } from './redact.ts';
 
 export interface QfexClientOptions {
   /** ws(s)://…; `?api_key=<public key>` is appended for hmac (and for jwt when a public key is known). */
@@ -53,7 +54,14 @@ export interface QfexClientOptions {
   randomBytes?: (n: number) => Buffer;
   /** DNS injection for tests (passed to the http/https request). */
   lookup?: LookupFunction;
+  /**
+   * Sees every text frame as it goes out and as it comes in, raw (the auth frame with its
+   * signature or JWT): the transcript recorder, which removes them. Must not throw.
+   */
+  onFrame?: FrameTap;
 }
+
+export type FrameTap = (direction: 'sent' | 'received', data: string | Buffer, atMs: number) => void;
 
 export interface QfexSession {
   /** One request in flight; resolves with the raw rows; exchange error frames become TierwatchErrors. */
@@ -139,7 +147,10 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;
   const accountId = options.accountId ?? null;
-  const log = logger.child({ endpoint, accountId: accountId ?? 'primary' });
+  // Whatever the exchange sends is scrubbed of our credentials before it can become a log field,
+  // an error message or a stored row; the redactor learns the auth frame's signature and nonce as it is sent.
+  const redactor = Redactor.forCredentials(options.credentials);
+  const log = redactingLogger(logger.child({ endpoint, accountId: accountId ?? 'primary' }), redactor);
   if (options.credentials.kind === 'jwt') logJwtExpiry(options.credentials.token, now(), log);
 
   return new Promise<QfexSession>((resolveOpen, rejectOpen) => {
@@ -180,8 +191,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
     };
 
     /** Ends the session with `error`: rejects whoever waits, tears the socket down. Idempotent. */
-    const fail = (error: TierwatchError) => {
+    const fail = (unscrubbed: TierwatchError) => {
       if (phase === 'failed' || phase === 'closed') return;
+      const error = redactor.scrubError(unscrubbed);
       const wasOpening = phase === 'connecting' || phase === 'authenticating';
       phase = 'failed';
       failure = error;
@@ -264,7 +276,10 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
         ...(options.accountId === undefined ? {} : { accountId: options.accountId }),
       });
       log.debug({ method: options.credentials.kind }, 'authenticating');
-      socket.send(JSON.stringify(message), (error) => {
+      const text = JSON.stringify(message);
+      redactor.learnSentAuthFrame(text);
+      options.onFrame?.('sent', text, now());
+      socket.send(text, (error) => {
         if (error) fail(classifySocketError(error, 'sending the auth message'));
       });
     });
@@ -274,7 +289,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       let frame: Frame;
       try {
         const buffer = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-        frame = parseFrame(buffer, isBinary);
+        const text = isBinary ? null : buffer.toString('utf8');
+        options.onFrame?.('received', text ?? buffer, now());
+        frame = parseFrame(text === null ? buffer : redactor.scrubFrame(text), isBinary);
       } catch (error) {
         if (error instanceof TierwatchError) fail(error);
         else if (error instanceof RangeError) fail(new TierwatchError('QFEX_PROTOCOL', `the exchange sent a frame that could not be read: ${error.message}`, { cause: error }));
@@ -359,7 +376,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
           const { reject, timer } = pending;
           clearTimeout(timer);
           pending = null;
-          reject(exchangeError(frame));
+          reject(redactor.scrubError(exchangeError(frame)));
           return;
         }
         case 'auth_ok':
@@ -386,7 +403,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
             fail(new TierwatchError('QFEX_TIMEOUT', `no leverage page (offset ${offset}) within ${timeouts.requestMs} ms`, { retryable: true }));
           }, timeouts.requestMs);
           pending = { resolve, reject, timer };
-          socket.send(JSON.stringify({ type: 'get_available_leverage_levels', params: { limit, offset } }), (error) => {
+          const text = JSON.stringify({ type: 'get_available_leverage_levels', params: { limit, offset } });
+          options.onFrame?.('sent', text, now());
+          socket.send(text, (error) => {
             // A socket that is already closing will report its close code in the 'close' event,
             // which rejects this request; anything else is a failure of its own.
             if (error && socket.readyState === WebSocket.OPEN) fail(classifySocketError(error, 'sending a page request'));

@@ -41,6 +41,7 @@
  * | `drip`                 | next page request               | from then on that connection answers every page with `rows` (default 1) row(s), each page `ms` late |
  * | `oversized_page`       | page N request                  | the page holds `rows` real rows from the offset, whatever the limit asked and the server cap |
  * | `endless_big_pages`    | next page request               | that connection's list never ends and every page holds `rows` (default 20,000) synthetic rows, each with `padding` extra bytes in its id |
+ * | `echo`                 | auth message (`at: 'auth'`, default), or page N request (`at: 'page'`) | an error frame (`code`) whose message quotes the connection's auth message, signature and all (and at a page the request too), in `encoding` (raw, json, base64, base64url, hex); at auth the connection is then closed with 1008 |
  */
 import type { SimTier } from './universe.ts';
 
@@ -49,6 +50,9 @@ export const AUTH_FAILURE_MODES: readonly AuthFailureMode[] = ['authenticated_fa
 
 export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized' | 'deep';
 export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized', 'deep'];
+
+export type EchoEncoding = 'raw' | 'json' | 'base64' | 'base64url' | 'hex';
+export const ECHO_ENCODINGS: readonly EchoEncoding[] = ['raw', 'json', 'base64', 'base64url', 'hex'];
 
 export interface FaultRepeat {
   /** How many times the fault fires before it is used up (default 1). */
@@ -79,7 +83,8 @@ export type FaultSpec =
   | { kind: 'stale_page'; page?: number }
   | { kind: 'drip'; ms: number; rows?: number }
   | { kind: 'oversized_page'; page?: number; rows: number }
-  | { kind: 'endless_big_pages'; rows?: number; padding?: number };
+  | { kind: 'endless_big_pages'; rows?: number; padding?: number }
+  | { kind: 'echo'; at?: 'auth' | 'page'; page?: number; encoding?: EchoEncoding; code?: string };
 
 /** When an unsolicited frame is sent: before the answer to page N, or just before / after the auth answer. */
 export type PushMoment = 'before_page_answer' | 'before_auth_answer' | 'after_auth_answer';
@@ -114,6 +119,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'drip',
   'oversized_page',
   'endless_big_pages',
+  'echo',
 ];
 
 function positiveInteger(value: unknown): boolean {
@@ -145,6 +151,9 @@ export function validateFault(fault: Fault): void {
   if (fault.kind === 'oversized_page' && !positiveInteger(fault.rows)) throw new TypeError(`${where}: \`rows\` is required (integer >= 1)`);
   if (fault.kind === 'endless_big_pages' && fault.padding !== undefined && !(Number.isInteger(fault.padding) && fault.padding >= 0))
     throw new TypeError(`${where}: \`padding\` must be an integer >= 0`);
+  if (fault.kind === 'echo' && fault.encoding !== undefined && !ECHO_ENCODINGS.includes(fault.encoding))
+    throw new TypeError(`${where}: \`encoding\` must be one of ${ECHO_ENCODINGS.join(', ')}`);
+  if (fault.kind === 'echo' && fault.at !== undefined && fault.at !== 'auth' && fault.at !== 'page') throw new TypeError(`${where}: \`at\` must be auth or page`);
 }
 
 interface Pending {

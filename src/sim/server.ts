@@ -22,6 +22,7 @@ import { Hostility } from './hostile.ts';
 import {
   AUTH_FALSE_FRAME,
   authSuccessFrame,
+  echoText,
   errorFrame,
   listFrame,
   rateLimitedMessage,
@@ -150,6 +151,8 @@ interface Connection {
   state: 'awaiting_auth' | 'auth_pending' | 'authenticated';
   account: string | null;
   principal: string | null;
+  /** The auth message as received, for the `echo` fault. */
+  authText: string | null;
   pages: number;
   listMode: 'normal' | 'infinite' | 'empty';
   sendPings: boolean;
@@ -305,6 +308,7 @@ class SimulatorServer implements Simulator {
       state: 'awaiting_auth',
       account: null,
       principal: null,
+      authText: null,
       pages: 0,
       listMode: 'normal',
       sendPings: true,
@@ -410,6 +414,7 @@ class SimulatorServer implements Simulator {
     const type = message['type'];
     switch (type) {
       case 'auth':
+        conn.authText = text;
         this.onAuth(conn, message);
         return;
       case 'get_available_leverage_levels':
@@ -449,6 +454,13 @@ class SimulatorServer implements Simulator {
     if (this.faults.take(['never_answer_auth']).length > 0) {
       conn.state = 'auth_pending';
       this.log.info({ connection: conn.id }, 'fault: auth left unanswered');
+      return;
+    }
+    const echo = this.faults.take(['echo'], (f) => (f.at ?? 'auth') === 'auth')[0];
+    if (echo !== undefined) {
+      this.recordAuthFailure('injected', null, conn);
+      this.sendError(conn, echo.code ?? 'PermissionDenied', `authentication failed for ${echoText(conn.authText ?? '', echo.encoding ?? 'raw')}`, message);
+      conn.ws.close(1008, 'authentication failed');
       return;
     }
     const injected = this.faults.take(['reject_auth'], (f) => (f.mode ?? this.failureMode) !== 'http_401');
@@ -556,8 +568,8 @@ class SimulatorServer implements Simulator {
     }
 
     const fired = this.faults.take(
-      ['infinite_list', 'empty_list', 'delay_page', 'drop_at_page', 'never_answer_page', 'error_reply', 'bad_frame', 'malformed_row'],
-      (f) => !('page' in f) || f.page === undefined || f.page === page,
+      ['infinite_list', 'empty_list', 'delay_page', 'drop_at_page', 'never_answer_page', 'error_reply', 'bad_frame', 'malformed_row', 'echo'],
+      (f) => (f.kind !== 'echo' || f.at === 'page') && (!('page' in f) || f.page === undefined || f.page === page),
     );
     const byKind = <K extends Fault['kind']>(kind: K) => fired.find((f) => f.kind === kind) as FaultOf<K> | undefined;
     if (byKind('infinite_list')) conn.listMode = 'infinite';
@@ -573,6 +585,12 @@ class SimulatorServer implements Simulator {
     if (byKind('never_answer_page')) {
       this.log.info({ connection: conn.id, page }, 'fault: page left unanswered');
       return;
+    }
+    const echo = byKind('echo');
+    if (echo) {
+      const encoding = echo.encoding ?? 'raw';
+      const quoted = `request ${echoText(JSON.stringify(message), encoding)} refused on the session opened by ${echoText(conn.authText ?? '', encoding)}`;
+      return this.sendError(conn, echo.code ?? 'InvalidParameter', quoted, message);
     }
     const error = byKind('error_reply');
     if (error) {
