@@ -59,6 +59,7 @@ export const checkCommand: CommandSpec = {
               const paged = await fetchAllTiers((limit, offset) => session.requestLeveragePage(limit, offset), {
                 pageSize: config.pageSize,
                 maxPages: config.maxPages,
+                maxTiers: config.maxTiers,
                 maxShiftRetries: config.shiftRetries,
                 retry: { attempts: config.pageRetries, baseDelayMs: config.backoff.baseMs, maxDelayMs: config.backoff.maxMs },
                 signal: context.io.signal,
