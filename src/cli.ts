@@ -37,5 +37,7 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   stdoutIsTTY: process.stdout.isTTY === true,
+  stdoutColumns: process.stdout.isTTY === true ? process.stdout.columns : undefined,
+  stderrIsTTY: process.stderr.isTTY === true,
   signal: shutdown.signal,
 });

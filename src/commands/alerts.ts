@@ -20,7 +20,7 @@ const outboxShape: RecordShape<OutboxListing> = {
   csv: (row) => OUTBOX_LISTING_COLUMNS.map((column) => (column === 'url' ? redactUrl(row.url) : row[column])),
 };
 
-export function alertsTable(rows: readonly OutboxListing[]): string {
+export function alertsTable(rows: readonly OutboxListing[], width?: number): string {
   return renderTable(
     [
       { title: 'id', align: 'right' }, { title: 'kind' }, { title: 'run', align: 'right' }, { title: 'webhook' },
@@ -40,6 +40,7 @@ export function alertsTable(rows: readonly OutboxListing[]): string {
       ];
     }),
     'No notifications.',
+    { width },
   );
 }
 
@@ -69,7 +70,7 @@ export const alertsCommand: CommandSpec = {
         `${pending} pending of ${rows.length} shown.`,
         staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
       ].filter((line) => line !== null);
-      await writeText(context.io.stdout, `${alertsTable(rows)}${footer.join('\n')}\n`);
+      await writeText(context.io.stdout, `${alertsTable(rows, context.io.stdoutColumns)}${footer.join('\n')}\n`);
       return 0;
     });
   },

@@ -15,6 +15,10 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** Whether stdout is a terminal: chooses table output over JSON. */
   stdoutIsTTY: boolean;
+  /** The terminal's width when stdout is one (tables are fitted to it); undefined otherwise. */
+  stdoutColumns?: number | undefined;
+  /** Whether stderr is a terminal: human log lines there, JSON lines otherwise. */
+  stderrIsTTY?: boolean;
   /** Aborted on the first SIGINT/SIGTERM (or by a test). */
   signal: AbortSignal;
   /** Where logs go; stderr when absent. Tests pass a capturing stream. */
