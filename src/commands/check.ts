@@ -28,7 +28,7 @@ export const checkCommand: CommandSpec = {
           ...(config.ca === null ? {} : { ca: config.ca }),
           timeouts: config.timeouts,
           signal: context.io.signal,
-          logger,
+          logger: logger.child({ account_id: accountId }),
         });
         try {
           const rows = await session.requestLeveragePage(config.pageSize, 0);

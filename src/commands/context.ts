@@ -7,7 +7,7 @@ import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import type { DestinationStream } from 'pino';
 import { loadConfig, type Config, type Overrides } from '../config.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger, noColor, type Logger } from '../log.ts';
 
 export interface CliIo {
   stdout: Writable;
@@ -89,7 +89,14 @@ export function createContext(io: CliIo, options: Record<string, unknown>, args:
         } catch {
           /* reported by whoever asks for the config */
         }
-        logger = createLogger({ level, ...(io.logDestination === undefined ? {} : { destination: io.logDestination }) });
+        // Human lines only on a terminal; JSON lines everywhere else (a pipe, a file, a test's capture).
+        const terminal = io.stderrIsTTY ?? (io.logDestination === undefined && process.stderr.isTTY === true);
+        logger = createLogger({
+          level,
+          pretty: terminal,
+          color: terminal && !noColor(io.env),
+          ...(io.logDestination === undefined ? {} : { destination: io.logDestination }),
+        });
       }
       return logger;
     },

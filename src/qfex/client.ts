@@ -149,7 +149,7 @@ function logJwtExpiry(token: string, nowMs: number, logger: Logger): void {
     return;
   }
   const remainingMs = expiry.getTime() - nowMs;
-  const fields = { jwtExpiresAt: expiry.toISOString(), jwtRemainingMinutes: Math.floor(remainingMs / 60_000) };
+  const fields = { jwt_expires_at: expiry.toISOString(), jwt_remaining_minutes: Math.floor(remainingMs / 60_000) };
   if (remainingMs <= 0) logger.warn(fields, 'the JWT has expired: renew QFEX_JWT');
   else if (remainingMs <= JWT_WARN_MS) logger.warn(fields, 'the JWT expires within 10 minutes: renew QFEX_JWT');
   else logger.info(fields, 'JWT expiry');
@@ -172,8 +172,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;
-  const accountId = options.accountId ?? null;
-  const log = logger.child({ endpoint, accountId: accountId ?? 'primary' });
+  // The caller's logger already names the account (a sweep binds run_id and account_id): binding it
+  // again here would write the key twice.
+  const log = logger.child({ endpoint });
   if (options.credentials.kind === 'jwt') logJwtExpiry(options.credentials.token, now(), log);
 
   return new Promise<QfexSession>((resolveOpen, rejectOpen) => {
@@ -357,7 +358,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
         case 'error': {
           // With one request in flight, an error frame answers it (as the official CLI assumes).
           if (!pending) {
-            log.warn({ exchangeCode: frame.errorCode, exchangeMessage: frame.message }, 'unsolicited error frame from the exchange');
+            log.warn({ exchange_code: frame.errorCode, exchange_message: frame.message }, 'unsolicited error frame from the exchange');
             return;
           }
           const { reject, timer } = pending;
