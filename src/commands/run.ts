@@ -26,7 +26,8 @@ export const runCommand: CommandSpec = {
     logger.info({ version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) }, 'tierwatch daemon starting');
     // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
     // endpoint nothing can read the metrics, so nothing is counted.
-    const metrics = config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics();
+    const metrics =
+      config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics({ accountIds: config.accountIds, version: packageVersion() });
     return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
