@@ -114,3 +114,11 @@ describe('hostile exchange strings and terminals', () => {
     assert.equal(query.stdout, "n,t,f,tab,inner_dash\n-1.5,'-1.5,'=1+1,'\tx,a-b\n");
   });
 });
+
+describe('table layout edge cases', () => {
+  it('a column with an empty title and empty leading cells still wraps a later, longer cell', () => {
+    const rows = [...Array.from({ length: 3 }, () => ['', 'a']), ['x'.repeat(30), 'b']];
+    const text = renderTable([{ title: '' }, { title: 'v' }], rows, 'none', { width: 10, sampleRows: 2 });
+    assert.ok(text.includes('…'), text);
+  });
+});

@@ -195,7 +195,8 @@ export function* tableLines(source: Table, options: TableLayoutOptions = {}): Ge
     }
     const titles = source.columns.map((column) => column.title);
     const aligns = source.columns.map((column) => column.align ?? 'left');
-    const natural = titles.map((title) => displayWidth(escapeControl(title)));
+    // At least one cell wide: a column of empty strings must still be able to wrap a later cell.
+    const natural = titles.map((title) => Math.max(1, displayWidth(escapeControl(title))));
     // Titles may be cut anywhere (they are known words); only the cells' words set a floor.
     const words = titles.map(() => 0);
     for (const row of sample) {
