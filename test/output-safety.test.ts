@@ -29,21 +29,31 @@ describe('table output at scale', () => {
     const text = renderTable([{ title: 'n', align: 'right' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' }, { title: 'what' }], rows, 'none');
     const seconds = (performance.now() - started) / 1000;
     assert.equal(text.split('\n').length, 200_000 + 3);
-    assert.ok(seconds < 10, `200,000 rows took ${seconds.toFixed(2)} s`);
+    // The bound is loose on purpose (a loaded machine); cli-table3 crashed here within two seconds.
+    assert.ok(seconds < 60, `200,000 rows took ${seconds.toFixed(2)} s`);
   });
 
-  it('prints a 20,000-change table through the CLI in seconds (it took 16 s with cli-table3)', async () => {
+  it('prints a 20,000-change table through the CLI in about the time NDJSON takes (cli-table3: 16 s)', async () => {
     const h = tempHistory();
     try {
       const tiers: Tier[] = Array.from({ length: 20_000 }, (_, i) => tier(`S${i}-USD`, '10', 0.1, 0.05, 1000 + i));
       h.sweep('primary', T1, tiers);
-      const started = performance.now();
-      const result = await cli(h.dbPath, ['changes'], { tty: true, columns: 120 });
-      const seconds = (performance.now() - started) / 1000;
-      assert.equal(result.code, 0, result.stderr);
-      assert.match(result.stdout, /S19999-USD/);
-      assert.ok(seconds < 4, `20,000 rows took ${seconds.toFixed(2)} s`);
-      assert.ok(widest(result.stdout) <= 120);
+      // Measured against NDJSON of the same rows in the same process, so a loaded machine slows
+      // both alike: cli-table3 took ~50 times as long as NDJSON here, a streamed table about as long.
+      const timed = async (argv: string[], options: { tty?: boolean; columns?: number }) => {
+        const started = performance.now();
+        const result = await cli(h.dbPath, argv, options);
+        return { result, seconds: (performance.now() - started) / 1000 };
+      };
+      const ndjson = await timed(['changes', '--format', 'ndjson'], {});
+      const table = await timed(['changes'], { tty: true, columns: 120 });
+      assert.equal(table.result.code, 0, table.result.stderr);
+      assert.match(table.result.stdout, /S19999-USD/);
+      assert.ok(widest(table.result.stdout) <= 120);
+      assert.ok(
+        table.seconds < 5 * ndjson.seconds + 2,
+        `20,000 rows: table ${table.seconds.toFixed(2)} s, NDJSON ${ndjson.seconds.toFixed(2)} s`,
+      );
     } finally {
       h.close();
     }
