@@ -11,7 +11,7 @@ if [ -z "$port" ]; then
 fi
 host=${TIERWATCH_HTTP_HOST:-0.0.0.0}
 case $host in 0.0.0.0 | :: | '') host=127.0.0.1 ;; esac
-if ! exec 3<>"/dev/tcp/$host/$port"; then
+if ! { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null; then
   echo "unhealthy: nothing answers on $host:$port (TIERWATCH_HTTP_PORT)"
   exit 1
 fi
