@@ -157,7 +157,7 @@ test('JWT auth works, and an expiry within 10 minutes is warned about without lo
   const rows = await withSession(clientOptions(sim, { credentials: { kind: 'jwt', token }, logger, now: () => nowMs }), (s) => s.requestLeveragePage(5, 0));
   assert.equal(rows.length, 5);
   const warning = lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 'warn' && /expires within 10 minutes/.test(entry.msg));
-  assert.equal(warning?.jwtExpiresAt, '2026-06-01T12:05:00.000Z');
+  assert.equal(warning?.jwt_expires_at, '2026-06-01T12:05:00.000Z');
   assert.ok(!lines.join('').includes('SIGNATURE_JWT_c4f1'));
   await rejectsWith(openSession(clientOptions(sim, { credentials: { kind: 'jwt', token: 'a.b.c' } })), 'QFEX_AUTH_REJECTED');
 });

@@ -86,6 +86,6 @@ export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSign
     }),
   ]);
   clearTimeout(timer);
-  if (!finished) logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'the sweep in flight did not stop in time');
+  if (!finished) logger.error({ timeout_ms: config.shutdownTimeoutMs }, 'the sweep in flight did not stop in time');
   return finished;
 }

@@ -71,6 +71,26 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
 }
 
 /**
+ * Failures the network makes every day (a refused or dropped connection, a timeout, a busy
+ * exchange): a warning with the code, since the daemon simply tries again at the next firing.
+ */
+const EXPECTED_FAILURES: ReadonlySet<string> = new Set(['QFEX_CONNECT', 'QFEX_TLS', 'QFEX_TIMEOUT', 'QFEX_CLOSED', 'QFEX_RATE_LIMITED', 'QFEX_SERVER_ERROR']);
+
+/**
+ * One line per failed sweep, with its code and message once; no stack for a failure tierwatch
+ * expects (the stack is logged at debug), the stack for a bug.
+ */
+function logSweepFailure(log: Logger, status: 'failed' | 'aborted', error: TierwatchError, pages: number): void {
+  const level = status === 'aborted' || EXPECTED_FAILURES.has(error.code) ? 'warn' : 'error';
+  if (error.code === 'INTERNAL') {
+    log.error({ code: error.code, pages, err: error }, `sweep ${status}: ${error.message}`);
+    return;
+  }
+  log[level]({ code: error.code, pages }, `sweep ${status}: ${error.message}`);
+  log.debug({ code: error.code, err: error }, 'sweep failure in detail');
+}
+
+/**
  * Sweeps one account and records the run. Never throws for a failed sweep: the failure is in the
  * result and in the ledger. Throws only when the ledger itself cannot be written.
  */
@@ -92,7 +112,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
   store.bindEndpoint(config.endpoint);
   const runId = store.startRun({ accountId, endpoint: config.endpoint, publicKey: config.publicKey, startedAt: now() });
   const startedMs = performance.now();
-  const log = deps.logger.child({ runId, account: accountId });
+  const log = deps.logger.child({ run_id: runId, account_id: accountId });
   log.debug('sweep started');
   let pagesSeen = 0;
 
@@ -109,14 +129,14 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
     });
     crashPoint('after-commit');
     log.info(
-      { pages: paged.pages, tiers: paged.tiers.length, added: outcome.added, removed: outcome.removed, changed: outcome.changed, observedAt: paged.observedAt.toISOString() },
+      { pages: paged.pages, tiers: paged.tiers.length, added: outcome.added, removed: outcome.removed, changed: outcome.changed, observed_at: paged.observedAt.toISOString() },
       outcome.changes.length === 0 ? 'sweep ok, no changes' : `sweep ok, ${outcome.changes.length} change(s)`,
     );
     const durationMs = performance.now() - startedMs;
     // Housekeeping after the sweep, not part of it: copy the sweep's WAL into the database file now,
     // while nothing waits, rather than inside a later COMMIT (see WAL_AUTOCHECKPOINT_PAGES in db.ts).
     const checkpoint = store.checkpoint();
-    if (checkpoint?.busy) log.debug({ walFrames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames }, 'WAL checkpoint partial: a reader holds older frames');
+    if (checkpoint?.busy) log.debug({ wal_frames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames }, 'WAL checkpoint partial: a reader holds older frames');
     return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes, ignoredFrames };
   } catch (thrown) {
     let error = coerceError(thrown);
@@ -129,7 +149,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
     }
     const status = error.code === 'ABORTED' ? 'aborted' : 'failed';
     store.failRun(runId, { status, code: error.code, message: error.message, pages: pagesSeen, finishedAt: now() });
-    log[status === 'aborted' ? 'warn' : 'error']({ code: error.code, pages: pagesSeen, err: error }, `sweep ${status}: ${error.message}`);
+    logSweepFailure(log, status, error, pagesSeen);
     return { ok: false, runId, accountId, durationMs: performance.now() - startedMs, error, ignoredFrames };
   } finally {
     clearTimeout(deadlineTimer);
@@ -144,7 +164,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
         const error = coerceError(thrown);
         if (!worthAFreshConnection(error) || attempt >= config.sweepRetries || signal?.aborted) throw error;
         const wait = backoffDelay(attempt, config.backoff.baseMs, config.backoff.maxMs);
-        log.warn({ code: error.code, attempt: attempt + 1, retryInMs: wait }, `sweep attempt failed, retrying on a fresh connection: ${error.message}`);
+        log.warn({ code: error.code, attempt: attempt + 1, retry_in_ms: wait }, `sweep attempt failed, retrying on a fresh connection: ${error.message}`);
         await sleep(wait, signal);
       }
     }

@@ -33,7 +33,7 @@ const outboxShape: RecordShape<OutboxListing> = {
   csv: (row) => OUTBOX_LISTING_COLUMNS.map((column) => (column === 'url' ? redactUrl(row.url) : row[column])),
 };
 
-export function alertsTable(rows: readonly OutboxListing[]): string {
+export function alertsTable(rows: readonly OutboxListing[], width?: number): string {
   return renderTable(
     [
       { title: 'id', align: 'right' }, { title: 'kind' }, { title: 'run', align: 'right' }, { title: 'webhook' },
@@ -55,6 +55,7 @@ export function alertsTable(rows: readonly OutboxListing[]): string {
       ];
     }),
     'No notifications.',
+    { width },
   );
 }
 
@@ -130,7 +131,7 @@ export const alertsCommand: CommandSpec = {
         dead > 0 ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (with the daemon stopped).' : null,
         staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
       ].filter((line) => line !== null);
-      await writeText(context.io.stdout, `${alertsTable(rows)}${footer.join('\n')}\n`);
+      await writeText(context.io.stdout, `${alertsTable(rows, context.io.stdoutColumns)}${footer.join('\n')}\n`);
       return 0;
     });
   },

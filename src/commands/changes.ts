@@ -4,13 +4,13 @@ import { describeDetail } from '../report/describe-change.ts';
 import { addQueryOptions, filtersFrom, formatFrom, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
 import { describable, changeShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { renderTable } from '../output/table.ts';
+import { mapRows, table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
 
-export function changesTable(rows: readonly ChangeRow[]): string {
-  return renderTable(
+export function changesTable(rows: Iterable<ChangeRow>): Table {
+  return table(
     [{ title: 'observed_at' }, { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' }, { title: 'what' }],
-    rows.map((row) => [row.observed_at, row.account_id, row.symbol, `${row.leverage}x`, row.change, describeDetail(describable(row))]),
+    mapRows(rows, (row) => [row.observed_at, row.account_id, row.symbol, `${row.leverage}x`, row.change, describeDetail(describable(row))]),
     'No changes in this window.',
   );
 }
@@ -34,7 +34,7 @@ export const changesCommand: CommandSpec = {
       const until = timeArgument(db, context.options.until, now, '--until');
       const rows = changesBetween(db, { since: since ?? null, until: until ?? null }, filters);
       if (format === 'table') {
-        await writeTable(context, db, changesTable([...rows]), now);
+        await writeTable(context, db, changesTable(rows), now);
       } else {
         await writeRecords(context.io.stdout, format, rows, changeShape);
       }

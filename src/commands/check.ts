@@ -45,7 +45,7 @@ export const checkCommand: CommandSpec = {
             timeouts: config.timeouts,
             maxPayloadBytes: config.maxFrameBytes,
             signal: context.io.signal,
-            logger,
+            logger: logger.child({ account_id: accountId }),
             ...(recorder === null ? {} : { onFrame: recorder.session(credentials) }),
           });
           try {

@@ -9,8 +9,9 @@ export const migrateCommand: CommandSpec = {
   async run(context) {
     const config = context.config();
     const db = openDatabase(config.dbPath, { logger: context.logger() });
+    const applied = db.migrationsApplied;
     db.close();
-    context.print(`database ${config.dbPath} is up to date`);
+    context.print(applied === 0 ? `database ${config.dbPath} is up to date` : `database ${config.dbPath}: applied ${applied} migration${applied === 1 ? '' : 's'}`);
     return 0;
   },
 };

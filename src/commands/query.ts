@@ -4,7 +4,7 @@ import { sqliteOf } from '../query/reader.ts';
 import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
 import { jsonValue, writeRecords } from '../output/stream.ts';
 import { queryShape } from '../output/shapes.ts';
-import { renderTable } from '../output/table.ts';
+import { mapRows, SAMPLE_ROWS, table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
 
 function cellText(value: unknown): string {
@@ -30,15 +30,24 @@ export const queryCommand: CommandSpec = {
       const columns = statement.columns().map((column) => column.name);
       const rows = statement.iterate() as IterableIterator<unknown[]>;
       if (format === 'table') {
-        const all = [...rows];
-        // Numbers read best right-aligned; a column is numeric when its first non-null value is.
-        const numeric = columns.map((_, index) => typeof all.find((row) => row[index] != null)?.[index] === 'number');
-        const table = renderTable(
+        // Numbers read best right-aligned; a column is numeric when its first non-null value in the
+        // leading rows is. Those rows are read ahead, the rest streamed after them.
+        // (next(), not for…of with break: a break would close the statement's iterator.)
+        const head: unknown[][] = [];
+        for (let next = rows.next(); next.done !== true; next = head.length < SAMPLE_ROWS ? rows.next() : { done: true, value: undefined }) {
+          head.push(next.value);
+        }
+        const numeric = columns.map((_, index) => typeof head.find((row) => row[index] != null)?.[index] === 'number');
+        const all = head.length < SAMPLE_ROWS ? head : (function* () {
+          yield* head;
+          yield* rows;
+        })();
+        const source = table(
           columns.map((title, index) => ({ title, align: numeric[index] ? ('right' as const) : ('left' as const) })),
-          all.map((row) => row.map(cellText)),
+          mapRows(all, (row) => row.map(cellText)),
           '(no rows)',
         );
-        await writeTable(context, db, table, now);
+        await writeTable(context, db, source, now);
       } else {
         await writeRecords(context.io.stdout, format, rows, queryShape(columns));
       }

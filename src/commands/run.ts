@@ -18,14 +18,16 @@ export const runCommand: CommandSpec = {
     const { runDaemon } = await import('../collect/daemon.ts');
     const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
     const { packageVersion } = await import('../paths.ts');
+    const { snakeCaseKeys } = await import('../log.ts');
     const { withWriter } = await import('./writer.ts');
     const config = context.config();
     checkSecretFiles(config);
     const logger = context.logger();
-    logger.info({ version: packageVersion(), config: describeConfig(config) }, 'tierwatch daemon starting');
+    logger.info({ version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) }, 'tierwatch daemon starting');
     // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
     // endpoint nothing can read the metrics, so nothing is counted.
-    const metrics = config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics();
+    const metrics =
+      config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics({ accountIds: config.accountIds, version: packageVersion() });
     return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);

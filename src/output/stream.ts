@@ -76,13 +76,36 @@ export function jsonValue(value: unknown): unknown {
   return value;
 }
 
-/** A value as one CSV cell: empty for null, JSON for arrays and objects. */
+/**
+ * A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula (`=HYPERLINK(…)`,
+ * `@SUM(…)`), and some also after a leading tab or CR. Such a text cell gets a leading `'` (the
+ * OWASP "CSV injection" rule), which spreadsheets show as text. Numbers are never touched: they are
+ * written as numbers, so a negative value stays `-0.5`; only text is neutralised.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+export function neutraliseFormula(text: string): string {
+  return FORMULA_START.test(text) ? `'${text}` : text;
+}
+
+/** A value as one CSV cell: empty for null, JSON for arrays and objects, formula-like text neutralised. */
 function csvValue(value: unknown): unknown {
   if (value === null || value === undefined) return '';
   if (Buffer.isBuffer(value)) return value.toString('hex');
   if (typeof value === 'object') return JSON.stringify(value);
   if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string') return neutraliseFormula(value);
   return value;
+}
+
+/** Writes `lines` (each without its newline) in chunks; stops quietly when the reader goes away. */
+export async function writeLines(out: Writable, lines: Iterable<string>): Promise<void> {
+  const writer = new ChunkWriter(out);
+  for (const line of lines) {
+    await writer.add(`${line}\n`);
+    if (!writer.open) break;
+  }
+  await writer.flush();
 }
 
 /**

@@ -123,7 +123,7 @@ function logJwtExpiry(token: string, nowMs: number, logger: Logger): void {
     return;
   }
   const remainingMs = expiry.getTime() - nowMs;
-  const fields = { jwtExpiresAt: expiry.toISOString(), jwtRemainingMinutes: Math.floor(remainingMs / 60_000) };
+  const fields = { jwt_expires_at: expiry.toISOString(), jwt_remaining_minutes: Math.floor(remainingMs / 60_000) };
   if (remainingMs <= 0) logger.warn(fields, 'the JWT has expired: renew QFEX_JWT');
   else if (remainingMs <= JWT_WARN_MS) logger.warn(fields, 'the JWT expires within 10 minutes: renew QFEX_JWT');
   else logger.info(fields, 'JWT expiry');
@@ -146,11 +146,12 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;
-  const accountId = options.accountId ?? null;
+  // The caller's logger already names the account (a sweep binds run_id and account_id): binding it
+  // again here would write the key twice.
   // Whatever the exchange sends is scrubbed of our credentials before it can become a log field,
   // an error message or a stored row; the redactor learns the auth frame's signature and nonce as it is sent.
   const redactor = Redactor.forCredentials(options.credentials);
-  const log = redactingLogger(logger.child({ endpoint, accountId: accountId ?? 'primary' }), redactor);
+  const log = redactingLogger(logger.child({ endpoint }), redactor);
   if (options.credentials.kind === 'jwt') logJwtExpiry(options.credentials.token, now(), log);
 
   return new Promise<QfexSession>((resolveOpen, rejectOpen) => {
@@ -370,7 +371,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
             return;
           }
           if (!pending) {
-            ignore('err', 'an error frame while no request was in flight', { exchangeCode: frame.errorCode.slice(0, 60) });
+            ignore('err', 'an error frame while no request was in flight', { exchange_code: frame.errorCode.slice(0, 60) });
             return;
           }
           const { reject, timer } = pending;

@@ -232,7 +232,7 @@ class SimulatorServer implements Simulator {
     const now = options.now ?? Date.now;
     this.book = new TierBook(options.universe ?? { primary: defaultUniverse() }, now);
     this.book.onChange((c) =>
-      this.log.info({ account: c.account, kind: c.kind, symbol: c.symbol, leverage: c.leverage, before: c.before, after: c.after }, 'tier change'),
+      this.log.info({ account_id: c.account, kind: c.kind, symbol: c.symbol, leverage: c.leverage, before: c.before, after: c.after }, 'tier change'),
     );
     this.authenticator = new Authenticator({
       keys: options.keys ?? [{ publicKey: DEMO_PUBLIC_KEY, secretKey: DEMO_SECRET_KEY, accounts: ['primary'] }],
@@ -256,7 +256,7 @@ class SimulatorServer implements Simulator {
       this.http.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => {
         this.http.off('error', reject);
         this.boundPort = (this.http.address() as AddressInfo).port;
-        this.log.info({ url: this.url, maxPageSize: this.maxPageSize }, 'simulator listening');
+        this.log.info({ url: this.url, max_page_size: this.maxPageSize }, 'simulator listening');
         resolve();
       });
     });
@@ -321,7 +321,7 @@ class SimulatorServer implements Simulator {
     this.connections.add(conn);
     this.stats.connections++;
     this.stats.openConnections++;
-    this.log.debug({ connection: conn.id, apiKey: apiKeyQuery }, 'connection opened');
+    this.log.debug({ connection: conn.id, api_key: apiKeyQuery }, 'connection opened');
 
     this.addTimer(conn, setTimeout(() => {
       if (conn.state !== 'authenticated') {
@@ -378,7 +378,7 @@ class SimulatorServer implements Simulator {
   }
 
   private drop(conn: Connection, closeCode: number | undefined, why: string): void {
-    this.log.info({ connection: conn.id, closeCode: closeCode ?? null }, `fault: ${why}`);
+    this.log.info({ connection: conn.id, close_code: closeCode ?? null }, `fault: ${why}`);
     if (closeCode === undefined) conn.ws.terminate();
     else conn.ws.close(closeCode, why.slice(0, 100));
   }
@@ -478,7 +478,7 @@ class SimulatorServer implements Simulator {
     conn.account = decision.account;
     conn.principal = decision.principal;
     this.stats.authOk++;
-    this.log.info({ connection: conn.id, principal: decision.principal, account: decision.account }, 'authenticated');
+    this.log.info({ connection: conn.id, principal: decision.principal, account_id: decision.account }, 'authenticated');
     for (const frame of this.hostility.aroundAuth('before_auth_answer')) this.send(conn, frame);
     this.send(conn, authSuccessFrame(this.legacy));
     for (const frame of this.hostility.aroundAuth('after_auth_answer')) this.send(conn, frame);

@@ -350,7 +350,7 @@ export class HistoryStore {
         failure.observedAt ? failure.observedAt.toISOString() : null,
         runId,
       ).changes;
-      if (changes === 0) this.#logger.warn({ runId, status: failure.status }, 'failRun: the run was not running; left as is');
+      if (changes === 0) this.#logger.warn({ run_id: runId, status: failure.status }, 'failRun: the run was not running; left as is');
     } catch (error) {
       throw toStoreError(error, `recording the failure of run ${runId}`);
     }
@@ -399,7 +399,7 @@ export class HistoryStore {
     if (currentCount > 0 && churn > currentCount / 2) {
       // Most tiers changing at once is more often a format change or a broken answer than real news.
       this.#logger.warn(
-        { runId, accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
+        { run_id: runId, account_id: accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
         'mass churn: more than half of the tiers changed in one sweep',
       );
     }
