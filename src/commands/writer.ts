@@ -21,16 +21,25 @@ export interface Writer {
   close(): void;
 }
 
+export interface OpenWriterOptions {
+  /**
+   * Runs under the lock, before the database is opened, instead of the check made before the lock:
+   * `demo` decides there whether it may replace what is at the path, and removes it.
+   */
+  beforeOpen?: () => void;
+}
+
 /**
  * Takes the writer lock for `dbPath` and opens (creating and migrating) the database under it.
  * Throws DB_LOCKED (naming the holder) when another process writes to it, and whatever
  * openDatabase throws (DB_FOREIGN, DB_CORRUPT, DISK_FULL, …); the lock is released then.
  */
-export function openLockedDatabase(dbPath: string, command: string, logger: Logger): { db: StoreDb; lock: WriterLock } {
-  inspectDatabaseFile(dbPath);
+export function openLockedDatabase(dbPath: string, command: string, logger: Logger, options: OpenWriterOptions = {}): { db: StoreDb; lock: WriterLock } {
+  if (options.beforeOpen === undefined) inspectDatabaseFile(dbPath);
   ensurePrivateDirectory(path.dirname(path.resolve(dbPath)), () => logger);
   const lock = acquireWriterLock(dbPath, command);
   try {
+    options.beforeOpen?.();
     return { db: openDatabase(dbPath, { logger }), lock };
   } catch (error) {
     lock.release();
@@ -38,8 +47,8 @@ export function openLockedDatabase(dbPath: string, command: string, logger: Logg
   }
 }
 
-export function openWriter(dbPath: string, command: string, logger: Logger): Writer {
-  const { db, lock } = openLockedDatabase(dbPath, command, logger);
+export function openWriter(dbPath: string, command: string, logger: Logger, options: OpenWriterOptions = {}): Writer {
+  const { db, lock } = openLockedDatabase(dbPath, command, logger, options);
   return {
     db,
     store: new HistoryStore(db, { logger, beforeCommit: () => crashPoint('in-transaction') }),

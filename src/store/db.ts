@@ -151,6 +151,39 @@ export function inspectDatabaseFile(dbPath: string): DbHeader | null {
   return header;
 }
 
+/** What a tierwatch history holds, in a sentence's worth: for refusing to replace it by mistake. */
+export interface HistorySummary {
+  /** The `meta` row `created_by` (`tierwatch demo` for the demo's own history), or null. */
+  createdBy: string | null;
+  runs: number;
+  endpoint: string | null;
+  lastSweep: string | null;
+}
+
+/**
+ * Summarises the tierwatch history at `dbPath` without writing anything; null when there is no file
+ * or it holds no table yet. Throws what inspectDatabaseFile throws (DB_FOREIGN, DB_CORRUPT).
+ */
+export function summarizeHistory(dbPath: string): HistorySummary | null {
+  const header = inspectDatabaseFile(dbPath);
+  if (header === null || header.empty) return null;
+  const { sqlite } = openForReading(dbPath, header);
+  try {
+    if (classifyDatabase(sqlite) === 'empty') return null;
+    const tables = new Set(sqlite.prepare<[], string>("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all());
+    const metaValue = (key: string) =>
+      tables.has('meta') ? (sqlite.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck().get(key) ?? null) : null;
+    const runs = tables.has('run_ledger')
+      ? (sqlite.prepare('SELECT count(*) AS runs, max(started_at) AS last FROM run_ledger').get() as { runs: number; last: string | null })
+      : { runs: 0, last: null };
+    return { createdBy: metaValue('created_by'), runs: runs.runs, endpoint: metaValue('endpoint'), lastSweep: runs.last };
+  } catch (error) {
+    throw toStoreError(error, `reading ${dbPath}`);
+  } finally {
+    sqlite.close();
+  }
+}
+
 /**
  * Opens (and, unless read-only, creates and migrates) the database at `dbPath`. A writable open
  * must be made under the writer lock (`commands/writer.ts`): migrations are applied here.
