@@ -49,17 +49,39 @@ export function openLockedDatabase(dbPath: string, command: string, logger: Logg
 
 export function openWriter(dbPath: string, command: string, logger: Logger, options: OpenWriterOptions = {}): Writer {
   const { db, lock } = openLockedDatabase(dbPath, command, logger, options);
+  const store = new HistoryStore(db, { logger, beforeCommit: () => crashPoint('in-transaction') });
   return {
     db,
-    store: new HistoryStore(db, { logger, beforeCommit: () => crashPoint('in-transaction') }),
+    store,
     close() {
       try {
+        closeLeftoverRuns(db, store, logger);
         db.close();
       } finally {
         lock.release();
       }
     },
   };
+}
+
+/**
+ * A run can stay 'running' when even recording its failure failed (a full disk, a locked file).
+ * At a clean close this process holds the lock and nothing sweeps any more, so such a run is
+ * marked abandoned now, not at the next start. On a full disk the WAL is checkpointed and
+ * truncated first, which frees the few bytes the mark needs; if it still fails, the next start
+ * marks it.
+ */
+function closeLeftoverRuns(db: StoreDb, store: HistoryStore, logger: Logger): void {
+  try {
+    store.markAbandonedRuns(new Date());
+  } catch {
+    try {
+      db.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+      store.markAbandonedRuns(new Date());
+    } catch (error) {
+      logger.warn({ err: error }, 'could not mark the runs left running at close; the next start marks them abandoned');
+    }
+  }
 }
 
 export async function withWriter<T>(dbPath: string, command: string, logger: Logger, work: (writer: Writer) => Promise<T>): Promise<T> {
