@@ -140,7 +140,12 @@ export function inspectDatabaseFile(dbPath: string): DbHeader | null {
   if (!fs.existsSync(dbPath)) return null;
   const header = readHeaderOrThrow(dbPath);
   if (header.empty) return header;
-  const { sqlite } = openForReading(dbPath, header);
+  let sqlite: Database.Database;
+  try {
+    ({ sqlite } = openForReading(dbPath, header));
+  } catch (error) {
+    throw toStoreError(error, `reading ${dbPath}`);
+  }
   try {
     if (classifyDatabase(sqlite) === 'foreign') throw foreignDatabaseError(dbPath);
   } catch (error) {
@@ -333,7 +338,7 @@ function readHeaderOrThrow(dbPath: string): DbHeader {
 function quickCheck(sqlite: Database.Database, dbPath: string): void {
   const result = sqlite.pragma('quick_check(1)', { simple: true });
   if (result === 'ok') return;
-  throw new TierwatchError('DB_CORRUPT', `The database ${dbPath} is corrupt (SQLite's quick_check: ${String(result)}). Restore it from a backup; \`sqlite3 ${dbPath} .recover\` may save what is left.`, {
+  throw new TierwatchError('DB_CORRUPT', `The database ${dbPath} is corrupt (SQLite's quick_check: ${String(result).replace(/\s*\n\s*/g, ' ')}). Restore it from a backup; \`sqlite3 ${dbPath} .recover\` may save what is left.`, {
     details: { db: dbPath },
   });
 }
