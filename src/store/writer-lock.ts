@@ -49,10 +49,14 @@ function readHolderOnce(lock: Database.Database): Holder | null {
   }
 }
 
-/** A description that cannot be the current holder's: our own (we lost after writing it), or a dead process's on this host. */
-function isStale(holder: Holder): boolean {
+/**
+ * A description that cannot be the current holder's: the one this attempt wrote (it lost the lock
+ * after its first step), or a dead process's on this host.
+ */
+function isStale(holder: Holder, mine: Holder | null): boolean {
   if (holder.host !== hostname()) return false;
-  if (holder.pid === process.pid) return true;
+  if (mine !== null && holder.pid === mine.pid && holder.command === mine.command && holder.since === mine.since) return true;
+  if (holder.pid === process.pid) return false; // another connection of this process (tests) holds it
   try {
     process.kill(holder.pid, 0);
     return false;
@@ -62,13 +66,13 @@ function isStale(holder: Holder): boolean {
 }
 
 /** Reads the lock holder's description, waiting out the winner's gap between its two steps (see the module comment). */
-function readHolder(lock: Database.Database): Holder | null {
+function readHolder(lock: Database.Database, mine: Holder | null): Holder | null {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   const deadline = Date.now() + HOLDER_READ_PATIENCE_MS;
   let last: Holder | null = null;
   for (;;) {
     last = readHolderOnce(lock);
-    if (last !== null && !isStale(last)) return last;
+    if (last !== null && !isStale(last, mine)) return last;
     if (Date.now() >= deadline) return null; // a lock file another version made: the refusal still stands
     Atomics.wait(pause, 0, 0, HOLDER_READ_PAUSE_MS);
   }
@@ -86,10 +90,11 @@ function describe(holder: Holder | null): string {
 export function acquireWriterLock(dbPath: string, command: string, now: () => Date = () => new Date()): WriterLock {
   const path = `${dbPath}.lock`;
   const lock = new Database(path, { timeout: 0 });
+  let me: Holder | null = null;
   try {
     lock.pragma('journal_mode = DELETE');
     lock.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, since TEXT NOT NULL)');
-    const me: Holder = { pid: process.pid, host: hostname(), command, since: now().toISOString() };
+    me = { pid: process.pid, host: hostname(), command, since: now().toISOString() };
     // Step 1: claim the lock and record who we are. COMMIT makes the description readable to others.
     // Step 2: claim it again and keep the transaction open for the life of the process. Between the
     // two, another process may win; then we refuse, as we should, and the description is theirs
@@ -100,7 +105,7 @@ export function acquireWriterLock(dbPath: string, command: string, now: () => Da
     lock.exec('COMMIT');
     lock.exec('BEGIN IMMEDIATE');
   } catch (error) {
-    const holder = isBusy(error) ? readHolder(lock) : null;
+    const holder = isBusy(error) ? readHolder(lock, me) : null;
     lock.close();
     if (isBusy(error)) {
       throw new TierwatchError('DB_LOCKED', `The database ${dbPath} is being written by ${describe(holder)}. Only one writer may run per database; stop it first, or use another TIERWATCH_DB.`, {
