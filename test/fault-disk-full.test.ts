@@ -1,7 +1,7 @@
 /**
  * A disk that fills up, simulated without mounting anything: SQLite's `max_page_count` on the
  * writer's connection (in process), and a file size limit (`ulimit -f`) on a child `collect`.
- * The sweep fails cleanly with DB_WRITE_FAILED, its ledger row says so, the history stays readable
+ * The sweep fails cleanly with DISK_FULL, its ledger row says so, the history stays readable
  * and unchanged, and the next sweep once there is room records exactly the true changes. When not
  * even the ledger can be written, the failure still surfaces (a rejected sweep, exit 1 with a
  * message naming the problem) instead of being swallowed.
