@@ -36,6 +36,11 @@ export const ERROR_CODES = {
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
   REWOUND: 'not a failure of the run: it was discarded by `tierwatch rewind` (recorded on its ledger row)',
+  DB_FOREIGN: 'the database file belongs to another program (tables of its own, no tierwatch marker); it is left untouched',
+  DB_CORRUPT: 'the database file is corrupt or not a SQLite database',
+  DB_REPLACED: 'the database file was deleted or replaced while the daemon had it open',
+  DB_READ_FAILED: 'the database cannot be read (permissions, or a WAL file that needs write access to the folder)',
+  DISK_FULL: 'the disk (or the file size limit) is full',
   // Lifecycle.
   ABORTED: 'the sweep was stopped by a shutdown signal',
   INTERNAL: 'a bug: please report it with the log line',
@@ -76,7 +81,7 @@ export function coerceError(value: unknown): TierwatchError {
   return new TierwatchError('INTERNAL', message, { cause: value });
 }
 
-/** 2 for bad usage or configuration, 1 for everything else that failed. */
+/** 2 for bad usage or configuration (a foreign database is a wrong setting), 1 for everything else that failed. */
 export function exitCodeFor(error: TierwatchError): number {
-  return error.code === 'CONFIG_INVALID' || error.code === 'USAGE' ? 2 : 1;
+  return error.code === 'CONFIG_INVALID' || error.code === 'USAGE' || error.code === 'DB_FOREIGN' ? 2 : 1;
 }

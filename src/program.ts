@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { coerceError, exitCodeFor, type TierwatchError } from './errors.ts';
+import { sqliteErrorToTierwatch } from './store/sqlite-errors.ts';
 import { packageVersion } from './paths.ts';
 import { COMMANDS } from './commands/index.ts';
 import { createContext, type CliIo, type CommandSpec } from './commands/context.ts';
@@ -60,7 +61,8 @@ async function runCommand(spec: CommandSpec, context: ReturnType<typeof createCo
   try {
     return await spec.run(context);
   } catch (thrown) {
-    const error = coerceError(thrown);
+    // A SQLite error that reached this far (a corrupt page met by a query, a full disk) still gets its code.
+    const error = sqliteErrorToTierwatch(thrown, 'reading or writing the database') ?? coerceError(thrown);
     const message = `tierwatch ${spec.name}: ${error.message}${error.code === 'INTERNAL' ? ' (this is a bug)' : ''}`;
     if (spec.name === 'run' && context.io.stderrIsTTY !== true && logsFailure(context, error, thrown, message)) return exitCodeFor(error);
     context.io.stderr.write(`${message}\n`);

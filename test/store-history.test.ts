@@ -268,14 +268,14 @@ describe('HistoryStore guards and failures', () => {
     assert.deepEqual(sweep(store, 3, [tier('A', '1', 0.2), tier('B', '1')]).changed, 1);
   });
 
-  it('maps a full disk to DB_WRITE_FAILED and stores nothing', () => {
+  it('maps a full disk to DISK_FULL and stores nothing', () => {
     const { db, store } = open();
     sweep(store, 1, [tier('A', '1')]);
     const before = dumpHistory(db);
     const pages = db.sqlite.pragma('page_count', { simple: true }) as number;
     db.sqlite.pragma(`max_page_count = ${pages + 1}`);
     const many = Array.from({ length: 2000 }, (_, i) => tier(`SYM-${i}`, '10'));
-    assert.throws(() => sweep(store, 2, [tier('A', '1'), ...many], 'primary', 1), rejectsWith('DB_WRITE_FAILED', /full/));
+    assert.throws(() => sweep(store, 2, [tier('A', '1'), ...many], 'primary', 1), rejectsWith('DISK_FULL', /full/));
     assert.equal(dumpHistory(db), before);
   });
 

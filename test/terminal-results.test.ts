@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultMigrationsFolder, readMigrations } from '../src/store/db.ts';
+import { defaultMigrationsFolder } from '../src/store/db.ts';
+import { readJournal } from '../src/store/migrations.ts';
 import { runCliCaptured, startHarness } from './helpers/harness.ts';
 
 test('collect on a terminal ends with one line per account: tiers, changes and run, or the failure', async () => {
@@ -37,12 +38,12 @@ test('migrate says how many migrations it applied, then that the database is up 
   const dir = mkdtempSync(join(tmpdir(), 'tierwatch-migrate-'));
   try {
     const dbPath = join(dir, 'new.db');
-    const count = readMigrations(defaultMigrationsFolder()).length;
+    const count = readJournal(defaultMigrationsFolder()).length;
     const first = await runCliCaptured(['migrate'], { env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' } });
     assert.equal(first.code, 0, first.stderr);
-    assert.equal(first.stdout, `database ${dbPath}: applied ${count} migration${count === 1 ? '' : 's'}\n`);
+    assert.equal(first.stdout, `database ${dbPath}: applied ${count} migration${count === 1 ? '' : 's'}; it is now up to date\n`);
     const again = await runCliCaptured(['migrate'], { env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' } });
-    assert.equal(again.stdout, `database ${dbPath} is up to date\n`);
+    assert.equal(again.stdout, `database ${dbPath} is up to date (nothing to apply)\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

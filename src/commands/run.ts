@@ -40,7 +40,15 @@ export const runCommand: CommandSpec = {
           host: config.httpHost,
           port: config.httpPort,
           metrics,
-          health: () => judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date()),
+          health: () => {
+            // A deleted or replaced database file is never healthy, even before the next sweep notices.
+            try {
+              db.assertSameFile();
+            } catch (error) {
+              return { healthy: false, reason: (error as Error).message };
+            }
+            return judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date());
+          },
           logger,
         });
       }
@@ -49,6 +57,7 @@ export const runCommand: CommandSpec = {
       alerting.start({ checkEveryMs: Math.min(60_000, Math.max(1000, Math.round(healthMaxAgeMs(config) / 4))) });
       try {
         const clean = await runDaemon(config, deps, context.io.signal, {
+          beforeSweep: () => db.assertSameFile(),
           onSweep: (result) => {
             metrics?.record(result);
             alerting.afterRun();
