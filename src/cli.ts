@@ -24,7 +24,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     signalsSeen += 1;
     if (signalsSeen === 1) {
       process.stderr.write(`tierwatch: ${signal} received, stopping (send it again to force)\n`);
-      shutdown.abort();
+      // The reason names the signal, so a command can exit with 128 + its number (`query` does).
+      shutdown.abort(signal);
     } else {
       process.stderr.write(`tierwatch: second ${signal}, exiting now\n`);
       process.exit(signal === 'SIGINT' ? 130 : 143);

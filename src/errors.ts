@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   DB_LOCKED: 'another tierwatch process is writing to this database',
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
+  QUERY_TIMEOUT: 'a `tierwatch query` statement ran longer than its --timeout and was stopped',
   // Lifecycle.
   ABORTED: 'the sweep was stopped by a shutdown signal',
   INTERNAL: 'a bug: please report it with the log line',

@@ -15,7 +15,7 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** Whether stdout is a terminal: chooses table output over JSON. */
   stdoutIsTTY: boolean;
-  /** Aborted on the first SIGINT/SIGTERM (or by a test). */
+  /** Aborted on the first SIGINT/SIGTERM (or by a test); its reason is then the signal's name. */
   signal: AbortSignal;
   /** Where logs go; stderr when absent. Tests pass a capturing stream. */
   logDestination?: DestinationStream;
