@@ -6,12 +6,13 @@
  * command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
  */
 import { durationOption } from './options.ts';
-import { DEFAULT_QUERY_TIMEOUT_MS, runReadOnlyQuery } from '../query/sql-process.ts';
+import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_TEXT, runReadOnlyQuery } from '../query/sql-process.ts';
 import { addQueryOptions, formatFrom } from '../output/query-command.ts';
 import { jsonValue, RecordWriter, writeText } from '../output/stream.ts';
 import { queryShape } from '../output/shapes.ts';
 import { lastSweepLine, renderTable } from '../output/table.ts';
 import { isTierwatchError } from '../errors.ts';
+import { checkReadOnlyText } from '../query/readonly-sql.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
 
 function cellText(value: unknown): string {
@@ -26,10 +27,10 @@ function signalExitCode(reason: unknown): number {
 }
 
 /** Logs that the statement is running; tests wait for this line before they send a signal. */
-function logStarted(context: CommandContext): void {
+function logStarted(context: CommandContext, pid: number): void {
   // pino is loaded only when the line would be written.
   const level = context.config().logLevel;
-  if (level === 'debug' || level === 'trace') context.logger().debug({ command: 'query' }, 'statement started');
+  if (level === 'debug' || level === 'trace') context.logger().debug({ command: 'query', query_pid: pid }, 'statement started');
 }
 
 export const queryCommand: CommandSpec = {
@@ -38,15 +39,17 @@ export const queryCommand: CommandSpec = {
   flags: ['db'],
   configure(command) {
     command.argument('<sql>', 'a SELECT (or WITH, VALUES, EXPLAIN, read-only PRAGMA); writes are refused');
-    command.option('--timeout <duration>', 'stop the statement after this long, e.g. 30s, 2m (default 30s)');
+    command.option('--timeout <duration>', `stop the statement after this long, e.g. 30s, 2m (default ${DEFAULT_QUERY_TIMEOUT_TEXT})`);
     addQueryOptions(command, { filters: false });
   },
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
     const sql = context.args[0] ?? '';
-    const timeoutText = context.options.timeout === undefined ? '30s' : String(context.options.timeout);
+    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : String(context.options.timeout);
     const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
+    // Refused before anything starts: a write, a pragma that is not a read, several statements.
+    checkReadOnlyText(sql);
     const request = { dbPath: context.config().dbPath, sql, footer: format === 'table' };
     const limits = { timeoutMs, timeoutText, signal: context.io.signal };
     try {
@@ -55,9 +58,9 @@ export const queryCommand: CommandSpec = {
         let columns: string[] = [];
         const all: unknown[][] = [];
         const outcome = await runReadOnlyQuery(request, limits, {
-          started(names) {
+          started(names, pid) {
             columns = names;
-            logStarted(context);
+            logStarted(context, pid);
           },
           async rows(batch) {
             for (const row of batch) all.push(row);
@@ -75,9 +78,9 @@ export const queryCommand: CommandSpec = {
       } else {
         let writer: RecordWriter<unknown[]> | undefined;
         const outcome = await runReadOnlyQuery(request, limits, {
-          async started(columns) {
+          async started(columns, pid) {
             writer = new RecordWriter(context.io.stdout, format, queryShape(columns));
-            logStarted(context);
+            logStarted(context, pid);
             await writer.begin();
           },
           async rows(batch) {

@@ -171,17 +171,29 @@ function checkPragmaFunctions(piece: SqlPiece): void {
 }
 
 /**
+ * The checks that need no database: the input holds at least one statement, and every statement's
+ * keyword, pragma and `pragma_*` functions are reads. Throws TierwatchError('USAGE') with the reason;
+ * returns the statements. `tierwatch query` runs it before it starts anything.
+ */
+export function checkReadOnlyText(sql: string): SqlPiece[] {
+  const pieces = splitStatements(sql);
+  if (pieces.length === 0) throw new TierwatchError('USAGE', 'Give a statement to run, e.g. tierwatch query "SELECT * FROM runs LIMIT 5".');
+  for (const piece of pieces) {
+    checkKeyword(piece);
+    checkPragmaFunctions(piece);
+  }
+  return pieces;
+}
+
+/**
  * Prepares `sql` for reading, or throws TierwatchError('USAGE') with the reason: empty input, a
  * statement that is not a plain read (checked for every statement of the input, before anything
  * runs), more than one statement, or a syntax error. The result is the one statement to run.
  */
 export function prepareReadOnly(sqlite: Database.Database, sql: string): Database.Statement {
-  const pieces = splitStatements(sql);
-  if (pieces.length === 0) throw new TierwatchError('USAGE', 'Give a statement to run, e.g. tierwatch query "SELECT * FROM runs LIMIT 5".');
+  const pieces = checkReadOnlyText(sql);
   const statements: Database.Statement[] = [];
   for (const piece of pieces) {
-    checkKeyword(piece);
-    checkPragmaFunctions(piece);
     let statement: Database.Statement;
     try {
       statement = sqlite.prepare(piece.text);

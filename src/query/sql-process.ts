@@ -14,6 +14,7 @@ import type { ChildMessage, RunRequest } from './sql-child.ts';
 
 /** How long `tierwatch query` lets a statement run when --timeout is not given. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+export const DEFAULT_QUERY_TIMEOUT_TEXT = '30s';
 
 /**
  * How long after its deadline the child kills itself if this process has not (this process was
@@ -29,8 +30,8 @@ export function sqlChildModule(): string {
 }
 
 export interface QuerySink {
-  /** The statement is compiled and running; its column names. */
-  started(columns: string[]): void | Promise<void>;
+  /** The statement is compiled and running in process `pid`; its column names. */
+  started(columns: string[], pid: number): void | Promise<void>;
   /** Writes a batch of raw rows; resolves false when the reader has gone (stop, quietly). */
   rows(batch: unknown[][]): Promise<boolean>;
 }
@@ -112,7 +113,7 @@ export function runReadOnlyQuery(
     child.on('message', (message: ChildMessage) => {
       switch (message.type) {
         case 'started':
-          then(() => sink.started(message.columns));
+          then(() => sink.started(message.columns, child.pid!));
           break;
         case 'rows':
           then(async () => {
