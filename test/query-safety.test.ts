@@ -9,13 +9,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { StoreDb } from '../src/store/db.ts';
 import { prepareReadOnly } from '../src/query/readonly-sql.ts';
 import { isTierwatchError } from '../src/errors.ts';
 import { cli, tempHistory, tier, type TempHistory } from './query-fixture.ts';
-import { spawnCli, type CliChild } from './helpers/faults.ts';
+import { CLI, spawnCli, type CliChild } from './helpers/faults.ts';
 
 /** Never returns a row: count(*) over an endless recursion, reading `runs` so it holds a snapshot. */
 const RUNAWAY = 'WITH RECURSIVE r(x) AS (SELECT count(*) FROM runs UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r';
@@ -237,5 +239,107 @@ describe('the guard covers pragma_* table-valued functions; the connection is qu
     const result = await cli(h.dbPath, ['query', 'PRAGMA query_only', '--format', 'json']);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(JSON.parse(result.stdout), [{ query_only: 1 }]);
+  });
+});
+
+describe('rows stream from the statement process in batches', () => {
+  let h: TempHistory;
+  before(() => {
+    h = tempHistory();
+    h.sweep('primary', '2026-10-01T00:00:00.000Z', [tier('META-USD', '20', 0.05, 0.025, 190_000)]);
+  });
+  after(() => h.close());
+
+  const ROWS = 2500;
+  const MANY = `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT ${ROWS})
+    SELECT x, 'row ' || x AS label, CASE WHEN x % 2 = 1 THEN NULL ELSE x * 0.5 END AS half, x'00ff' AS blob FROM r`;
+  const expected = Array.from({ length: ROWS }, (_, index) => {
+    const x = index + 1;
+    return { x, label: `row ${x}`, half: x % 2 === 1 ? null : x * 0.5, blob: '00ff' };
+  });
+
+  it('every format carries every row of a many-batch answer, as before', async () => {
+    const json = await cli(h.dbPath, ['query', MANY, '--format', 'json']);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual(JSON.parse(json.stdout), expected);
+    assert.ok(json.stdout.startsWith('[\n{"x":1,') && json.stdout.endsWith('}\n]\n'));
+
+    const ndjson = await cli(h.dbPath, ['query', MANY, '--format', 'ndjson']);
+    assert.deepEqual(ndjson.stdout.trimEnd().split('\n').map((line) => JSON.parse(line)), expected);
+
+    const csv = await cli(h.dbPath, ['query', MANY, '--format', 'csv']);
+    const lines = csv.stdout.trimEnd().split('\n');
+    assert.equal(lines[0], 'x,label,half,blob');
+    assert.deepEqual(lines.slice(1), expected.map((row) => `${row.x},row ${row.x},${row.half ?? ''},00ff`));
+
+    const table = await cli(h.dbPath, ['query', MANY], { tty: true });
+    assert.equal(table.code, 0, table.stderr);
+    const body = table.stdout.split('\n').filter((line) => /^│\s+\d+ │ row /.test(line));
+    assert.equal(body.length, ROWS);
+    assert.match(body[1]!, /^│\s+2 │ row 2\s+│\s+1 │ 00ff │$/);
+    assert.match(table.stdout, /Last successful sweep: 2026-10-01T00:00:00.000Z/);
+
+    const empty = await cli(h.dbPath, ['query', 'SELECT 1 AS x WHERE 0', '--format', 'json']);
+    assert.equal(empty.stdout, '[]\n');
+  });
+
+  it('rows larger than a batch arrive whole', async () => {
+    const result = await cli(h.dbPath, ['query', `WITH v(x) AS (VALUES (1), (2), (3)) SELECT x, printf('%.*c', 300000, 'a') AS wide FROM v`, '--format', 'ndjson']);
+    assert.equal(result.code, 0, result.stderr);
+    const rows = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { x: number; wide: string });
+    assert.deepEqual(rows.map((row) => [row.x, row.wide.length]), [[1, 300_000], [2, 300_000], [3, 300_000]]);
+  });
+
+  it('a stdout nobody reads pauses the statement instead of filling memory; reading again finishes it', { timeout: 180_000 }, async (t) => {
+    const total = 100_000;
+    const sql = `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT ${total}) SELECT x, printf('%.*c', 200, 'v') AS pad FROM r`;
+    const child = spawn(process.execPath, [CLI, 'query', sql, '--format', 'ndjson', '--timeout', '10m'], {
+      env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'debug' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = once(child, 'exit');
+    let stderr = '';
+    const started = new Promise<number>((resolve) => {
+      child.stderr.setEncoding('utf8').on('data', (text: string) => {
+        stderr += text;
+        const match = /"query_pid":(\d+)/.exec(stderr);
+        if (match) resolve(Number(match[1]));
+      });
+    });
+    const queryPid = await started;
+    // stdout is not read: the pipe fills, the CLI stops asking for batches, the statement waits.
+    // Nothing signals "idle", so watch both processes' CPU time until it stops moving.
+    const cpu = (pid: number): number => {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(fields[11]) + Number(fields[12]);
+    };
+    let previous = -1;
+    let still = 0;
+    const deadline = Date.now() + 90_000;
+    while (still < 3) {
+      assert.ok(Date.now() < deadline, 'the processes never went idle');
+      const now = cpu(child.pid!) + cpu(queryPid);
+      still = now === previous ? still + 1 : 0;
+      previous = now;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    assert.ok(running(queryPid), 'the statement is paused, not finished: it has not sent every row ahead');
+    const rss = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+    const [cliRss, queryRss] = [rss(child.pid!), rss(queryPid)];
+    // The answer is ~21 MB of NDJSON; held whole it would sit in one of the two processes.
+    assert.ok(cliRss < 150e6 && queryRss < 150e6, `RSS while paused: CLI ${cliRss} B, statement ${queryRss} B`);
+
+    let lines = 0;
+    let last = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => {
+      const parts = (last + text).split('\n');
+      last = parts.pop()!;
+      lines += parts.length;
+    });
+    const [code] = await exited;
+    assert.equal(code, 0, stderr);
+    assert.equal(lines, total);
+    t.diagnostic(`RSS while stdout was not read: CLI ${(cliRss / 1e6).toFixed(0)} MB, statement ${(queryRss / 1e6).toFixed(0)} MB (answer ~${((total * 220) / 1e6).toFixed(0)} MB)`);
   });
 });

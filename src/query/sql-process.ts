@@ -120,7 +120,9 @@ export function runReadOnlyQuery(
             if (!(await sink.rows(message.rows))) {
               finish(null, { lastObservedAt: null, complete: false });
             } else if (child.connected) {
-              child.send({ type: 'more' });
+              // The child may have sent its last batch and gone already: a failed send is no error,
+              // what it sent is still to be read, and its exit is judged below.
+              child.send({ type: 'more' }, (error) => void error);
             }
           });
           break;
