@@ -290,6 +290,19 @@ describe('rows stream from the statement process in batches', () => {
     assert.deepEqual(rows.map((row) => [row.x, row.wide.length]), [[1, 300_000], [2, 300_000], [3, 300_000]]);
   });
 
+  it('an endless answer piped into `head` ends when head does, with exit 0', { timeout: 120_000 }, async () => {
+    const endless = 'WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x FROM r';
+    const shell = spawn('bash', ['-c', '"$0" "$1" query "$2" --format ndjson --timeout 10m | head -n 3; echo "cli=${PIPESTATUS[0]}"', process.execPath, CLI, endless], {
+      env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    shell.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+    const [code] = await once(shell, 'exit');
+    assert.equal(code, 0);
+    assert.equal(out, '{"x":1}\n{"x":2}\n{"x":3}\ncli=0\n');
+  });
+
   it('a stdout nobody reads pauses the statement instead of filling memory; reading again finishes it', { timeout: 180_000 }, async (t) => {
     const total = 100_000;
     const sql = `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT ${total}) SELECT x, printf('%.*c', 200, 'v') AS pad FROM r`;

@@ -23,7 +23,6 @@
  */
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { coerceError } from '../errors.ts';
 import { openDatabase, type StoreDb } from '../store/db.ts';
 import { historyBounds } from './bounds.ts';
 import { prepareReadOnly, toQueryError } from './readonly-sql.ts';
@@ -128,7 +127,7 @@ async function run(request: RunRequest): Promise<void> {
     const lastObservedAt = request.footer ? (historyBounds(db)?.last_observed_at ?? null) : null;
     await send({ type: 'done', lastObservedAt });
   } catch (thrown) {
-    const error = coerceError(toQueryError(thrown));
+    const error = toQueryError(thrown);
     if (process.connected) await send({ type: 'error', code: error.code, message: error.message });
   } finally {
     db?.close();
