@@ -122,7 +122,7 @@ export function runReadOnlyQuery(
             } else if (child.connected) {
               // The child may have sent its last batch and gone already: a failed send is no error,
               // what it sent is still to be read, and its exit is judged below.
-              child.send({ type: 'more' }, (error) => void error);
+              child.send({ type: 'more' }, () => undefined);
             }
           });
           break;
