@@ -297,10 +297,12 @@ describe('rows stream from the statement process in batches', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    let err = '';
     shell.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
+    shell.stderr.setEncoding('utf8').on('data', (text: string) => (err += text));
     const [code] = await once(shell, 'exit');
     assert.equal(code, 0);
-    assert.equal(out, '{"x":1}\n{"x":2}\n{"x":3}\ncli=0\n');
+    assert.equal(out, '{"x":1}\n{"x":2}\n{"x":3}\ncli=0\n', err);
   });
 
   it('a stdout nobody reads pauses the statement instead of filling memory; reading again finishes it', { timeout: 180_000 }, async (t) => {

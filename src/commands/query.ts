@@ -51,6 +51,14 @@ export const queryCommand: CommandSpec = {
     // Refused before anything starts: a write, a pragma that is not a read, several statements.
     checkReadOnlyText(sql);
     const request = { dbPath: context.config().dbPath, sql, footer: format === 'table' };
+    // A reader that goes away (`| head`) makes a write fail with EPIPE some time after write()
+    // returned, possibly between two batches or after the last one: listen for the whole run, and
+    // after it, so that it ends the output instead of crashing the process.
+    let readerGone = false;
+    context.io.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') readerGone = true;
+      else throw error;
+    });
     const limits = { timeoutMs, timeoutText, signal: context.io.signal };
     try {
       if (format === 'table') {
@@ -85,14 +93,14 @@ export const queryCommand: CommandSpec = {
           },
           async rows(batch) {
             for (const row of batch) {
-              if (!writer!.open) return false;
+              if (readerGone || !writer!.open) return false;
               await writer!.add(row);
             }
             await writer!.flush();
-            return writer!.open;
+            return !readerGone && writer!.open;
           },
         });
-        if (outcome.complete) await writer?.end();
+        if (outcome.complete && !readerGone) await writer?.end();
       }
       return 0;
     } catch (error) {
