@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { StoreDb } from '../src/store/db.ts';
 import { prepareReadOnly } from '../src/query/readonly-sql.ts';
 import { isTierwatchError } from '../src/errors.ts';
@@ -111,7 +111,7 @@ describe('a runaway query next to a writer: the WAL stays bounded', () => {
   it('grows while the reader holds its snapshot, and stops growing once --timeout ends it', { timeout: 180_000 }, async (t) => {
     const h = tempHistory();
     try {
-      const ladder = Array.from({ length: 150 }, (_, index) => `S${index}-USD`);
+      const ladder = Array.from({ length: 40 }, (_, index) => `S${index}-USD`);
       let round = 0;
       // One sweep changes every tier (max_notional alternates), then checkpoints, as the daemon does.
       const sweep = (): ReturnType<StoreDb['checkpoint']> => {
@@ -135,7 +135,9 @@ describe('a runaway query next to a writer: the WAL stays bounded', () => {
         const size = walBytes(h.dbPath);
         largestStep = Math.max(largestStep, size - during);
         during = Math.max(during, size);
-        await nextTurn();
+        // Paced, not as fast as the machine allows: the WAL must show the reader's effect without
+        // writing hundreds of MB to a shared disk (a sweep is ~0.4 MB here).
+        await delay(50);
       }
       assert.equal(await child.exited, 1, child.stderr());
       assert.match(child.stderr(), /--timeout 5s/);
@@ -149,13 +151,14 @@ describe('a runaway query next to a writer: the WAL stays bounded', () => {
       assert.equal(first.checkpointedFrames, first.walFrames, 'the first checkpoint after the query is complete');
       const settled = walBytes(h.dbPath);
       assert.ok(settled <= during + largestStep, `settled at ${settled} B, more than ${during} B + one sweep (${largestStep} B)`);
+      let afterwards = 0;
       for (let i = 0; i < 20; i++) {
         const result = sweep();
         assert.equal(result.checkpointedFrames, result.walFrames);
+        afterwards = Math.max(afterwards, walBytes(h.dbPath));
       }
-      const afterwards = walBytes(h.dbPath);
-      assert.equal(afterwards, settled, 'the WAL stopped growing once the reader was gone');
-      t.diagnostic(`WAL: ${before} B before, up to ${during} B while the query ran (${blocked} blocked checkpoints), ${afterwards} B after 21 more sweeps`);
+      assert.ok(afterwards <= settled, `the WAL grew again to ${afterwards} B after the reader was gone (settled at ${settled} B)`);
+      t.diagnostic(`WAL: ${before} B before, up to ${during} B while the query ran (${blocked} blocked checkpoints), at most ${afterwards} B over 20 more sweeps`);
     } finally {
       h.close();
     }
