@@ -29,7 +29,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     signalsSeen += 1;
     if (signalsSeen === 1) {
       process.stderr.write(eventLine('warn', `${signal} received, stopping (send it again to force)`, { signal }, human));
-      shutdown.abort();
+      // The reason names the signal, so a command can exit with 128 + its number (`query` does).
+      shutdown.abort(signal);
     } else {
       process.stderr.write(eventLine('warn', `second ${signal}, exiting now`, { signal }, human));
       process.exit(signal === 'SIGINT' ? 130 : 143);

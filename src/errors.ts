@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   DB_REPLACED: 'the database file was deleted or replaced while the daemon had it open',
   DB_READ_FAILED: 'the database cannot be read (permissions, or a WAL file that needs write access to the folder)',
   DISK_FULL: 'the disk (or the file size limit) is full',
+  QUERY_TIMEOUT: 'a `tierwatch query` statement ran longer than its --timeout and was stopped',
   // Lifecycle.
   ABORTED: 'the sweep was stopped by a shutdown signal',
   INTERNAL: 'a bug: please report it with the log line',

@@ -20,7 +20,7 @@ export interface CliIo {
   stdoutColumns?: number | undefined;
   /** Whether stderr is a terminal: human log lines there, JSON lines otherwise. */
   stderrIsTTY?: boolean;
-  /** Aborted on the first SIGINT/SIGTERM (or by a test). */
+  /** Aborted on the first SIGINT/SIGTERM (or by a test); its reason is then the signal's name. */
   signal: AbortSignal;
   /** Where logs go; stderr when absent. Tests pass a capturing stream. */
   logDestination?: DestinationStream;
