@@ -120,8 +120,10 @@ test('the daemon stops with DB_REPLACED (exit 1) when its database file is delet
     await daemon.waitFor(/sweep ok/, 30_000);
     for (const suffix of ['', '-wal', '-shm']) fs.rmSync(`${dbPath}${suffix}`, { force: true });
     assert.equal(await daemon.exited, 1, daemon.stderr());
-    assert.match(daemon.stderr(), /^tierwatch run: The database .*daemon\.db was deleted while tierwatch had it open/m);
-    assert.match(daemon.stderr(), /"code":"DB_REPLACED"/);
+    // Off a terminal the daemon's last word is a JSON line (issue 13), carrying the code and the message.
+    const last = daemon.stderr().trimEnd().split('\n').map((line) => JSON.parse(line) as { code?: string; msg: string }).at(-1)!;
+    assert.equal(last.code, 'DB_REPLACED');
+    assert.match(last.msg, /^tierwatch run: The database .*daemon\.db was deleted while tierwatch had it open/);
   } finally {
     await h.close();
   }
