@@ -1,6 +1,6 @@
 /**
  * Outgoing frames, in the current documented shapes or, per `LegacyOptions`, the older ones a
- * tolerant client must also accept (protocol notes §2.4, §4.1, §5). Pure string building.
+ * tolerant client must also accept (docs/qfex-protocol.md §2, §4, §5). Pure string building.
  */
 import type { EchoEncoding } from './faults.ts';
 import type { SimTier } from './universe.ts';

@@ -48,7 +48,7 @@ export interface SimulatorOptions {
   jwts?: SimJwt[];
   /** Account id → tiers. Default { primary: defaultUniverse() }. */
   universe?: Record<string, SimTier[]>;
-  /** Server-side cap on `limit` (default 1000, §9 row 10). */
+  /** Server-side cap on `limit` (default 1000: docs/qfex-protocol.md §4). */
   maxPageSize?: number;
   /** Close an unauthenticated connection after this long, with 1008 (default 60,000 ms). */
   authDeadlineMs?: number;
