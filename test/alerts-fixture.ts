@@ -63,6 +63,16 @@ export class Receiver {
     this.#server = server;
   }
 
+  /** How many requests ('hang') the receiver never answered, whether or not the sender gave up. */
+  get unanswered(): number {
+    return this.#hanging.filter((res) => !res.writableEnded).length;
+  }
+
+  /** How many unanswered requests are still open right now: the sender is still waiting. */
+  get hanging(): number {
+    return this.#hanging.filter((res) => !res.writableEnded && !res.destroyed).length;
+  }
+
   /** Stops listening; new connections are refused until listen() again. */
   async close(): Promise<void> {
     const server = this.#server;

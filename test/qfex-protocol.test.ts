@@ -232,24 +232,64 @@ const rowArbitrary = fc.record(
   { requiredKeys: [] },
 );
 
+/**
+ * Rows valid by construction, every rule met in one of its accepted forms (canonical or numeric
+ * leverage, legacy max_position, id absent, null or a string, extra fields). They are not left to
+ * chance: a random record is valid about once in eighty draws, so 3000 random rows alone reached
+ * the accepting path 19 to 50 times (median 36, over 200 seeds) and one run in five failed.
+ */
+const positiveFraction = fc.double({ min: 0, max: 1, minExcluded: true, noNaN: true });
+const validRowArbitrary = fc
+  .tuple(
+    fc.oneof(fc.constantFrom('META-USD', 'AAPL-USD', 'SP500-USD'), fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s.trim() !== '')),
+    fc.oneof(
+      fc.constantFrom('1', '2', '20', '20.0', '0.5', '100', ' 20 '),
+      fc.integer({ min: 1, max: 100 }),
+      fc.tuple(fc.integer({ min: 0, max: 200 }), fc.stringMatching(/^\d{1,4}$/)).map(([whole, decimals]) => `${whole}.${decimals}`).filter((lev) => Number(lev) > 0),
+    ),
+    fc.tuple(positiveFraction, positiveFraction).map(([a, b]) => (a >= b ? [a, b] : [b, a])),
+    fc.double({ min: 0, max: 1e12, minExcluded: true, noNaN: true }),
+    fc.constantFrom('max_notional', 'max_position'),
+    fc.option(fc.oneof(fc.uuid(), fc.string({ maxLength: 8 })), { nil: undefined, freq: 3 }),
+    fc.boolean(),
+    anyValue,
+  )
+  .map(([symbol, leverage, [initial, maintenance], notional, notionalField, id, nullId, extra]) => ({
+    ...(id !== undefined ? { id } : nullId ? { id: null } : {}),
+    symbol,
+    leverage,
+    initial_margin: initial,
+    maintenance_margin: maintenance,
+    [notionalField]: notional,
+    extra,
+  }));
+
+/** One row through validateTierRow, judged by the oracle; true when it was accepted. */
+function checkRow(row: unknown): boolean {
+  let result: unknown;
+  try {
+    result = validateTierRow(row, { offset: 0 });
+  } catch (error) {
+    assert.ok(error instanceof TierwatchError && error.code === 'ROW_INVALID', String(error));
+    assert.equal(oracleValid(row), false, `rejected a valid row ${JSON.stringify(row)}: ${String(error)}`);
+    return false;
+  }
+  assert.equal(oracleValid(row), true, `accepted an invalid row ${JSON.stringify(row)}`);
+  const tier = result as { maintenance_margin: number; initial_margin: number; max_notional: number; leverage: string };
+  assert.ok(tier.maintenance_margin <= tier.initial_margin);
+  assert.ok(Number.isFinite(tier.max_notional) && tier.max_notional > 0);
+  assert.match(tier.leverage, /^(0|[1-9]\d*)(\.\d*[1-9])?$/);
+  return true;
+}
+
 test('fuzz: validateTierRow returns a valid Tier exactly when the row is valid, else ROW_INVALID', () => {
   let accepted = 0;
   fc.assert(
-    fc.property(fc.oneof(rowArbitrary, anyValue), (row) => {
-      let result: unknown;
-      try {
-        result = validateTierRow(row, { offset: 0 });
-      } catch (error) {
-        assert.ok(error instanceof TierwatchError && error.code === 'ROW_INVALID', String(error));
-        assert.equal(oracleValid(row), false, `rejected a valid row ${JSON.stringify(row)}: ${String(error)}`);
-        return;
-      }
-      assert.equal(oracleValid(row), true, `accepted an invalid row ${JSON.stringify(row)}`);
-      accepted++;
-      const tier = result as { maintenance_margin: number; initial_margin: number; max_notional: number; leverage: string };
-      assert.ok(tier.maintenance_margin <= tier.initial_margin);
-      assert.ok(Number.isFinite(tier.max_notional) && tier.max_notional > 0);
-      assert.match(tier.leverage, /^(0|[1-9]\d*)(\.\d*[1-9])?$/);
+    // Each run judges one row valid by construction (the oracle must agree) and one random row,
+    // so the accepting path is reached on every run whatever the seed.
+    fc.property(validRowArbitrary, fc.oneof(rowArbitrary, anyValue), (validRow, row) => {
+      assert.equal(oracleValid(validRow), true, `the generator built an invalid row ${JSON.stringify(validRow)}`);
+      for (const candidate of [validRow, row]) if (checkRow(candidate)) accepted++;
     }),
     { numRuns: 3000 },
   );

@@ -62,8 +62,12 @@ before(async () => {
     QFEX_WS_URL: proxy.url,
     LOG_LEVEL: 'trace',
     TIERWATCH_PAGE_SIZE: '20',
-    TIERWATCH_REQUEST_TIMEOUT: '300ms',
-    TIERWATCH_AUTH_TIMEOUT: '300ms',
+    // Commands expected to succeed get generous bounds: on a loaded machine a reply through the
+    // recording proxy can take longer than a short timeout, and a timeout there is no leak test.
+    // The failure test below uses FAULT_TIMEOUTS so that the faults which never answer end soon.
+    TIERWATCH_CONNECT_TIMEOUT: '30s',
+    TIERWATCH_REQUEST_TIMEOUT: '30s',
+    TIERWATCH_AUTH_TIMEOUT: '30s',
   };
   hmacEnv = { ...common, QFEX_PUBLIC_KEY: PUBLIC_KEY, QFEX_SECRET_KEY: SECRET_KEY };
   jwtEnv = { ...common, QFEX_PUBLIC_KEY: '', QFEX_SECRET_KEY: '', QFEX_JWT: JWT };
@@ -99,14 +103,19 @@ test('help, check, collect and the query commands, in process, with HMAC and wit
   assert.ok(credentialsSent(proxy.clientFrames).jwts.includes(JWT));
 });
 
+/** Short bounds for the faults that never answer: those runs fail (exit 1) either way. */
+const FAULT_TIMEOUTS = { TIERWATCH_REQUEST_TIMEOUT: '300ms', TIERWATCH_AUTH_TIMEOUT: '300ms' };
+
 test('every failing auth mode, and faults, through check and collect', async () => {
+  const hmacFault = { ...hmacEnv, ...FAULT_TIMEOUTS };
+  const jwtFault = { ...jwtEnv, ...FAULT_TIMEOUTS };
   for (const mode of AUTH_FAILURE_MODES) {
     h.sim.inject({ kind: 'reject_auth', mode });
-    assert.equal(await cli(`collect reject_auth ${mode}`, ['collect'], { ...hmacEnv, TIERWATCH_SWEEP_RETRIES: '0' }), 1, mode);
+    assert.equal(await cli(`collect reject_auth ${mode}`, ['collect'], { ...hmacFault, TIERWATCH_SWEEP_RETRIES: '0' }), 1, mode);
     h.sim.inject({ kind: 'reject_auth', mode });
-    assert.equal(await cli(`check reject_auth ${mode}`, ['check'], hmacEnv), 1, mode);
+    assert.equal(await cli(`check reject_auth ${mode}`, ['check'], hmacFault), 1, mode);
     h.sim.inject({ kind: 'reject_auth', mode });
-    assert.equal(await cli(`check jwt reject_auth ${mode}`, ['check'], jwtEnv), 1, mode);
+    assert.equal(await cli(`check jwt reject_auth ${mode}`, ['check'], jwtFault), 1, mode);
   }
   const faults: Fault[] = [
     { kind: 'drop_at_page', page: 2, persistent: true },
@@ -121,7 +130,7 @@ test('every failing auth mode, and faults, through check and collect', async () 
   ];
   for (const fault of faults) {
     h.sim.inject(fault);
-    const code = await cli(`collect ${fault.kind}`, ['collect'], { ...hmacEnv, TIERWATCH_SWEEP_RETRIES: '1', TIERWATCH_PAGE_RETRIES: '1' });
+    const code = await cli(`collect ${fault.kind}`, ['collect'], { ...hmacFault, TIERWATCH_SWEEP_RETRIES: '1', TIERWATCH_PAGE_RETRIES: '1' });
     h.sim.clearFaults();
     assert.equal(code, 1, fault.kind);
   }

@@ -254,7 +254,10 @@ export interface CliChild {
   stderr(): string;
   /** Resolves with the exit code (or the signal name) once the process has exited. */
   exited: Promise<number | string>;
-  /** Resolves once stderr (the log) holds `text`; rejects after `timeoutMs`. */
+  /**
+   * Resolves once stderr (the log) holds `text`; rejects after `timeoutMs`, a guard against a hang
+   * only: a child process on a loaded machine can take many seconds to start.
+   */
   waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
 }
 
@@ -281,7 +284,7 @@ export function spawnCli(args: string[], env: Record<string, string>, options: {
     stdout: () => out,
     stderr: () => err,
     exited,
-    waitFor(text, timeoutMs = 15_000) {
+    waitFor(text, timeoutMs = 60_000) {
       const seen = () => (typeof text === 'string' ? err.includes(text) : text.test(err));
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`timed out waiting for ${String(text)} in:\n${err.slice(-2000)}`)), timeoutMs);
