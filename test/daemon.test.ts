@@ -6,13 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { runDaemon } from '../src/collect/daemon.ts';
 import type { SweepResult } from '../src/collect/sweep.ts';
-import { runCli } from '../src/program.ts';
 import { openDatabase } from '../src/store/db.ts';
 import { LogCapture, startHarness } from './helpers/harness.ts';
+import { startHttpDaemon } from './helpers/http-daemon.ts';
 
 const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 
@@ -116,20 +115,8 @@ test('shutdown during a sweep records an aborted run and changes no history', as
 test('`tierwatch run` serves /healthz and /metrics while it runs', async () => {
   const h = await startHarness();
   try {
-    const logs = new LogCapture();
-    const stop = new AbortController();
-    const io = {
-      stdout: new PassThrough(),
-      stderr: new PassThrough(),
-      env: { ...h.env, TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1', TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_DB: `${h.dir}/daemon.db` },
-      stdoutIsTTY: false,
-      signal: stop.signal,
-      logDestination: logs,
-    };
-    const exit = runCli(['run'], io);
-    const listening = await waitForLog(logs, (line) => line.msg === 'serving /healthz and /metrics');
-    await waitForLog(logs, (line) => typeof line.msg === 'string' && line.msg.startsWith('sweep ok'));
-    const base = `http://127.0.0.1:${String(listening.port)}`;
+    const daemon = await startHttpDaemon(h);
+    const base = daemon.base;
     const health = await fetch(`${base}/healthz`);
     assert.equal(health.status, 200);
     assert.match(await health.text(), /^healthy: 1 account/);
@@ -138,8 +125,7 @@ test('`tierwatch run` serves /healthz and /metrics while it runs', async () => {
     assert.match(metrics, new RegExp(`tierwatch_tiers\\{account="primary"\\} ${h.sim.tiers().length}`));
     assert.match(metrics, /tierwatch_last_success_timestamp_seconds\{account="primary"\} \d+/);
     assert.equal((await fetch(`${base}/nope`)).status, 404);
-    stop.abort();
-    assert.equal(await exit, 0);
+    assert.equal(await daemon.stop(), 0);
   } finally {
     await h.close();
   }

@@ -17,6 +17,7 @@ import { openDatabase } from '../src/store/db.ts';
 import { acquireWriterLock } from '../src/store/writer-lock.ts';
 import { LogCapture, runCliCaptured, startHarness } from './helpers/harness.ts';
 import { spawnCli } from './helpers/faults.ts';
+import { startHttpDaemon, waitForLogLine } from './helpers/http-daemon.ts';
 
 const FIXTURE_010 = path.resolve(import.meta.dirname, 'fixtures', 'tierwatch-0.1.0.db');
 
@@ -31,23 +32,6 @@ function ledgerStatuses(dbPath: string): string[] {
   } finally {
     db.close();
   }
-}
-
-/** Resolves with the first parsed log line that satisfies `predicate`. */
-function waitForLog(logs: LogCapture, predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 30_000): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const deadline = Date.now() + timeoutMs;
-    const poll = setInterval(() => {
-      const line = logs.lines.find(predicate);
-      if (line !== undefined) {
-        clearInterval(poll);
-        resolve(line);
-      } else if (Date.now() > deadline) {
-        clearInterval(poll);
-        reject(new Error(`timed out waiting for a log line in:\n${logs.text().slice(-2000)}`));
-      }
-    }, 20);
-  });
 }
 
 test('demo refuses (exit 2) a --db holding a history it did not create and says what is there; --force replaces it; its own history it replaces', { timeout: 120_000 }, async () => {
@@ -133,20 +117,9 @@ test('/healthz says unhealthy (503) as soon as the database file is replaced, be
   const h = await startHarness();
   try {
     const dbPath = path.join(h.dir, 'daemon.db');
-    const logs = new LogCapture();
-    const stop = new AbortController();
-    const exit = runCli(['run'], {
-      stdout: new PassThrough().resume(),
-      stderr: new PassThrough().resume(),
-      env: { ...h.env, TIERWATCH_DB: dbPath, TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1', TIERWATCH_SCHEDULE: '0 0 1 1 *' },
-      stdoutIsTTY: false,
-      signal: stop.signal,
-      logDestination: logs,
-    });
+    const daemon = await startHttpDaemon(h, { TIERWATCH_DB: dbPath });
     try {
-      const listening = await waitForLog(logs, (line) => line.msg === 'serving /healthz and /metrics');
-      await waitForLog(logs, (line) => typeof line.msg === 'string' && line.msg.startsWith('sweep ok'));
-      const healthz = `http://127.0.0.1:${String(listening.port)}/healthz`;
+      const healthz = `${daemon.base}/healthz`;
       assert.equal((await fetch(healthz)).status, 200);
       // Another file moved into its place (a restore gone wrong): same path, another inode.
       fs.copyFileSync(dbPath, `${dbPath}.copy`);
@@ -155,8 +128,7 @@ test('/healthz says unhealthy (503) as soon as the database file is replaced, be
       assert.equal(after.status, 503);
       assert.match(await after.text(), /^unhealthy: The database .* was replaced by another file/);
     } finally {
-      stop.abort();
-      await exit;
+      await daemon.stop();
     }
   } finally {
     await h.close();
@@ -252,10 +224,10 @@ test('a clean stop leaves no run `running`, even one whose failure could not be 
     });
     let blocker: Database.Database | undefined;
     try {
-      await waitForLog(logs, (line) => line.msg === 'sweep started');
+      await waitForLogLine(logs, (line) => line.msg === 'sweep started');
       blocker = new Database(dbPath);
       blocker.exec('BEGIN IMMEDIATE');
-      await waitForLog(logs, (line) => line.msg === 'sweep could not be recorded');
+      await waitForLogLine(logs, (line) => line.msg === 'sweep could not be recorded');
       blocker.exec('ROLLBACK');
       assert.deepEqual(ledgerStatuses(dbPath), ['running'], 'the failure could not be recorded');
     } finally {

@@ -7,10 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { runCli } from '../src/program.ts';
-import { LogCapture, startHarness } from './helpers/harness.ts';
+import { startHarness } from './helpers/harness.ts';
+import { startHttpDaemon } from './helpers/http-daemon.ts';
 
 const SCRIPT = fileURLToPath(new URL('../docker/healthcheck.sh', import.meta.url));
 
@@ -35,29 +34,13 @@ async function freePort(): Promise<number> {
 test('the health check asks /healthz when TIERWATCH_HTTP_PORT is set, without Node', async () => {
   const h = await startHarness();
   try {
-    const logs = new LogCapture();
-    const stop = new AbortController();
-    const exit = runCli(['run'], {
-      stdout: new PassThrough(),
-      stderr: new PassThrough(),
-      env: { ...h.env, TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1', TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_DB: `${h.dir}/daemon.db` },
-      stdoutIsTTY: false,
-      signal: stop.signal,
-      logDestination: logs,
-    });
+    const daemon = await startHttpDaemon(h);
     try {
-      const deadline = Date.now() + 30_000;
-      while (!logs.lines.some((line) => String(line.msg).startsWith('sweep ok'))) {
-        assert.ok(Date.now() < deadline, 'no sweep within 30 s');
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      const port = String(logs.lines.find((line) => line.msg === 'serving /healthz and /metrics')!.port);
-      const healthy = await check({ TIERWATCH_HTTP_PORT: port, TIERWATCH_HTTP_HOST: '0.0.0.0' });
+      const healthy = await check({ TIERWATCH_HTTP_PORT: String(daemon.port), TIERWATCH_HTTP_HOST: '0.0.0.0' });
       assert.equal(healthy.status, 0, healthy.stdout);
       assert.match(healthy.stdout, /^via \/healthz: healthy: 1 account/);
     } finally {
-      stop.abort();
-      assert.equal(await exit, 0);
+      assert.equal(await daemon.stop(), 0);
     }
     const closed = await check({ TIERWATCH_HTTP_PORT: String(await freePort()) });
     assert.equal(closed.status, 1);

@@ -7,13 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { PassThrough } from 'node:stream';
 import { CHANGE_KINDS, RUN_OUTCOMES, SweepMetrics } from '../src/collect/metrics.ts';
 import { ERROR_CODES, TierwatchError } from '../src/errors.ts';
 import { packageVersion } from '../src/paths.ts';
-import { runCli } from '../src/program.ts';
 import { CHANGE_KINDS as SCHEMA_CHANGE_KINDS, RUN_STATUSES } from '../src/store/schema.ts';
-import { LogCapture, startHarness } from './helpers/harness.ts';
+import { startHarness } from './helpers/harness.ts';
+import { startHttpDaemon } from './helpers/http-daemon.ts';
 
 function promtoolAvailable(): boolean {
   return spawnSync('promtool', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -25,37 +24,15 @@ function promtoolComplaints(exposition: string): string {
   return result.status === 0 ? `${result.stdout}${result.stderr}`.trim() : `exit ${String(result.status)}: ${result.stdout}${result.stderr}`;
 }
 
-async function waitFor(logs: LogCapture, predicate: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const found = logs.lines.find(predicate);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error('timed out waiting for a log line');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 test('the daemon’s /metrics: standard names, build info, every series from the start, promtool clean', async (t) => {
   const h = await startHarness();
   try {
-    const logs = new LogCapture();
-    const stop = new AbortController();
-    const exit = runCli(['run'], {
-      stdout: new PassThrough(),
-      stderr: new PassThrough(),
-      env: { ...h.env, QFEX_ACCOUNT_IDS: 'primary', TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1', TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_DB: `${h.dir}/daemon.db` },
-      stdoutIsTTY: false,
-      signal: stop.signal,
-      logDestination: logs,
-    });
+    const daemon = await startHttpDaemon(h, { QFEX_ACCOUNT_IDS: 'primary' });
     let exposition: string;
     try {
-      const listening = await waitFor(logs, (line) => line.msg === 'serving /healthz and /metrics');
-      await waitFor(logs, (line) => String(line.msg).startsWith('sweep ok'));
-      exposition = await (await fetch(`http://127.0.0.1:${String(listening.port)}/metrics`)).text();
+      exposition = await (await fetch(`${daemon.base}/metrics`)).text();
     } finally {
-      stop.abort();
-      assert.equal(await exit, 0);
+      assert.equal(await daemon.stop(), 0);
     }
 
     assert.match(exposition, /^process_cpu_user_seconds_total \d/m);
