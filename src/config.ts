@@ -7,11 +7,11 @@
 import { isIP } from 'node:net';
 import { createTask, validateDetailed } from 'node-cron';
 import { TierwatchError } from './errors.ts';
-import { CA_FILE_MAX_BYTES, readBoundedFile, SECRET_FILE_MAX_BYTES } from './config-file.ts';
+import { invalid, parseByteSize, Reader, type Env, type Overrides } from './config-reader.ts';
+import { CA_FILE_MAX_BYTES, readBoundedFile } from './config-file.ts';
 import { unknownVariables, type UnknownVariable } from './config-names.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
 import { normalizeEndpoint } from './qfex/endpoint.ts';
-import type { Credentials } from './qfex/auth.ts';
 import { LOG_LEVELS } from './log.ts';
 import type { LevelWithSilent } from 'pino';
 
@@ -81,121 +81,11 @@ export interface AlertsConfig {
 }
 
 /** Flag values given on the command line, keyed by the environment variable they override. */
-export type Overrides = Partial<Record<string, { value: string; flag: string }>>;
-
-type Env = Record<string, string | undefined>;
+export { checkSecretFiles, requireCredentials, resolveCredentials, resolveWebhookSecret } from './credentials.ts';
+export { checkDuration, DURATION_FORMS, MAX_TIMER_MS, parseByteSize, parseDuration, type DurationLimits, type Overrides } from './config-reader.ts';
 
 /** Which variables are secrets: they have no flag, and their values are never shown. */
 export const SECRET_VARIABLES = ['QFEX_SECRET_KEY', 'QFEX_JWT', 'TIERWATCH_WEBHOOK_SECRET'] as const;
-
-/**
- * Node's timers hold at most 2^31-1 ms (~24.8 days); a longer delay silently becomes 1 ms. Every
- * duration that ends up in a timer is refused above it.
- */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** What a duration must look like: said in every message that refuses one. */
-export const DURATION_FORMS = 'a duration with a unit: 500ms, 10s, 5m, 1h or 2d';
-
-export interface DurationLimits {
-  /** Allow 0 (only where "no wait" makes sense, e.g. backoff); default false. */
-  allowZero?: boolean;
-  /** The largest value; default MAX_TIMER_MS (the value becomes a timer). */
-  maxMs?: number;
-}
-
-class Reader {
-  private readonly env: Env;
-  private readonly overrides: Overrides;
-  /** Every variable asked for: what counts as a known name for the unknown-variable warning. */
-  readonly consulted = new Set<string>();
-
-  constructor(env: Env, overrides: Overrides) {
-    this.env = env;
-    this.overrides = overrides;
-  }
-
-  /** The raw value and the name to blame for it; an empty value counts as unset. */
-  raw(variable: string): { value: string; name: string } | null {
-    this.consulted.add(variable);
-    const override = this.overrides[variable];
-    if (override !== undefined && override.value !== '') return { value: override.value, name: override.flag };
-    const value = this.env[variable];
-    if (value === undefined || value.trim() === '') return null;
-    return { value: value.trim(), name: variable };
-  }
-
-  string(variable: string, fallback: string): string {
-    return this.raw(variable)?.value ?? fallback;
-  }
-
-  integer(variable: string, fallback: number, min: number, max: number): number {
-    const raw = this.raw(variable);
-    if (raw === null) return fallback;
-    if (!/^\d+$/.test(raw.value) || Number(raw.value) < min || Number(raw.value) > max) {
-      throw invalid(raw.name, `an integer from ${min} to ${max}`, raw.value);
-    }
-    return Number(raw.value);
-  }
-
-  ratio(variable: string, fallback: number): number {
-    const raw = this.raw(variable);
-    if (raw === null) return fallback;
-    const value = Number(raw.value);
-    if (!/^\d*\.?\d+$/.test(raw.value) || !(value > 0 && value <= 1)) {
-      throw invalid(raw.name, 'a number greater than 0 and at most 1', raw.value);
-    }
-    return value;
-  }
-
-  duration(variable: string, fallbackMs: number, limits: DurationLimits = {}): number {
-    const raw = this.raw(variable);
-    if (raw === null) return fallbackMs;
-    return checkDuration(raw.value, raw.name, limits, (message) => new TierwatchError('CONFIG_INVALID', message));
-  }
-}
-
-function invalid(name: string, expected: string, got: string): TierwatchError {
-  return new TierwatchError('CONFIG_INVALID', `Expected \`${name}\` to be ${expected}, got ${JSON.stringify(got)}.`);
-}
-
-/**
- * "500ms", "10s", "1.5m", "1h", "2d" in milliseconds; null for anything else. The unit is required:
- * a bare number once meant milliseconds, so `--duration 25` ran for 25 ms.
- */
-export function parseDuration(text: string): number | null {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text.trim());
-  if (!match) return null;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2]!] ?? 1;
-  const ms = Math.round(Number(match[1]) * unit);
-  return Number.isSafeInteger(ms) ? ms : null;
-}
-
-/**
- * A duration setting or flag, checked: a unit, not zero (unless allowed), not above the limit.
- * `fail` builds the error (CONFIG_INVALID for settings, USAGE for flags).
- */
-export function checkDuration(text: string, name: string, limits: DurationLimits, fail: (message: string) => TierwatchError): number {
-  const ms = parseDuration(text);
-  const quoted = JSON.stringify(text);
-  if (ms === null) {
-    const hint = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? ' (a bare number is ambiguous: add the unit)' : '';
-    throw fail(`Expected \`${name}\` to be ${DURATION_FORMS}, got ${quoted}${hint}.`);
-  }
-  if (ms === 0 && limits.allowZero !== true) throw fail(`Expected \`${name}\` to be a duration greater than zero, got ${quoted}.`);
-  const maxMs = limits.maxMs ?? MAX_TIMER_MS;
-  if (ms > maxMs) {
-    const why = maxMs === MAX_TIMER_MS ? " (Node's timer limit, 2^31-1 ms: a longer timer would fire after 1 ms)" : '';
-    throw fail(`Expected \`${name}\` to be at most ${formatMs(maxMs)}${why}, got ${quoted}.`);
-  }
-  return ms;
-}
-
-function formatMs(ms: number): string {
-  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
-  if (ms === MAX_TIMER_MS) return `${MAX_TIMER_MS}ms (about 24.8 days)`;
-  return `${ms}ms`;
-}
 
 function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
@@ -358,15 +248,6 @@ export const DEFAULT_MAX_TIERS = 200_000;
 export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_SWEEP_TIMEOUT_MS = 2 * 60_000;
 
-/** "4194304", "512KiB", "4MiB" (also KB/MB, read as 1024-based): a size in bytes, or null. */
-export function parseByteSize(text: string): number | null {
-  const match = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i.exec(text.trim());
-  if (!match) return null;
-  const unit = { b: 1, kb: 1024, kib: 1024, mb: 1024 * 1024, mib: 1024 * 1024 }[(match[2] ?? 'b').toLowerCase()] ?? 1;
-  const bytes = Number(match[1]) * unit;
-  return Number.isSafeInteger(bytes) ? bytes : null;
-}
-
 /** The shortest gap between the schedule's next firings (UTC), looking a few dozen firings ahead. */
 function shortestGapMs(schedule: string): number {
   const task = createTask(schedule, () => undefined, { timezone: 'UTC' });
@@ -480,55 +361,6 @@ function readConfig(reader: Reader, env: Env): Config {
 }
 
 /** Fails with CONFIG_INVALID unless the exchange can be authenticated with. Reads no file. */
-export function requireCredentials(config: Config): void {
-  if (config.secretKey !== null && config.publicKey === null) {
-    throw new TierwatchError('CONFIG_INVALID', '`QFEX_PUBLIC_KEY` is not set; it is needed with `QFEX_SECRET_KEY`.');
-  }
-  if (config.secretKey === null && config.jwt === null) {
-    throw new TierwatchError(
-      'CONFIG_INVALID',
-      'No credentials: set `QFEX_PUBLIC_KEY` with `QFEX_SECRET_KEY` (or `QFEX_SECRET_KEY_FILE`), or `QFEX_JWT` (or `QFEX_JWT_FILE`).',
-    );
-  }
-}
-
-function readSecretValue(source: SecretSource): string {
-  if (source.from === 'env') return source.value;
-  const text = readBoundedFile(source.variable, source.path, SECRET_FILE_MAX_BYTES);
-  const value = text.trim();
-  if (value === '') throw new TierwatchError('CONFIG_INVALID', `\`${source.variable}\` names ${JSON.stringify(source.path)}, which is empty.`);
-  return value;
-}
-
-/**
- * The credentials for one sweep, read now (files are re-read every time). HMAC is preferred when
- * both an HMAC key pair and a JWT are configured, as QFEX recommends.
- */
-export function resolveCredentials(config: Config): Credentials {
-  requireCredentials(config);
-  if (config.secretKey !== null && config.publicKey !== null) {
-    return { kind: 'hmac', publicKey: config.publicKey, secretKey: readSecretValue(config.secretKey) };
-  }
-  const token = readSecretValue(config.jwt!);
-  return config.publicKey === null ? { kind: 'jwt', token } : { kind: 'jwt', token, publicKey: config.publicKey };
-}
-
-/**
- * requireCredentials, then reads every secret file once, now, and forgets what it read: a missing,
- * empty, oversized or not-regular `*_FILE` is a configuration error (exit 2) at start, not a failed
- * run (exit 1) later. Later sweeps re-read the files, so keys still rotate without a restart.
- */
-export function checkSecretFiles(config: Config): void {
-  requireCredentials(config);
-  resolveCredentials(config);
-  resolveWebhookSecret(config);
-}
-
-/** The webhook signing key, read now (a file is re-read every time), or null when none is set. */
-export function resolveWebhookSecret(config: Config): string | null {
-  return config.alerts.secret === null ? null : readSecretValue(config.alerts.secret);
-}
-
 /** The configuration as it may be logged: where secrets come from, never what they are. */
 export function describeConfig(config: Config): Record<string, unknown> {
   const describeSecret = (source: SecretSource | null) =>
