@@ -23,7 +23,7 @@ export interface SweepDeps {
 }
 
 export type SweepResult =
-  | { ok: true; runId: number; accountId: string; durationMs: number; observedAt: Date; pages: number; tiers: number; changes: ChangeRecord[] }
+  | { ok: true; runId: number; accountId: string; durationMs: number; observedAt: Date; pages: number; tiers: number; changes: ChangeRecord[]; baseline: boolean }
   | { ok: false; runId: number; accountId: string; durationMs: number; error: TierwatchError };
 
 const realSleep = (ms: number, signal?: AbortSignal) =>
@@ -90,7 +90,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
     // while nothing waits, rather than inside a later COMMIT (see WAL_AUTOCHECKPOINT_PAGES in db.ts).
     const checkpoint = store.checkpoint();
     if (checkpoint?.busy) log.debug({ walFrames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames }, 'WAL checkpoint partial: a reader holds older frames');
-    return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes };
+    return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes, baseline: outcome.baseline };
   } catch (thrown) {
     const error = coerceError(thrown);
     const status = error.code === 'ABORTED' ? 'aborted' : 'failed';

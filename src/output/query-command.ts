@@ -9,6 +9,7 @@ import { historyBounds } from '../query/bounds.ts';
 import type { Filters } from '../query/filters.ts';
 import { cachedStatement, type HistoryReader } from '../query/reader.ts';
 import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
+import { symbolHint } from '../query/symbol-hint.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
 import { lastSweepLine } from './table.ts';
 import { writeText } from './stream.ts';
@@ -16,6 +17,15 @@ import { writeText } from './stream.ts';
 function collectPatterns(value: string, previous: string[] = []): string[] {
   const added = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
   return [...previous, ...added];
+}
+
+/** A repeatable option's values, commas allowed too (`--only tightening --only mixed` = `--only tightening,mixed`). */
+export const collectValues = collectPatterns;
+
+/** The line that explains an empty answer to a --symbol filter that only differs in case ('' otherwise). */
+export function noteForEmpty(db: HistoryReader, filters: Filters): string {
+  const hint = symbolHint(db, filters);
+  return hint === '' ? '' : `${hint}\n`;
 }
 
 /** Adds --format, and unless `filters` is false, the repeatable --account and --symbol. */
