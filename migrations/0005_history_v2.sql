@@ -21,7 +21,7 @@ INSERT INTO `__new_tier_version`("version_id", "account_id", "symbol", "leverage
 DROP TABLE `tier_version`;--> statement-breakpoint
 ALTER TABLE `__new_tier_version` RENAME TO `tier_version`;--> statement-breakpoint
 PRAGMA foreign_keys=ON;--> statement-breakpoint
-CREATE INDEX `tier_version_symbol_from_idx` ON `tier_version` (`symbol`,`valid_from`);--> statement-breakpoint
+CREATE INDEX `tier_version_symbol_idx` ON `tier_version` (`symbol`);--> statement-breakpoint
 CREATE INDEX `tier_version_from_to_idx` ON `tier_version` (`valid_from`,`valid_to`);--> statement-breakpoint
 CREATE INDEX `tier_version_to_from_idx` ON `tier_version` (`valid_to`,`valid_from`);--> statement-breakpoint
 CREATE UNIQUE INDEX `tier_version_prev_uq` ON `tier_version` (`prev_version_id`) WHERE prev_version_id IS NOT NULL;--> statement-breakpoint

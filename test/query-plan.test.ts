@@ -56,10 +56,10 @@ describe('query plans use the indexes', () => {
     }
   }
 
-  it('point in time for exact symbols goes through the (symbol, valid_from) index', () => {
+  it('point in time for exact symbols goes through the symbol index', () => {
     const { sql, params } = snapshotSql('symbol', { symbols: ['META-USD', 'AAPL-USD'] });
     const details = assertIndexed(db, sql, at, ...params);
-    assert.ok(details.some((detail) => detail.includes('tier_version_symbol_from_idx')), details.join(' | '));
+    assert.ok(details.some((detail) => detail.includes('tier_version_symbol_idx')), details.join(' | '));
   });
 
   const feedSets = [{}, { includeBaseline: true }, { only: ['tightening' as const] }, { change: ['removed' as const, 'changed' as const], only: ['mixed' as const] }];
@@ -90,14 +90,14 @@ describe('query plans use the indexes', () => {
     }
   }
 
-  it('the change feed and the diff of exact symbols go through the (symbol, valid_from) index', () => {
+  it('the change feed and the diff of exact symbols go through the symbol index', () => {
     const filters = { symbols: ['META-USD', 'AAPL-USD'] };
     const feed = changesSql({ since: '2026-10-01T00:00:00.000Z' }, filters);
-    assert.match(assertIndexed(db, feed.sql, feed.named, ...feed.params).join(' | '), /tier_version_symbol_from_idx/);
+    assert.match(assertIndexed(db, feed.sql, feed.named, ...feed.params).join(' | '), /tier_version_symbol_idx/);
     const sql = diffSql(filters, { after: 'symbol', before: 'symbol' });
     const named = { from: 0, to: Date.parse('2026-10-08T00:00:00.000Z') };
-    assert.match(assertIndexed(db, sql.after, named, ...sql.params).join(' | '), /tier_version_symbol_from_idx/);
-    assert.match(assertIndexed(db, sql.before, named, ...sql.params).join(' | '), /tier_version_symbol_from_idx/);
+    assert.match(assertIndexed(db, sql.after, named, ...sql.params).join(' | '), /tier_version_symbol_idx/);
+    assert.match(assertIndexed(db, sql.before, named, ...sql.params).join(' | '), /tier_version_symbol_idx/);
   });
 
   it('the symbol hint answers (it is asked only after an empty answer)', () => {

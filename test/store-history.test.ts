@@ -368,8 +368,8 @@ describe('indexes for the questions of issue 3', () => {
       // People's SQL over the views: a symbol goes through the symbol index (times are text in the
       // views and epoch ms in tier_version, so time bounds on a view are filters, not index bounds;
       // the query commands bound time on tier_version itself: test/query-plan.test.ts).
-      [`SELECT * FROM tier_versions WHERE symbol = 'A' ORDER BY valid_from`, /USING INDEX tier_version_symbol_from_idx/],
-      [`SELECT * FROM tier_changes WHERE symbol = 'A'`, /USING INDEX tier_version_symbol_from_idx/],
+      [`SELECT * FROM tier_versions WHERE symbol = 'A' ORDER BY valid_from`, /USING INDEX tier_version_symbol_idx/],
+      [`SELECT * FROM tier_changes WHERE symbol = 'A'`, /USING INDEX tier_version_symbol_idx/],
       [`SELECT * FROM tiers_current WHERE account_id = 'primary'`, /USING (COVERING )?INDEX tier_version_to_from_idx/],
       [`SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' ORDER BY observed_at DESC LIMIT 1`, /USING (COVERING )?INDEX run_ledger_ok_observed_idx/],
       [`SELECT * FROM tier_versions WHERE valid_from <= '${T}'`, /SCAN tier_version/],

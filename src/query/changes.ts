@@ -116,7 +116,7 @@ export function changesSql(
     named.until = msOf(window.until);
   }
   // With a time bound, the time indexes are the ones to walk, unless exact symbols are named
-  // (then the (symbol, valid_from) index is better still).
+  // (then the symbol index is better still).
   const timeBound = window.since != null || window.until != null;
   const filter = filterCondition(filters, { indexable: !timeBound || hasExactSymbolsOnly(filters) });
   conditions.push(filter.sql);

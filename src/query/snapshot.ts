@@ -9,7 +9,7 @@
  * on where T falls in the history, so the query is written in two shapes and chosen by T's position
  * between the first and the last sweep (with a steady change rate, versions are spread evenly in
  * time). A unary `+` keeps SQLite from using the index of the other side. Exact symbols go through
- * the (symbol, valid_from) index instead, which is best whatever T is.
+ * the symbol index instead (a symbol has a few hundred versions), which is best whatever T is.
  */
 import type { TierValues } from '../history/tier.ts';
 import { requireHistoryAt, type HistoryBounds } from './bounds.ts';
