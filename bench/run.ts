@@ -5,7 +5,7 @@
  * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
  * missed — misses are findings, marked in the table and the JSON.
  *
- *   node bench/run.ts [--quick] [--only sweep,storage,queries,daemon] [--markdown FILE]
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon] [--markdown FILE]
  *
  * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
  * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
@@ -21,11 +21,12 @@ import { benchDaemon } from './daemon.ts';
 import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
+import { benchUpgrade } from './upgrade.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['sweep', 'storage', 'queries', 'daemon'] as const;
+const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -204,6 +205,19 @@ function render(results: Record<string, any>): { text: string; markdown: string 
       rows,
     });
   }
+  if (results.upgrade) {
+    const u = results.upgrade;
+    sections.push({
+      title: `Upgrade in place from ${u.from_version}: the year written by 0.1.0's own code (${u.history.tier_versions.toLocaleString('en')} versions, ${u.history.tier_changes.toLocaleString('en')} changes)`,
+      header: ['figure', 'value'],
+      rows: [
+        ['answers compared (changes, snapshot --at, diff, history, runs)', `${u.questions_compared} questions, ${u.rows_compared.toLocaleString('en')} rows: ${u.answers_identical ? 'all identical' : 'DIFFERENT'}`],
+        ['upgrade killed half-way (SIGKILL)', `database file byte for byte unchanged: ${u.kill_mid_upgrade.database_file_unchanged}`],
+        ['upgrade time (one transaction, at start)', `${u.upgrade_s} s`],
+        ['size: 0.1.0 → upgraded → after VACUUM', `${mib(u.bytes_0_1_0)} → ${mib(u.bytes_after_upgrade)} → ${mib(u.bytes_after_upgrade_and_vacuum)}`],
+      ],
+    });
+  }
   if (results.daemon && !results.daemon.skipped) {
     const d = results.daemon;
     sections.push({
@@ -275,6 +289,10 @@ if (only.has('storage')) {
 if (only.has('queries')) {
   progress('queries: building a year of 5-minute sweeps, then timing the queries');
   results.queries = await benchQueries({ runs: quick ? 10 : 30, cliRuns: quick ? 3 : 7 });
+}
+if (only.has('upgrade')) {
+  progress('upgrade: the year written by 0.1.0, killed mid-upgrade, then upgraded in place; every answer compared');
+  results.upgrade = await benchUpgrade();
 }
 if (only.has('daemon')) {
   progress('daemon: tierwatch run against 10,000 tiers (first start, a restart, a restart serving /metrics), reading its RSS between sweeps');
