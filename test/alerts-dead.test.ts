@@ -92,6 +92,7 @@ test('408 and 429 are retried like a 5xx; other 4xx (401, 404, 413) are dead; a 
     await alerting.idle();
   };
   try {
+    sweep(history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     alerting.start();
     // 408, then 429, then ok: three attempts of one pass, delivered.
     receiver.behaviour = (index) => (index === 0 ? 408 : index === 1 ? 429 : 'ok');
@@ -141,6 +142,7 @@ test('a notification older than TIERWATCH_WEBHOOK_MAX_AGE is dead without anothe
   try {
     alerting.start();
     receiver.behaviour = () => 503;
+    sweep(history.store, [], new Date(now.getTime() - 60_000)); // the account's baseline: never alerted
     sweep(history.store, BASE, now);
     await afterCommit();
     await alerting.idle();
