@@ -37,6 +37,18 @@ RUN node node_modules/typescript/bin/tsc -p tsconfig.json \
 
 # ---- runtime ------------------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
+# OCI labels (https://specs.opencontainers.org/image-spec/annotations/). VERSION and REVISION are
+# build arguments: `docker build --build-arg VERSION=$(node -p "require('./package.json').version")
+# --build-arg REVISION=$(git rev-parse HEAD) .`
+ARG RUNTIME_IMAGE
+ARG VERSION=unknown
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="tierwatch" \
+      org.opencontainers.image.description="Keeps a queryable history of QFEX leverage tiers in SQLite" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${RUNTIME_IMAGE}"
 ENV NODE_ENV=production \
     TIERWATCH_DB=/data/tierwatch.db
 WORKDIR /app
@@ -45,7 +57,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY migrations ./migrations
 COPY --from=build /app/dist/src ./dist/src
-RUN chmod 0755 dist/src/cli.js \
+COPY docker/healthcheck.sh ./healthcheck.sh
+RUN chmod 0755 dist/src/cli.js healthcheck.sh \
  && ln -s /app/dist/src/cli.js /usr/local/bin/tierwatch \
  && mkdir -p /data \
  && chown node:node /data
@@ -53,10 +66,15 @@ RUN chmod 0755 dist/src/cli.js \
 # must be readable (and /data writable) by uid 1000: see docker-compose.yml.
 USER node
 VOLUME ["/data"]
-# `tierwatch health` exits 0 while every account's last successful sweep is recent enough. The
-# daemon sweeps once at start; the start period covers that first sweep.
+# The HTTP server (/healthz, /metrics) listens here when TIERWATCH_HTTP_PORT=9464 is set; it is off
+# by default (prom-client costs ~10 MB). EXPOSE documents the port; publishing it is the operator's
+# choice (see docker-compose.yml).
+EXPOSE 9464
+# Healthy while every account's last successful sweep is recent enough: the daemon's /healthz when
+# the HTTP server is on (bash, no Node process), `tierwatch health` otherwise (see healthcheck.sh).
+# The daemon sweeps once at start; the start period covers that first sweep.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=2m --retries=3 \
-  CMD ["node", "/app/dist/src/cli.js", "health"]
+  CMD ["/app/healthcheck.sh"]
 # Exec form: Node is PID 1's direct child under `init: true` (or PID 1 itself) and receives
 # SIGTERM, which makes the daemon finish or abort its sweep and exit 0.
 ENTRYPOINT ["node", "/app/dist/src/cli.js"]

@@ -5,7 +5,7 @@
  * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
  * missed — misses are findings, marked in the table and the JSON.
  *
- *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon] [--markdown FILE]
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless] [--markdown FILE]
  *
  * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
  * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { benchDaemon } from './daemon.ts';
+import { benchEndless } from './endless.ts';
 import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
@@ -26,7 +27,7 @@ import type { SweepSizeResult } from './sweep-worker.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon'] as const;
+const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -240,6 +241,19 @@ function render(results: Record<string, any>): { text: string; markdown: string 
       ],
     });
   }
+  if (results.endless) {
+    sections.push({
+      title: '`tierwatch collect` against an endless server (issue 10: bounded by TIERWATCH_MAX_TIERS, target peak RSS < 300 MiB)',
+      header: ['server', 'exit', 'error code', 'peak RSS', 'wall'],
+      rows: (results.endless as Array<Record<string, any>>).map((r) => [
+        r.case,
+        String(r.exit),
+        r.error_code ?? '',
+        r.peak_rss_bytes === null ? 'n/a' : `${mib(r.peak_rss_bytes)}${r.peak_rss_bytes < 300 * 1024 * 1024 ? '' : ' (MISSED)'}`,
+        ms(r.wall_ms),
+      ]),
+    });
+  }
   const allTargets: Record<string, TargetCheck> = {
     ...(results.sweep?.targets ?? {}),
     ...(results.storage?.targets ?? {}),
@@ -301,6 +315,10 @@ if (only.has('upgrade')) {
 if (only.has('daemon')) {
   progress('daemon: tierwatch run against 10,000 tiers (first start, a restart, a restart serving /metrics), reading its RSS between sweeps');
   results.daemon = await benchDaemon({ sweeps: quick ? 3 : 5 });
+}
+if (only.has('endless')) {
+  progress('endless: tierwatch collect against servers whose list never ends, reading its peak RSS');
+  results.endless = await benchEndless();
 }
 results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));
 results.machine.duration_s = round((performance.now() - began) / 1000, 1);

@@ -144,6 +144,9 @@ function instrument(store: HistoryStore) {
     const session = await openSession(options);
     phases.connect += nowMs() - start;
     return {
+      get desynchronised() {
+        return session.desynchronised;
+      },
       async requestLeveragePage(limit, offset) {
         const began = nowMs();
         try {

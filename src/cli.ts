@@ -16,6 +16,11 @@ if (major < 22) {
 }
 
 const { runCli } = await import('./program.ts');
+const { eventLine, noColor } = await import('./log.ts');
+
+// Signals are log events too: a JSON line when stderr is not a terminal (a log shipper reads every
+// line of it), a human line on a terminal.
+const human = { pretty: process.stderr.isTTY === true, color: process.stderr.isTTY === true && !noColor(process.env) };
 
 const shutdown = new AbortController();
 let signalsSeen = 0;
@@ -23,10 +28,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     signalsSeen += 1;
     if (signalsSeen === 1) {
-      process.stderr.write(`tierwatch: ${signal} received, stopping (send it again to force)\n`);
-      shutdown.abort();
+      process.stderr.write(eventLine('warn', `${signal} received, stopping (send it again to force)`, { signal }, human));
+      // The reason names the signal, so a command can exit with 128 + its number (`query` does).
+      shutdown.abort(signal);
     } else {
-      process.stderr.write(`tierwatch: second ${signal}, exiting now\n`);
+      process.stderr.write(eventLine('warn', `second ${signal}, exiting now`, { signal }, human));
       process.exit(signal === 'SIGINT' ? 130 : 143);
     }
   });
@@ -37,5 +43,7 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   stdoutIsTTY: process.stdout.isTTY === true,
+  stdoutColumns: process.stdout.isTTY === true ? process.stdout.columns : undefined,
+  stderrIsTTY: process.stderr.isTTY === true,
   signal: shutdown.signal,
 });

@@ -4,10 +4,11 @@
  * never held here as values that could be logged: only where to read them from, and they are read
  * at every sweep (`resolveCredentials`) so that keys in `*_FILE`s rotate without a restart.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { validateDetailed } from 'node-cron';
+import { createTask, validateDetailed } from 'node-cron';
 import { TierwatchError } from './errors.ts';
+import { CA_FILE_MAX_BYTES, readBoundedFile, SECRET_FILE_MAX_BYTES } from './config-file.ts';
+import { unknownVariables, type UnknownVariable } from './config-names.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
 import { normalizeEndpoint } from './qfex/endpoint.ts';
 import type { Credentials } from './qfex/auth.ts';
@@ -36,6 +37,10 @@ export interface Config {
   schedule: string;
   pageSize: number;
   maxPages: number;
+  /** Bounds of one sweep: tiers held, bytes in one frame, wall time from start to commit. */
+  maxTiers: number;
+  maxFrameBytes: number;
+  sweepTimeoutMs: number;
   timeouts: { connectMs: number; authMs: number; requestMs: number; idleMs: number };
   /** Attempts for one page answered RateLimited / ServerError. */
   pageRetries: number;
@@ -83,9 +88,27 @@ type Env = Record<string, string | undefined>;
 /** Which variables are secrets: they have no flag, and their values are never shown. */
 export const SECRET_VARIABLES = ['QFEX_SECRET_KEY', 'QFEX_JWT', 'TIERWATCH_WEBHOOK_SECRET'] as const;
 
+/**
+ * Node's timers hold at most 2^31-1 ms (~24.8 days); a longer delay silently becomes 1 ms. Every
+ * duration that ends up in a timer is refused above it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What a duration must look like: said in every message that refuses one. */
+export const DURATION_FORMS = 'a duration with a unit: 500ms, 10s, 5m, 1h or 2d';
+
+export interface DurationLimits {
+  /** Allow 0 (only where "no wait" makes sense, e.g. backoff); default false. */
+  allowZero?: boolean;
+  /** The largest value; default MAX_TIMER_MS (the value becomes a timer). */
+  maxMs?: number;
+}
+
 class Reader {
   private readonly env: Env;
   private readonly overrides: Overrides;
+  /** Every variable asked for: what counts as a known name for the unknown-variable warning. */
+  readonly consulted = new Set<string>();
 
   constructor(env: Env, overrides: Overrides) {
     this.env = env;
@@ -94,6 +117,7 @@ class Reader {
 
   /** The raw value and the name to blame for it; an empty value counts as unset. */
   raw(variable: string): { value: string; name: string } | null {
+    this.consulted.add(variable);
     const override = this.overrides[variable];
     if (override !== undefined && override.value !== '') return { value: override.value, name: override.flag };
     const value = this.env[variable];
@@ -124,12 +148,10 @@ class Reader {
     return value;
   }
 
-  duration(variable: string, fallbackMs: number): number {
+  duration(variable: string, fallbackMs: number, limits: DurationLimits = {}): number {
     const raw = this.raw(variable);
     if (raw === null) return fallbackMs;
-    const ms = parseDuration(raw.value);
-    if (ms === null) throw invalid(raw.name, 'a duration such as 500ms, 10s, 5m or 1h', raw.value);
-    return ms;
+    return checkDuration(raw.value, raw.name, limits, (message) => new TierwatchError('CONFIG_INVALID', message));
   }
 }
 
@@ -137,13 +159,42 @@ function invalid(name: string, expected: string, got: string): TierwatchError {
   return new TierwatchError('CONFIG_INVALID', `Expected \`${name}\` to be ${expected}, got ${JSON.stringify(got)}.`);
 }
 
-/** "500ms", "10s", "5m", "1h", "2d", or a bare number of milliseconds. */
+/**
+ * "500ms", "10s", "1.5m", "1h", "2d" in milliseconds; null for anything else. The unit is required:
+ * a bare number once meant milliseconds, so `--duration 25` ran for 25 ms.
+ */
 export function parseDuration(text: string): number | null {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(text.trim());
   if (!match) return null;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms'] ?? 1;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2]!] ?? 1;
   const ms = Math.round(Number(match[1]) * unit);
   return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/**
+ * A duration setting or flag, checked: a unit, not zero (unless allowed), not above the limit.
+ * `fail` builds the error (CONFIG_INVALID for settings, USAGE for flags).
+ */
+export function checkDuration(text: string, name: string, limits: DurationLimits, fail: (message: string) => TierwatchError): number {
+  const ms = parseDuration(text);
+  const quoted = JSON.stringify(text);
+  if (ms === null) {
+    const hint = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? ' (a bare number is ambiguous: add the unit)' : '';
+    throw fail(`Expected \`${name}\` to be ${DURATION_FORMS}, got ${quoted}${hint}.`);
+  }
+  if (ms === 0 && limits.allowZero !== true) throw fail(`Expected \`${name}\` to be a duration greater than zero, got ${quoted}.`);
+  const maxMs = limits.maxMs ?? MAX_TIMER_MS;
+  if (ms > maxMs) {
+    const why = maxMs === MAX_TIMER_MS ? " (Node's timer limit, 2^31-1 ms: a longer timer would fire after 1 ms)" : '';
+    throw fail(`Expected \`${name}\` to be at most ${formatMs(maxMs)}${why}, got ${quoted}.`);
+  }
+  return ms;
+}
+
+function formatMs(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms === MAX_TIMER_MS) return `${MAX_TIMER_MS}ms (about 24.8 days)`;
+  return `${ms}ms`;
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -176,10 +227,15 @@ function readWsUrl(reader: Reader): { wsUrl: string; endpoint: string } {
   if (url.username || url.password) {
     throw new TierwatchError('CONFIG_INVALID', `\`${name}\` must not carry credentials; use QFEX_PUBLIC_KEY and QFEX_SECRET_KEY.`);
   }
+  // A fragment is never sent to the server; one here is a paste error (and broke every sweep).
+  if (text.includes('#')) {
+    throw new TierwatchError('CONFIG_INVALID', `\`${name}\` must not have a #fragment (a WebSocket URL has none), got ${JSON.stringify(text)}.`);
+  }
   return { wsUrl: url.toString(), endpoint: normalizeEndpoint(url.href) };
 }
 
 function readSecret(reader: Reader, env: Env, variable: string): SecretSource | null {
+  reader.consulted.add(variable);
   const direct = env[variable]?.trim() ? env[variable]!.trim() : null;
   const fileVar = `${variable}_FILE`;
   const file = reader.raw(fileVar);
@@ -226,12 +282,7 @@ function readSchedule(reader: Reader): string {
 function readCa(reader: Reader): { ca: string | null; caFile: string | null } {
   const raw = reader.raw('QFEX_CA_FILE');
   if (raw === null) return { ca: null, caFile: null };
-  let pem: string;
-  try {
-    pem = readFileSync(raw.value, 'utf8');
-  } catch (error) {
-    throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which cannot be read: ${(error as Error).message}`, { cause: error });
-  }
+  const pem = readBoundedFile(raw.name, raw.value, CA_FILE_MAX_BYTES);
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which holds no PEM certificate.`);
   }
@@ -301,6 +352,66 @@ function readAlerts(reader: Reader, env: Env): AlertsConfig {
   };
 }
 
+// ---- bounds of one sweep (issue 10): what it holds, one frame, how long it runs ----
+
+export const DEFAULT_MAX_TIERS = 200_000;
+export const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_SWEEP_TIMEOUT_MS = 2 * 60_000;
+
+/** "4194304", "512KiB", "4MiB" (also KB/MB, read as 1024-based): a size in bytes, or null. */
+export function parseByteSize(text: string): number | null {
+  const match = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i.exec(text.trim());
+  if (!match) return null;
+  const unit = { b: 1, kb: 1024, kib: 1024, mb: 1024 * 1024, mib: 1024 * 1024 }[(match[2] ?? 'b').toLowerCase()] ?? 1;
+  const bytes = Number(match[1]) * unit;
+  return Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+/** The shortest gap between the schedule's next firings (UTC), looking a few dozen firings ahead. */
+function shortestGapMs(schedule: string): number {
+  const task = createTask(schedule, () => undefined, { timezone: 'UTC' });
+  try {
+    const firings = task.getNextRuns(24).map((date) => date.getTime());
+    let shortest = Infinity;
+    for (let i = 1; i < firings.length; i += 1) shortest = Math.min(shortest, firings[i]! - firings[i - 1]!);
+    return shortest;
+  } finally {
+    void task.destroy();
+  }
+}
+
+function readSweepBounds(reader: Reader): { maxTiers: number; maxFrameBytes: number; sweepTimeoutMs: number } {
+  const frame = reader.raw('TIERWATCH_MAX_FRAME_BYTES');
+  let maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
+  if (frame !== null) {
+    const bytes = parseByteSize(frame.value);
+    // Below 64 KiB a full page of 1000 tiers no longer fits; above 256 MiB one frame alone could exhaust the heap.
+    if (bytes === null || bytes < 64 * 1024 || bytes > 256 * 1024 * 1024) throw invalid(frame.name, 'a size from 64KiB to 256MiB, such as 4MiB', frame.value);
+    maxFrameBytes = bytes;
+  }
+  const sweepTimeoutMs = reader.duration('TIERWATCH_SWEEP_TIMEOUT', DEFAULT_SWEEP_TIMEOUT_MS);
+  const timeout = reader.raw('TIERWATCH_SWEEP_TIMEOUT');
+  // Node's timers hold at most 2^31-1 ms (about 24.8 days); a longer one fires at once.
+  if (timeout !== null && (sweepTimeoutMs < 1000 || sweepTimeoutMs > 2_147_483_647)) {
+    throw invalid(timeout.name, 'a duration from 1s to 24d, such as 2m', timeout.value);
+  }
+  if (timeout !== null) {
+    // A deadline as long as the schedule's gap would let one slow sweep swallow the next firing.
+    const gapMs = shortestGapMs(readSchedule(reader));
+    if (sweepTimeoutMs >= gapMs) {
+      throw new TierwatchError(
+        'CONFIG_INVALID',
+        `Expected \`${timeout.name}\` to be below the schedule's shortest gap between firings (${gapMs} ms), got ${JSON.stringify(timeout.value)}.`,
+      );
+    }
+  }
+  return {
+    maxTiers: reader.integer('TIERWATCH_MAX_TIERS', DEFAULT_MAX_TIERS, 1, 100_000_000),
+    maxFrameBytes,
+    sweepTimeoutMs,
+  };
+}
+
 function readLogLevel(reader: Reader): LevelWithSilent {
   const raw = reader.raw('LOG_LEVEL');
   if (raw === null) return 'info';
@@ -314,9 +425,24 @@ function readLogLevel(reader: Reader): LevelWithSilent {
  * `requireCredentials` checks them for the commands that talk to the exchange.
  */
 export function loadConfig(env: Env = process.env, overrides: Overrides = {}): Config {
+  return loadConfigChecked(env, overrides).config;
+}
+
+/**
+ * loadConfig, plus the TIERWATCH_* / QFEX_* variables in `env` that no setting reads (typos such
+ * as TIERWATCH_SCHEDUEL), each with the nearest known name: for a warning at start.
+ */
+export function loadConfigChecked(env: Env = process.env, overrides: Overrides = {}): { config: Config; unknown: UnknownVariable[] } {
   const reader = new Reader(env, overrides);
+  const config = readConfig(reader, env);
+  return { config, unknown: unknownVariables(Object.keys(env), reader.consulted) };
+}
+
+function readConfig(reader: Reader, env: Env): Config {
   const httpPort = reader.raw('TIERWATCH_HTTP_PORT') === null ? null : reader.integer('TIERWATCH_HTTP_PORT', 0, 0, 65535);
-  const healthMaxAge = reader.raw('TIERWATCH_HEALTH_MAX_AGE') === null ? null : reader.duration('TIERWATCH_HEALTH_MAX_AGE', 0);
+  // Not a timer (it is compared with ages), so not held to the timer limit: a monthly schedule needs more.
+  const healthMaxAge =
+    reader.raw('TIERWATCH_HEALTH_MAX_AGE') === null ? null : reader.duration('TIERWATCH_HEALTH_MAX_AGE', 0, { maxMs: 3650 * 86_400_000 });
   const config: Config = {
     ...readWsUrl(reader),
     publicKey: reader.raw('QFEX_PUBLIC_KEY')?.value ?? null,
@@ -328,6 +454,7 @@ export function loadConfig(env: Env = process.env, overrides: Overrides = {}): C
     schedule: readSchedule(reader),
     pageSize: reader.integer('TIERWATCH_PAGE_SIZE', 1000, 1, 1000),
     maxPages: reader.integer('TIERWATCH_MAX_PAGES', 10_000, 1, 1_000_000),
+    ...readSweepBounds(reader),
     timeouts: {
       connectMs: reader.duration('TIERWATCH_CONNECT_TIMEOUT', 10_000),
       authMs: reader.duration('TIERWATCH_AUTH_TIMEOUT', 10_000),
@@ -338,8 +465,8 @@ export function loadConfig(env: Env = process.env, overrides: Overrides = {}): C
     sweepRetries: reader.integer('TIERWATCH_SWEEP_RETRIES', 2, 0, 100),
     shiftRetries: reader.integer('TIERWATCH_SHIFT_RETRIES', 3, 0, 100),
     backoff: {
-      baseMs: reader.duration('TIERWATCH_BACKOFF_BASE', 500),
-      maxMs: reader.duration('TIERWATCH_BACKOFF_MAX', 30_000),
+      baseMs: reader.duration('TIERWATCH_BACKOFF_BASE', 500, { allowZero: true }),
+      maxMs: reader.duration('TIERWATCH_BACKOFF_MAX', 30_000, { allowZero: true }),
     },
     maxRemovalRatio: reader.ratio('TIERWATCH_MAX_REMOVAL_RATIO', 0.5),
     shutdownTimeoutMs: reader.duration('TIERWATCH_SHUTDOWN_TIMEOUT', 10_000),
@@ -367,13 +494,7 @@ export function requireCredentials(config: Config): void {
 
 function readSecretValue(source: SecretSource): string {
   if (source.from === 'env') return source.value;
-  let text: string;
-  try {
-    text = readFileSync(source.path, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new TierwatchError('CONFIG_INVALID', `\`${source.variable}\` names ${JSON.stringify(source.path)}, which cannot be read (${reason}).`);
-  }
+  const text = readBoundedFile(source.variable, source.path, SECRET_FILE_MAX_BYTES);
   const value = text.trim();
   if (value === '') throw new TierwatchError('CONFIG_INVALID', `\`${source.variable}\` names ${JSON.stringify(source.path)}, which is empty.`);
   return value;
@@ -390,6 +511,17 @@ export function resolveCredentials(config: Config): Credentials {
   }
   const token = readSecretValue(config.jwt!);
   return config.publicKey === null ? { kind: 'jwt', token } : { kind: 'jwt', token, publicKey: config.publicKey };
+}
+
+/**
+ * requireCredentials, then reads every secret file once, now, and forgets what it read: a missing,
+ * empty, oversized or not-regular `*_FILE` is a configuration error (exit 2) at start, not a failed
+ * run (exit 1) later. Later sweeps re-read the files, so keys still rotate without a restart.
+ */
+export function checkSecretFiles(config: Config): void {
+  requireCredentials(config);
+  resolveCredentials(config);
+  resolveWebhookSecret(config);
 }
 
 /** The webhook signing key, read now (a file is re-read every time), or null when none is set. */
@@ -412,6 +544,9 @@ export function describeConfig(config: Config): Record<string, unknown> {
     schedule: `${config.schedule} (UTC)`,
     pageSize: config.pageSize,
     maxPages: config.maxPages,
+    maxTiers: config.maxTiers,
+    maxFrameBytes: config.maxFrameBytes,
+    sweepTimeoutMs: config.sweepTimeoutMs,
     timeouts: config.timeouts,
     pageRetries: config.pageRetries,
     sweepRetries: config.sweepRetries,

@@ -3,7 +3,8 @@
  * place where errors become exit codes (0 ok, 1 failed, 2 bad usage or configuration).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { coerceError, exitCodeFor } from './errors.ts';
+import { coerceError, exitCodeFor, type TierwatchError } from './errors.ts';
+import { sqliteErrorToTierwatch } from './store/sqlite-errors.ts';
 import { packageVersion } from './paths.ts';
 import { COMMANDS } from './commands/index.ts';
 import { createContext, type CliIo, type CommandSpec } from './commands/context.ts';
@@ -60,8 +61,11 @@ async function runCommand(spec: CommandSpec, context: ReturnType<typeof createCo
   try {
     return await spec.run(context);
   } catch (thrown) {
-    const error = coerceError(thrown);
-    context.io.stderr.write(`tierwatch ${spec.name}: ${error.message}${error.code === 'INTERNAL' ? ' (this is a bug)' : ''}\n`);
+    // A SQLite error that reached this far (a corrupt page met by a query, a full disk) still gets its code.
+    const error = sqliteErrorToTierwatch(thrown, 'reading or writing the database') ?? coerceError(thrown);
+    const message = `tierwatch ${spec.name}: ${error.message}${error.code === 'INTERNAL' ? ' (this is a bug)' : ''}`;
+    if (spec.name === 'run' && context.io.stderrIsTTY !== true && logsFailure(context, error, thrown, message)) return exitCodeFor(error);
+    context.io.stderr.write(`${message}\n`);
     if (error.code === 'INTERNAL') {
       try {
         context.logger().error({ err: thrown }, 'unexpected error');
@@ -70,6 +74,22 @@ async function runCommand(spec: CommandSpec, context: ReturnType<typeof createCo
       }
     }
     return exitCodeFor(error);
+  }
+}
+
+/**
+ * The daemon's stderr is a log stream (Docker, systemd, a shipper): when it is not a terminal, a
+ * start-up failure is a JSON log line like every other line. False when the logger cannot say it
+ * (LOG_LEVEL=silent): then the plain line is written, since a daemon that fails must say why.
+ */
+function logsFailure(context: ReturnType<typeof createContext>, error: TierwatchError, thrown: unknown, message: string): boolean {
+  try {
+    const logger = context.logger();
+    if (!logger.isLevelEnabled('fatal')) return false;
+    logger.fatal({ code: error.code, ...(error.code === 'INTERNAL' ? { err: thrown } : {}) }, message);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -77,7 +77,7 @@ test('durations', () => {
   assert.equal(parseDuration('10s'), 10_000);
   assert.equal(parseDuration('1.5m'), 90_000);
   assert.equal(parseDuration('2h'), 7_200_000);
-  assert.equal(parseDuration('250'), 250);
+  assert.equal(parseDuration('250'), null, 'a bare number has no unit');
   assert.equal(parseDuration('-1s'), null);
   assert.equal(parseDuration('10 parsecs'), null);
 });

@@ -25,8 +25,11 @@ function runs(dbPath: string): Array<Record<string, unknown>> {
   }
 }
 
-/** Resolves with the first log line (parsed) that satisfies the predicate. */
-function waitForLog(logs: LogCapture | NodeJS.ReadableStream, predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+/**
+ * Resolves with the first log line (parsed) that satisfies the predicate. The timeout only guards
+ * against a hang: on a loaded machine a daemon's start and first sweep can take many seconds.
+ */
+function waitForLog(logs: LogCapture | NodeJS.ReadableStream, predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('timed out waiting for a log line')), timeoutMs);
     let buffer = '';

@@ -1,7 +1,7 @@
 /**
  * A disk that fills up, simulated without mounting anything: SQLite's `max_page_count` on the
  * writer's connection (in process), and a file size limit (`ulimit -f`) on a child `collect`.
- * The sweep fails cleanly with DB_WRITE_FAILED, its ledger row says so, the history stays readable
+ * The sweep fails cleanly with DISK_FULL, its ledger row says so, the history stays readable
  * and unchanged, and the next sweep once there is room records exactly the true changes. When not
  * even the ledger can be written, the failure still surfaces (a rejected sweep, exit 1 with a
  * message naming the problem) instead of being swallowed.
@@ -18,7 +18,7 @@ function listMany(h: Harness, prefix: string, symbols: number): void {
   for (let i = 0; i < symbols; i++) h.sim.listSymbol('primary', `${prefix}${i}-USD`, { levels: [1, 2, 3, 5, 10] });
 }
 
-test('max_page_count reached during the commit: DB_WRITE_FAILED in the ledger, history unchanged and readable, then recovery', async () => {
+test('max_page_count reached during the commit: DISK_FULL in the ledger, history unchanged and readable, then recovery', async () => {
   const h = await startHarness();
   try {
     const config = h.config();
@@ -32,11 +32,11 @@ test('max_page_count reached during the commit: DB_WRITE_FAILED in the ledger, h
     const failed = await sweepAccount(config, 'primary', h);
     assert.equal(failed.ok, false);
     if (!failed.ok) {
-      assert.equal(failed.error.code, 'DB_WRITE_FAILED');
+      assert.equal(failed.error.code, 'DISK_FULL');
       assert.match(failed.error.message, /full/);
     }
     const run = ledger(h.db.sqlite).at(-1)!;
-    assert.deepEqual([run.status, run.error_code], ['failed', 'DB_WRITE_FAILED']);
+    assert.deepEqual([run.status, run.error_code], ['failed', 'DISK_FULL']);
     assert.deepEqual(historyDump(h.db.sqlite), before, 'the history is unchanged');
     assert.deepEqual(historyDumpOf(h.dbPath), before, 'and readable from another connection');
 
@@ -77,7 +77,7 @@ test('when not even the ledger can be written, the sweep rejects with DB_WRITE_F
   }
 });
 
-test('a file size limit (ulimit -f) on a child collect: exit 1, DB_WRITE_FAILED in the ledger, integrity ok; too small to open: exit 1 with a clear message', async () => {
+test('a file size limit (ulimit -f) on a child collect: exit 1, DISK_FULL in the ledger, integrity ok; too small to open: exit 1, DISK_FULL', async () => {
   const h = await startHarness();
   try {
     h.db.close();
@@ -91,13 +91,13 @@ test('a file size limit (ulimit -f) on a child collect: exit 1, DB_WRITE_FAILED 
     // 40 KiB per file: the sweep's WAL frames for 1,500 new tiers do not fit.
     const limited = spawnCli(['collect'], env, { shell: 'ulimit -f 40' });
     assert.equal(await limited.exited, 1, limited.stderr());
-    assert.match(limited.stderr(), /sweep failed: storing run \d+ failed: the disk/);
+    assert.match(limited.stderr(), /sweep failed: storing run \d+ failed: the file size limit \(ulimit -f/);
     assert.equal(integrityOf(h.dbPath), 'ok');
     assert.deepEqual(historyDumpOf(h.dbPath), before);
     const db = openDatabase(h.dbPath, { readonly: true });
     try {
       const run = ledger(db.sqlite).at(-1)!;
-      assert.deepEqual([run.status, run.error_code], ['failed', 'DB_WRITE_FAILED']);
+      assert.deepEqual([run.status, run.error_code], ['failed', 'DISK_FULL']);
     } finally {
       db.close();
     }
@@ -106,7 +106,7 @@ test('a file size limit (ulimit -f) on a child collect: exit 1, DB_WRITE_FAILED 
     // process says why and exits 1.
     const tiny = spawnCli(['collect'], env, { shell: 'ulimit -f 8' });
     assert.equal(await tiny.exited, 1);
-    assert.match(tiny.stderr(), /^tierwatch collect: opening .* failed: the disk reported an I\/O error/m);
+    assert.match(tiny.stderr(), /^tierwatch collect: .* failed: the file size limit \(ulimit -f, 8192 bytes\) is reached/m);
 
     const next = spawnCli(['collect'], env);
     assert.equal(await next.exited, 0, next.stderr());

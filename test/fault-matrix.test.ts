@@ -495,7 +495,6 @@ const BAD_FRAMES: FaultCase[] = (
     ['non_json', /not JSON/],
     ['wrong_shape', /not an array/],
     ['binary', /binary/],
-    ['unexpected_key', /unexpected frame/],
   ] as const
 ).map(([frame, pattern]): FaultCase => ({
   name: `a ${frame} frame instead of page 2: QFEX_PROTOCOL`,
@@ -503,12 +502,26 @@ const BAD_FRAMES: FaultCase[] = (
   expect: 'QFEX_PROTOCOL',
   verify: messageMatches(pattern),
 }));
-BAD_FRAMES.push({
-  name: 'an oversized frame (17 MiB, above the 16 MiB limit): QFEX_PROTOCOL',
-  faults: [{ kind: 'bad_frame', page: 1, frame: 'oversized', bytes: 17 * 1024 * 1024 }],
-  expect: 'QFEX_PROTOCOL',
-  verify: messageMatches(/larger than the accepted maximum/),
-});
+BAD_FRAMES.push(
+  {
+    name: 'an oversized frame (5 MiB, above the default 4 MiB TIERWATCH_MAX_FRAME_BYTES): QFEX_FRAME_TOO_LARGE',
+    faults: [{ kind: 'bad_frame', page: 1, frame: 'oversized', bytes: 5 * 1024 * 1024 }],
+    expect: 'QFEX_FRAME_TOO_LARGE',
+    verify: messageMatches(/larger than the accepted maximum/),
+  },
+  {
+    // Issue 10: a response type we never asked for answers nothing; the page it displaced never
+    // comes, so the request times out and a fresh connection reads the list.
+    name: 'an unexpected_key frame (a response we never asked for) instead of page 2: skipped, then a fresh connection succeeds',
+    faults: [{ kind: 'bad_frame', page: 2, frame: 'unexpected_key' }],
+    env: FAST_TIMEOUTS,
+    expect: 'ok',
+    verify: (result, m, before) => {
+      assert.equal(delta(before, m).connections, 2);
+      assert.deepEqual(result.ignoredFrames, { unknown: 1 });
+    },
+  },
+);
 
 /** Each validation rule broken in turn (field → the bad row). */
 const BAD_ROWS: Array<[string, unknown]> = [
@@ -576,11 +589,12 @@ const PAGINATION: FaultCase[] = [
   },
   {
     name: 'a list that shifts on every pass: PAGINATION_INCONSISTENT',
-    // Page numbers count per connection and a restart stays on it: pass 1 is pages 1–3 (shifted
-    // after 2, detected at 3), pass 2 pages 4–6, pass 3 pages 7–9.
+    // Page numbers count per connection, and each restart is on a fresh connection (issue 10): pass 1
+    // shifts after its page 2, pass 2 after its page 5, pass 3 after its page 8, each detected a page later.
     faults: [2, 5, 8].map((afterPage): Fault => ({ kind: 'shift_insert', afterPage })),
     env: { TIERWATCH_SHIFT_RETRIES: '2' },
     expect: 'PAGINATION_INCONSISTENT',
+    verify: (_result, m, before) => assert.equal(delta(before, m).connections, 3, 'one connection per pass'),
   },
   {
     name: 'an exchange that always returns a full page: PAGE_LIMIT_REACHED',

@@ -197,7 +197,7 @@ test('HTTP 401/403 at the upgrade is QFEX_AUTH_REJECTED; a 503 is QFEX_CONNECT',
   assert.equal((await rejectsWith(openSession(options(unavailable.url)), 'QFEX_CONNECT', /HTTP 503/)).retryable, true);
 });
 
-test('pushes during paging are skipped; a leverage page before auth is QFEX_PROTOCOL', async () => {
+test('pushes during paging are skipped; a leverage page before auth is skipped too (the auth answer is still awaited)', async () => {
   const polite = await scripted((ws, message) => {
     if (message.type === 'auth') {
       ws.send('{"subscribed":"order_responses"}');
@@ -215,7 +215,9 @@ test('pushes during paging are skipped; a leverage page before auth is QFEX_PROT
   }
 
   const eager = await scripted((ws) => ws.send('{"available_leverage_levels_response":[]}'));
-  await rejectsWith(openSession(options(eager.url)), 'QFEX_PROTOCOL', /before answering the auth message/);
+  const ignored: string[] = [];
+  await rejectsWith(openSession(options(eager.url, { timeouts: { ...timeouts, authMs: 300 }, onIgnoredFrame: (type) => ignored.push(type) })), 'QFEX_TIMEOUT', /auth message/);
+  assert.deepEqual(ignored, ['available_leverage_levels_response']);
 });
 
 test('an error frame answering the auth message is QFEX_AUTH_REJECTED with the exchange code', async () => {
@@ -230,19 +232,33 @@ test('an unsolicited page, or an unsolicited error frame, after auth', async () 
     ws.send('{"err":{"error_code":"ServerError","message":null}}');
     ws.send('{"available_leverage_levels_response":[]}');
   });
-  // The client logs its failure; wait for that line rather than for time to pass.
-  let failed!: () => void;
-  const failure = new Promise<void>((resolve) => (failed = resolve));
+  // Both are skipped and counted (wait for the second count rather than for time to pass); the
+  // stale page marks the session as out of step, so the caller moves to a fresh connection.
+  const ignored: string[] = [];
+  let bothSeen!: () => void;
+  const seen = new Promise<void>((resolve) => (bothSeen = resolve));
+  const logged: string[] = [];
   const destination = new Writable({
     write(chunk, _encoding, callback) {
-      if (String(chunk).includes('QFEX connection failed')) failed();
+      logged.push(String(chunk));
       callback();
     },
   });
-  const session = await openSession(options(server.url, { logger: createLogger({ level: 'debug', destination }) }));
+  const session = await openSession(
+    options(server.url, {
+      logger: createLogger({ level: 'debug', destination }),
+      onIgnoredFrame: (type) => {
+        ignored.push(type);
+        if (ignored.length === 2) bothSeen();
+      },
+    }),
+  );
   try {
-    await failure;
-    await rejectsWith(session.requestLeveragePage(1, 0), 'QFEX_PROTOCOL', /nobody asked for/);
+    await seen;
+    assert.deepEqual(ignored, ['err', 'available_leverage_levels_response']);
+    assert.equal(session.desynchronised, true);
+    assert.ok(logged.some((line) => line.includes('"frameType":"err"')));
+    assert.ok(!logged.some((line) => line.includes('QFEX connection failed')), 'the session did not fail');
   } finally {
     session.close();
   }

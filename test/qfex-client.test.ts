@@ -157,7 +157,7 @@ test('JWT auth works, and an expiry within 10 minutes is warned about without lo
   const rows = await withSession(clientOptions(sim, { credentials: { kind: 'jwt', token }, logger, now: () => nowMs }), (s) => s.requestLeveragePage(5, 0));
   assert.equal(rows.length, 5);
   const warning = lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 'warn' && /expires within 10 minutes/.test(entry.msg));
-  assert.equal(warning?.jwtExpiresAt, '2026-06-01T12:05:00.000Z');
+  assert.equal(warning?.jwt_expires_at, '2026-06-01T12:05:00.000Z');
   assert.ok(!lines.join('').includes('SIGNATURE_JWT_c4f1'));
   await rejectsWith(openSession(clientOptions(sim, { credentials: { kind: 'jwt', token: 'a.b.c' } })), 'QFEX_AUTH_REJECTED');
 });
@@ -262,14 +262,24 @@ test('RateLimited once, then the pager retries after the hint and completes', as
   assert.deepEqual(slept, [30]);
 });
 
-test('malformed frames are QFEX_PROTOCOL: binary, not JSON, wrong shape, unexpected key, oversized', async () => {
+test('malformed frames are QFEX_PROTOCOL (binary, not JSON, wrong shape); a frame above maxPayloadBytes is QFEX_FRAME_TOO_LARGE', async () => {
   const sim = await simulator();
-  for (const frame of ['binary', 'non_json', 'wrong_shape', 'unexpected_key', 'oversized'] as const) {
+  for (const frame of ['binary', 'non_json', 'wrong_shape', 'oversized'] as const) {
     sim.inject({ kind: 'bad_frame', frame, bytes: 200_000 });
     await withSession(clientOptions(sim, { maxPayloadBytes: 100_000 }), (session) =>
-      rejectsWith(session.requestLeveragePage(5, 0), 'QFEX_PROTOCOL', frame === 'oversized' ? /larger than/ : undefined),
+      rejectsWith(session.requestLeveragePage(5, 0), frame === 'oversized' ? 'QFEX_FRAME_TOO_LARGE' : 'QFEX_PROTOCOL', frame === 'oversized' ? /larger than/ : undefined),
     );
   }
+});
+
+test('a response type we never asked for is skipped and counted: the request waits for its own answer', async () => {
+  const sim = await simulator();
+  sim.inject({ kind: 'bad_frame', frame: 'unexpected_key' });
+  const ignored: string[] = [];
+  await withSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 300, idleMs: 5000 }, onIgnoredFrame: (type) => ignored.push(type) }), (session) =>
+    rejectsWith(session.requestLeveragePage(5, 0), 'QFEX_TIMEOUT'),
+  );
+  assert.deepEqual(ignored, ['unknown']);
 });
 
 test('a malformed row fails the sweep with ROW_INVALID', async () => {

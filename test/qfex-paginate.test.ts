@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TierwatchError } from '../src/errors.ts';
+import type { Logger } from '../src/log.ts';
 import { fetchAllTiers, type PageOptions } from '../src/qfex/paginate.ts';
 
 interface RawRow {
@@ -270,4 +271,51 @@ test('100,000 tiers in pages of 1000 are paged and validated quickly', async (t)
   t.diagnostic(`paging 100,000 tiers took ${best.toFixed(0)} ms of CPU (best of 3)`);
   // The issue's budget is 0.5 s end to end including the socket; the paging share must be a fraction.
   assert.ok(best < 300, `paging took ${best.toFixed(0)} ms of CPU`);
+});
+
+test('TIERWATCH_MAX_TIERS bounds what one pass holds, whatever the page sizes: TIER_LIMIT_REACHED', async () => {
+  // An endless list served in pages five times larger than asked: the bound is on tiers held, not on pages.
+  const endless = { requestPage: async (_limit: number, offset: number) => Array.from({ length: 50 }, (_, i) => row(`E${offset + i}-USD`, 1)) };
+  await assert.rejects(fetchAllTiers(endless.requestPage, options({ pageSize: 10, maxTiers: 120 })), (error: unknown) => {
+    assert.ok(error instanceof TierwatchError);
+    assert.equal(error.code, 'TIER_LIMIT_REACHED');
+    assert.match(error.message, /more than 120 tiers \(TIERWATCH_MAX_TIERS\)/);
+    return true;
+  });
+});
+
+test('a page larger than asked is kept, with one warning per pass; the list comes back whole and in order', async () => {
+  const list = universe(95);
+  const exchange = fakeExchange(list);
+  const warnings: unknown[] = [];
+  const logger = { warn: (fields: unknown) => warnings.push(fields), debug: () => undefined } as unknown as Logger;
+  // The fake ignores `limit` for the first page only.
+  let first = true;
+  const result = await fetchAllTiers(
+    async (limit, offset) => {
+      const rows = first ? list.slice(offset, offset + 40) : await exchange.requestPage(limit, offset);
+      first = false;
+      return rows;
+    },
+    options({ pageSize: 10, logger }),
+  );
+  assert.deepEqual(result.tiers.map((tier) => tier.exchange_id), list.map((r) => r.id));
+  assert.equal(warnings.length, 1);
+});
+
+test('a restarted pass awaits onRestart first (the caller moves to a fresh connection there)', async () => {
+  const list = universe(30);
+  const restarts: string[] = [];
+  let calls = 0;
+  // The second request gets a stale answer (the first page again): the overlap check sees it.
+  const result = await fetchAllTiers(
+    async (limit, offset) => {
+      calls++;
+      if (calls === 2) return list.slice(0, 10);
+      return list.slice(offset, offset + Math.min(limit, 10));
+    },
+    options({ pageSize: 10, onRestart: async (reason) => void restarts.push(reason) }),
+  );
+  assert.equal(restarts.length, 1);
+  assert.equal(result.tiers.length, 30);
 });

@@ -64,8 +64,12 @@ export interface CliResult {
 }
 
 /** Runs `tierwatch <argv>` in process against `dbPath`, stdout not a terminal unless `tty`. */
-export async function cli(dbPath: string, argv: string[], options: { tty?: boolean } = {}): Promise<CliResult> {
-  const { code, stdout, stderr } = await runCliCaptured(argv, { env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' }, tty: options.tty ?? false });
+export async function cli(dbPath: string, argv: string[], options: { tty?: boolean; columns?: number } = {}): Promise<CliResult> {
+  const { code, stdout, stderr } = await runCliCaptured(argv, {
+    env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' },
+    tty: options.tty ?? false,
+    ...(options.columns === undefined ? {} : { columns: options.columns }),
+  });
   return { code, stdout, stderr };
 }
 

@@ -270,21 +270,21 @@ describe('HistoryStore guards and failures', () => {
     assert.deepEqual(sweep(store, 3, [tier('A', '1', 0.2), tier('B', '1')]).changed, 1);
   });
 
-  it('maps a full disk to DB_WRITE_FAILED and stores nothing', () => {
+  it('maps a full disk to DISK_FULL and stores nothing', () => {
     const { db, store } = open();
     sweep(store, 1, [tier('A', '1')]);
     const before = dumpHistory(db);
     const pages = db.sqlite.pragma('page_count', { simple: true }) as number;
     db.sqlite.pragma(`max_page_count = ${pages + 1}`);
     const many = Array.from({ length: 2000 }, (_, i) => tier(`SYM-${i}`, '10'));
-    assert.throws(() => sweep(store, 2, [tier('A', '1'), ...many], 'primary', 1), rejectsWith('DB_WRITE_FAILED', /full/));
+    assert.throws(() => sweep(store, 2, [tier('A', '1'), ...many], 'primary', 1), rejectsWith('DISK_FULL', /full/));
     assert.equal(dumpHistory(db), before);
   });
 
   it('refuses a sweep observed no later than the previous one, and a run that is not running', () => {
     const { store } = open();
     sweep(store, 5, [tier('A', '1')]);
-    assert.throws(() => sweep(store, 5, [tier('A', '1', 0.2)]), rejectsWith('INTERNAL', /clock gone back/));
+    assert.throws(() => sweep(store, 5, [tier('A', '1', 0.2)]), rejectsWith('CLOCK_BEHIND', /at the same millisecond as/));
     const runId = store.startRun({ accountId: 'primary', endpoint: ENDPOINT, publicKey: null, startedAt: at(6) });
     const input = { accountId: 'other', observedAt: at(6), finishedAt: at(6), tiers: [], pages: 0, maxRemovalRatio: 0.5 };
     assert.throws(() => store.commitSweep(runId, input), rejectsWith('INTERNAL', /belongs to account primary/));

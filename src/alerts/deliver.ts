@@ -191,7 +191,7 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
         }
         const last = attempt >= options.retries;
         log.warn(
-          { notification: row.notification_id, kind: row.kind, runId: row.run_id, attempt: attempts, reason },
+          { notification_id: row.notification_id, kind: row.kind, run_id: row.run_id, attempt: attempts, reason },
           last ? `webhook delivery failed; it stays pending for the next pass: ${reason}` : `webhook delivery failed, retrying: ${reason}`,
         );
         if (last) return 'blocked';
@@ -204,7 +204,7 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
       }
       outbox.markDelivered(row.outbox_id, now());
       options.counters?.deliveryAttempt('delivered');
-      log.info({ notification: row.notification_id, kind: row.kind, runId: row.run_id }, 'webhook notification delivered');
+      log.info({ notification_id: row.notification_id, kind: row.kind, run_id: row.run_id }, 'webhook notification delivered');
       break;
     }
   }

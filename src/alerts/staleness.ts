@@ -6,8 +6,11 @@
  * later — is older than the health threshold. Counting from the start means a daemon that was down
  * (which a dead process cannot report anyway; the health check does) gets a full threshold to
  * sweep again before it cries stale, instead of a stale/recovered pair a second apart.
+ *
+ * A last success in the future is stale at once (as `health` calls it unhealthy): it comes from a
+ * clock that ran ahead, and no sweep can be stored until that instant has passed.
  */
-import type { AccountHealth } from '../collect/health.ts';
+import { aheadOfNowMs, futureReason, type AccountHealth } from '../collect/health.ts';
 
 export const STALENESS_KEY = 'staleness';
 
@@ -25,6 +28,8 @@ export type StalenessVerdict =
 export function judgeStaleness(accounts: readonly AccountHealth[], maxAgeMs: number, now: Date, startedAt: Date): StalenessVerdict {
   let oldest: string | null = null;
   for (const { accountId, lastSuccessAt } of accounts) {
+    const aheadMs = lastSuccessAt === null ? null : aheadOfNowMs(lastSuccessAt, now);
+    if (aheadMs !== null) return { stale: true, reason: futureReason(accountId, lastSuccessAt!, aheadMs), lastSuccessAt };
     const reference = Math.max(lastSuccessAt === null ? -Infinity : Date.parse(lastSuccessAt), startedAt.getTime());
     const ageMs = now.getTime() - reference;
     if (ageMs > maxAgeMs) {

@@ -11,6 +11,11 @@ import { sweepAll, type SweepDeps, type SweepResult } from './sweep.ts';
 export interface DaemonHooks {
   /** Called after every sweep of every account, in order: the demo prints changes from here. */
   onSweep?: (result: SweepResult) => void;
+  /**
+   * Called before every sweep; what it throws stops the daemon, and runDaemon rejects with it. The
+   * collectors pass the database's `assertSameFile`: a sweep into a deleted or replaced file is lost.
+   */
+  beforeSweep?: () => void;
 }
 
 /** Routes node-cron's own messages through pino instead of the console. */
@@ -27,7 +32,8 @@ function cronLogger(logger: Logger) {
 /**
  * Runs until `stop` is aborted. Resolves once the schedule is stopped and the sweep in flight (if
  * any) has finished or been abandoned after `config.shutdownTimeoutMs`; resolves `true` when it
- * shut down cleanly, `false` when the sweep in flight did not finish in time.
+ * shut down cleanly, `false` when the sweep in flight did not finish in time. Rejects with what
+ * `hooks.beforeSweep` threw (e.g. DB_REPLACED), after stopping the same way.
  */
 export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSignal, hooks: DaemonHooks = {}): Promise<boolean> {
   const { logger, store } = deps;
@@ -39,9 +45,20 @@ export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSign
   const onStop = () => sweepAbort.abort();
   stop.addEventListener('abort', onStop, { once: true });
 
+  // What stopped the daemon from inside (beforeSweep threw), and the wake-up for the wait below.
+  let fatal: { error: unknown } | null = null;
+  let wake: () => void = () => undefined;
   let inFlight: Promise<void> | null = null;
   const sweepNow = (reason: string): void => {
-    if (stop.aborted) return;
+    if (stop.aborted || fatal !== null) return;
+    try {
+      hooks.beforeSweep?.();
+    } catch (error) {
+      fatal = { error };
+      logger.fatal({ err: error }, 'stopping the daemon: its database cannot take another sweep');
+      wake();
+      return;
+    }
     if (inFlight !== null) {
       logger.warn({ reason }, 'the previous sweep is still running; skipping this firing');
       return;
@@ -69,13 +86,21 @@ export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSign
   logger.info({ schedule: config.schedule, next: task.getNextRun()?.toISOString() ?? null }, 'daemon started');
 
   await new Promise<void>((resolve) => {
-    if (stop.aborted) resolve();
+    wake = resolve;
+    if (stop.aborted || fatal !== null) resolve();
     else stop.addEventListener('abort', () => resolve(), { once: true });
   });
   logger.info('shutting down: schedule stopped, finishing the sweep in flight');
   await task.stop();
   await task.destroy();
+  stop.removeEventListener('abort', onStop);
 
+  const failure = fatal as { error: unknown } | null;
+  if (failure !== null) {
+    sweepAbort.abort();
+    await inFlight;
+    throw failure.error;
+  }
   const pending: Promise<void> | null = inFlight;
   if (pending === null) return true;
   let timer: NodeJS.Timeout | undefined;
@@ -86,6 +111,6 @@ export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSign
     }),
   ]);
   clearTimeout(timer);
-  if (!finished) logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'the sweep in flight did not stop in time');
+  if (!finished) logger.error({ timeout_ms: config.shutdownTimeoutMs }, 'the sweep in flight did not stop in time');
   return finished;
 }

@@ -3,12 +3,32 @@
  * than a threshold. By default the threshold is twice the longest gap between consecutive firings
  * of the schedule (looking ahead a couple of weeks of firings), and never under a minute, so one
  * missed or failed sweep is tolerated and two in a row are not.
+ *
+ * A last success in the future is unhealthy too: it was stamped by a clock running ahead (or this
+ * clock went back), and every sweep fails with CLOCK_BEHIND until that instant has passed, so
+ * calling it healthy would hide a daemon that collects nothing. See `tierwatch rewind`.
  */
 import { createTask } from 'node-cron';
 import type { StoreDb } from '../store/db.ts';
 
 const LOOKAHEAD_FIRINGS = 24;
 const MIN_THRESHOLD_MS = 60_000;
+/** How far in the future a last success may be before it counts as a clock problem (small steps of NTP). */
+export const FUTURE_TOLERANCE_MS = 60_000;
+
+/** How far `lastSuccessAt` is ahead of `now`, beyond the tolerance; null when it is not. */
+export function aheadOfNowMs(lastSuccessAt: string, now: Date): number | null {
+  const aheadMs = Date.parse(lastSuccessAt) - now.getTime();
+  return aheadMs > FUTURE_TOLERANCE_MS ? aheadMs : null;
+}
+
+/** The reason given for a last success in the future. */
+export function futureReason(accountId: string, lastSuccessAt: string, aheadMs: number): string {
+  return (
+    `account ${accountId}: last successful sweep at ${lastSuccessAt} is ${Math.round(aheadMs / 1000)} s in the future ` +
+    '(a clock ran ahead or went back; sweeps fail with CLOCK_BEHIND until then: see `tierwatch rewind`)'
+  );
+}
 
 /** The longest gap between consecutive upcoming firings of a cron schedule (UTC). */
 export function longestGapMs(schedule: string): number {
@@ -44,6 +64,8 @@ export function judgeHealth(accounts: AccountHealth[], maxAgeMs: number, now: Da
   const limit = `${Math.round(maxAgeMs / 1000)} s`;
   for (const { accountId, lastSuccessAt } of accounts) {
     if (lastSuccessAt === null) return { healthy: false, reason: `account ${accountId} has no successful sweep yet` };
+    const aheadMs = aheadOfNowMs(lastSuccessAt, now);
+    if (aheadMs !== null) return { healthy: false, reason: futureReason(accountId, lastSuccessAt, aheadMs) };
     const ageMs = now.getTime() - Date.parse(lastSuccessAt);
     if (ageMs > maxAgeMs) {
       return { healthy: false, reason: `account ${accountId}: last successful sweep at ${lastSuccessAt}, ${Math.round(ageMs / 1000)} s ago (limit ${limit})` };

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { redactUrl } from '../config.ts';
 import { TierwatchError } from '../errors.ts';
-import { dropDead, retryDead, type DeadTarget } from '../alerts/dead.ts';
+import type { DeadTarget } from '../alerts/dead.ts';
 import { listOutbox, OUTBOX_LISTING_COLUMNS, readAlertState, type OutboxListing } from '../alerts/outbox.ts';
 import { STALENESS_KEY, parseStalenessState } from '../alerts/staleness.ts';
 import { addQueryOptions, formatFrom, withHistory } from '../output/query-command.ts';
@@ -18,7 +18,6 @@ import { writeRecords, writeText, type RecordShape } from '../output/stream.ts';
 import { renderTable } from '../output/table.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
 import { integerOption } from './options.ts';
-import { withWriter } from './writer.ts';
 
 const ERROR_WIDTH = 60;
 
@@ -34,7 +33,7 @@ const outboxShape: RecordShape<OutboxListing> = {
   csv: (row) => OUTBOX_LISTING_COLUMNS.map((column) => (column === 'url' ? redactUrl(row.url) : row[column])),
 };
 
-export function alertsTable(rows: readonly OutboxListing[]): string {
+export function alertsTable(rows: readonly OutboxListing[], width?: number): string {
   return renderTable(
     [
       { title: 'id', align: 'right' }, { title: 'kind' }, { title: 'run', align: 'right' }, { title: 'webhook' },
@@ -56,6 +55,7 @@ export function alertsTable(rows: readonly OutboxListing[]): string {
       ];
     }),
     'No notifications.',
+    { width },
   );
 }
 
@@ -76,6 +76,9 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   const dbPath = context.config().dbPath;
   // A writer open creates the database; there is nothing to retry or drop in one that is not there.
   if (!fs.existsSync(dbPath)) throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);
+  // Loaded here: the writer pulls in better-sqlite3, which `tierwatch --version` and `--help` must not load.
+  const { withWriter } = await import('./writer.ts');
+  const { dropDead, retryDead } = await import('../alerts/dead.ts');
   return withWriter(dbPath, `alerts ${action}`, context.logger(), async ({ db }) => {
     if (action === 'drop') {
       const target = dropDead(db, id!);
@@ -128,7 +131,7 @@ export const alertsCommand: CommandSpec = {
         dead > 0 ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (with the daemon stopped).' : null,
         staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
       ].filter((line) => line !== null);
-      await writeText(context.io.stdout, `${alertsTable(rows)}${footer.join('\n')}\n`);
+      await writeText(context.io.stdout, `${alertsTable(rows, context.io.stdoutColumns)}${footer.join('\n')}\n`);
       return 0;
     });
   },

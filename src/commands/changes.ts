@@ -1,21 +1,21 @@
 /** `tierwatch changes [--since T] [--until T]`: the change feed, oldest first. */
 import { baselineRowsBetween, changesBetween, CLASSIFICATIONS, type Classification, type FeedFilters, type FeedRow } from '../query/changes.ts';
 import { describeDetail } from '../report/describe-change.ts';
-import { addQueryOptions, collectValues, filtersFrom, formatFrom, noteForEmpty, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
+import { addQueryOptions, collectValues, countingRows, filtersFrom, formatFrom, noteForEmpty, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
 import { describable, changeShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { renderTable } from '../output/table.ts';
+import { mapRows, table, type Table } from '../output/table.ts';
 import { CHANGE_KINDS, type ChangeKind } from '../store/schema.ts';
 import { TierwatchError } from '../errors.ts';
 import type { CommandSpec } from './context.ts';
 
-export function changesTable(rows: readonly FeedRow[]): string {
-  return renderTable(
+export function changesTable(rows: Iterable<FeedRow>): Table {
+  return table(
     [
       { title: 'observed_at' }, { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' },
       { title: 'direction' }, { title: 'what' },
     ],
-    rows.map((row) => [
+    mapRows(rows, (row) => [
       row.observed_at, row.account_id, row.symbol, `${row.leverage}x`, row.change, row.classification, describeDetail(describable(row)),
     ]),
     'No changes in this window.',
@@ -66,10 +66,12 @@ export const changesCommand: CommandSpec = {
       const window = { since: since ?? null, until: until ?? null };
       const rows = changesBetween(db, window, filters, feed);
       if (format === 'table') {
-        const all = [...rows];
-        const leftOut = feed.includeBaseline ? 0 : baselineRowsBetween(db, window, filters, feed);
-        const note = all.length === 0 && leftOut === 0 ? noteForEmpty(db, filters) : '';
-        await writeTable(context, db, `${changesTable(all)}${baselineNote(leftOut)}${note}`, now);
+        const counted = countingRows(rows);
+        await writeTable(context, db, changesTable(counted.rows), now, undefined, () => {
+          const leftOut = feed.includeBaseline ? 0 : baselineRowsBetween(db, window, filters, feed);
+          const note = counted.count() === 0 && leftOut === 0 ? noteForEmpty(db, filters) : '';
+          return `${baselineNote(leftOut)}${note}`;
+        });
       } else {
         const count = await writeRecords(context.io.stdout, format, rows, changeShape);
         if (count === 0) context.io.stderr.write(noteForEmpty(db, filters));

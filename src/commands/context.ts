@@ -6,8 +6,9 @@
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import type { DestinationStream } from 'pino';
-import { loadConfig, type Config, type Overrides } from '../config.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { loadConfigChecked, type Config, type Overrides } from '../config.ts';
+import { describeUnknown } from '../config-names.ts';
+import { createLogger, noColor, type Logger } from '../log.ts';
 
 export interface CliIo {
   stdout: Writable;
@@ -15,7 +16,11 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   /** Whether stdout is a terminal: chooses table output over JSON. */
   stdoutIsTTY: boolean;
-  /** Aborted on the first SIGINT/SIGTERM (or by a test). */
+  /** The terminal's width when stdout is one (tables are fitted to it); undefined otherwise. */
+  stdoutColumns?: number | undefined;
+  /** Whether stderr is a terminal: human log lines there, JSON lines otherwise. */
+  stderrIsTTY?: boolean;
+  /** Aborted on the first SIGINT/SIGTERM (or by a test); its reason is then the signal's name. */
   signal: AbortSignal;
   /** Where logs go; stderr when absent. Tests pass a capturing stream. */
   logDestination?: DestinationStream;
@@ -73,7 +78,14 @@ export function createContext(io: CliIo, options: Record<string, unknown>, args:
     options,
     args,
     config() {
-      config ??= loadConfig(io.env, overridesFrom(options));
+      if (config === undefined) {
+        const checked = loadConfigChecked(io.env, overridesFrom(options));
+        config = checked.config;
+        // Once per command, at start: a misspelt setting otherwise falls back to its default unseen.
+        for (const unknown of checked.unknown) {
+          context.logger().warn({ variable: unknown.variable, suggestion: unknown.suggestion }, describeUnknown(unknown));
+        }
+      }
       return config;
     },
     logger() {
@@ -85,7 +97,14 @@ export function createContext(io: CliIo, options: Record<string, unknown>, args:
         } catch {
           /* reported by whoever asks for the config */
         }
-        logger = createLogger({ level, ...(io.logDestination === undefined ? {} : { destination: io.logDestination }) });
+        // Human lines only on a terminal; JSON lines everywhere else (a pipe, a file, a test's capture).
+        const terminal = io.stderrIsTTY ?? (io.logDestination === undefined && process.stderr.isTTY === true);
+        logger = createLogger({
+          level,
+          pretty: terminal,
+          color: terminal && !noColor(io.env),
+          ...(io.logDestination === undefined ? {} : { destination: io.logDestination }),
+        });
       }
       return logger;
     },

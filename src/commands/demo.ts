@@ -2,9 +2,14 @@
  * `tierwatch demo`: the simulator on loopback with tiers that change every few seconds, and the
  * daemon collecting them on a seconds-level schedule into a fresh ./data/demo.db, printing each
  * change as it is stored. Ends by itself after --duration, or on Ctrl-C.
+ *
+ * The demo starts from an empty history, so it replaces what is at --db, but only its own earlier
+ * history (marked in `meta`), an empty database or nothing: a real history, another program's
+ * database or an unreadable file is refused (exit 2) with what is there, unless --force.
  */
 import { rmSync } from 'node:fs';
 import { loadConfig } from '../config.ts';
+import { TierwatchError, isTierwatchError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { describeChange } from '../report/describe-change.ts';
 import { durationOption } from './options.ts';
@@ -16,7 +21,8 @@ export const demoCommand: CommandSpec = {
   configure(command) {
     command
       .option('--duration <duration>', 'how long to run', '2m')
-      .option('--db <path>', 'where to write the demo history (replaced at start)', './data/demo.db')
+      .option('--db <path>', 'where to write the demo history (replaces an earlier demo history, nothing else unless --force)', './data/demo.db')
+      .option('--force', 'replace whatever is at --db, even a real history')
       .option('--change-every <duration>', 'how often the simulator changes tiers', '4s')
       .option('--schedule <cron>', 'the daemon schedule, seconds field first', '*/5 * * * * *');
   },
@@ -25,6 +31,7 @@ export const demoCommand: CommandSpec = {
     const { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator } = await import('../sim/index.ts');
     const { runDaemon } = await import('../collect/daemon.ts');
     const { openWriter } = await import('./writer.ts');
+    const { summarizeHistory } = await import('../store/db.ts');
     const { options, io } = context;
     const durationMs = durationOption(options.duration, '--duration')!;
     const changeEveryMs = durationOption(options.changeEvery, '--change-every')!;
@@ -40,15 +47,29 @@ export const demoCommand: CommandSpec = {
       TIERWATCH_SCHEDULE: String(options.schedule),
       LOG_LEVEL: io.env.LOG_LEVEL ?? 'warn',
     });
-    for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
-
     // The change feed on stdout is the point of the demo; logs stay quiet unless LOG_LEVEL asks.
     const logger = createLogger({ level: config.logLevel, ...(io.logDestination === undefined ? {} : { destination: io.logDestination }) });
-    const writer = openWriter(dbPath, 'tierwatch demo', logger);
+    let writer;
+    try {
+      writer = openWriter(dbPath, 'tierwatch demo', logger, {
+        // Under the writer lock: a daemon writing to this path refuses the demo instead of losing its file.
+        beforeOpen: () => {
+          if (options.force !== true) refuseToReplace(dbPath, summarizeHistory);
+          for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
+        },
+      });
+    } catch (error) {
+      script.stop();
+      await sim.close();
+      throw error;
+    }
     const stop = AbortSignal.any([io.signal, AbortSignal.timeout(durationMs)]);
     context.print(`QFEX simulator on ${sim.url}; collecting every 5 s into ${dbPath} for ${Math.round(durationMs / 1000)} s (Ctrl-C ends it sooner)`);
     try {
+      // The mark that lets the next demo replace this history without --force.
+      writer.db.sqlite.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_by', 'tierwatch demo')").run();
       await runDaemon(config, { store: writer.store, logger }, stop, {
+        beforeSweep: () => writer.db.assertSameFile(),
         onSweep(result) {
           if (!result.ok) {
             context.print(`run ${result.runId} failed: ${result.error.code}: ${result.error.message}`);
@@ -74,3 +95,23 @@ export const demoCommand: CommandSpec = {
     return 0;
   },
 };
+
+/**
+ * Throws USAGE (exit 2) unless what is at `dbPath` may be replaced by the demo: nothing, an empty
+ * database, a history without runs, or the demo's own earlier history.
+ */
+function refuseToReplace(dbPath: string, summarize: typeof import('../store/db.ts').summarizeHistory): void {
+  let summary;
+  try {
+    summary = summarize(dbPath);
+  } catch (error) {
+    if (!isTierwatchError(error) || !['DB_FOREIGN', 'DB_CORRUPT', 'DB_READ_FAILED'].includes(error.code)) throw error;
+    throw new TierwatchError('USAGE', `--db ${dbPath} is not a demo history, so the demo will not replace it: ${error.message} Use another --db, or add --force to replace it.`, { cause: error });
+  }
+  if (summary === null || summary.runs === 0 || summary.createdBy === 'tierwatch demo') return;
+  throw new TierwatchError(
+    'USAGE',
+    `--db ${dbPath} holds a tierwatch history the demo did not create (${summary.runs} run(s) of ${summary.endpoint ?? 'an unknown endpoint'}, last sweep ${summary.lastSweep ?? 'never'}); the demo starts from an empty history and will not replace it. Use another --db, or add --force to replace it.`,
+    { details: { ...summary } },
+  );
+}

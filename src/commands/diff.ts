@@ -4,14 +4,14 @@ import { describeDetail } from '../report/describe-change.ts';
 import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, timeArgument, withHistory, writeTable } from '../output/query-command.ts';
 import { describable, diffShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { renderTable } from '../output/table.ts';
+import { mapRows, table, type Table } from '../output/table.ts';
 import { TIME_FORMS } from '../query/time.ts';
 import type { CommandSpec } from './context.ts';
 
-export function diffTable(rows: readonly DiffRow[]): string {
-  return renderTable(
+export function diffTable(rows: Iterable<DiffRow>): Table {
+  return table(
     [{ title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' }, { title: 'what' }],
-    rows.map((row) => [row.account_id, row.symbol, `${row.leverage}x`, row.change, describeDetail(describable(row))]),
+    mapRows(rows, (row) => [row.account_id, row.symbol, `${row.leverage}x`, row.change, describeDetail(describable(row))]),
     'No differences.',
   );
 }
@@ -37,7 +37,7 @@ export const diffCommand: CommandSpec = {
       const rows = diffBetween(db, from, to, filters);
       const note = rows.length === 0 ? noteForEmpty(db, filters) : '';
       if (format === 'table') {
-        await writeTable(context, db, `From ${from} to ${to}:\n${diffTable(rows)}${note}`, now);
+        await writeTable(context, db, diffTable(rows), now, `From ${from} to ${to}:`, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, diffShape);
         if (note !== '') context.io.stderr.write(note);

@@ -20,7 +20,7 @@ export const healthCommand: CommandSpec = {
     const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
     const { openDatabase } = await import('../store/db.ts');
     const config = context.config();
-    const maxAgeMs = durationOption(context.options.maxAge, '--max-age') ?? healthMaxAgeMs(config);
+    const maxAgeMs = durationOption(context.options.maxAge, '--max-age', { maxMs: 3650 * 86_400_000 }) ?? healthMaxAgeMs(config);
     if (!existsSync(config.dbPath)) {
       context.print(`unhealthy: no database at ${config.dbPath} yet`);
       return 1;

@@ -6,7 +6,7 @@ import { describeMoves, formatValue } from '../report/describe-change.ts';
 import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, withHistory, writeTable } from '../output/query-command.ts';
 import { flattenSides, versionShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { renderTable } from '../output/table.ts';
+import { table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
 
 /**
@@ -37,9 +37,9 @@ export function timelineNotes(rows: readonly VersionRow[]): string[] {
   });
 }
 
-export function historyTable(rows: readonly VersionRow[], symbol: string): string {
+export function historyTable(rows: readonly VersionRow[], symbol: string): Table {
   const notes = timelineNotes(rows);
-  return renderTable(
+  return table(
     [
       { title: 'valid_from' }, { title: 'valid_to' }, { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' },
       { title: 'initial_margin', align: 'right' }, { title: 'maintenance_margin', align: 'right' },
@@ -71,7 +71,7 @@ export const historyCommand: CommandSpec = {
       const rows = symbolHistory(db, symbol, filters);
       const note = rows.length === 0 ? noteForEmpty(db, { symbols: [symbol] }) : '';
       if (format === 'table') {
-        await writeTable(context, db, `${historyTable(rows, symbol)}${note}`, now);
+        await writeTable(context, db, historyTable(rows, symbol), now, undefined, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, versionShape);
         if (note !== '') context.io.stderr.write(note);

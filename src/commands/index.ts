@@ -14,8 +14,9 @@ import { historyCommand } from './history.ts';
 import { runsCommand } from './runs.ts';
 import { queryCommand } from './query.ts';
 import { alertsCommand } from './alerts.ts';
+import { rewindCommand } from './rewind.ts';
 
 export const COMMANDS: CommandSpec[] = [
   runCommand, collectCommand, checkCommand,
   changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand, alertsCommand,
-  healthCommand, migrateCommand, demoCommand, simulateCommand];
+  healthCommand, migrateCommand, rewindCommand, demoCommand, simulateCommand];

@@ -1,5 +1,7 @@
-/** `tierwatch migrate`: applies pending schema migrations (they also run at every start). */
-import { openDatabase } from '../store/db.ts';
+/**
+ * `tierwatch migrate`: applies pending schema migrations (they also run at every start), under the
+ * writer lock like every other write, and says how many it applied.
+ */
 import type { CommandSpec } from './context.ts';
 
 export const migrateCommand: CommandSpec = {
@@ -7,10 +9,20 @@ export const migrateCommand: CommandSpec = {
   summary: 'create the database or bring its schema up to date (also done at every start)',
   flags: ['db'],
   async run(context) {
+    const { openLockedDatabase } = await import('./writer.ts');
     const config = context.config();
-    const db = openDatabase(config.dbPath, { logger: context.logger() });
-    db.close();
-    context.print(`database ${config.dbPath} is up to date`);
+    const { db, lock } = openLockedDatabase(config.dbPath, 'tierwatch migrate', context.logger());
+    const applied = db.migrationsApplied;
+    try {
+      db.close();
+    } finally {
+      lock.release();
+    }
+    context.print(
+      applied === 0
+        ? `database ${config.dbPath} is up to date (nothing to apply)`
+        : `database ${config.dbPath}: applied ${applied} migration${applied === 1 ? '' : 's'}; it is now up to date`,
+    );
     return 0;
   },
 };

@@ -2,7 +2,7 @@
  * Parsers for command options that commander leaves as strings. A bad value is a USAGE error
  * (exit 2) whose message names the flag and quotes what it got.
  */
-import { parseDuration } from '../config.ts';
+import { checkDuration, type DurationLimits } from '../config.ts';
 import { TierwatchError } from '../errors.ts';
 
 /** A whole number from `min` to `max`, or undefined when the option was not given. */
@@ -15,10 +15,11 @@ export function integerOption(value: unknown, flag: string, min: number, max: nu
   return Number(text);
 }
 
-/** A positive duration (500ms, 3s, 2m, …) in milliseconds, or undefined when the option was not given. */
-export function durationOption(value: unknown, flag: string): number | undefined {
+/**
+ * A positive duration with its unit (500ms, 3s, 2m, …) in milliseconds, or undefined when the
+ * option was not given. A bare number is refused: it once meant milliseconds, silently.
+ */
+export function durationOption(value: unknown, flag: string, limits: DurationLimits = {}): number | undefined {
   if (value === undefined) return undefined;
-  const ms = parseDuration(String(value));
-  if (ms === null || ms <= 0) throw new TierwatchError('USAGE', `Expected \`${flag}\` to be a duration such as 3s or 2m, got ${JSON.stringify(String(value))}.`);
-  return ms;
+  return checkDuration(String(value), flag, limits, (message) => new TierwatchError('USAGE', message));
 }

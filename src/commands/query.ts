@@ -1,16 +1,36 @@
-/** `tierwatch query "SQL"`: one read-only statement against the views, in any output format. */
-import { prepareReadOnly } from '../query/readonly-sql.ts';
-import { sqliteOf } from '../query/reader.ts';
-import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
-import { jsonValue, writeRecords } from '../output/stream.ts';
+/**
+ * `tierwatch query "SQL"`: one read-only statement against the views, in any output format.
+ *
+ * The statement runs in a child process (query/sql-process.ts) that is killed on --timeout, on
+ * SIGINT/SIGTERM, or when stdout's reader goes away: a runaway statement can neither hang the
+ * command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
+ */
+import { durationOption } from './options.ts';
+import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_TEXT, runReadOnlyQuery } from '../query/sql-process.ts';
+import { addQueryOptions, formatFrom } from '../output/query-command.ts';
+import { jsonValue, RecordWriter, writeText } from '../output/stream.ts';
 import { queryShape } from '../output/shapes.ts';
-import { renderTable } from '../output/table.ts';
-import type { CommandSpec } from './context.ts';
+import { lastSweepLine, renderTable } from '../output/table.ts';
+import { isTierwatchError } from '../errors.ts';
+import { checkReadOnlyText } from '../query/readonly-sql.ts';
+import type { CommandContext, CommandSpec } from './context.ts';
 
 function cellText(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   const json = jsonValue(value);
   return typeof json === 'string' ? json : String(json);
+}
+
+/** The conventional exit status of a process stopped by a signal: 128 + its number. */
+function signalExitCode(reason: unknown): number {
+  return reason === 'SIGTERM' ? 143 : 130;
+}
+
+/** Logs that the statement is running; tests wait for this line before they send a signal. */
+function logStarted(context: CommandContext, pid: number): void {
+  // pino is loaded only when the line would be written.
+  const level = context.config().logLevel;
+  if (level === 'debug' || level === 'trace') context.logger().debug({ command: 'query', query_pid: pid }, 'statement started');
 }
 
 export const queryCommand: CommandSpec = {
@@ -19,30 +39,76 @@ export const queryCommand: CommandSpec = {
   flags: ['db'],
   configure(command) {
     command.argument('<sql>', 'a SELECT (or WITH, VALUES, EXPLAIN, read-only PRAGMA); writes are refused');
+    command.option('--timeout <duration>', `stop the statement after this long, e.g. 30s, 2m (default ${DEFAULT_QUERY_TIMEOUT_TEXT})`);
     addQueryOptions(command, { filters: false });
   },
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
     const sql = context.args[0] ?? '';
-    return withHistory(context, async (db) => {
-      const statement = prepareReadOnly(sqliteOf(db), sql).raw(true);
-      const columns = statement.columns().map((column) => column.name);
-      const rows = statement.iterate() as IterableIterator<unknown[]>;
+    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : String(context.options.timeout);
+    const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
+    // Refused before anything starts: a write, a pragma that is not a read, several statements.
+    checkReadOnlyText(sql);
+    const request = { dbPath: context.config().dbPath, sql, footer: format === 'table' };
+    // A reader that goes away (`| head`) makes a write fail with EPIPE some time after write()
+    // returned, possibly between two batches or after the last one: listen for the whole run, and
+    // after it, so that it ends the output instead of crashing the process.
+    let readerGone = false;
+    context.io.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') readerGone = true;
+      else throw error;
+    });
+    const limits = { timeoutMs, timeoutText, signal: context.io.signal };
+    try {
       if (format === 'table') {
-        const all = [...rows];
+        // The rows arrive in batches from the child process; a table is laid out once they are all in
+        // (json/ndjson/csv stream instead), fitted to the terminal's width like every other table.
+        let columns: string[] = [];
+        const all: unknown[][] = [];
+        const outcome = await runReadOnlyQuery(request, limits, {
+          started(names, pid) {
+            columns = names;
+            logStarted(context, pid);
+          },
+          async rows(batch) {
+            for (const row of batch) all.push(row);
+            return true;
+          },
+        });
         // Numbers read best right-aligned; a column is numeric when its first non-null value is.
         const numeric = columns.map((_, index) => typeof all.find((row) => row[index] != null)?.[index] === 'number');
         const table = renderTable(
           columns.map((title, index) => ({ title, align: numeric[index] ? ('right' as const) : ('left' as const) })),
           all.map((row) => row.map(cellText)),
           '(no rows)',
+          { width: context.io.stdoutColumns },
         );
-        await writeTable(context, db, table, now);
+        await writeText(context.io.stdout, `${table}${lastSweepLine(outcome.lastObservedAt, now)}\n`);
       } else {
-        await writeRecords(context.io.stdout, format, rows, queryShape(columns));
+        let writer: RecordWriter<unknown[]> | undefined;
+        const outcome = await runReadOnlyQuery(request, limits, {
+          async started(columns, pid) {
+            writer = new RecordWriter(context.io.stdout, format, queryShape(columns));
+            logStarted(context, pid);
+            await writer.begin();
+          },
+          async rows(batch) {
+            for (const row of batch) {
+              if (readerGone || !writer!.open) return false;
+              await writer!.add(row);
+            }
+            await writer!.flush();
+            return !readerGone && writer!.open;
+          },
+        });
+        if (outcome.complete && !readerGone) await writer?.end();
       }
       return 0;
-    });
+    } catch (error) {
+      if (!isTierwatchError(error, 'ABORTED')) throw error;
+      context.io.stderr.write(`tierwatch query: ${error.message}\n`);
+      return signalExitCode(context.io.signal.reason);
+    }
   },
 };

@@ -13,19 +13,21 @@ export const runCommand: CommandSpec = {
   async run(context) {
     // Loaded here, not at the top: every other command (and --help) would pay for the daemon's
     // modules at start-up otherwise.
-    const { describeConfig, requireCredentials } = await import('../config.ts');
+    const { describeConfig, checkSecretFiles } = await import('../config.ts');
     const { Alerting } = await import('../alerts/alerting.ts');
     const { runDaemon } = await import('../collect/daemon.ts');
     const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
     const { packageVersion } = await import('../paths.ts');
+    const { snakeCaseKeys } = await import('../log.ts');
     const { withWriter } = await import('./writer.ts');
     const config = context.config();
-    requireCredentials(config);
+    checkSecretFiles(config);
     const logger = context.logger();
-    logger.info({ version: packageVersion(), config: describeConfig(config) }, 'tierwatch daemon starting');
+    logger.info({ version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) }, 'tierwatch daemon starting');
     // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
     // endpoint nothing can read the metrics, so nothing is counted.
-    const metrics = config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics();
+    const metrics =
+      config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics({ accountIds: config.accountIds, version: packageVersion() });
     return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
@@ -38,7 +40,15 @@ export const runCommand: CommandSpec = {
           host: config.httpHost,
           port: config.httpPort,
           metrics,
-          health: () => judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date()),
+          health: () => {
+            // A deleted or replaced database file is never healthy, even before the next sweep notices.
+            try {
+              db.assertSameFile();
+            } catch (error) {
+              return { healthy: false, reason: (error as Error).message };
+            }
+            return judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date());
+          },
           logger,
         });
       }
@@ -47,6 +57,7 @@ export const runCommand: CommandSpec = {
       alerting.start({ checkEveryMs: Math.min(60_000, Math.max(1000, Math.round(healthMaxAgeMs(config) / 4))) });
       try {
         const clean = await runDaemon(config, deps, context.io.signal, {
+          beforeSweep: () => db.assertSameFile(),
           onSweep: (result) => {
             metrics?.record(result);
             alerting.afterRun();

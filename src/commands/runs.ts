@@ -3,7 +3,7 @@ import { listRuns, missedBefore, type RunRow } from '../query/runs.ts';
 import { addQueryOptions, filtersFrom, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
 import { runShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { renderTable } from '../output/table.ts';
+import { table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
 import { integerOption } from './options.ts';
 
@@ -24,9 +24,9 @@ export function runNotes(rows: readonly RunRow[], markMissed: boolean): string[]
   });
 }
 
-export function runsTable(rows: readonly RunRow[], markMissed: boolean): string {
+export function runsTable(rows: readonly RunRow[], markMissed: boolean): Table {
   const notes = runNotes(rows, markMissed);
-  return renderTable(
+  return table(
     [
       { title: 'run_id', align: 'right' }, { title: 'account' }, { title: 'started_at' }, { title: 'observed_at' },
       { title: 'status' }, { title: 'pages', align: 'right' }, { title: 'tiers', align: 'right' },

@@ -2,11 +2,14 @@
  * `tierwatch simulate`: the built-in QFEX simulator on its own, for trying tierwatch (or another
  * client) without the exchange. It accepts the key pair in QFEX_PUBLIC_KEY / QFEX_SECRET_KEY, or
  * the fixed demo keys, which belong to no real account and may be printed.
+ *
+ * `--replay FILE` serves a transcript recorded by `tierwatch check --record` instead (see
+ * sim/replay.ts): any credentials are accepted, and each request is answered as it was recorded.
  */
 import { TierwatchError } from '../errors.ts';
 import { durationOption, integerOption } from './options.ts';
 import type { SimulatorOptions } from '../sim/index.ts';
-import type { CommandSpec } from './context.ts';
+import type { CommandContext, CommandSpec } from './context.ts';
 
 export const simulateCommand: CommandSpec = {
   name: 'simulate',
@@ -20,9 +23,11 @@ export const simulateCommand: CommandSpec = {
       .option('--change-every <duration>', 'change some tiers every interval, e.g. 3s (default: never)')
       .option('--seed <n>', 'seed for the synthetic universe and the changes', '1')
       .option('--preserialize', 'reuse each page\'s JSON while its account is unchanged (for benchmarks)')
-      .option('--scenario <file>', 'JSON scenario file: options, faults and a change script');
+      .option('--scenario <file>', 'JSON scenario file: options, faults and a change script')
+      .option('--replay <file>', 'serve a transcript recorded with `tierwatch check --record` instead of the simulated exchange');
   },
   async run(context) {
+    if (typeof context.options.replay === 'string') return replay(context, context.options.replay);
     // Loaded here, not at the top: no other command should pay for the simulator at start-up.
     const { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, loadScenario, startChangeScript, startSimulator, syntheticUniverse } = await import('../sim/index.ts');
     const { options, io } = context;
@@ -69,3 +74,37 @@ export const simulateCommand: CommandSpec = {
     return 0;
   },
 };
+
+/** Options that shape the simulated exchange, which a replay does not have. */
+const SIMULATION_ONLY = [
+  ['maxPageSize', '--max-page-size'],
+  ['tiers', '--tiers'],
+  ['changeEvery', '--change-every'],
+  ['preserialize', '--preserialize'],
+  ['scenario', '--scenario'],
+] as const;
+
+async function replay(context: CommandContext, path: string): Promise<number> {
+  const given = SIMULATION_ONLY.filter(([option]) => context.options[option] !== undefined).map(([, flag]) => flag);
+  if (given.length > 0) throw new TierwatchError('USAGE', `\`--replay\` serves a recorded transcript and cannot be combined with ${given.join(', ')}.`);
+  const { readTranscript } = await import('../qfex/transcript.ts');
+  const { startReplayServer } = await import('../sim/replay.ts');
+  const transcript = readTranscript(path, '--replay');
+  const server = await startReplayServer({
+    transcript,
+    host: String(context.options.host),
+    port: integerOption(context.options.port, '--port', 0, 65535) ?? 0,
+    logger: context.logger(),
+  });
+  context.print(`QFEX replay listening on ${server.url}`);
+  context.print(
+    `transcript: ${path} (recorded ${transcript.header.recorded_at || 'at an unknown time'} from ${transcript.header.endpoint || 'an unknown endpoint'}; ${server.sessions} session(s), ${server.requests} distinct request(s))`,
+  );
+  context.print('any credentials are accepted; press Ctrl-C to stop');
+  await new Promise<void>((resolve) => {
+    if (context.io.signal.aborted) resolve();
+    else context.io.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await server.close();
+  return 0;
+}

@@ -4,17 +4,17 @@ import { formatValue } from '../report/describe-change.ts';
 import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
 import { versionShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { renderTable } from '../output/table.ts';
+import { mapRows, table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
 
-export function snapshotTable(rows: readonly VersionRow[]): string {
-  return renderTable(
+export function snapshotTable(rows: Iterable<VersionRow>): Table {
+  return table(
     [
       { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' },
       { title: 'initial_margin', align: 'right' }, { title: 'maintenance_margin', align: 'right' },
       { title: 'max_notional', align: 'right' }, { title: 'since' },
     ],
-    rows.map((row) => [
+    mapRows(rows, (row) => [
       row.account_id, row.symbol, `${row.leverage}x`, formatValue('initial_margin', row.initial_margin),
       formatValue('maintenance_margin', row.maintenance_margin), formatValue('max_notional', row.max_notional), row.valid_from,
     ]),
@@ -39,7 +39,7 @@ export const snapshotCommand: CommandSpec = {
       const rows = snapshotAt(db, at, filters);
       const note = rows.length === 0 ? noteForEmpty(db, filters) : '';
       if (format === 'table') {
-        await writeTable(context, db, `Tiers at ${at}:\n${snapshotTable(rows)}${note}`, now);
+        await writeTable(context, db, snapshotTable(rows), now, `Tiers at ${at}:`, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, versionShape);
         if (note !== '') context.io.stderr.write(note);

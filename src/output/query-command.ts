@@ -11,8 +11,8 @@ import { cachedStatement, type HistoryReader } from '../query/reader.ts';
 import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
 import { symbolHint } from '../query/symbol-hint.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
-import { lastSweepLine } from './table.ts';
-import { writeText } from './stream.ts';
+import { lastSweepLine, tableLines, type Table } from './table.ts';
+import { writeLines } from './stream.ts';
 
 function collectPatterns(value: string, previous: string[] = []): string[] {
   const added = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
@@ -77,7 +77,40 @@ export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag:
   );
 }
 
-/** Writes a rendered table, then the last-successful-sweep line. */
-export async function writeTable(context: CommandContext, db: HistoryReader, text: string, now: Date): Promise<void> {
-  await writeText(context.io.stdout, `${text}${lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now)}\n`);
+/**
+ * Streams a table (an optional heading line first), laid out to fit the terminal's width, then
+ * the last-successful-sweep line.
+ */
+export async function writeTable(
+  context: CommandContext,
+  db: HistoryReader,
+  source: Table,
+  now: Date,
+  heading?: string,
+  /** Notes printed under the table (each ending in a newline, or ''), read once the rows are out. */
+  notes?: () => string,
+): Promise<void> {
+  const footer = lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now);
+  const width = context.io.stdoutColumns;
+  await writeLines(context.io.stdout, (function* () {
+    if (heading !== undefined) yield heading;
+    yield* tableLines(source, { width });
+    const text = notes?.() ?? '';
+    if (text !== '') yield* text.replace(/\n$/, '').split('\n');
+    yield footer;
+  })());
+}
+
+/** Passes `rows` through lazily, counting them, so a note can depend on whether any were printed. */
+export function countingRows<Row>(rows: Iterable<Row>): { rows: Iterable<Row>; count: () => number } {
+  let count = 0;
+  return {
+    rows: (function* () {
+      for (const row of rows) {
+        count += 1;
+        yield row;
+      }
+    })(),
+    count: () => count,
+  };
 }

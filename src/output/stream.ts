@@ -76,21 +76,89 @@ export function jsonValue(value: unknown): unknown {
   return value;
 }
 
-/** A value as one CSV cell: empty for null, JSON for arrays and objects. */
+/**
+ * A spreadsheet runs a cell that starts with `=`, `+`, `-` or `@` as a formula (`=HYPERLINK(…)`,
+ * `@SUM(…)`), and some also after a leading tab or CR. Such a text cell gets a leading `'` (the
+ * OWASP "CSV injection" rule), which spreadsheets show as text. Numbers are never touched: they are
+ * written as numbers, so a negative value stays `-0.5`; only text is neutralised.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+export function neutraliseFormula(text: string): string {
+  return FORMULA_START.test(text) ? `'${text}` : text;
+}
+
+/** A value as one CSV cell: empty for null, JSON for arrays and objects, formula-like text neutralised. */
 function csvValue(value: unknown): unknown {
   if (value === null || value === undefined) return '';
   if (Buffer.isBuffer(value)) return value.toString('hex');
   if (typeof value === 'object') return JSON.stringify(value);
   if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string') return neutraliseFormula(value);
   return value;
 }
 
+/** Writes `lines` (each without its newline) in chunks; stops quietly when the reader goes away. */
+export async function writeLines(out: Writable, lines: Iterable<string>): Promise<void> {
+  const writer = new ChunkWriter(out);
+  for (const line of lines) {
+    await writer.add(`${line}\n`);
+    if (!writer.open) break;
+  }
+  await writer.flush();
+}
+
 /**
- * Stops early, without an error, when the reader goes away (a `| head`); `break` closes the rows'
- * iterator, which releases the statement.
- *
- * Writes the rows in one of the machine formats: a JSON array (one object per line, `[]` when
- * empty), NDJSON (one object per line, nothing when empty) or CSV (a header, then one line per row).
+ * Writes records one at a time in one of the machine formats: a JSON array (one object per line,
+ * `[]` when empty), NDJSON (one object per line, nothing when empty) or CSV (a header, then one line
+ * per row). For producers that hand rows over in batches (`tierwatch query`); writeRecords is the
+ * loop over an iterable.
+ */
+export class RecordWriter<Row> {
+  readonly #writer: ChunkWriter;
+  readonly #format: 'json' | 'ndjson' | 'csv';
+  readonly #shape: RecordShape<Row>;
+  #count = 0;
+  constructor(out: Writable, format: 'json' | 'ndjson' | 'csv', shape: RecordShape<Row>) {
+    this.#writer = new ChunkWriter(out);
+    this.#format = format;
+    this.#shape = shape;
+  }
+  /** False once the reader has gone: stop producing rows. */
+  get open(): boolean {
+    return this.#writer.open;
+  }
+  get count(): number {
+    return this.#count;
+  }
+  /** The CSV header; nothing for JSON and NDJSON. */
+  async begin(): Promise<void> {
+    if (this.#format === 'csv') await this.#writer.add(stringify([this.#shape.csvColumns as string[]]));
+  }
+  async add(row: Row): Promise<void> {
+    if (this.#format === 'csv') {
+      await this.#writer.add(stringify([this.#shape.csv(row).map(csvValue)]));
+    } else if (this.#format === 'ndjson') {
+      await this.#writer.add(`${JSON.stringify(this.#shape.json(row))}\n`);
+    } else {
+      await this.#writer.add(`${this.#count === 0 ? '[\n' : ',\n'}${JSON.stringify(this.#shape.json(row))}`);
+    }
+    this.#count++;
+  }
+  /** Writes out what is buffered, waiting for 'drain' when the stream asks. */
+  async flush(): Promise<void> {
+    await this.#writer.flush();
+  }
+  /** Closes the JSON array and writes out everything. */
+  async end(): Promise<void> {
+    if (this.#format === 'json') await this.#writer.add(this.#count === 0 ? '[]\n' : '\n]\n');
+    await this.#writer.flush();
+  }
+}
+
+/**
+ * Writes the rows with a RecordWriter. Stops early, without an error, when the reader goes away (a
+ * `| head`); `break` closes the rows' iterator, which releases the statement.
  */
 export async function writeRecords<Row>(
   out: Writable,
@@ -98,29 +166,12 @@ export async function writeRecords<Row>(
   rows: Iterable<Row>,
   shape: RecordShape<Row>,
 ): Promise<number> {
-  const writer = new ChunkWriter(out);
-  let count = 0;
-  if (format === 'csv') {
-    await writer.add(stringify([shape.csvColumns as string[]]));
-    for (const row of rows) {
-      if (!writer.open) break;
-      await writer.add(stringify([shape.csv(row).map(csvValue)]));
-      count++;
-    }
-  } else if (format === 'ndjson') {
-    for (const row of rows) {
-      if (!writer.open) break;
-      await writer.add(`${JSON.stringify(shape.json(row))}\n`);
-      count++;
-    }
-  } else {
-    for (const row of rows) {
-      if (!writer.open) break;
-      await writer.add(`${count === 0 ? '[\n' : ',\n'}${JSON.stringify(shape.json(row))}`);
-      count++;
-    }
-    await writer.add(count === 0 ? '[]\n' : '\n]\n');
+  const writer = new RecordWriter(out, format, shape);
+  await writer.begin();
+  for (const row of rows) {
+    if (!writer.open) break;
+    await writer.add(row);
   }
-  await writer.flush();
-  return count;
+  await writer.end();
+  return writer.count;
 }

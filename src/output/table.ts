@@ -1,9 +1,15 @@
 /**
- * Terminal tables (cli-table3, no colours so a pasted session reads the same) and the line every
- * table ends with: the time of the last successful sweep, so a stale history is never mistaken for
- * a current one.
+ * Terminal tables and the line every table ends with: the time of the last successful sweep, so a
+ * stale history is never mistaken for a current one.
+ *
+ * Tables are rendered line by line in time linear in the rows: column widths come from the header
+ * and the first SAMPLE_ROWS rows, and later rows are laid out in those widths, so a year of
+ * changes starts printing at once and never has to be held in memory. When the terminal's width is
+ * known the columns are narrowed (widest first) until the table fits, and a cell wider than its
+ * column wraps onto continuation lines (up to MAX_CELL_LINES, then elided with `…`). Every cell is
+ * passed through escapeControl: a symbol carrying an escape sequence is shown, not obeyed.
  */
-import Table from 'cli-table3';
+import { escapeControl } from './terminal-text.ts';
 
 export type Align = 'left' | 'right';
 
@@ -12,16 +18,215 @@ export interface TableColumn {
   align?: Align;
 }
 
-/** The table as text (ending with a newline), or `empty` on its own line when there are no rows. */
-export function renderTable(columns: readonly TableColumn[], rows: readonly string[][], empty: string): string {
-  if (rows.length === 0) return `${empty}\n`;
-  const table = new Table({
-    head: columns.map((column) => column.title),
-    colAligns: columns.map((column) => column.align ?? 'left'),
-    style: { head: [], border: [], compact: true, 'padding-left': 1, 'padding-right': 1 },
+/** A table not yet rendered: its rows may be a lazy iterable (a statement being read). */
+export interface Table {
+  columns: readonly TableColumn[];
+  rows: Iterable<readonly string[]>;
+  /** Printed alone when there are no rows. */
+  empty: string;
+}
+
+export interface TableLayoutOptions {
+  /** The terminal's width in columns; undefined when unknown (not a terminal): nothing is narrowed. */
+  width?: number | undefined;
+  /** How many leading rows set the column widths (default SAMPLE_ROWS). */
+  sampleRows?: number;
+}
+
+export const SAMPLE_ROWS = 1000;
+const GAP = '  ';
+/** Columns are not narrowed below this (a wrapped cell of 1–2 characters helps no one). */
+const MIN_COLUMN_WIDTH = 6;
+const MAX_CELL_LINES = 4;
+const SURROGATE = /[\ud800-\udfff]/;
+
+/** Width in terminal cells, counting code points (wide CJK characters are counted as one). */
+function displayWidth(text: string): number {
+  return SURROGATE.test(text) ? [...text].length : text.length;
+}
+
+/** A table of `rows` under `columns`; `rows` is read once, lazily. */
+export function table(columns: readonly TableColumn[], rows: Iterable<readonly string[]>, empty: string): Table {
+  return { columns, rows, empty };
+}
+
+/** Maps rows lazily (a generator), so a statement's iterator is never turned into an array. */
+export function* mapRows<Row>(rows: Iterable<Row>, cells: (row: Row, index: number) => readonly string[]): Generator<readonly string[]> {
+  let index = 0;
+  for (const row of rows) yield cells(row, index++);
+}
+
+/** Where a cell may break: at a space, after `_`, `,` or `-`, and before the `T` of an ISO instant. */
+const BREAKS = / |(?<=[_,-])|(?<=\d)(?=T\d)/;
+
+function breaksBefore(chars: readonly string[], j: number): 'space' | 'here' | null {
+  if (chars[j] === ' ') return 'space';
+  const previous = chars[j - 1]!;
+  if (previous === '_' || previous === ',' || previous === '-') return 'here';
+  if (chars[j] === 'T' && /\d/.test(previous) && /\d/.test(chars[j + 1] ?? '')) return 'here';
+  return null;
+}
+
+/** The longest piece of `text` that has no break in it: narrower than that, a word is cut. */
+function longestWord(text: string): number {
+  let longest = 0;
+  for (const word of text.split(BREAKS)) longest = Math.max(longest, displayWidth(word));
+  return longest;
+}
+
+export interface ColumnLayout {
+  widths: number[];
+  gap: string;
+}
+
+/**
+ * Fits the columns into `width`: first the widest columns give up what their longest word does
+ * not need (so a description wraps between words and an instant at its `T`), then, only if that
+ * is not enough, the columns are cut below their words, widest first, down to MIN_COLUMN_WIDTH.
+ * The gap between columns drops from two spaces to one when the table does not fit otherwise.
+ * Linear in the excess, which is bounded by the sum of the natural widths.
+ */
+export function fitColumns(natural: readonly number[], words: readonly number[], width: number | undefined): ColumnLayout {
+  const widths = [...natural];
+  if (width === undefined) return { widths, gap: GAP };
+  const total = (gap: number): number => widths.reduce((sum, w) => sum + w, 0) + gap * (widths.length - 1);
+  const narrowest = natural.map((w, i) => Math.min(w, Math.max(MIN_COLUMN_WIDTH, words[i]!)));
+  const gap = natural.reduce((sum, w) => sum + w, 0) + GAP.length * (widths.length - 1) <= width ||
+    narrowest.reduce((sum, w) => sum + w, 0) + GAP.length * (widths.length - 1) <= width ? GAP.length : 1;
+  for (const floor of [narrowest, natural.map((w) => Math.min(w, MIN_COLUMN_WIDTH))]) {
+    let excess = total(gap) - width;
+    while (excess > 0) {
+      let widest = -1;
+      for (let i = 0; i < widths.length; i += 1) {
+        if (widths[i]! > floor[i]! && (widest === -1 || widths[i]! - floor[i]! >= widths[widest]! - floor[widest]!)) widest = i;
+      }
+      if (widest === -1) break;
+      widths[widest]! -= 1;
+      excess -= 1;
+    }
+  }
+  return { widths, gap: ' '.repeat(gap) };
+}
+
+/**
+ * A narrowed column often needs less than it was given once its cells are wrapped at their breaks
+ * (an instant wraps at its `T` to 14 cells whatever its column's width): it keeps only what the
+ * sample needs, and the cells saved go to the narrowed columns to its right, the last first.
+ */
+function reclaim(layout: ColumnLayout, natural: readonly number[], cells: ReadonlyArray<readonly string[]>): void {
+  const { widths } = layout;
+  let saved = 0;
+  for (let i = 0; i < widths.length; i += 1) {
+    if (widths[i]! >= natural[i]!) continue;
+    let used = 1;
+    for (const row of cells) for (const line of wrap(row[i] ?? '', widths[i]!)) used = Math.max(used, displayWidth(line));
+    saved += widths[i]! - used;
+    widths[i] = used;
+  }
+  for (let i = widths.length - 1; i >= 0 && saved > 0; i -= 1) {
+    const room = Math.min(saved, natural[i]! - widths[i]!);
+    if (room <= 0) continue;
+    widths[i]! += room;
+    saved -= room;
+  }
+}
+
+/** Splits `text` into lines of at most `width` cells, at the breaks of BREAKS when one is near. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let chars = [...text];
+  while (chars.length > width) {
+    if (lines.length === MAX_CELL_LINES - 1) {
+      lines.push(`${chars.slice(0, width - 1).join('')}…`);
+      return lines;
+    }
+    let cut = 0;
+    for (let j = Math.min(width, chars.length - 1); j > 0 && cut === 0; j -= 1) if (breaksBefore(chars, j) !== null) cut = j;
+    if (cut < width / 3) cut = width;
+    lines.push(chars.slice(0, cut).join('').trimEnd());
+    chars = chars.slice(cut);
+    while (chars[0] === ' ') chars.shift();
+  }
+  lines.push(chars.join(''));
+  return lines;
+}
+
+function pad(text: string, width: number, align: Align): string {
+  const gap = width - displayWidth(text);
+  if (gap <= 0) return text;
+  return align === 'right' ? ' '.repeat(gap) + text : text + ' '.repeat(gap);
+}
+
+/** One row (or the header) as one or more lines of text. */
+function layoutRow(cells: readonly string[], { widths, gap }: ColumnLayout, aligns: readonly Align[], wrapCells: boolean): string[] {
+  const parts = cells.map((cell, i) => {
+    const text = escapeControl(cell);
+    return wrapCells && displayWidth(text) > widths[i]! ? wrap(text, widths[i]!) : [text];
   });
-  for (const row of rows) table.push(row);
-  return `${table.toString()}\n`;
+  const height = Math.max(...parts.map((part) => part.length));
+  const lines: string[] = [];
+  for (let line = 0; line < height; line += 1) {
+    lines.push(parts.map((part, i) => pad(part[line] ?? '', widths[i]!, aligns[i]!)).join(gap).trimEnd());
+  }
+  return lines;
+}
+
+/**
+ * The table's lines (without newlines), produced as the rows are read: the header, a rule, one or
+ * more lines per row; or just the `empty` text.
+ */
+export function* tableLines(source: Table, options: TableLayoutOptions = {}): Generator<string> {
+  const iterator = source.rows[Symbol.iterator]();
+  const sample: Array<readonly string[]> = [];
+  const sampleSize = options.sampleRows ?? SAMPLE_ROWS;
+  try {
+    let done = false;
+    while (sample.length < sampleSize) {
+      const next = iterator.next();
+      if (next.done === true) {
+        done = true;
+        break;
+      }
+      sample.push(next.value);
+    }
+    if (sample.length === 0) {
+      yield source.empty;
+      return;
+    }
+    const titles = source.columns.map((column) => column.title);
+    const aligns = source.columns.map((column) => column.align ?? 'left');
+    // At least one cell wide: a column of empty strings must still be able to wrap a later cell.
+    const natural = titles.map((title) => Math.max(1, displayWidth(escapeControl(title))));
+    // Titles may be cut anywhere (they are known words); only the cells' words set a floor.
+    const words = titles.map(() => 0);
+    for (const row of sample) {
+      for (let i = 0; i < natural.length; i += 1) {
+        const text = escapeControl(row[i] ?? '');
+        natural[i] = Math.max(natural[i]!, displayWidth(text));
+        if (options.width !== undefined) words[i] = Math.max(words[i]!, longestWord(text));
+      }
+    }
+    const layout = fitColumns(natural, words, options.width);
+    if (options.width !== undefined) reclaim(layout, natural, [titles, ...sample].map((row) => row.map((cell) => escapeControl(cell ?? ''))));
+    // Without a known width nothing is cut: a later, wider cell only pushes its row out of line.
+    const wrapCells = options.width !== undefined;
+    yield* layoutRow(titles, layout, aligns.map(() => 'left' as const), wrapCells);
+    yield layout.widths.map((width) => '─'.repeat(width)).join(layout.gap);
+    for (const row of sample) yield* layoutRow(row, layout, aligns, wrapCells);
+    sample.length = 0;
+    if (done) return;
+    for (let next = iterator.next(); next.done !== true; next = iterator.next()) yield* layoutRow(next.value, layout, aligns, wrapCells);
+  } finally {
+    // Stopping early (the reader went away) must release a statement being iterated.
+    iterator.return?.();
+  }
+}
+
+/** The table as text (ending with a newline), or `empty` on its own line when there are no rows. */
+export function renderTable(columns: readonly TableColumn[], rows: Iterable<readonly string[]>, empty: string, options: TableLayoutOptions = {}): string {
+  let text = '';
+  for (const line of tableLines(table(columns, rows, empty), options)) text += `${line}\n`;
+  return text;
 }
 
 /** "3m", "2h 5m", "4d 1h": how long ago, coarse on purpose. */

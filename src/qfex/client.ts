@@ -3,11 +3,19 @@
  * module that imports `ws`.
  *
  * Contract: openSession connects, authenticates and resolves with a session, or rejects with a
- * TierwatchError (QFEX_CONNECT, QFEX_TLS, QFEX_TIMEOUT, QFEX_AUTH_REJECTED, QFEX_CLOSED,
- * QFEX_PROTOCOL, ABORTED) after closing the socket. The caller owns the session and must call
- * close() (idempotent) in a `finally`. Once a session has failed (closed, idle, timed out, bad
- * frame) every later request rejects with that failure: the caller opens a fresh session (with a
- * fresh nonce) to retry.
+ * TierwatchError (QFEX_CONNECT, QFEX_TLS, QFEX_TIMEOUT, QFEX_AUTH_REJECTED, QFEX_RATE_LIMITED and
+ * QFEX_SERVER_ERROR (retryable, like a page), QFEX_CLOSED, QFEX_PROTOCOL, QFEX_FRAME_TOO_LARGE,
+ * ABORTED) after closing the socket. The caller owns the session and must call close()
+ * (idempotent) in a `finally`. Once a session has failed (closed, idle, timed out, bad frame)
+ * every later request rejects with that failure: the caller opens a fresh session (with a fresh
+ * nonce) to retry.
+ *
+ * Tolerance: answers carry no request id, so with one request in flight the answer to it is the
+ * next leverage page, or the next error frame that does not name another request. Every other
+ * frame (pushes, notices, heartbeats sent as messages, types added later, errors about other
+ * requests or about nothing) is skipped, counted through `onIgnoredFrame` and logged once per type
+ * per connection. A leverage page that arrives when none was asked for is a stale answer: the
+ * session then reports `desynchronised`, and the caller continues on a fresh connection.
  *
  * Protocol: https://docs.qfex.com/websocket/channels/trade/authenticate,
  * https://docs.qfex.com/websocket/channels/trade/get_available_leverage, https://docs.qfex.com/websocket/errors
@@ -19,7 +27,9 @@ import WebSocket from 'ws';
 import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { buildAuthMessage, jwtExpiry, newNonce, type Credentials } from './auth.ts';
-import { parseFrame, type Frame } from './protocol.ts';
+import { classifySocketError, describeClose } from './socket-errors.ts';
+import { frameTypeLabel, LEVERAGE_RESPONSE_KEY, parseFrame, type Frame, type FrameTypeLabel } from './protocol.ts';
+import { Redactor, redactingLogger } from './redact.ts';
 
 export interface QfexClientOptions {
   /** ws(s)://…; `?api_key=<public key>` is appended for hmac (and for jwt when a public key is known). */
@@ -31,8 +41,10 @@ export interface QfexClientOptions {
   ca?: string | Buffer;
   /** idleMs: no frame at all (pings and pongs included) for this long means a dead connection. */
   timeouts: { connectMs: number; authMs: number; requestMs: number; idleMs: number };
-  /** Largest frame accepted; default 16 MiB. A larger frame is QFEX_PROTOCOL. */
+  /** Largest frame accepted (ws's maxPayload); default 4 MiB. A larger frame is QFEX_FRAME_TOO_LARGE. */
   maxPayloadBytes?: number;
+  /** Called for every frame skipped because it answers nothing we asked, with its bounded type label. */
+  onIgnoredFrame?: (type: FrameTypeLabel) => void;
   /** Aborting closes the socket and rejects the pending call with ABORTED. */
   signal?: AbortSignal;
   /** Never receives the secret, the JWT or a signature. */
@@ -42,71 +54,33 @@ export interface QfexClientOptions {
   randomBytes?: (n: number) => Buffer;
   /** DNS injection for tests (passed to the http/https request). */
   lookup?: LookupFunction;
+  /**
+   * Sees every text frame as it goes out and as it comes in, raw (the auth frame with its
+   * signature or JWT): the transcript recorder, which removes them. Must not throw.
+   */
+  onFrame?: FrameTap;
 }
+
+export type FrameTap = (direction: 'sent' | 'received', data: string | Buffer, atMs: number) => void;
 
 export interface QfexSession {
   /** One request in flight; resolves with the raw rows; exchange error frames become TierwatchErrors. */
   requestLeveragePage(limit: number, offset: number): Promise<unknown[]>;
   /** Idempotent; rejects a pending request with QFEX_CLOSED. */
   close(): void;
+  /**
+   * True once a leverage page arrived that no request was waiting for: the server answered
+   * something twice or late, so the next answer on this connection may not be the next request's.
+   */
+  readonly desynchronised: boolean;
 }
 
-const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
+export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 const JWT_WARN_MS = 10 * 60 * 1000;
 
-/** Node/OpenSSL error codes that mean the peer's certificate or the TLS layer failed. */
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_REVOKED',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'HOSTNAME_MISMATCH',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-function errorCodeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : '';
-}
-
-/** Maps a socket-level failure (an 'error' event) to our codes. */
-function classifySocketError(error: unknown, phase: string): TierwatchError {
-  const code = errorCodeOf(error);
-  const detail = error instanceof Error ? error.message : String(error);
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-    return new TierwatchError('QFEX_PROTOCOL', `the exchange sent a frame larger than the accepted maximum (${detail})`, { cause: error });
-  }
-  if (code.startsWith('WS_ERR_')) {
-    return new TierwatchError('QFEX_PROTOCOL', `the exchange broke the WebSocket protocol ${phase}: ${detail}`, { cause: error });
-  }
-  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || code.startsWith('CERT_')) {
-    return new TierwatchError('QFEX_TLS', `TLS failed ${phase}: ${detail} (${code}); a private CA can be trusted through QFEX_CA_FILE`, {
-      cause: error,
-      details: { errorCode: code },
-    });
-  }
-  return new TierwatchError('QFEX_CONNECT', `the exchange could not be reached ${phase}: ${detail}${code ? ` (${code})` : ''}`, {
-    cause: error,
-    retryable: true,
-    details: { errorCode: code || null },
-  });
-}
-
-function describeClose(code: number, reason: Buffer): string {
-  const text = reason.toString('utf8');
-  return `code ${code}${text ? `, reason ${JSON.stringify(text.slice(0, 200))}` : ''}`;
-}
-
 /** An exchange error frame answering a request. */
-function exchangeError(frame: Extract<Frame, { kind: 'error' }>): TierwatchError {
-  const text = `the exchange answered ${frame.errorCode}${frame.message ? `: ${frame.message}` : ''}`;
+function exchangeError(frame: Extract<Frame, { kind: 'error' }>, what = ''): TierwatchError {
+  const text = `the exchange answered ${what}${frame.errorCode}${frame.message ? `: ${frame.message}` : ''}`;
   const details = { exchangeCode: frame.errorCode, exchangeMessage: frame.message, retryAfterMs: frame.retryAfterMs };
   if (frame.errorCode === 'RateLimited') return new TierwatchError('QFEX_RATE_LIMITED', text, { retryable: true, details });
   if (frame.errorCode === 'ServerError') return new TierwatchError('QFEX_SERVER_ERROR', text, { retryable: true, details });
@@ -149,7 +123,7 @@ function logJwtExpiry(token: string, nowMs: number, logger: Logger): void {
     return;
   }
   const remainingMs = expiry.getTime() - nowMs;
-  const fields = { jwtExpiresAt: expiry.toISOString(), jwtRemainingMinutes: Math.floor(remainingMs / 60_000) };
+  const fields = { jwt_expires_at: expiry.toISOString(), jwt_remaining_minutes: Math.floor(remainingMs / 60_000) };
   if (remainingMs <= 0) logger.warn(fields, 'the JWT has expired: renew QFEX_JWT');
   else if (remainingMs <= JWT_WARN_MS) logger.warn(fields, 'the JWT expires within 10 minutes: renew QFEX_JWT');
   else logger.info(fields, 'JWT expiry');
@@ -172,13 +146,17 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;
-  const accountId = options.accountId ?? null;
-  const log = logger.child({ endpoint, accountId: accountId ?? 'primary' });
+  // The caller's logger already names the account (a sweep binds run_id and account_id): binding it
+  // again here would write the key twice.
+  // Whatever the exchange sends is scrubbed of our credentials before it can become a log field,
+  // an error message or a stored row; the redactor learns the auth frame's signature and nonce as it is sent.
+  const redactor = Redactor.forCredentials(options.credentials);
+  const log = redactingLogger(logger.child({ endpoint }), redactor);
   if (options.credentials.kind === 'jwt') logJwtExpiry(options.credentials.token, now(), log);
 
   return new Promise<QfexSession>((resolveOpen, rejectOpen) => {
     const socket = new WebSocket(url, {
-      maxPayload: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD,
+      maxPayload: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       perMessageDeflate: false,
       followRedirects: false,
       // Our own timer bounds the whole handshake; ws's would report it as a generic error.
@@ -194,6 +172,17 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
     let phaseTimer: NodeJS.Timeout | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     let pingTimer: NodeJS.Timeout | undefined;
+    let desynchronised = false;
+    /** Frame types already logged as ignored on this connection (each is logged once). */
+    const loggedIgnored = new Set<FrameTypeLabel>();
+
+    /** Skips a frame that answers nothing we asked: counted every time, logged once per type. */
+    const ignore = (type: FrameTypeLabel, why: string, fields: Record<string, unknown> = {}) => {
+      options.onIgnoredFrame?.(type);
+      if (loggedIgnored.has(type)) return;
+      loggedIgnored.add(type);
+      log.warn({ frameType: type, ...fields }, `ignored a frame from the exchange: ${why} (logged once per type per connection)`);
+    };
 
     const stopTimers = () => {
       clearTimeout(phaseTimer);
@@ -203,8 +192,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
     };
 
     /** Ends the session with `error`: rejects whoever waits, tears the socket down. Idempotent. */
-    const fail = (error: TierwatchError) => {
+    const fail = (unscrubbed: TierwatchError) => {
       if (phase === 'failed' || phase === 'closed') return;
+      const error = redactor.scrubError(unscrubbed);
       const wasOpening = phase === 'connecting' || phase === 'authenticating';
       phase = 'failed';
       failure = error;
@@ -287,7 +277,10 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
         ...(options.accountId === undefined ? {} : { accountId: options.accountId }),
       });
       log.debug({ method: options.credentials.kind }, 'authenticating');
-      socket.send(JSON.stringify(message), (error) => {
+      const text = JSON.stringify(message);
+      redactor.learnSentAuthFrame(text);
+      options.onFrame?.('sent', text, now());
+      socket.send(text, (error) => {
         if (error) fail(classifySocketError(error, 'sending the auth message'));
       });
     });
@@ -297,9 +290,13 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       let frame: Frame;
       try {
         const buffer = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-        frame = parseFrame(buffer, isBinary);
+        const text = isBinary ? null : buffer.toString('utf8');
+        options.onFrame?.('received', text ?? buffer, now());
+        frame = parseFrame(text === null ? buffer : redactor.scrubFrame(text), isBinary);
       } catch (error) {
-        fail(error instanceof TierwatchError ? error : classifySocketError(error, 'reading a frame'));
+        if (error instanceof TierwatchError) fail(error);
+        else if (error instanceof RangeError) fail(new TierwatchError('QFEX_PROTOCOL', `the exchange sent a frame that could not be read: ${error.message}`, { cause: error }));
+        else fail(new TierwatchError('INTERNAL', `reading a frame failed: ${String(error)} (this is a bug)`, { cause: error }));
         return;
       }
       if (phase === 'authenticating') onAuthFrame(frame);
@@ -325,6 +322,15 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
           fail(new TierwatchError('QFEX_AUTH_REJECTED', `the exchange rejected the credentials: ${frame.reason}`));
           return;
         case 'error':
+          if (frame.incomingType !== null && frame.incomingType !== 'auth') {
+            ignore('err', 'an error about another request while the auth answer was awaited', { exchangeCode: frame.errorCode.slice(0, 60) });
+            return;
+          }
+          // "Safe to retry after a short delay": a busy exchange is not a refusal of the key.
+          if (frame.errorCode === 'RateLimited' || frame.errorCode === 'ServerError') {
+            fail(exchangeError(frame, 'the auth message with '));
+            return;
+          }
           fail(
             new TierwatchError(
               'QFEX_AUTH_REJECTED',
@@ -334,9 +340,10 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
           );
           return;
         case 'leverage_page':
-          fail(new TierwatchError('QFEX_PROTOCOL', 'the exchange sent a leverage page before answering the auth message'));
+          ignore(LEVERAGE_RESPONSE_KEY, 'a leverage page before the auth answer');
           return;
         case 'other':
+          ignore(frameTypeLabel(frame.key), 'a message that answers nothing we asked');
           return;
       }
     };
@@ -345,7 +352,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       switch (frame.kind) {
         case 'leverage_page': {
           if (!pending) {
-            fail(new TierwatchError('QFEX_PROTOCOL', 'the exchange sent a leverage page nobody asked for'));
+            // Answered twice, or late: whatever comes next may belong to an older request too.
+            desynchronised = true;
+            ignore(LEVERAGE_RESPONSE_KEY, 'a leverage page nobody was waiting for (a stale answer); the next request goes to a fresh connection');
             return;
           }
           const { resolve, timer } = pending;
@@ -355,26 +364,36 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
           return;
         }
         case 'error': {
-          // With one request in flight, an error frame answers it (as the official CLI assumes).
+          // With one request in flight, an error frame answers it (as the official CLI assumes),
+          // unless it names another request; with none in flight it answers nothing.
+          if (frame.incomingType !== null && frame.incomingType !== 'get_available_leverage_levels') {
+            ignore('err', 'an error frame about a request we never sent', { exchangeCode: frame.errorCode.slice(0, 60) });
+            return;
+          }
           if (!pending) {
-            log.warn({ exchangeCode: frame.errorCode, exchangeMessage: frame.message }, 'unsolicited error frame from the exchange');
+            ignore('err', 'an error frame while no request was in flight', { exchange_code: frame.errorCode.slice(0, 60) });
             return;
           }
           const { reject, timer } = pending;
           clearTimeout(timer);
           pending = null;
-          reject(exchangeError(frame));
+          reject(redactor.scrubError(exchangeError(frame)));
           return;
         }
         case 'auth_ok':
         case 'auth_rejected':
+          ignore('authenticated', 'an auth answer after authentication');
+          return;
         case 'other':
-          log.debug({ frame: frame.kind }, 'ignored frame');
+          ignore(frameTypeLabel(frame.key), 'a message that answers nothing we asked');
           return;
       }
     };
 
     const session: QfexSession = {
+      get desynchronised() {
+        return desynchronised;
+      },
       requestLeveragePage(limit: number, offset: number): Promise<unknown[]> {
         if (failure) return Promise.reject(failure);
         if (phase === 'closed') return Promise.reject(new TierwatchError('QFEX_CLOSED', 'the QFEX session was closed'));
@@ -385,7 +404,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
             fail(new TierwatchError('QFEX_TIMEOUT', `no leverage page (offset ${offset}) within ${timeouts.requestMs} ms`, { retryable: true }));
           }, timeouts.requestMs);
           pending = { resolve, reject, timer };
-          socket.send(JSON.stringify({ type: 'get_available_leverage_levels', params: { limit, offset } }), (error) => {
+          const text = JSON.stringify({ type: 'get_available_leverage_levels', params: { limit, offset } });
+          options.onFrame?.('sent', text, now());
+          socket.send(text, (error) => {
             // A socket that is already closing will report its close code in the 'close' event,
             // which rejects this request; anything else is a failure of its own.
             if (error && socket.readyState === WebSocket.OPEN) fail(classifySocketError(error, 'sending a page request'));

@@ -12,6 +12,11 @@
  *   shifted under the pager and the sweep restarts from offset 0.
  * - The overlap is only trusted once a page has proved the server returns at least two rows: with a
  *   page cap of one, a page holding only the overlap row would be indistinguishable from the end.
+ * - A restart may mean the session itself is out of step (a stale answer taken for the next one):
+ *   `onRestart` lets the caller continue on a fresh connection.
+ * - What is held is bounded, not how many pages it took: past `maxTiers` rows the sweep fails with
+ *   TIER_LIMIT_REACHED, whatever the page sizes. A page larger than asked is kept (it is still
+ *   data) with a warning. Only validated tiers are held, never the raw pages.
  */
 import { setTimeout as sleepTimer } from 'node:timers/promises';
 import { TierwatchError, isTierwatchError } from '../errors.ts';
@@ -24,8 +29,12 @@ export interface PageOptions {
   pageSize: number;
   /** Requests in one pass beyond which the sweep fails with PAGE_LIMIT_REACHED. */
   maxPages: number;
+  /** Tiers held beyond which the sweep fails with TIER_LIMIT_REACHED. */
+  maxTiers?: number;
   /** Restarts from offset 0 after the list shifted, before PAGINATION_INCONSISTENT. */
   maxShiftRetries: number;
+  /** Awaited before each restarted pass: the caller may replace the connection here. */
+  onRestart?: (reason: string) => Promise<void>;
   /**
    * For RateLimited/ServerError answers to one page: `attempts` is how many times that page is
    * retried after the first try (0 = never), with exponential backoff from baseDelayMs, full
@@ -65,46 +74,74 @@ function abortedError(cause?: unknown): TierwatchError {
   return new TierwatchError('ABORTED', 'the sweep was stopped while paging', cause === undefined ? {} : { cause });
 }
 
+export interface RefusalRetryOptions {
+  retry: PageOptions['retry'];
+  signal?: AbortSignal | undefined;
+  logger?: Logger | undefined;
+  sleep?: PageOptions['sleep'];
+  random?: (() => number) | undefined;
+  /** Fields of the warning logged before each retry (what was refused). */
+  context?: Record<string, unknown>;
+}
+
+/**
+ * Calls `attempt` until it resolves, retrying RateLimited/ServerError answers (QFEX_RATE_LIMITED,
+ * QFEX_SERVER_ERROR) `retry.attempts` times with backoff: exponential from baseDelayMs with jitter
+ * on the upper half, a retry-after hint honoured, every delay capped at maxDelayMs. Anything else
+ * is thrown at once; ABORTED when `signal` stops a wait. Used for a page and for the auth answer.
+ */
+export async function retryRefusals<T>(attempt: () => Promise<T>, options: RefusalRetryOptions): Promise<T> {
+  const sleep = options.sleep ?? defaultSleep;
+  const random = options.random ?? Math.random;
+  const { signal, logger } = options;
+  for (let retry = 0; ; retry++) {
+    if (signal?.aborted) throw abortedError(signal.reason);
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isTierwatchError(error) || !RETRIED_CODES.has(error.code) || retry >= options.retry.attempts) throw error;
+      const backoff = options.retry.baseDelayMs * 2 ** retry;
+      const jittered = backoff / 2 + (random() * backoff) / 2;
+      const hint = typeof error.details?.retryAfterMs === 'number' ? error.details.retryAfterMs : 0;
+      const delay = Math.round(Math.min(options.retry.maxDelayMs, Math.max(hint, jittered)));
+      logger?.warn({ code: error.code, ...options.context, retry: retry + 1, delayMs: delay }, 'request refused by the exchange; retrying');
+      try {
+        await sleep(delay, signal);
+      } catch (sleepError) {
+        throw abortedError(sleepError);
+      }
+    }
+  }
+}
+
 /**
  * Reads every tier through `requestPage`, validating each row. Resolves with the complete list, or
  * throws a TierwatchError: ROW_INVALID (one bad row fails the sweep), EMPTY_SWEEP,
- * PAGE_LIMIT_REACHED, PAGINATION_INCONSISTENT (shifted on every pass), ABORTED, or whatever
- * `requestPage` threw (RateLimited/ServerError after their retries). Never returns a partial list.
+ * PAGE_LIMIT_REACHED, TIER_LIMIT_REACHED, PAGINATION_INCONSISTENT (shifted on every pass),
+ * ABORTED, or whatever `requestPage` or `onRestart` threw (RateLimited/ServerError after their
+ * retries). Never returns a partial list.
  */
 export async function fetchAllTiers(requestPage: RequestPage, options: PageOptions): Promise<PagedTiers> {
   if (!Number.isInteger(options.pageSize) || options.pageSize < 1) {
     throw new TierwatchError('CONFIG_INVALID', `page size must be a positive integer, got ${options.pageSize}`);
   }
   const now = options.now ?? (() => new Date());
-  const sleep = options.sleep ?? defaultSleep;
-  const random = options.random ?? Math.random;
   const { signal, logger } = options;
+  const maxTiers = options.maxTiers ?? Infinity;
   let requests = 0;
+  let warnedOversized = false;
 
-  const request = async (limit: number, offset: number): Promise<unknown[]> => {
-    for (let retry = 0; ; retry++) {
-      if (signal?.aborted) throw abortedError(signal.reason);
-      requests++;
-      try {
-        return await requestPage(limit, offset);
-      } catch (error) {
-        if (!isTierwatchError(error) || !RETRIED_CODES.has(error.code) || retry >= options.retry.attempts) throw error;
-        const backoff = options.retry.baseDelayMs * 2 ** retry;
-        const jittered = backoff / 2 + (random() * backoff) / 2;
-        const hint = typeof error.details?.retryAfterMs === 'number' ? error.details.retryAfterMs : 0;
-        const delay = Math.round(Math.min(options.retry.maxDelayMs, Math.max(hint, jittered)));
-        logger?.warn({ code: error.code, offset, retry: retry + 1, delayMs: delay }, 'page request refused; retrying');
-        try {
-          await sleep(delay, signal);
-        } catch (sleepError) {
-          throw abortedError(sleepError);
-        }
-      }
-    }
-  };
+  const request = (limit: number, offset: number): Promise<unknown[]> =>
+    retryRefusals(
+      () => {
+        requests++;
+        return requestPage(limit, offset);
+      },
+      { retry: options.retry, signal, logger, sleep: options.sleep, random: options.random, context: { offset } },
+    );
 
   const pass = async (): Promise<PagedTiers> => {
-    const tiers: Tier[] = [];
+    const tiers = new HeldTiers();
     const seen = new SeenKeys();
     const where = { offset: 0 };
     let largestPage = 0;
@@ -114,11 +151,16 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
       const rows = await request(options.pageSize, offset);
       const arrivedAt = now();
       if (rows.length > largestPage) largestPage = rows.length;
+      if (rows.length > options.pageSize && !warnedOversized) {
+        // Against the documented contract, but still data: the tier bound keeps it in check.
+        warnedOversized = true;
+        logger?.warn({ offset, asked: options.pageSize, rows: rows.length }, 'the exchange sent more rows than the page size asked for; they are kept (logged once per sweep)');
+      }
       let start = 0;
       if (overlap) {
         if (rows.length === 0) throw new ListShifted(`the overlap row at offset ${offset} is gone`);
         const first = validateTierRow(rows[0], { offset });
-        const previous = tiers[tiers.length - 1]!;
+        const previous = tiers.at(tiers.length - 1);
         if (!sameTier(first, previous)) {
           throw new ListShifted(`offset ${offset} holds ${first.symbol} ${first.leverage}, the previous page ended with ${previous.symbol} ${previous.leverage}`);
         }
@@ -127,12 +169,19 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
       logger?.debug({ offset, rows: rows.length, newRows: rows.length - start }, 'leverage page');
       if (rows.length <= start) {
         if (tiers.length === 0) throw new TierwatchError('EMPTY_SWEEP', 'the exchange returned no leverage tiers at all');
-        return { tiers, pages, requests, observedAt: arrivedAt };
+        return { tiers: tiers.toTiers(), pages, requests, observedAt: arrivedAt };
       }
       for (let index = start; index < rows.length; index++) {
         where.offset = offset + index; // one `where` object per pass, not one per row
         const tier = validateTierRow(rows[index], where);
         if (!seen.add(tier.symbol, tier.leverage)) throw new ListShifted(`${tier.symbol} ${tier.leverage} came twice (offset ${offset + index})`);
+        if (tiers.length >= maxTiers) {
+          throw new TierwatchError(
+            'TIER_LIMIT_REACHED',
+            `the exchange listed more than ${maxTiers} tiers (TIERWATCH_MAX_TIERS) without an end; raise TIERWATCH_MAX_TIERS if it really lists that many`,
+            { details: { pages, tiers: tiers.length } },
+          );
+        }
         tiers.push(tier);
       }
       if (pages >= options.maxPages) {
@@ -160,24 +209,76 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
         );
       }
       logger?.warn({ reason: error.message, restart: restart + 1 }, 'tier list shifted during paging; restarting from offset 0');
+      await options.onRestart?.(error.message);
     }
   }
 }
 
 /**
- * The (symbol, leverage) pairs of one pass. Per symbol a short array: an exchange lists a handful of
- * leverages per symbol, and scanning a few strings is several times cheaper than building and
- * hashing a combined key per row (this runs for every tier of every sweep). A symbol with very many
- * leverages switches to a Set so the cost stays linear.
+ * The tiers of one pass, held column by column: no object per tier while paging (numbers unboxed
+ * in double arrays, one string per symbol shared by its tiers), about half the memory of a Tier
+ * array. Tier objects are made once, for the complete list, by toTiers().
+ */
+class HeldTiers {
+  readonly #symbol: string[] = [];
+  readonly #leverage: string[] = [];
+  readonly #exchangeId: Array<string | null> = [];
+  readonly #initial: number[] = [];
+  readonly #maintenance: number[] = [];
+  readonly #notional: number[] = [];
+
+  get length(): number {
+    return this.#symbol.length;
+  }
+
+  push(tier: Tier): void {
+    // The exchange lists a symbol's tiers together: they share the first one's string.
+    const previous = this.#symbol[this.#symbol.length - 1];
+    this.#symbol.push(previous === tier.symbol ? previous : tier.symbol);
+    this.#leverage.push(tier.leverage);
+    this.#exchangeId.push(tier.exchange_id);
+    this.#initial.push(tier.initial_margin);
+    this.#maintenance.push(tier.maintenance_margin);
+    this.#notional.push(tier.max_notional);
+  }
+
+  at(index: number): Tier {
+    return {
+      symbol: this.#symbol[index]!,
+      leverage: this.#leverage[index]!,
+      exchange_id: this.#exchangeId[index]!,
+      initial_margin: this.#initial[index]!,
+      maintenance_margin: this.#maintenance[index]!,
+      max_notional: this.#notional[index]!,
+    };
+  }
+
+  toTiers(): Tier[] {
+    const tiers = new Array<Tier>(this.length);
+    for (let index = 0; index < tiers.length; index++) tiers[index] = this.at(index);
+    return tiers;
+  }
+}
+
+/**
+ * The (symbol, leverage) pairs of one pass. Per symbol its one leverage, or a short array: an
+ * exchange lists a handful of leverages per symbol, and scanning a few strings is several times
+ * cheaper than building and hashing a combined key per row (this runs for every tier of every
+ * sweep). A symbol with very many leverages switches to a Set so the cost stays linear.
  */
 class SeenKeys {
-  readonly #bySymbol = new Map<string, string[] | Set<string>>();
+  readonly #bySymbol = new Map<string, string | string[] | Set<string>>();
 
   /** Records the pair; false when it was already there. */
   add(symbol: string, leverage: string): boolean {
     const known = this.#bySymbol.get(symbol);
     if (known === undefined) {
-      this.#bySymbol.set(symbol, [leverage]);
+      this.#bySymbol.set(symbol, leverage);
+      return true;
+    }
+    if (typeof known === 'string') {
+      if (known === leverage) return false;
+      this.#bySymbol.set(symbol, [known, leverage]);
       return true;
     }
     if (Array.isArray(known)) {

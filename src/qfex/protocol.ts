@@ -3,7 +3,7 @@
  * TierwatchError (QFEX_PROTOCOL for a frame, ROW_INVALID for a row), never anything else, so the
  * caller can record it as the run's error.
  *
- * Frame shapes accepted (see /work/shared/qfex-protocol.md for sources):
+ * Frame shapes accepted (the documentation pages named below are the sources):
  * - auth success: `{"authenticated":true}` (spec, CLI) or legacy `{"type":"auth","result":"success"}`
  *   https://docs.qfex.com/websocket/channels/trade/authenticate
  * - auth rejection: `{"authenticated":false}` (or a legacy auth frame whose result is not success)
@@ -11,7 +11,10 @@
  *   https://docs.qfex.com/websocket/channels/trade/get_available_leverage
  * - errors: nested `{"err":{error_code,message,incoming_message}}` and the older flat
  *   `{"type":"error",error_code,...}` https://docs.qfex.com/websocket/errors
- * - pushes we do not use (subscription envelopes, order/position/balance pushes): `other`.
+ * - anything else that is a JSON object (pushes we do not use, notices, heartbeats sent as messages,
+ *   message types added after this was written): `other`, which the session ignores and counts.
+ *   With no request id on the wire, a frame that is not one of the answers above cannot be an
+ *   answer to anything we asked, so skipping it is safe.
  */
 import { TierwatchError } from '../errors.ts';
 import { normalizeLeverage, type Tier } from '../history/tier.ts';
@@ -26,11 +29,44 @@ export type Frame =
 export const LEVERAGE_RESPONSE_KEY = 'available_leverage_levels_response';
 
 /**
- * Unsolicited frames that may arrive on a Trade socket and are not answers to anything we ask:
- * skipping them is safe. A response to a command we never sent (e.g. `user_leverage_response`) is
- * not in this list: with one request in flight it can only mean the protocol changed under us.
+ * Names a skipped frame is counted under (a metric label): the documented message kinds and a few
+ * plausible ones, so that the label set stays bounded whatever a server sends; anything else is
+ * `unknown`. `err` covers error frames that answer nothing we asked.
  */
-const PUSH_KEYS = new Set(['subscribed', 'unsubscribed', 'order_response', 'position_response', 'balance_response']);
+export const FRAME_TYPE_LABELS = [
+  'authenticated',
+  'auth',
+  LEVERAGE_RESPONSE_KEY,
+  'user_leverage_response',
+  'err',
+  'ack',
+  'ack_response',
+  'subscribed',
+  'unsubscribed',
+  'order_response',
+  'position_response',
+  'balance_response',
+  'notice',
+  'heartbeat',
+  'ping',
+  'pong',
+  'unknown',
+] as const;
+export type FrameTypeLabel = (typeof FRAME_TYPE_LABELS)[number];
+
+const KNOWN_LABELS: ReadonlySet<string> = new Set(FRAME_TYPE_LABELS);
+
+/** The bounded label of a frame key or type name (never the raw string from the exchange). */
+export function frameTypeLabel(key: string): FrameTypeLabel {
+  return KNOWN_LABELS.has(key) ? (key as FrameTypeLabel) : 'unknown';
+}
+
+/**
+ * Deepest nesting of arrays and objects accepted in one frame. A leverage page is three levels
+ * deep; the bound keeps every later walk of the value (validation, error previews, logging) far
+ * from the stack limit, which a 200,000-deep value would otherwise overflow.
+ */
+export const MAX_FRAME_DEPTH = 64;
 
 /** Keys that carry no meaning of their own on any frame (REST-style JSON schema pointer). */
 const IGNORED_KEYS = new Set(['$schema']);
@@ -56,12 +92,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Classifies one WebSocket message. Throws TierwatchError QFEX_PROTOCOL for a binary frame, text
- * that is not JSON, JSON that is not an object, a known key with the wrong shape, or an object
- * with no key we know (an unexpected response).
+ * that is not JSON or nests deeper than MAX_FRAME_DEPTH, JSON that is not an object, or a known
+ * answer with the wrong shape. An object we do not know is `other`, not an error.
  */
 export function parseFrame(data: Buffer | string, isBinary: boolean): Frame {
   if (isBinary) throw protocolError('the exchange sent a binary frame; only JSON text frames are expected');
   const text = typeof data === 'string' ? data : data.toString('utf8');
+  const depth = nestingDepth(text, MAX_FRAME_DEPTH);
+  if (depth > MAX_FRAME_DEPTH) {
+    throw protocolError(`the exchange sent a frame nested deeper than ${MAX_FRAME_DEPTH} levels: ${preview(text)}`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -101,9 +141,38 @@ export function parseFrame(data: Buffer | string, isBinary: boolean): Frame {
     return { kind: 'other', key: type };
   }
 
+  // A message type of its own ({"type":"heartbeat"}, {"type":"notice",...}) or a one-key push
+  // ({"notice":...}, {"order_response":...}, a key added next month): not an answer to us.
+  if (typeof type === 'string') return { kind: 'other', key: type };
   const keys = Object.keys(value).filter((key) => !IGNORED_KEYS.has(key));
-  if (keys.length === 1 && PUSH_KEYS.has(keys[0]!)) return { kind: 'other', key: keys[0]! };
-  throw protocolError(`the exchange sent an unexpected frame (keys: ${preview(keys)})`);
+  return { kind: 'other', key: keys.length === 1 ? keys[0]! : 'unknown' };
+}
+
+/**
+ * How deeply arrays and objects nest in JSON text, counted without recursion and without parsing;
+ * stops counting once `limit` is passed. Brackets inside strings do not count.
+ */
+export function nestingDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return deepest;
 }
 
 function errorFrame(body: Record<string, unknown>): Frame {

@@ -7,21 +7,39 @@
  * EXPLAIN or PRAGMA (and a PRAGMA must be a read of an allow-listed one, with no `=`), and SQLite
  * itself must call the compiled statement read-only (`stmt.readonly`, sqlite3_stmt_readonly), which
  * catches `WITH … DELETE` and anything the keyword check cannot see.
+ *
+ * Pragmas are also reachable as table-valued functions (`SELECT * FROM pragma_optimize`), and a
+ * function's argument, given in parentheses or as `WHERE arg = …`, runs the pragma's SET form. So
+ * every `pragma_*` name in the statement must be on a shorter list of pragmas that have no SET form
+ * or whose argument only names what to report on. SQLite calls such a statement read-only even
+ * when it writes (pragma_optimize runs ANALYZE): the read-only open and `query_only` stop it too,
+ * but the guard refuses it first, with a message that says why.
  */
 import type Database from 'better-sqlite3';
 import { TierwatchError } from '../errors.ts';
+import { sqliteErrorCode, toStoreError } from '../store/sqlite-errors.ts';
 
 /** Pragmas that only report something, called without an argument. */
 const READ_PRAGMAS = new Set([
   'application_id', 'auto_vacuum', 'collation_list', 'compile_options', 'data_version', 'database_list', 'encoding',
   'foreign_key_check', 'foreign_keys', 'freelist_count', 'function_list', 'integrity_check', 'journal_mode',
-  'module_list', 'page_count', 'page_size', 'pragma_list', 'quick_check', 'schema_version', 'table_list',
+  'module_list', 'page_count', 'page_size', 'pragma_list', 'query_only', 'quick_check', 'schema_version', 'table_list',
   'user_version',
 ]);
 /** Pragmas that only report something about their argument: PRAGMA table_info(runs). */
 const READ_PRAGMAS_WITH_ARGUMENT = new Set([
   'foreign_key_check', 'foreign_key_list', 'index_info', 'index_list', 'index_xinfo', 'integrity_check',
   'quick_check', 'table_info', 'table_list', 'table_xinfo',
+]);
+/**
+ * Pragmas allowed as table-valued functions (`pragma_table_info('runs')`): those whose argument
+ * names a table or index to report on, and those that report without taking one. Not the ones with
+ * a SET form (`pragma_user_version(5)` would set it).
+ */
+const READ_PRAGMA_FUNCTIONS = new Set([
+  ...READ_PRAGMAS_WITH_ARGUMENT,
+  'collation_list', 'compile_options', 'data_version', 'database_list', 'freelist_count', 'function_list', 'module_list',
+  'pragma_list',
 ]);
 const READ_KEYWORDS = new Set(['SELECT', 'WITH', 'VALUES', 'EXPLAIN', 'PRAGMA']);
 
@@ -127,16 +145,55 @@ function checkKeyword(piece: SqlPiece): void {
 }
 
 /**
+ * The identifiers of a statement's code (comments already blanked), unquoted: bare words and
+ * "…", `…` and […] names. String literals are data, not names, and are skipped.
+ */
+export function identifiersOf(code: string): string[] {
+  const names: string[] = [];
+  const token = /'(?:[^']|'')*'?|"((?:[^"]|"")*)"?|`((?:[^`]|``)*)`?|\[([^\]]*)\]?|([A-Za-z_][\w$]*)/g;
+  for (const match of code.matchAll(token)) {
+    const name = match[1]?.replaceAll('""', '"') ?? match[2]?.replaceAll('``', '`') ?? match[3] ?? match[4];
+    if (name !== undefined) names.push(name);
+  }
+  return names;
+}
+
+/** Refuses a `pragma_*` table-valued function that is not on READ_PRAGMA_FUNCTIONS. */
+function checkPragmaFunctions(piece: SqlPiece): void {
+  for (const name of identifiersOf(piece.code)) {
+    const lower = name.toLowerCase();
+    if (!lower.startsWith('pragma_')) continue;
+    const pragma = lower.slice('pragma_'.length);
+    if (!READ_PRAGMA_FUNCTIONS.has(pragma)) {
+      throw refuse(piece, `${name} runs PRAGMA ${pragma}, which is not on the list of read-only pragmas`);
+    }
+  }
+}
+
+/**
+ * The checks that need no database: the input holds at least one statement, and every statement's
+ * keyword, pragma and `pragma_*` functions are reads. Throws TierwatchError('USAGE') with the reason;
+ * returns the statements. `tierwatch query` runs it before it starts anything.
+ */
+export function checkReadOnlyText(sql: string): SqlPiece[] {
+  const pieces = splitStatements(sql);
+  if (pieces.length === 0) throw new TierwatchError('USAGE', 'Give a statement to run, e.g. tierwatch query "SELECT * FROM runs LIMIT 5".');
+  for (const piece of pieces) {
+    checkKeyword(piece);
+    checkPragmaFunctions(piece);
+  }
+  return pieces;
+}
+
+/**
  * Prepares `sql` for reading, or throws TierwatchError('USAGE') with the reason: empty input, a
  * statement that is not a plain read (checked for every statement of the input, before anything
  * runs), more than one statement, or a syntax error. The result is the one statement to run.
  */
 export function prepareReadOnly(sqlite: Database.Database, sql: string): Database.Statement {
-  const pieces = splitStatements(sql);
-  if (pieces.length === 0) throw new TierwatchError('USAGE', 'Give a statement to run, e.g. tierwatch query "SELECT * FROM runs LIMIT 5".');
+  const pieces = checkReadOnlyText(sql);
   const statements: Database.Statement[] = [];
   for (const piece of pieces) {
-    checkKeyword(piece);
     let statement: Database.Statement;
     try {
       statement = sqlite.prepare(piece.text);
@@ -151,4 +208,35 @@ export function prepareReadOnly(sqlite: Database.Database, sql: string): Databas
     throw new TierwatchError('USAGE', `Give one statement at a time (got ${statements.length}); each is run and printed on its own.`);
   }
   return statements[0]!;
+}
+
+/** Primary SQLite codes that a statement's own mistake produces while it runs: the user's to fix. */
+const STATEMENT_FAILURES = new Set(['SQLITE_ERROR', 'SQLITE_TOOBIG', 'SQLITE_RANGE', 'SQLITE_MISMATCH', 'SQLITE_CONSTRAINT']);
+
+/**
+ * Maps what running a `tierwatch query` statement threw: the statement's own runtime errors
+ * ("malformed JSON", "integer overflow", "string or blob too big", an attempt to write that slipped
+ * past the guard, parameters it was given no value for) are USAGE with SQLite's message; a failing
+ * database (busy, corrupt, I/O) is mapped as the store maps it. A TierwatchError passes through.
+ */
+export function toQueryError(error: unknown): TierwatchError {
+  if (error instanceof TierwatchError) return error;
+  const code = sqliteErrorCode(error);
+  const message = error instanceof Error ? error.message : String(error);
+  // Plain SQLITE_READONLY is "attempt to write a readonly database"; its extended codes
+  // (SQLITE_READONLY_CANTINIT, …) are about the file and stay with the store's mapping.
+  const readonlyWrite = (error as { code?: unknown } | null)?.code === 'SQLITE_READONLY';
+  if ((code !== null && STATEMENT_FAILURES.has(code)) || readonlyWrite) {
+    return new TierwatchError('USAGE', `The statement failed: ${message}${readonlyWrite ? ' (`tierwatch query` only reads)' : ''}.`, {
+      cause: error,
+      details: { sqliteCode: code },
+    });
+  }
+  // better-sqlite3 checks bound parameters itself: `SELECT ?` has a parameter and no value for it.
+  if (error instanceof RangeError && /parameter/i.test(message)) {
+    return new TierwatchError('USAGE', `The statement has parameters (?, :name), which \`tierwatch query\` cannot fill: write the values into it (${message}).`, {
+      cause: error,
+    });
+  }
+  return toStoreError(error, 'running the query');
 }

@@ -1,5 +1,5 @@
 /**
- * The simulator's decision on an `auth` message (protocol notes §2 and the §9 defaults): which key
+ * The simulator's decision on an `auth` message (docs/qfex-protocol.md §2, and §8 for what the docs leave open): which key
  * or token, whether the signature, nonce and timestamp hold, and which account the session uses.
  * No I/O; the clock is injected. Never logs or returns a secret.
  */

@@ -20,24 +20,39 @@
  * | `delay_page`           | page N request                  | the answer is sent `ms` later |
  * | `never_answer_page`    | page N request                  | no answer at all |
  * | `never_answer_auth`    | auth message                    | no answer; the unauthenticated deadline still runs |
- * | `reject_auth`          | auth message, or the upgrade for mode `http_401` | auth refused whatever the credentials, in `mode` (default: the server's authFailureMode) |
+ * | `reject_auth`          | auth message, or the upgrade for mode `http_401` | auth refused whatever the credentials, in `mode` (default: the server's authFailureMode); mode `err_frame` answers with `code` (default PermissionDenied, e.g. RateLimited or ServerError) |
  * | `stop_pings`           | auth success                    | that connection is never pinged |
  * | `ignore_client_pings`  | auth success                    | the client's ping frames are not answered |
  * | `malformed_row`        | page N request                  | row `index` (default 0) of the page is replaced by `row` (any JSON value; appended if the page is empty) |
  * | `error_reply`          | page N request                  | an error frame with `code` instead of the page; RateLimited carries "Retry after <retryAfterMs>ms." (default 250) |
- * | `bad_frame`            | page N request                  | instead of the page: `non_json` text, `wrong_shape` JSON, a `binary` frame, an `unexpected_key` response, or an `oversized` frame of about `bytes` (default 8 MiB) |
+ * | `bad_frame`            | page N request                  | instead of the page: `non_json` text, `wrong_shape` JSON, a `binary` frame, an `unexpected_key` response, an `oversized` frame of about `bytes` (default 8 MiB), or a page nested 200,000 levels `deep` |
  * | `shift_insert`         | after page `afterPage` is written | a new tier sorting before the current offset is added to the account (a real, logged change) |
  * | `shift_delete`         | after page `afterPage` is written | the account's first tier is removed (a real, logged change) |
  * | `infinite_list`        | next page request               | that connection's list never ends: every page is full (synthetic distinct rows past the real ones) |
  * | `empty_list`           | next page request               | that connection's list is empty |
+ *
+ * Hostile servers (issue 10; behaviour in hostile.ts):
+ *
+ * | kind                   | where it fires                  | effect |
+ * |------------------------|---------------------------------|--------|
+ * | `unknown_push`         | page N request, or the auth answer (`when`) | a frame that answers nothing is sent first: a `notice`, a `heartbeat` sent as a message, a `new_type` of message, a `subscription` push envelope, a second `authenticated` |
+ * | `unsolicited_error`    | page N request, or the auth answer (`when`) | an error frame with `code` (default ServerError) about `about` (a request type such as `add_order`; null = no echo) is sent first |
+ * | `stale_page`           | page N request (N ≥ 2)          | the connection's previous page answer is sent again before the real one |
+ * | `drip`                 | next page request               | from then on that connection answers every page with `rows` (default 1) row(s), each page `ms` late |
+ * | `oversized_page`       | page N request                  | the page holds `rows` real rows from the offset, whatever the limit asked and the server cap |
+ * | `endless_big_pages`    | next page request               | that connection's list never ends and every page holds `rows` (default 20,000) synthetic rows, each with `padding` extra bytes in its id |
+ * | `echo`                 | auth message (`at: 'auth'`, default), or page N request (`at: 'page'`) | an error frame (`code`) whose message quotes the connection's auth message, signature and all (and at a page the request too), in `encoding` (raw, json, base64, base64url, hex); at auth the connection is then closed with 1008 |
  */
 import type { SimTier } from './universe.ts';
 
 export type AuthFailureMode = 'authenticated_false' | 'err_frame' | 'http_401' | 'close';
 export const AUTH_FAILURE_MODES: readonly AuthFailureMode[] = ['authenticated_false', 'err_frame', 'http_401', 'close'];
 
-export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized';
-export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized'];
+export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized' | 'deep';
+export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized', 'deep'];
+
+export type EchoEncoding = 'raw' | 'json' | 'base64' | 'base64url' | 'hex';
+export const ECHO_ENCODINGS: readonly EchoEncoding[] = ['raw', 'json', 'base64', 'base64url', 'hex'];
 
 export interface FaultRepeat {
   /** How many times the fault fires before it is used up (default 1). */
@@ -53,7 +68,7 @@ export type FaultSpec =
   | { kind: 'delay_page'; page?: number; ms: number }
   | { kind: 'never_answer_page'; page?: number }
   | { kind: 'never_answer_auth' }
-  | { kind: 'reject_auth'; mode?: AuthFailureMode }
+  | { kind: 'reject_auth'; mode?: AuthFailureMode; code?: string }
   | { kind: 'stop_pings' }
   | { kind: 'ignore_client_pings' }
   | { kind: 'malformed_row'; page?: number; row: unknown; index?: number }
@@ -62,7 +77,20 @@ export type FaultSpec =
   | { kind: 'shift_insert'; afterPage: number; tier?: SimTier }
   | { kind: 'shift_delete'; afterPage: number }
   | { kind: 'infinite_list' }
-  | { kind: 'empty_list' };
+  | { kind: 'empty_list' }
+  | { kind: 'unknown_push'; page?: number; when?: PushMoment; push: PushKind }
+  | { kind: 'unsolicited_error'; page?: number; when?: PushMoment; code?: string; about?: string | null }
+  | { kind: 'stale_page'; page?: number }
+  | { kind: 'drip'; ms: number; rows?: number }
+  | { kind: 'oversized_page'; page?: number; rows: number }
+  | { kind: 'endless_big_pages'; rows?: number; padding?: number }
+  | { kind: 'echo'; at?: 'auth' | 'page'; page?: number; encoding?: EchoEncoding; code?: string };
+
+/** When an unsolicited frame is sent: before the answer to page N, or just before / after the auth answer. */
+export type PushMoment = 'before_page_answer' | 'before_auth_answer' | 'after_auth_answer';
+export const PUSH_MOMENTS: readonly PushMoment[] = ['before_page_answer', 'before_auth_answer', 'after_auth_answer'];
+export type PushKind = 'notice' | 'heartbeat' | 'new_type' | 'subscription' | 'authenticated';
+export const PUSH_KINDS: readonly PushKind[] = ['notice', 'heartbeat', 'new_type', 'subscription', 'authenticated'];
 
 export type Fault = FaultRepeat & FaultSpec;
 export type FaultKind = FaultSpec['kind'];
@@ -85,6 +113,13 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   'shift_delete',
   'infinite_list',
   'empty_list',
+  'unknown_push',
+  'unsolicited_error',
+  'stale_page',
+  'drip',
+  'oversized_page',
+  'endless_big_pages',
+  'echo',
 ];
 
 function positiveInteger(value: unknown): boolean {
@@ -107,6 +142,18 @@ export function validateFault(fault: Fault): void {
   if (fault.kind === 'reject_auth' && fault.mode !== undefined && !AUTH_FAILURE_MODES.includes(fault.mode))
     throw new TypeError(`${where}: \`mode\` must be one of ${AUTH_FAILURE_MODES.join(', ')}`);
   if (fault.kind === 'malformed_row' && !('row' in fault)) throw new TypeError(`${where}: \`row\` is required`);
+  if (fault.kind === 'unknown_push' && !PUSH_KINDS.includes(fault.push)) throw new TypeError(`${where}: \`push\` must be one of ${PUSH_KINDS.join(', ')}`);
+  if ((fault.kind === 'unknown_push' || fault.kind === 'unsolicited_error') && fault.when !== undefined && !PUSH_MOMENTS.includes(fault.when))
+    throw new TypeError(`${where}: \`when\` must be one of ${PUSH_MOMENTS.join(', ')}`);
+  if (fault.kind === 'drip' && !(typeof fault.ms === 'number' && fault.ms >= 0)) throw new TypeError(`${where}: \`ms\` must be a number >= 0`);
+  if ((fault.kind === 'drip' || fault.kind === 'endless_big_pages') && fault.rows !== undefined && !positiveInteger(fault.rows))
+    throw new TypeError(`${where}: \`rows\` must be an integer >= 1`);
+  if (fault.kind === 'oversized_page' && !positiveInteger(fault.rows)) throw new TypeError(`${where}: \`rows\` is required (integer >= 1)`);
+  if (fault.kind === 'endless_big_pages' && fault.padding !== undefined && !(Number.isInteger(fault.padding) && fault.padding >= 0))
+    throw new TypeError(`${where}: \`padding\` must be an integer >= 0`);
+  if (fault.kind === 'echo' && fault.encoding !== undefined && !ECHO_ENCODINGS.includes(fault.encoding))
+    throw new TypeError(`${where}: \`encoding\` must be one of ${ECHO_ENCODINGS.join(', ')}`);
+  if (fault.kind === 'echo' && fault.at !== undefined && fault.at !== 'auth' && fault.at !== 'page') throw new TypeError(`${where}: \`at\` must be auth or page`);
 }
 
 interface Pending {

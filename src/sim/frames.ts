@@ -1,7 +1,8 @@
 /**
  * Outgoing frames, in the current documented shapes or, per `LegacyOptions`, the older ones a
- * tolerant client must also accept (protocol notes §2.4, §4.1, §5). Pure string building.
+ * tolerant client must also accept (docs/qfex-protocol.md §2, §4, §5). Pure string building.
  */
+import type { EchoEncoding } from './faults.ts';
 import type { SimTier } from './universe.ts';
 
 export interface LegacyOptions {
@@ -45,4 +46,16 @@ export function listFrame(key: ListResponseKey, rows: readonly unknown[]): strin
 
 export function rateLimitedMessage(retryAfterMs: number): string {
   return `You have exceeded the allowed message rate. Retry after ${retryAfterMs}ms.`;
+}
+
+/** A client frame quoted back in an error message, as the `echo` fault does. */
+export function echoText(text: string, encoding: EchoEncoding): string {
+  switch (encoding) {
+    case 'raw':
+      return text;
+    case 'json':
+      return JSON.stringify(text);
+    default:
+      return Buffer.from(text, 'utf8').toString(encoding);
+  }
 }

@@ -9,8 +9,8 @@ export { defaultUniverse, syntheticUniverse, makeTier, stableTierId, compareTier
 export type { SimTier } from './universe.ts';
 export { diffTiers } from './book.ts';
 export type { SimChange, SimChangeKind, TierDiff, TierPatch } from './book.ts';
-export { AUTH_FAILURE_MODES, BAD_FRAME_KINDS, FAULT_KINDS, validateFault } from './faults.ts';
-export type { AuthFailureMode, BadFrameKind, Fault, FaultKind, FaultRepeat } from './faults.ts';
+export { AUTH_FAILURE_MODES, BAD_FRAME_KINDS, ECHO_ENCODINGS, FAULT_KINDS, validateFault } from './faults.ts';
+export type { AuthFailureMode, BadFrameKind, EchoEncoding, Fault, FaultKind, FaultRepeat } from './faults.ts';
 export type { AuthFailureReason, SimJwt, SimKeyPair } from './auth.ts';
 export type { LegacyOptions } from './frames.ts';
 export { startChangeScript } from './script.ts';

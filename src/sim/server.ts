@@ -1,6 +1,6 @@
 /**
  * The built-in QFEX Trade WebSocket simulator: a `ws` server speaking the protocol as
- * /work/shared/qfex-protocol.md documents it, with the §9 defaults for what the docs leave open.
+ * the QFEX documentation describes it, with plausible defaults for what the docs leave open.
  * Written independently of src/qfex/ on purpose (own HMAC check, own frame parsing).
  *
  * Per connection: upgrade (`?api_key=` optional) → `auth` within `authDeadlineMs` (else close 1008)
@@ -18,9 +18,11 @@ import { silentLogger, type Logger } from '../log.ts';
 import { Authenticator, AUTH_FAILURE_TEXT, type AuthFailureReason, type SimJwt, type SimKeyPair } from './auth.ts';
 import { TierBook, type SimChange, type TierPatch } from './book.ts';
 import { FaultQueue, type AuthFailureMode, type Fault, type FaultOf } from './faults.ts';
+import { Hostility } from './hostile.ts';
 import {
   AUTH_FALSE_FRAME,
   authSuccessFrame,
+  echoText,
   errorFrame,
   listFrame,
   rateLimitedMessage,
@@ -46,7 +48,7 @@ export interface SimulatorOptions {
   jwts?: SimJwt[];
   /** Account id → tiers. Default { primary: defaultUniverse() }. */
   universe?: Record<string, SimTier[]>;
-  /** Server-side cap on `limit` (default 1000, §9 row 10). */
+  /** Server-side cap on `limit` (default 1000: docs/qfex-protocol.md §4). */
   maxPageSize?: number;
   /** Close an unauthenticated connection after this long, with 1008 (default 60,000 ms). */
   authDeadlineMs?: number;
@@ -138,6 +140,8 @@ export interface Simulator {
 
 const MAX_PAGE_DEFAULT = 1000;
 const RECENT_REQUESTS = 100;
+/** The depth of a `deep` bad frame: far beyond any stack a recursive walk of it could use. */
+const DEEP_NESTING = 200_000;
 const DEFAULT_OVERSIZED_BYTES = 8 * 1024 * 1024;
 
 interface Connection {
@@ -147,6 +151,8 @@ interface Connection {
   state: 'awaiting_auth' | 'auth_pending' | 'authenticated';
   account: string | null;
   principal: string | null;
+  /** The auth message as received, for the `echo` fault. */
+  authText: string | null;
   pages: number;
   listMode: 'normal' | 'infinite' | 'empty';
   sendPings: boolean;
@@ -200,6 +206,8 @@ class SimulatorServer implements Simulator {
   private readonly failureMode: AuthFailureMode;
   private readonly book: TierBook;
   private readonly faults = new FaultQueue();
+  /** Unsolicited frames, stale answers, drips, oversized and endless big pages (hostile.ts). */
+  private readonly hostility: Hostility;
   private readonly authenticator: Authenticator;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
@@ -215,6 +223,7 @@ class SimulatorServer implements Simulator {
     this.options = options;
     this.log = (options.logger ?? silentLogger()).child({ component: 'simulator' });
     this.legacy = options.legacy ?? {};
+    this.hostility = new Hostility(this.faults, this.legacy);
     this.maxPageSize = options.maxPageSize ?? MAX_PAGE_DEFAULT;
     this.authDeadlineMs = options.authDeadlineMs ?? 60_000;
     this.pingIntervalMs = options.pingIntervalMs ?? 15_000;
@@ -223,7 +232,7 @@ class SimulatorServer implements Simulator {
     const now = options.now ?? Date.now;
     this.book = new TierBook(options.universe ?? { primary: defaultUniverse() }, now);
     this.book.onChange((c) =>
-      this.log.info({ account: c.account, kind: c.kind, symbol: c.symbol, leverage: c.leverage, before: c.before, after: c.after }, 'tier change'),
+      this.log.info({ account_id: c.account, kind: c.kind, symbol: c.symbol, leverage: c.leverage, before: c.before, after: c.after }, 'tier change'),
     );
     this.authenticator = new Authenticator({
       keys: options.keys ?? [{ publicKey: DEMO_PUBLIC_KEY, secretKey: DEMO_SECRET_KEY, accounts: ['primary'] }],
@@ -247,7 +256,7 @@ class SimulatorServer implements Simulator {
       this.http.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => {
         this.http.off('error', reject);
         this.boundPort = (this.http.address() as AddressInfo).port;
-        this.log.info({ url: this.url, maxPageSize: this.maxPageSize }, 'simulator listening');
+        this.log.info({ url: this.url, max_page_size: this.maxPageSize }, 'simulator listening');
         resolve();
       });
     });
@@ -299,6 +308,7 @@ class SimulatorServer implements Simulator {
       state: 'awaiting_auth',
       account: null,
       principal: null,
+      authText: null,
       pages: 0,
       listMode: 'normal',
       sendPings: true,
@@ -311,7 +321,7 @@ class SimulatorServer implements Simulator {
     this.connections.add(conn);
     this.stats.connections++;
     this.stats.openConnections++;
-    this.log.debug({ connection: conn.id, apiKey: apiKeyQuery }, 'connection opened');
+    this.log.debug({ connection: conn.id, api_key: apiKeyQuery }, 'connection opened');
 
     this.addTimer(conn, setTimeout(() => {
       if (conn.state !== 'authenticated') {
@@ -368,7 +378,7 @@ class SimulatorServer implements Simulator {
   }
 
   private drop(conn: Connection, closeCode: number | undefined, why: string): void {
-    this.log.info({ connection: conn.id, closeCode: closeCode ?? null }, `fault: ${why}`);
+    this.log.info({ connection: conn.id, close_code: closeCode ?? null }, `fault: ${why}`);
     if (closeCode === undefined) conn.ws.terminate();
     else conn.ws.close(closeCode, why.slice(0, 100));
   }
@@ -404,6 +414,7 @@ class SimulatorServer implements Simulator {
     const type = message['type'];
     switch (type) {
       case 'auth':
+        conn.authText = text;
         this.onAuth(conn, message);
         return;
       case 'get_available_leverage_levels':
@@ -445,9 +456,16 @@ class SimulatorServer implements Simulator {
       this.log.info({ connection: conn.id }, 'fault: auth left unanswered');
       return;
     }
+    const echo = this.faults.take(['echo'], (f) => (f.at ?? 'auth') === 'auth')[0];
+    if (echo !== undefined) {
+      this.recordAuthFailure('injected', null, conn);
+      this.sendError(conn, echo.code ?? 'PermissionDenied', `authentication failed for ${echoText(conn.authText ?? '', echo.encoding ?? 'raw')}`, message);
+      conn.ws.close(1008, 'authentication failed');
+      return;
+    }
     const injected = this.faults.take(['reject_auth'], (f) => (f.mode ?? this.failureMode) !== 'http_401');
     if (injected[0] !== undefined) {
-      this.rejectAuth(conn, message, 'injected', null, injected[0].mode ?? this.failureMode);
+      this.rejectAuth(conn, message, 'injected', null, injected[0].mode ?? this.failureMode, injected[0].code);
       return;
     }
     const params = message['params'];
@@ -460,8 +478,10 @@ class SimulatorServer implements Simulator {
     conn.account = decision.account;
     conn.principal = decision.principal;
     this.stats.authOk++;
-    this.log.info({ connection: conn.id, principal: decision.principal, account: decision.account }, 'authenticated');
+    this.log.info({ connection: conn.id, principal: decision.principal, account_id: decision.account }, 'authenticated');
+    for (const frame of this.hostility.aroundAuth('before_auth_answer')) this.send(conn, frame);
     this.send(conn, authSuccessFrame(this.legacy));
+    for (const frame of this.hostility.aroundAuth('after_auth_answer')) this.send(conn, frame);
     for (const fault of this.faults.take(['stop_pings', 'ignore_client_pings', 'drop_before_page'], (f) => f.kind !== 'drop_before_page' || f.page === 1)) {
       if (fault.kind === 'stop_pings') conn.sendPings = false;
       else if (fault.kind === 'ignore_client_pings') conn.answerPings = false;
@@ -477,12 +497,12 @@ class SimulatorServer implements Simulator {
     this.log.info({ connection: conn?.id ?? null, principal, reason }, 'authentication refused');
   }
 
-  private rejectAuth(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode): void {
+  private rejectAuth(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode, code = 'PermissionDenied'): void {
     this.recordAuthFailure(reason, principal, conn);
     switch (mode) {
       case 'err_frame':
         // The echo carries the client's own message back, signature included, as a real server would.
-        this.sendError(conn, 'PermissionDenied', `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
+        this.sendError(conn, code, code === 'RateLimited' ? rateLimitedMessage(20) : `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
         break;
       case 'close':
         break;
@@ -548,8 +568,8 @@ class SimulatorServer implements Simulator {
     }
 
     const fired = this.faults.take(
-      ['infinite_list', 'empty_list', 'delay_page', 'drop_at_page', 'never_answer_page', 'error_reply', 'bad_frame', 'malformed_row'],
-      (f) => !('page' in f) || f.page === undefined || f.page === page,
+      ['infinite_list', 'empty_list', 'delay_page', 'drop_at_page', 'never_answer_page', 'error_reply', 'bad_frame', 'malformed_row', 'echo'],
+      (f) => (f.kind !== 'echo' || f.at === 'page') && (!('page' in f) || f.page === undefined || f.page === page),
     );
     const byKind = <K extends Fault['kind']>(kind: K) => fired.find((f) => f.kind === kind) as FaultOf<K> | undefined;
     if (byKind('infinite_list')) conn.listMode = 'infinite';
@@ -566,6 +586,12 @@ class SimulatorServer implements Simulator {
       this.log.info({ connection: conn.id, page }, 'fault: page left unanswered');
       return;
     }
+    const echo = byKind('echo');
+    if (echo) {
+      const encoding = echo.encoding ?? 'raw';
+      const quoted = `request ${echoText(JSON.stringify(message), encoding)} refused on the session opened by ${echoText(conn.authText ?? '', encoding)}`;
+      return this.sendError(conn, echo.code ?? 'InvalidParameter', quoted, message);
+    }
     const error = byKind('error_reply');
     if (error) {
       const hint = error.code === 'RateLimited' ? rateLimitedMessage(error.retryAfterMs ?? 250) : `injected ${error.code}`;
@@ -573,7 +599,17 @@ class SimulatorServer implements Simulator {
       return this.sendError(conn, error.code, error.message ?? hint, message);
     }
 
-    const rows = this.pageRows(conn, paging.offset, servedLimit);
+    const plan = this.hostility.planPage(conn, page, paging.offset);
+    for (const frame of plan.before) this.send(conn, frame);
+    if (plan.delayMs > 0) {
+      await this.sleep(conn, plan.delayMs);
+      if (conn.closed) return;
+    }
+    if (plan.answer !== null) {
+      request.rows = plan.answer.rows;
+      return this.send(conn, plan.answer.json);
+    }
+    const rows = this.pageRows(conn, paging.offset, plan.servedRows ?? servedLimit);
     const bad = byKind('bad_frame');
     if (bad) return this.sendBadFrame(conn, bad, rows, page);
     const malformed = byKind('malformed_row');
@@ -588,6 +624,7 @@ class SimulatorServer implements Simulator {
       json = this.pageJson(conn, account, paging.offset, servedLimit, rows);
     }
     request.rows = rows.length;
+    this.hostility.rememberPage(conn, json);
     this.send(conn, json, () => this.afterPageWritten(conn, page, rows.length, 'written'));
     this.afterPageWritten(conn, page, rows.length, 'queued');
   }
@@ -664,6 +701,8 @@ class SimulatorServer implements Simulator {
         return this.send(conn, Buffer.from([0x00, 0x01, 0x02, 0x03, 0xff]));
       case 'unexpected_key':
         return this.send(conn, JSON.stringify({ unexpected_response: rows.map((t) => wireRow(t, this.legacy)) }));
+      case 'deep':
+        return this.send(conn, `{"available_leverage_levels_response":[${'['.repeat(DEEP_NESTING)}${']'.repeat(DEEP_NESTING)}]}`);
       case 'oversized': {
         const padding = 'x'.repeat(fault.bytes ?? DEFAULT_OVERSIZED_BYTES);
         return this.send(conn, JSON.stringify({ available_leverage_levels_response: rows.map((t) => wireRow(t, this.legacy)), padding }));

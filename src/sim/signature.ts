@@ -1,6 +1,6 @@
 /**
  * The simulator's own HMAC check for the Trade WebSocket `auth` message, written from the protocol
- * notes (§2.2) and deliberately independent of the client's signing code, so that a bug in one
+ * notes (docs/qfex-protocol.md §2) and deliberately independent of the client's signing code, so that a bug in one
  * cannot hide in the other. Both are pinned to the same test vectors.
  *
  * Documented formula: signature = hex(HMAC-SHA256(key = secret as UTF-8 bytes, msg = `${nonce}:${unix_ts}`)).
@@ -8,7 +8,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** Hex, 1 to 100 characters (the documented maximum; the minimum is our choice, §9 row 4). */
+/** Hex, 1 to 100 characters (the documented maximum; the minimum is our choice: docs/qfex-protocol.md §8). */
 export const NONCE_PATTERN = /^[0-9a-fA-F]{1,100}$/;
 
 const HEX_64 = /^[0-9a-fA-F]{64}$/;
@@ -25,7 +25,7 @@ export function computeSignature(secretKey: string, nonce: string, unixTs: numbe
 
 /**
  * True when `signature` is the hex HMAC for this secret, nonce and timestamp. Hex case is ignored
- * unless `lowercaseOnly` (the strict mode, §9 row 5). Never throws; compares in constant time.
+ * unless `lowercaseOnly` (the strict mode: docs/qfex-protocol.md §8). Never throws; compares in constant time.
  */
 export function verifySignature(
   secretKey: string,

@@ -1,6 +1,6 @@
 /**
  * Tier rows as the simulator serves them, and the universes it starts from. Rows are shaped like the
- * documented example (§4.1 of the protocol notes): initial_margin = 1/leverage, maintenance_margin =
+ * documented example (docs/qfex-protocol.md §4): initial_margin = 1/leverage, maintenance_margin =
  * initial × 2/3 at full float precision, max_notional falling as leverage rises, leverage a string.
  */
 import { createHash } from 'node:crypto';
@@ -16,7 +16,7 @@ export interface SimTier {
   max_notional: number;
 }
 
-/** The symbols named in the QFEX docs (§7.3), with a plausible notional cap at leverage 0. */
+/** The symbols named in the QFEX docs (docs/qfex-protocol.md §8), with a plausible notional cap at leverage 0. */
 const DEFAULT_SYMBOLS: ReadonlyArray<{ symbol: string; baseNotional: number; levels: readonly number[] }> = [
   { symbol: 'AAPL-USD', baseNotional: 400_000, levels: [1, 2, 3, 5, 10, 20] },
   { symbol: 'META-USD', baseNotional: 200_000, levels: [1, 2, 3, 5, 10, 20] },
@@ -55,7 +55,7 @@ export function makeTier(symbol: string, leverage: number | string, baseNotional
   };
 }
 
-/** Exchange order: by symbol (code-unit order), then numeric leverage ascending (§9 row 12). */
+/** Exchange order: by symbol (code-unit order), then numeric leverage ascending (docs/qfex-protocol.md §4: our choice, the order is not documented). */
 export function compareTiers(a: SimTier, b: SimTier): number {
   if (a.symbol !== b.symbol) return a.symbol < b.symbol ? -1 : 1;
   return Number(a.leverage) - Number(b.leverage);

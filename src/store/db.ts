@@ -1,28 +1,26 @@
 /**
- * Opening the database: the only module in tierwatch that opens better-sqlite3.
+ * Opening the database: the only module in tierwatch that opens better-sqlite3 on the history.
  *
- * A writable open creates the parent directory (owner-only), sets WAL and the pragmas below, and
- * applies the pending drizzle migrations from `migrations/`. A read-only open changes nothing and
- * refuses a database whose schema does not match this tierwatch. Either open refuses a database
- * migrated by a newer tierwatch (DB_SCHEMA_TOO_NEW): its views may mean something else.
- *
- * Pending migrations are applied by drizzle's migrator in a short-lived child process
- * (`migrate-child.ts`): importing drizzle costs about two seconds of CPU and 200 MB under Node 24,
- * memory a daemon would keep for its lifetime. Everything else here (which migrations are pending,
- * whether the database is too new) is decided in this process without drizzle.
+ * Before SQLite touches a file, its header is checked (DB_CORRUPT) and the database classified: a
+ * SQLite file of another program is refused (DB_FOREIGN) and left byte-for-byte as it was (no WAL,
+ * no tables). A writable open (made by a caller that holds the writer lock, `writer.ts`) then sets
+ * WAL and the pragmas below and applies the pending drizzle migrations (`migrations.ts`). A
+ * read-only open changes nothing, needs no write access to the file or its folder, and refuses a
+ * database whose schema does not match this tierwatch. Either open refuses a database migrated by
+ * a newer tierwatch (DB_SCHEMA_TOO_NEW): its views may mean something else.
  */
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
-import { ERROR_CODES, TierwatchError, type ErrorCode } from '../errors.ts';
+import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type * as schema from './schema.ts';
-import { toStoreError } from './sqlite-errors.ts';
+import { assertSameFile, classifyDatabase, fileIdentity, foreignDatabaseError, readHeader, TIERWATCH_APPLICATION_ID, type DbHeader } from './db-file.ts';
+import { applyMigrations, countPending, readJournal, sqliteCause } from './migrations.ts';
+import { noteDatabasePath, sqliteErrorCode, toStoreError } from './sqlite-errors.ts';
 
 /**
  * better-sqlite3 (a native addon) and drizzle are loaded when first needed, not when this module is
@@ -36,6 +34,9 @@ const requireLazily = createRequire(import.meta.url);
 const OWN_EXTENSION = path.extname(fileURLToPath(import.meta.url));
 
 function loadSqlite(): typeof Database {
+  // URI filenames (read once, when the addon loads) for the `immutable` read-only open; every other
+  // path goes through sqlitePath(), so a file named `file:…` is still a file.
+  process.env.SQLITE_USE_URI ??= '1';
   return requireLazily('better-sqlite3') as typeof Database;
 }
 
@@ -47,9 +48,6 @@ function loadDrizzle(): {
   const loadedSchema = requireLazily(`./schema${OWN_EXTENSION}`) as typeof schema;
   return { drizzle, schema: loadedSchema };
 }
-
-/** drizzle's default bookkeeping table; its rows are (hash of the SQL file, journal timestamp). */
-const MIGRATIONS_TABLE = '__drizzle_migrations';
 
 /** How long a statement waits for another connection's write lock before SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5000;
@@ -91,6 +89,11 @@ export interface StoreDb {
   /** How many migrations this open applied (0 when up to date, always 0 when read-only). */
   readonly migrationsApplied: number;
   /**
+   * Throws DB_REPLACED when the file at `path` is no longer the one this connection opened
+   * (deleted or replaced): the daemon calls it before each sweep.
+   */
+  assertSameFile(): void;
+  /**
    * Copies the WAL into the database file without waiting for anyone (PASSIVE): frames a reader
    * still needs stay for the next call. Readers see committed data before and after alike. The
    * writer calls it after each committed sweep. A no-op (all zeros) on a read-only connection.
@@ -120,47 +123,82 @@ export function defaultMigrationsFolder(): string {
   }
 }
 
-/** One migration as drizzle identifies it: the journal timestamp and the SHA-256 of its SQL file. */
-export interface MigrationMeta {
-  tag: string;
-  folderMillis: number;
-  hash: string;
-}
-
 /**
- * Reads the migrations drizzle would apply from `migrationsFolder`, identified exactly as drizzle's
- * own `readMigrationFiles` identifies them (journal `when`, SHA-256 of the whole SQL file; a test
- * holds the two equal), so the pending check needs no drizzle. Throws INTERNAL when the journal or
- * a file it names is missing: the package is broken.
+ * `PRAGMA quick_check` reads every page (about 0.6 s for a 186 MB file here), so a read-only open
+ * runs it only on files up to this size; larger ones rely on the header check and on SQLite's own
+ * SQLITE_CORRUPT, mapped to DB_CORRUPT wherever it surfaces. A writable open always runs it: the
+ * writer must not add to a damaged file, and it opens once per process.
  */
-export function readMigrations(migrationsFolder: string): MigrationMeta[] {
-  const journalPath = path.join(migrationsFolder, 'meta', '_journal.json');
-  let entries: Array<{ tag: string; when: number }>;
+export const READER_QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Checks what is at `dbPath` without writing anything and without creating a file: the header
+ * (DB_CORRUPT), whether it is another program's database (DB_FOREIGN). Returns null when there is no
+ * file. Writers call it before taking the lock, so a refused open leaves nothing behind.
+ */
+export function inspectDatabaseFile(dbPath: string): DbHeader | null {
+  if (!fs.existsSync(dbPath)) return null;
+  const header = readHeaderOrThrow(dbPath);
+  if (header.empty) return header;
+  let sqlite: Database.Database;
   try {
-    entries = (JSON.parse(fs.readFileSync(journalPath, 'utf8')) as { entries: Array<{ tag: string; when: number }> }).entries;
+    ({ sqlite } = openForReading(dbPath, header));
   } catch (error) {
-    throw new TierwatchError('INTERNAL', `cannot read the migration journal ${journalPath}: ${(error as Error).message}`, { cause: error });
+    throw toStoreError(error, `reading ${dbPath}`);
   }
-  return entries.map((entry) => {
-    const file = path.join(migrationsFolder, `${entry.tag}.sql`);
-    let sql: string;
-    try {
-      sql = fs.readFileSync(file).toString();
-    } catch (error) {
-      throw new TierwatchError('INTERNAL', `the migration journal names ${file}, which cannot be read`, { cause: error });
-    }
-    return { tag: entry.tag, folderMillis: entry.when, hash: createHash('sha256').update(sql).digest('hex') };
-  });
+  try {
+    if (classifyDatabase(sqlite) === 'foreign') throw foreignDatabaseError(dbPath);
+  } catch (error) {
+    throw toStoreError(error, `reading ${dbPath}`);
+  } finally {
+    sqlite.close();
+  }
+  return header;
+}
+
+/** What a tierwatch history holds, in a sentence's worth: for refusing to replace it by mistake. */
+export interface HistorySummary {
+  /** The `meta` row `created_by` (`tierwatch demo` for the demo's own history), or null. */
+  createdBy: string | null;
+  runs: number;
+  endpoint: string | null;
+  lastSweep: string | null;
 }
 
 /**
- * Opens (and, unless read-only, creates and migrates) the database at `dbPath`.
+ * Summarises the tierwatch history at `dbPath` without writing anything; null when there is no file
+ * or it holds no table yet. Throws what inspectDatabaseFile throws (DB_FOREIGN, DB_CORRUPT).
+ */
+export function summarizeHistory(dbPath: string): HistorySummary | null {
+  const header = inspectDatabaseFile(dbPath);
+  if (header === null || header.empty) return null;
+  const { sqlite } = openForReading(dbPath, header);
+  try {
+    if (classifyDatabase(sqlite) === 'empty') return null;
+    const tables = new Set(sqlite.prepare<[], string>("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all());
+    const metaValue = (key: string) =>
+      tables.has('meta') ? (sqlite.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck().get(key) ?? null) : null;
+    const runs = tables.has('run_ledger')
+      ? (sqlite.prepare('SELECT count(*) AS runs, max(started_at) AS last FROM run_ledger').get() as { runs: number; last: string | null })
+      : { runs: 0, last: null };
+    return { createdBy: metaValue('created_by'), runs: runs.runs, endpoint: metaValue('endpoint'), lastSweep: runs.last };
+  } catch (error) {
+    throw toStoreError(error, `reading ${dbPath}`);
+  } finally {
+    sqlite.close();
+  }
+}
+
+/**
+ * Opens (and, unless read-only, creates and migrates) the database at `dbPath`. A writable open
+ * must be made under the writer lock (`commands/writer.ts`): migrations are applied here.
  *
- * Throws TierwatchError: DB_SCHEMA_TOO_NEW (a newer tierwatch migrated it), DB_NEEDS_MIGRATION
- * (read-only open of a database that is behind), DB_EMPTY (read-only open of a file that does not
- * exist), DB_WRITE_FAILED (cannot create, not a database, corrupt, read-only file system, or the
- * migration process failed otherwise), DB_LOCKED (another process held the lock past the busy
- * timeout while migrating). The caller owns the result and must close() it.
+ * Throws TierwatchError: DB_CORRUPT (damaged header or pages, not a SQLite file), DB_FOREIGN
+ * (another program's database, untouched), DB_SCHEMA_TOO_NEW (a newer tierwatch migrated it),
+ * DB_NEEDS_MIGRATION (read-only open of a database that is behind), DB_EMPTY (read-only open of a
+ * file that does not exist), DB_READ_FAILED (a read-only open that cannot read the file),
+ * DISK_FULL, DB_WRITE_FAILED (cannot create, read-only file system), DB_LOCKED (another connection
+ * held the lock past the busy timeout). The caller owns the result and must close() it.
  */
 export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb {
   // pino is loaded only if this open has something to log: a query command's read-only open never does.
@@ -168,7 +206,8 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
   const logger = (): Logger => options.logger ?? (fallbackLogger ??= silentLogger());
   const readonly = options.readonly ?? false;
   const migrationsFolder = options.migrationsFolder ?? defaultMigrationsFolder();
-  const known = readMigrations(migrationsFolder);
+  const journal = readJournal(migrationsFolder);
+  noteDatabasePath(dbPath);
 
   if (readonly && !fs.existsSync(dbPath)) {
     throw new TierwatchError(
@@ -176,44 +215,54 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
       `There is no database at ${dbPath} yet: run \`tierwatch collect\` or \`tierwatch run\` first (or set TIERWATCH_DB).`,
     );
   }
+  // Foreign or damaged files are refused here, through a read-only connection that cannot change them.
+  const header = inspectDatabaseFile(dbPath);
   if (!readonly) ensurePrivateDirectory(path.dirname(path.resolve(dbPath)), logger);
 
   let sqlite: Database.Database;
+  let immutable = false;
   try {
-    const SqliteDatabase = loadSqlite();
-    sqlite = new SqliteDatabase(dbPath, { readonly, fileMustExist: readonly });
+    if (readonly) ({ sqlite, immutable } = openForReading(dbPath, header!));
+    else sqlite = new (loadSqlite())(sqlitePath(dbPath));
   } catch (error) {
     throw toStoreError(error, `opening ${dbPath}`);
   }
+  const identity = fileIdentity(dbPath);
 
   let migrationsApplied = 0;
   try {
     sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     sqlite.pragma('foreign_keys = ON');
-    if (!readonly) {
+    // Again on this connection: another program may have created the file since the inspection.
+    if (classifyDatabase(sqlite) === 'foreign') throw foreignDatabaseError(dbPath);
+    if (!readonly || fs.statSync(dbPath).size <= READER_QUICK_CHECK_MAX_BYTES) quickCheck(sqlite, dbPath);
+    if (readonly) {
+      const pending = countPending(sqlite, journal, dbPath);
+      if (pending > 0) {
+        throw new TierwatchError(
+          'DB_NEEDS_MIGRATION',
+          `The database ${dbPath} needs ${pending} migration(s) this tierwatch would apply: run \`tierwatch migrate\` (or start the daemon) once, then retry.`,
+        );
+      }
+    } else {
       // WAL: readers (the query commands) never block the daemon, and the daemon never blocks them.
       // NORMAL is durable in WAL mode except for the last transactions on power loss, never corrupt.
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('synchronous = NORMAL');
       sqlite.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
       sqlite.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-    }
-    const pending = pendingMigrations(sqlite, known, dbPath);
-    if (pending > 0) {
-      if (readonly) {
-        throw new TierwatchError(
-          'DB_NEEDS_MIGRATION',
-          `The database ${dbPath} needs ${pending} migration(s) this tierwatch would apply: run \`tierwatch migrate\` (or start the daemon) once, then retry.`,
-        );
+      migrationsApplied = applyMigrations(sqlite, migrationsFolder, dbPath);
+      // The marker that tells a tierwatch history from another program's database (db-file.ts).
+      if (Number(sqlite.pragma('application_id', { simple: true })) !== TIERWATCH_APPLICATION_ID) {
+        sqlite.pragma(`application_id = ${TIERWATCH_APPLICATION_ID}`);
       }
-      migrateInChildProcess(dbPath, migrationsFolder);
-      migrationsApplied = pending;
-      logger().info({ db: dbPath, applied: pending, total: known.length }, 'database migrated');
+      if (migrationsApplied > 0) logger().info({ db: dbPath, applied: migrationsApplied, total: journal.length }, 'database migrated');
     }
   } catch (error) {
     sqlite.close();
-    throw toStoreError(error, `opening ${dbPath}`);
+    throw toStoreError(sqliteCause(error), `opening ${dbPath}`);
   }
+  if (immutable) logger().debug({ db: dbPath }, 'opened immutable: no -shm file could be created and no WAL is pending');
 
   let orm: BetterSQLite3Database<typeof schema> | undefined;
   let closed = false;
@@ -229,6 +278,9 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
       return orm;
     },
     migrationsApplied,
+    assertSameFile() {
+      if (identity !== null) assertSameFile(dbPath, identity);
+    },
     checkpoint() {
       if (readonly || closed) return { busy: false, walFrames: 0, checkpointedFrames: 0 };
       const row = sqlite.pragma('wal_checkpoint(PASSIVE)', { simple: false }) as Array<{ busy: number; log: number; checkpointed: number }>;
@@ -253,103 +305,88 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
   };
 }
 
-/** The entry module the migration runs in, beside this one and with its extension. */
-export function migrateChildModule(): string {
-  return fileURLToPath(new URL(`./migrate-child${OWN_EXTENSION}`, import.meta.url));
-}
-
-/**
- * Applies the pending migrations with drizzle's migrator in a child process (see the module
- * comment) and waits for it. The child reports failure as one JSON line on stdout
- * (`{"ok":false,"code":…,"message":…}`), mapped there the way this process maps SQLite errors;
- * a child that dies without one (killed, out of memory) is DB_WRITE_FAILED with what it printed.
- */
-function migrateInChildProcess(dbPath: string, migrationsFolder: string): void {
-  const child = spawnSync(process.execPath, [migrateChildModule(), dbPath, migrationsFolder], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-    windowsHide: true,
-  });
-  const report = lastJsonLine(child.stdout ?? '');
-  if (child.status === 0 && report?.ok === true) return;
-  if (report !== null && report.ok === false && typeof report.code === 'string' && report.code in ERROR_CODES) {
-    throw new TierwatchError(report.code as ErrorCode, String(report.message), {
-      retryable: report.code === 'DB_LOCKED',
-      details: { migrationProcess: true },
-    });
-  }
-  const why =
-    child.error !== undefined
-      ? child.error.message
-      : `it exited with ${child.status ?? `signal ${child.signal}`}${child.stderr?.trim() ? `: ${lastLines(child.stderr.trim(), 5)}` : ''}`;
-  throw new TierwatchError('DB_WRITE_FAILED', `migrating ${dbPath} failed: the migration process did not complete (${why})`, {
-    details: { migrationProcess: true },
-  });
-}
-
-function lastJsonLine(text: string): { ok?: unknown; code?: unknown; message?: unknown } | null {
-  const line = text.trim().split('\n').at(-1);
-  if (line === undefined || line === '') return null;
-  try {
-    const parsed: unknown = JSON.parse(line);
-    return typeof parsed === 'object' && parsed !== null ? (parsed as { ok?: unknown }) : null;
-  } catch {
-    return null;
-  }
-}
-
-function lastLines(text: string, count: number): string {
-  return text.split('\n').slice(-count).join(' | ');
-}
-
 /**
  * Applies the pending migrations to the database at `dbPath` (creating it if needed) and closes it:
- * the `tierwatch migrate` command. Same errors as openDatabase.
+ * the `tierwatch migrate` command, whose caller holds the writer lock. Same errors as openDatabase.
  */
 export function migrateDatabase(dbPath: string, logger: Logger = silentLogger()): { applied: number; total: number } {
   const db = openDatabase(dbPath, { logger });
   try {
-    const total = readMigrations(defaultMigrationsFolder()).length;
-    return { applied: db.migrationsApplied, total };
+    return { applied: db.migrationsApplied, total: readJournal(defaultMigrationsFolder()).length };
   } finally {
     db.close();
   }
 }
 
-/**
- * Counts the known migrations the database has not had, after checking that every migration it has
- * had is one this tierwatch knows (else DB_SCHEMA_TOO_NEW). Mirrors drizzle's own rule: a migration
- * is pending when its journal timestamp is newer than the newest one recorded in the database.
- */
-function pendingMigrations(sqlite: Database.Database, known: MigrationMeta[], dbPath: string): number {
-  const hasTable = sqlite
-    .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
-    .get(MIGRATIONS_TABLE);
-  if (!hasTable) return known.length;
+/** A path SQLite will not read as a URI (URIs are on for the immutable open below). */
+function sqlitePath(dbPath: string): string {
+  return dbPath.startsWith('file:') ? `./${dbPath}` : dbPath;
+}
 
-  const applied = sqlite
-    .prepare(`SELECT hash, CAST(created_at AS INTEGER) AS created_at FROM ${MIGRATIONS_TABLE}`)
-    .all() as Array<{ hash: string; created_at: number }>;
-  const knownHashes = new Set(known.map((migration) => migration.hash));
-  const newestKnown = Math.max(0, ...known.map((migration) => migration.folderMillis));
-  for (const row of applied) {
-    if (knownHashes.has(row.hash)) continue;
-    const when = Number.isFinite(row.created_at) ? new Date(row.created_at).toISOString() : String(row.created_at);
-    const newer = row.created_at > newestKnown;
-    throw new TierwatchError(
-      'DB_SCHEMA_TOO_NEW',
-      newer
-        ? `The database ${dbPath} was migrated by a newer tierwatch (a migration from ${when} this version does not know): upgrade tierwatch to use it.`
-        : `The database ${dbPath} holds a migration (from ${when}) this tierwatch does not know: it was made by another build of tierwatch; use a matching version.`,
-      { details: { hash: row.hash, createdAt: row.created_at } },
-    );
+function readHeaderOrThrow(dbPath: string): DbHeader {
+  try {
+    return readHeader(dbPath);
+  } catch (error) {
+    if (error instanceof TierwatchError) throw error;
+    throw new TierwatchError('DB_READ_FAILED', `Cannot read the database ${dbPath}: ${(error as Error).message}. Check that this user may read the file.`, {
+      cause: error,
+    });
   }
-  const newestApplied = Math.max(0, ...applied.map((row) => row.created_at));
-  return known.filter((migration) => migration.folderMillis > newestApplied).length;
+}
+
+/** Throws DB_CORRUPT when SQLite's structural check finds damage (it reads every page). */
+function quickCheck(sqlite: Database.Database, dbPath: string): void {
+  const result = sqlite.pragma('quick_check(1)', { simple: true });
+  if (result === 'ok') return;
+  throw new TierwatchError('DB_CORRUPT', `The database ${dbPath} is corrupt (SQLite's quick_check: ${String(result).replace(/\s*\n\s*/g, ' ')}). Restore it from a backup; \`sqlite3 ${dbPath} .recover\` may save what is left.`, {
+    details: { db: dbPath },
+  });
+}
+
+/**
+ * A read-only connection that needs no write access. A WAL database needs its `-shm` file; when
+ * that cannot be created (a read-only folder or mount) and no WAL is pending, the file alone is the
+ * whole database and is opened `immutable` (SQLite then takes no locks and needs no -shm). With a
+ * WAL holding writes and no -shm to read it through, it refuses and says what to do.
+ */
+function openForReading(dbPath: string, header: DbHeader): { sqlite: Database.Database; immutable: boolean } {
+  const SqliteDatabase = loadSqlite();
+  const sqlite = new SqliteDatabase(sqlitePath(dbPath), { readonly: true, fileMustExist: true });
+  try {
+    sqlite.prepare('SELECT count(*) FROM sqlite_master').get(); // a WAL database opens its -shm here
+    return { sqlite, immutable: false };
+  } catch (error) {
+    sqlite.close();
+    const code = sqliteErrorCode(error);
+    if (!header.wal || (code !== 'SQLITE_CANTOPEN' && code !== 'SQLITE_READONLY')) throw error;
+    const wal = `${dbPath}-wal`;
+    const folder = path.dirname(path.resolve(dbPath));
+    const cannot = (why: string, cause: unknown) =>
+      new TierwatchError(
+        'DB_READ_FAILED',
+        `Cannot read ${dbPath} without write access: it is a WAL database and its shared-memory file ${dbPath}-shm cannot be created here (${code}); ${why}`,
+        { cause, details: { db: dbPath } },
+      );
+    if (fs.existsSync(wal) && fs.statSync(wal).size > 0) {
+      throw cannot(
+        `${wal} holds writes not yet in the main file. Give this user write access to ${folder}, or stop the writer (it checkpoints the WAL at close), or read a copy (\`sqlite3 ${dbPath} ".backup copy.db"\` as its owner).`,
+        error,
+      );
+    }
+    const immutableUri = `${pathToFileURL(path.resolve(dbPath)).href}?immutable=1`;
+    try {
+      const fallback = new SqliteDatabase(immutableUri, { readonly: true, fileMustExist: true });
+      fallback.prepare('SELECT count(*) FROM sqlite_master').get();
+      return { sqlite: fallback, immutable: true };
+    } catch (immutableError) {
+      // better-sqlite3 was loaded before SQLITE_USE_URI was set (not the CLI's case): no URIs.
+      throw cannot(`opening it immutable failed too (${(immutableError as Error).message}). Give this user write access to ${folder}, or read a copy of the file.`, immutableError);
+    }
+  }
 }
 
 /** Creates the database directory owner-only (0700) when it does not exist; an existing one is left alone. */
-function ensurePrivateDirectory(dir: string, logger: () => Logger): void {
+export function ensurePrivateDirectory(dir: string, logger: () => Logger): void {
   if (fs.existsSync(dir)) return;
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -26,6 +26,7 @@ import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { CurrentTiers, type CurrentVersion } from '../history/current-tiers.ts';
 import { diffTiers, type TierDiff } from '../history/diff.ts';
+import { checkClock, checkErosion, EROSION_WINDOW_MS } from '../history/guards.ts';
 import type { Tier, TrackedColumn } from '../history/tier.ts';
 import type { CheckpointResult, StoreDb } from './db.ts';
 import type { ChangeKind } from './schema.ts';
@@ -152,6 +153,7 @@ export class HistoryStore {
     dataVersion: Database.Statement<[], number>;
     loadCurrent: Database.Statement<[string], CurrentVersion>;
     lastObserved: Database.Statement<[string], { observed_at: string | null }>;
+    recentTierCounts: Database.Statement<[string, string], number>;
     runHeader: Database.Statement<[number], { account_id: string; status: string }>;
     closeVersion: Database.Statement<[number, number]>;
     openVersion: Database.Statement<
@@ -186,6 +188,12 @@ export class HistoryStore {
       lastObserved: sqlite.prepare(
         `SELECT max(observed_at) AS observed_at FROM run_ledger WHERE status = 'ok' AND account_id = ?`,
       ),
+      recentTierCounts: sqlite
+        .prepare<[string, string], number>(
+          `SELECT coalesce(tiers, 0) FROM run_ledger WHERE status = 'ok' AND account_id = ? AND observed_at >= ?
+            ORDER BY observed_at, run_id`,
+        )
+        .pluck(),
       runHeader: sqlite.prepare('SELECT account_id, status FROM run_ledger WHERE run_id = ?'),
       closeVersion: sqlite.prepare('UPDATE tier_version SET valid_to = ? WHERE version_id = ? AND valid_to IS NULL'),
       openVersion: sqlite.prepare(
@@ -282,8 +290,10 @@ export class HistoryStore {
    * Stores a complete sweep of one account in one transaction and marks the run ok.
    * Throws (and stores nothing; the run stays 'running' for failRun): MASS_REMOVAL when more than
    * sweep.maxRemovalRatio of the current tiers would be removed; DB_WRITE_FAILED / DB_LOCKED from
-   * SQLite; INTERNAL when the run is not this account's running run, the sweep lists a tier twice,
-   * or observedAt is not after the account's previous successful sweep.
+   * SQLite; CLOCK_BEHIND when observedAt is not after the account's previous successful sweep;
+   * MASS_REMOVAL too when the sweep has lost more than that ratio of the account's largest sweep of
+   * the last 24 h; INTERNAL when the run is not this account's running run or the sweep lists a
+   * tier twice.
    */
   commitSweep(runId: number, sweep: SweepInput): SweepOutcome {
     let result: SweepResult;
@@ -340,7 +350,7 @@ export class HistoryStore {
         failure.observedAt ? failure.observedAt.toISOString() : null,
         runId,
       ).changes;
-      if (changes === 0) this.#logger.warn({ runId, status: failure.status }, 'failRun: the run was not running; left as is');
+      if (changes === 0) this.#logger.warn({ run_id: runId, status: failure.status }, 'failRun: the run was not running; left as is');
     } catch (error) {
       throw toStoreError(error, `recording the failure of run ${runId}`);
     }
@@ -364,17 +374,20 @@ export class HistoryStore {
     if (run.status !== 'running') throw new TierwatchError('INTERNAL', `run ${runId} is ${run.status}, not running`);
 
     const state = this.#accountState(accountId);
-    if (state.lastObservedAt !== null && observedAt <= state.lastObservedAt) {
-      throw new TierwatchError(
-        'INTERNAL',
-        `run ${runId} was observed at ${observedAt}, not after the account's previous sweep (${state.lastObservedAt}): has the clock gone back?`,
-      );
-    }
+    checkClock({ runId, accountId, observedAt, lastObservedAt: state.lastObservedAt });
 
     // Step 1: what changed (pure).
     const diff = diffTiers(state.versions, sweep.tiers);
     // Step 2: the guards (pure): refuse a sweep that cannot be right before writing anything.
     checkSweepGuards({ accountId, current: state.versions.size, diff, maxRemovalRatio: sweep.maxRemovalRatio });
+    // Slow erosion: compared with the largest recent sweep, not only with the current tiers.
+    const windowStart = new Date(sweep.observedAt.getTime() - EROSION_WINDOW_MS).toISOString();
+    checkErosion({
+      accountId,
+      tiers: sweep.tiers.length,
+      recentCounts: this.#stmt.recentTierCounts.all(accountId, windowStart),
+      maxRemovalRatio: sweep.maxRemovalRatio,
+    });
     this.#warnOnChurn(runId, accountId, state.versions.size, diff);
 
     // Step 3: the writes. Closing and opening versions is the whole record of the changes.
@@ -459,7 +472,7 @@ export class HistoryStore {
     if (currentCount > 0 && churn > currentCount / 2) {
       // Most tiers changing at once is more often a format change or a broken answer than real news.
       this.#logger.warn(
-        { runId, accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
+        { run_id: runId, account_id: accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
         'mass churn: more than half of the tiers changed in one sweep',
       );
     }

@@ -8,6 +8,12 @@
  * The lock file also holds a one-row description of its holder. RESERVED still lets others read,
  * so a process that finds the lock taken can say who holds it. The main database is never locked
  * by this, so readers of the history are never blocked.
+ *
+ * The description is committed just before the lock is taken for good (two steps, see below), so a
+ * refused process can look in the gap between them, or while the winner's first step is still
+ * uncommitted, and find no row, no table, or the row of an earlier holder. It therefore reads
+ * until it finds a row that is not its own and not that of a process known to be dead, for up to
+ * HOLDER_READ_PATIENCE_MS; only then does it fall back to "another tierwatch process".
  */
 import { hostname } from 'node:os';
 import Database from 'better-sqlite3';
@@ -31,11 +37,44 @@ function isBusy(error: unknown): boolean {
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
-function readHolder(lock: Database.Database): Holder | null {
+/** How long a refused process keeps looking for the winner's description (it commits within milliseconds). */
+export const HOLDER_READ_PATIENCE_MS = 2000;
+const HOLDER_READ_PAUSE_MS = 10;
+
+function readHolderOnce(lock: Database.Database): Holder | null {
   try {
     return (lock.prepare('SELECT pid, host, command, since FROM holder LIMIT 1').get() as Holder | undefined) ?? null;
   } catch {
-    return null; // a lock file another version made, or one mid-creation: the refusal still stands
+    return null; // no table yet, or the winner is committing (busy): look again
+  }
+}
+
+/**
+ * A description that cannot be the current holder's: the one this attempt wrote (it lost the lock
+ * after its first step), or a dead process's on this host.
+ */
+function isStale(holder: Holder, mine: Holder | null): boolean {
+  if (holder.host !== hostname()) return false;
+  if (mine !== null && holder.pid === mine.pid && holder.command === mine.command && holder.since === mine.since) return true;
+  if (holder.pid === process.pid) return false; // another connection of this process (tests) holds it
+  try {
+    process.kill(holder.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** Reads the lock holder's description, waiting out the winner's gap between its two steps (see the module comment). */
+function readHolder(lock: Database.Database, mine: Holder | null): Holder | null {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + HOLDER_READ_PATIENCE_MS;
+  let last: Holder | null = null;
+  for (;;) {
+    last = readHolderOnce(lock);
+    if (last !== null && !isStale(last, mine)) return last;
+    if (Date.now() >= deadline) return null; // a lock file another version made: the refusal still stands
+    Atomics.wait(pause, 0, 0, HOLDER_READ_PAUSE_MS);
   }
 }
 
@@ -51,10 +90,11 @@ function describe(holder: Holder | null): string {
 export function acquireWriterLock(dbPath: string, command: string, now: () => Date = () => new Date()): WriterLock {
   const path = `${dbPath}.lock`;
   const lock = new Database(path, { timeout: 0 });
+  let me: Holder | null = null;
   try {
     lock.pragma('journal_mode = DELETE');
     lock.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, since TEXT NOT NULL)');
-    const me: Holder = { pid: process.pid, host: hostname(), command, since: now().toISOString() };
+    me = { pid: process.pid, host: hostname(), command, since: now().toISOString() };
     // Step 1: claim the lock and record who we are. COMMIT makes the description readable to others.
     // Step 2: claim it again and keep the transaction open for the life of the process. Between the
     // two, another process may win; then we refuse, as we should, and the description is theirs
@@ -65,7 +105,7 @@ export function acquireWriterLock(dbPath: string, command: string, now: () => Da
     lock.exec('COMMIT');
     lock.exec('BEGIN IMMEDIATE');
   } catch (error) {
-    const holder = isBusy(error) ? readHolder(lock) : null;
+    const holder = isBusy(error) ? readHolder(lock, me) : null;
     lock.close();
     if (isBusy(error)) {
       throw new TierwatchError('DB_LOCKED', `The database ${dbPath} is being written by ${describe(holder)}. Only one writer may run per database; stop it first, or use another TIERWATCH_DB.`, {

@@ -94,14 +94,31 @@ if ! timed "host build (npm run build)" bash -c "cd '$REPO' && npm run --silent 
   summary_and_exit
 fi
 
+VERSION=$(node -p "require('$REPO/package.json').version")
 if ! timed "image build" docker build --network host --force-rm \
   --build-arg BUILD_IMAGE="$BUILD_IMAGE" --build-arg RUNTIME_IMAGE="$RUNTIME_IMAGE" \
+  --build-arg VERSION="$VERSION" --build-arg REVISION="$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)" \
   -t "$IMAGE" "$REPO" >"$BUILD_LOG" 2>&1; then
   tail -n 30 "$BUILD_LOG" >&2
   fail "the project image builds" "log: $BUILD_LOG"
   summary_and_exit
 fi
 pass "the project image builds ($IMAGE)"
+
+# Issue 13: the image documents its port and carries the OCI labels.
+exposed=$(docker image inspect "$IMAGE" --format '{{json .Config.ExposedPorts}}')
+label_version=$(docker image inspect "$IMAGE" --format '{{index .Config.Labels "org.opencontainers.image.version"}}')
+label_title=$(docker image inspect "$IMAGE" --format '{{index .Config.Labels "org.opencontainers.image.title"}}')
+if printf '%s' "$exposed" | grep -q '"9464/tcp"' && [ "$label_version" = "$VERSION" ] && [ "$label_title" = "tierwatch" ]; then
+  pass "the image EXPOSEs 9464 and carries OCI labels (version $label_version)"
+else
+  fail "the image EXPOSEs 9464 and carries OCI labels" "exposed: $exposed; version: $label_version; title: $label_title"
+fi
+if grep -q '^[[:space:]]*logging:' "$REPO/docker-compose.yml"; then
+  fail "docker-compose.yml leaves the log driver to the host" "it sets logging:"
+else
+  pass "docker-compose.yml leaves the log driver to the host"
+fi
 
 # --- 2. simulator and compose project -----------------------------------------------------------
 WORK=$(mktemp -d "/tmp/$PROJECT.XXXXXX")
@@ -151,6 +168,8 @@ mkdir -p "$WORK/secrets"
 chown 1000 "$WORK/secrets/qfex_secret_key" && chmod 0400 "$WORK/secrets/qfex_secret_key"
 
 export TIERWATCH_IMAGE="$IMAGE"
+TIERWATCH_CI_HTTP_PORT=$(node -e "const s = require('net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); })")
+export TIERWATCH_CI_HTTP_PORT
 if ! "${DC[@]}" up -d --no-build >"$WORK/compose-up.log" 2>&1; then
   cat "$WORK/compose-up.log" >&2
   fail "docker-compose up starts the service"
@@ -180,6 +199,23 @@ if wait_for 60 is_health healthy; then
   pass "the container becomes healthy ($((SECONDS - start))s)"
 else
   fail "the container becomes healthy within 60s" "health: $(health); last check: $(last_health_output)"
+fi
+
+# The health check asks /healthz (the HTTP server is on), without Node; with the port unset it
+# falls back to `tierwatch health`.
+via_http=$(docker exec "$CONTAINER" /app/healthcheck.sh 2>&1)
+via_cli=$(docker exec -e TIERWATCH_HTTP_PORT= "$CONTAINER" /app/healthcheck.sh 2>&1)
+if [[ $via_http == "via /healthz: healthy"* ]] && [[ $via_cli == "healthy:"* ]] && [[ $(last_health_output) == "via /healthz:"* ]]; then
+  pass "the health check uses /healthz when the HTTP server is on, \`tierwatch health\` otherwise"
+else
+  fail "the health check uses /healthz when the HTTP server is on" "http: $via_http; cli: $via_cli; last: $(last_health_output)"
+fi
+engine_driver=$(docker info --format '{{.LoggingDriver}}' 2>/dev/null)
+container_driver=$(docker inspect "$CONTAINER" --format '{{.HostConfig.LogConfig.Type}}')
+if [ -n "$engine_driver" ] && [ "$container_driver" = "$engine_driver" ]; then
+  pass "the container logs through the engine's own driver ($container_driver)"
+else
+  fail "the container logs through the engine's own driver" "engine: $engine_driver; container: $container_driver"
 fi
 
 uids=$(docker exec "$CONTAINER" sh -c 'for s in /proc/[0-9]*/status; do awk "/^Uid:/ { print \$2 }" "$s"; done' 2>/dev/null | sort -u | tr '\n' ' ')
@@ -247,6 +283,21 @@ if [ "$exit_code" = "0" ] && [ "$stop_ms" -lt $((STOP_WITHIN_S * 1000)) ]; then
   pass "docker stop ends it with exit 0 in ${stop_s}s (grace period ${stop_timeout:-?}s)"
 else
   fail "docker stop ends it with exit 0 within ${STOP_WITHIN_S}s" "exit $exit_code after ${stop_s}s"
+fi
+# A log shipper reads docker logs: every line, through the sweeps and the SIGTERM, is JSON.
+not_json=$(docker logs "$CONTAINER" 2>&1 | node -e '
+  let n = 0, bad = 0, signal = 0;
+  for (const line of require("fs").readFileSync(0, "utf8").split("\n")) {
+    if (line === "") continue;
+    n++;
+    try { if (JSON.parse(line).signal === "SIGTERM") signal++; } catch { bad++; console.error(line.slice(0, 120)); }
+  }
+  console.log(`${n} ${bad} ${signal}`);' 2>"$WORK/not-json.txt")
+read -r log_lines bad_lines signal_lines <<<"$not_json"
+if [ "${bad_lines:-1}" = "0" ] && [ "${signal_lines:-0}" -ge 1 ]; then
+  pass "every docker log line is JSON, the SIGTERM line included ($log_lines lines)"
+else
+  fail "every docker log line is JSON, the SIGTERM line included" "$not_json; first: $(head -n 1 "$WORK/not-json.txt")"
 fi
 running_left=$(db_value "select count(*) from run_ledger where status = 'running'")
 if [ "$running_left" = "0" ]; then

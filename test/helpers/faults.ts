@@ -225,21 +225,25 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
   };
 }
 
-/** The HMAC signatures and JWTs found in recorded auth messages. */
-export function credentialsSent(frames: readonly string[]): { signatures: string[]; jwts: string[] } {
+/** What recorded auth messages carried: HMAC signatures, nonces, JWTs, and the auth messages themselves. */
+export function credentialsSent(frames: readonly string[]): { signatures: string[]; nonces: string[]; jwts: string[]; authFrames: string[] } {
   const signatures: string[] = [];
+  const nonces: string[] = [];
   const jwts: string[] = [];
+  const authFrames: string[] = [];
   for (const frame of frames) {
     try {
-      const message = JSON.parse(frame) as { type?: string; params?: { hmac?: { signature?: unknown }; jwt?: unknown } };
+      const message = JSON.parse(frame) as { type?: string; params?: { hmac?: { signature?: unknown; nonce?: unknown }; jwt?: unknown } };
       if (message.type !== 'auth') continue;
+      authFrames.push(frame);
       if (typeof message.params?.hmac?.signature === 'string') signatures.push(message.params.hmac.signature);
+      if (typeof message.params?.hmac?.nonce === 'string') nonces.push(message.params.hmac.nonce);
       if (typeof message.params?.jwt === 'string') jwts.push(message.params.jwt);
     } catch {
       /* not JSON: not an auth message */
     }
   }
-  return { signatures, jwts };
+  return { signatures, nonces, jwts, authFrames };
 }
 
 // ---- child processes ----
@@ -250,7 +254,10 @@ export interface CliChild {
   stderr(): string;
   /** Resolves with the exit code (or the signal name) once the process has exited. */
   exited: Promise<number | string>;
-  /** Resolves once stderr (the log) holds `text`; rejects after `timeoutMs`. */
+  /**
+   * Resolves once stderr (the log) holds `text`; rejects after `timeoutMs`, a guard against a hang
+   * only: a child process on a loaded machine can take many seconds to start.
+   */
   waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
 }
 
@@ -277,7 +284,7 @@ export function spawnCli(args: string[], env: Record<string, string>, options: {
     stdout: () => out,
     stderr: () => err,
     exited,
-    waitFor(text, timeoutMs = 15_000) {
+    waitFor(text, timeoutMs = 60_000) {
       const seen = () => (typeof text === 'string' ? err.includes(text) : text.test(err));
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`timed out waiting for ${String(text)} in:\n${err.slice(-2000)}`)), timeoutMs);

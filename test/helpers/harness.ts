@@ -97,7 +97,7 @@ export interface CapturedRun {
 /** Runs `tierwatch <argv>` in process with captured stdout, stderr and log lines. */
 export async function runCliCaptured(
   argv: string[],
-  options: { env?: Record<string, string | undefined>; tty?: boolean; signal?: AbortSignal } = {},
+  options: { env?: Record<string, string | undefined>; tty?: boolean; columns?: number; signal?: AbortSignal } = {},
 ): Promise<CapturedRun> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -111,6 +111,7 @@ export async function runCliCaptured(
     stderr,
     env: options.env ?? {},
     stdoutIsTTY: options.tty ?? false,
+    ...(options.columns === undefined ? {} : { stdoutColumns: options.columns }),
     signal: options.signal ?? new AbortController().signal,
     logDestination: logs,
   });

@@ -1,0 +1,118 @@
+/**
+ * Rewinding the history: the way back from runs stamped by a clock that ran ahead. Once one sweep is
+ * stored at, say, 2051, every later sweep fails with CLOCK_BEHIND (a version cannot start before
+ * the one it closes); rewinding discards the successful runs observed after an instant and puts the
+ * tier history back as it was at that instant, so collection resumes.
+ *
+ * For each discarded run, in one transaction: its change rows are deleted, the versions it opened
+ * are deleted, the versions it closed are reopened, and its ledger row stays — marked `failed` with
+ * the code REWOUND and a message saying when and by what it was discarded — so the ledger still
+ * tells what happened. The caller holds the single-writer lock (no sweep can run meanwhile).
+ */
+import type Database from 'better-sqlite3';
+import { TierwatchError } from '../errors.ts';
+import type { StoreDb } from './db.ts';
+import { toStoreError } from './sqlite-errors.ts';
+
+export interface RewindInput {
+  /** ISO instant: successful runs observed strictly after it are discarded. */
+  after: string;
+  /** One account, or null for every account in the history. */
+  accountId: string | null;
+  /** When the rewind happens (recorded in the discarded runs' messages). */
+  now: Date;
+  /** The command line, as recorded in the ledger. */
+  command: string;
+  /** Report what would be discarded, change nothing. */
+  dryRun?: boolean;
+  /** Also discard runs observed at or before `now` (real history, not a clock's mistake). */
+  force?: boolean;
+}
+
+export interface DiscardedRun {
+  run_id: number;
+  account_id: string;
+  observed_at: string;
+  tiers: number | null;
+  changes: number | null;
+}
+
+export interface RewindResult {
+  runs: DiscardedRun[];
+  changesDeleted: number;
+  versionsDeleted: number;
+  versionsReopened: number;
+  dryRun: boolean;
+}
+
+/**
+ * Discards the successful runs observed after `input.after` (see the module comment). Throws USAGE
+ * (and changes nothing) when there is no such run; DB_WRITE_FAILED / DB_LOCKED from SQLite.
+ */
+export function rewindHistory(db: StoreDb, input: RewindInput): RewindResult {
+  const sqlite = db.sqlite;
+  try {
+    return sqlite.transaction(() => rewindInTransaction(sqlite, input)).immediate();
+  } catch (error) {
+    throw toStoreError(error, `rewinding the history to ${input.after}`);
+  }
+}
+
+function rewindInTransaction(sqlite: Database.Database, input: RewindInput): RewindResult {
+  const { after, accountId } = input;
+  const runs = sqlite
+    .prepare<[string, string | null, string | null], DiscardedRun>(
+      `SELECT run_id, account_id, observed_at, tiers, changes FROM run_ledger
+        WHERE status = 'ok' AND observed_at > ? AND (? IS NULL OR account_id = ?)
+        ORDER BY account_id, observed_at, run_id`,
+    )
+    .all(after, accountId, accountId);
+  if (runs.length === 0) {
+    const last = sqlite
+      .prepare<[string | null, string | null], { at: string | null }>(
+        `SELECT max(observed_at) AS at FROM run_ledger WHERE status = 'ok' AND (? IS NULL OR account_id = ?)`,
+      )
+      .get(accountId, accountId)?.at;
+    const whose = accountId === null ? 'any account' : `account ${accountId}`;
+    throw new TierwatchError(
+      'USAGE',
+      `Nothing to discard: no successful run of ${whose} was observed after ${after}` +
+        (last === null || last === undefined ? ' (there is none at all).' : ` (the last one was observed at ${last}).`),
+    );
+  }
+  const result: RewindResult = { runs, changesDeleted: 0, versionsDeleted: 0, versionsReopened: 0, dryRun: input.dryRun === true };
+  if (input.dryRun === true) return result;
+  // Runs stamped in the future are what rewinding is for; past ones are real history, and an
+  // instant mistyped (7d for a week ahead) must not discard a week of it without being asked.
+  const nowIso = input.now.toISOString();
+  const past = runs.filter((run) => run.observed_at <= nowIso);
+  if (past.length > 0 && input.force !== true) {
+    throw new TierwatchError(
+      'USAGE',
+      `${past.length} of the ${runs.length} run(s) observed after ${after} are not in the future (the latest at ${past.at(-1)!.observed_at}): ` +
+        'they are real history. Check with --dry-run, then add --force to discard them too; nothing was changed.',
+    );
+  }
+
+  const deleteChanges = sqlite.prepare<[number]>('DELETE FROM tier_change WHERE run_id = ?');
+  // The versions a discarded run opened start after `after`; those of kept runs start at or before it.
+  const deleteOpened = sqlite.prepare<[string, string]>('DELETE FROM tier_version WHERE account_id = ? AND valid_from > ?');
+  // What a discarded run closed was open at `after`: it becomes the current version again. Deleted
+  // first, so no identity ever has two open versions.
+  const reopen = sqlite.prepare<[string, string]>('UPDATE tier_version SET valid_to = NULL WHERE account_id = ? AND valid_to > ?');
+  const markRun = sqlite.prepare<[string, number]>(
+    `UPDATE run_ledger SET status = 'failed', error_code = 'REWOUND', error_message = ? WHERE run_id = ? AND status = 'ok'`,
+  );
+  const message =
+    `discarded at ${input.now.toISOString()} by \`${input.command}\`: observed after ${after}; ` +
+    'its changes were deleted and the versions it opened and closed were put back';
+  for (const run of runs) {
+    result.changesDeleted += deleteChanges.run(run.run_id).changes;
+    if (markRun.run(message, run.run_id).changes !== 1) throw new TierwatchError('INTERNAL', `run ${run.run_id} was no longer ok`);
+  }
+  for (const account of new Set(runs.map((run) => run.account_id))) {
+    result.versionsDeleted += deleteOpened.run(account, after).changes;
+    result.versionsReopened += reopen.run(account, after).changes;
+  }
+  return result;
+}
