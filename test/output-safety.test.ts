@@ -45,8 +45,8 @@ describe('table output at scale', () => {
         const result = await cli(h.dbPath, argv, options);
         return { result, seconds: (performance.now() - started) / 1000 };
       };
-      const ndjson = await timed(['changes', '--format', 'ndjson'], {});
-      const table = await timed(['changes'], { tty: true, columns: 120 });
+      const ndjson = await timed(['changes', '--include-baseline', '--format', 'ndjson'], {});
+      const table = await timed(['changes', '--include-baseline'], { tty: true, columns: 120 });
       assert.equal(table.result.code, 0, table.result.stderr);
       assert.match(table.result.stdout, /S19999-USD/);
       assert.ok(widest(table.result.stdout) <= 120);

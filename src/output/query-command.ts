@@ -13,6 +13,7 @@ import { symbolHint } from '../query/symbol-hint.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
 import { lastSweepLine, tableLines, type Table } from './table.ts';
 import { writeLines } from './stream.ts';
+import { escapeControl } from './terminal-text.ts';
 
 function collectPatterns(value: string, previous: string[] = []): string[] {
   const added = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
@@ -96,9 +97,25 @@ export async function writeTable(
     if (heading !== undefined) yield heading;
     yield* tableLines(source, { width });
     const text = notes?.() ?? '';
-    if (text !== '') yield* text.replace(/\n$/, '').split('\n');
+    if (text !== '') for (const line of text.replace(/\n$/, '').split('\n')) yield* wrapWords(escapeControl(line), width);
     yield footer;
   })());
+}
+
+/** A note's line wrapped between words to `width` (a word longer than the width stays whole). */
+function* wrapWords(line: string, width: number | undefined): Generator<string> {
+  if (width === undefined || line.length <= width) {
+    yield line;
+    return;
+  }
+  let current = '';
+  for (const word of line.split(' ')) {
+    if (current !== '' && current.length + 1 + word.length > width) {
+      yield current;
+      current = word;
+    } else current = current === '' ? word : `${current} ${word}`;
+  }
+  if (current !== '') yield current;
 }
 
 /** Passes `rows` through lazily, counting them, so a note can depend on whether any were printed. */
