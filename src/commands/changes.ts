@@ -5,7 +5,7 @@ import { addQueryOptions, collectValues, countingRows, filtersFrom, formatFrom, 
 import { describable, changeShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
-import { CHANGE_KINDS, type ChangeKind } from '../store/schema.ts';
+import { CHANGE_KINDS, type ChangeKind } from '../store/change-kinds.ts';
 import { TierwatchError } from '../errors.ts';
 import type { CommandSpec } from './context.ts';
 

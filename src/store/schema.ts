@@ -20,12 +20,12 @@
  */
 import { sql } from 'drizzle-orm';
 import { check, index, integer, real, sqliteTable, sqliteView, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { CHANGE_KINDS, type ChangeKind } from './change-kinds.ts';
 
 export const RUN_STATUSES = ['running', 'ok', 'failed', 'aborted', 'abandoned'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-export const CHANGE_KINDS = ['added', 'removed', 'changed'] as const;
-export type ChangeKind = (typeof CHANGE_KINDS)[number];
+export { CHANGE_KINDS, type ChangeKind };
 
 /** Small key/value facts about the database itself, e.g. the endpoint it belongs to. */
 export const meta = sqliteTable('meta', {
