@@ -169,4 +169,35 @@ describe('upgrading a 0.1.0 database in place', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('the other 0.1.0 fixture (db-safety\'s, made by 0.1.0\'s migration child) shows the same rows in every public view after the upgrade', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-upgrade-'));
+    try {
+      const dbPath = path.join(dir, 'history.db');
+      fs.copyFileSync(path.join(FIXTURES, 'tierwatch-0.1.0.db'), dbPath);
+      const views = ['tier_changes', 'tier_versions', 'tiers_current', 'runs'];
+      // Each view's rows on its 0.1.0 columns, in a total order, read straight from the file.
+      const read = (sqlite: DatabaseType.Database, columns: Map<string, string[]>) =>
+        views.map((view) => {
+          const list = columns.get(view)!.map((name) => `"${name}"`).join(', ');
+          return sqlite.prepare(`SELECT ${list} FROM ${view} ORDER BY ${list}`).raw().all();
+        });
+      const old = new Database(dbPath, { readonly: true, fileMustExist: true });
+      const columns = new Map(views.map((view) => [view, viewColumns(old, view).map((column) => column.name)]));
+      const before = read(old, columns);
+      old.close();
+      assert.equal(before[0]!.length, 68, "0.1.0's change rows");
+      const db = openDatabase(dbPath);
+      try {
+        for (const view of views) {
+          assert.deepEqual(viewColumns(db.sqlite, view).map((column) => column.name).slice(0, columns.get(view)!.length), columns.get(view), view);
+        }
+        assert.deepEqual(read(db.sqlite, columns), before);
+      } finally {
+        db.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
