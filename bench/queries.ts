@@ -182,6 +182,14 @@ export async function benchQueries(options: { runs?: number; cliRuns?: number } 
             target: 'a one-week diff ≤ 20 ms', value: diffWeek.p50_ms, unit: 'ms (p50)',
             baseline: diffWeek.floor_p50_ms, baselineName: `floor: read ${diffWeek.rows} rows by primary key`, limit: 20,
           }),
+          changes_since_7d: checkTarget({
+            target: '`changes --since 7d` ≤ 20 ms', value: changes7d.p50_ms, unit: 'ms (p50)',
+            baseline: changes7d.floor_p50_ms, baselineName: `floor: read ${changes7d.rows} rows by primary key`, limit: 20,
+          }),
+          diff_year: checkTarget({
+            target: 'the whole-year diff ≤ 100 ms', value: diffYear.p50_ms, unit: 'ms (p50)',
+            baseline: diffYear.floor_p50_ms, baselineName: `floor: read ${diffYear.rows} rows by primary key`, limit: 100,
+          }),
         },
         year_runs_expected: YEAR_RUNS,
       };

@@ -5,7 +5,7 @@
  * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
  * missed — misses are findings, marked in the table and the JSON.
  *
- *   node bench/run.ts [--quick] [--only sweep,storage,queries,daemon,endless] [--markdown FILE]
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless] [--markdown FILE]
  *
  * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
  * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
@@ -22,11 +22,12 @@ import { benchEndless } from './endless.ts';
 import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
+import { benchUpgrade } from './upgrade.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['sweep', 'storage', 'queries', 'daemon', 'endless'] as const;
+const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -205,6 +206,22 @@ function render(results: Record<string, any>): { text: string; markdown: string 
       rows,
     });
   }
+  if (results.upgrade?.error) {
+    sections.push({ title: 'Upgrade in place from 0.1.0', header: ['figure', 'value'], rows: [['FAILED', results.upgrade.error]] });
+  } else if (results.upgrade) {
+    const u = results.upgrade;
+    sections.push({
+      title: `Upgrade in place from ${u.from_version}: the year written by 0.1.0's own code (${u.history.tier_versions.toLocaleString('en')} versions, ${u.history.tier_changes.toLocaleString('en')} changes)`,
+      header: ['figure', 'value'],
+      rows: [
+        ['answers compared (changes, snapshot --at, diff, history, runs)', `${u.questions_compared} questions, ${u.rows_compared.toLocaleString('en')} rows: ${u.answers_identical ? 'all identical' : `identical but ${u.differing_questions.join(', ')}`}`],
+        ['the whole feed, row by row', `${u.feed_rows_compared.toLocaleString('en')} rows, ${u.feed_rows_differing} differing${u.feed_rows_differing_why ? `: ${u.feed_rows_differing_why}` : ''}`],
+        ['upgrade killed half-way (SIGKILL)', `database file byte for byte unchanged: ${u.kill_mid_upgrade.database_file_unchanged}`],
+        ['upgrade time (one transaction, at start)', `${u.upgrade_s} s`],
+        ['size: 0.1.0 → upgraded → after VACUUM', `${mib(u.bytes_0_1_0)} → ${mib(u.bytes_after_upgrade)} → ${mib(u.bytes_after_upgrade_and_vacuum)}`],
+      ],
+    });
+  }
   if (results.daemon && !results.daemon.skipped) {
     const d = results.daemon;
     sections.push({
@@ -289,6 +306,11 @@ if (only.has('storage')) {
 if (only.has('queries')) {
   progress('queries: building a year of 5-minute sweeps, then timing the queries');
   results.queries = await benchQueries({ runs: quick ? 10 : 30, cliRuns: quick ? 3 : 7 });
+}
+if (only.has('upgrade')) {
+  progress('upgrade: the year written by 0.1.0, killed mid-upgrade, then upgraded in place; every answer compared');
+  // A wrong answer after the upgrade is a finding to report, not a reason to lose the other figures.
+  results.upgrade = await benchUpgrade().catch((error: Error) => ({ error: error.message }));
 }
 if (only.has('daemon')) {
   progress('daemon: tierwatch run against 10,000 tiers (first start, a restart, a restart serving /metrics), reading its RSS between sweeps');

@@ -2,8 +2,9 @@
  * A synthetic year of history for the query benchmark: five-minute sweeps of a 10,000-tier
  * universe (105,120 runs), written straight into the store's own tables and indexes with prepared
  * statements in one transaction, row for row what HistoryStore would have written (a 'running'
- * ledger row finished as 'ok', versions closed and opened at the run's observed_at, one change row
- * per change). It also keeps the model's answers, so every timed query can be checked for size.
+ * ledger row finished as 'ok' — the first one as the baseline —, versions closed and opened at the
+ * run's observed_at, a changed tier's new version pointing at the one it replaced). It also keeps
+ * the model's answers, so every timed query can be checked for size.
  *
  * Change rates (per sweep, seeded): one tier-level edit on average (0–2 tiers), a whole ladder
  * (10 tiers) re-priced about once an hour, a new symbol listed about once a week and one delisted
@@ -77,19 +78,14 @@ export function buildYearHistory(dbPath: string): YearHistory {
      VALUES (?, 'primary', 'wss://trade.qfex.com/', 'qfex_pub_bench', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const openVersion = sqlite.prepare(
-    `INSERT INTO tier_version (version_id, account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id, valid_from, run_id)
-     VALUES (?, 'primary', ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO tier_version (version_id, account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id, valid_from, run_id, prev_version_id)
+     VALUES (?, 'primary', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const closeVersion = sqlite.prepare('UPDATE tier_version SET valid_to = ? WHERE version_id = ? AND valid_to IS NULL');
   const finishRun = sqlite.prepare(
-    `UPDATE run_ledger SET status = 'ok', observed_at = ?, finished_at = ?, pages = ?, tiers = ?, changes = ? WHERE run_id = ? AND status = 'running'`,
+    `UPDATE run_ledger SET status = 'ok', observed_at = ?, finished_at = ?, pages = ?, tiers = ?, changes = ?, baseline = ? WHERE run_id = ? AND status = 'running'`,
   );
   const ladderOf = (symbol: string) => LEVELS.map((leverage) => keyOf(symbol, leverage)).filter((key) => live.has(key));
-  const insertChange = sqlite.prepare(
-    `INSERT INTO tier_change (run_id, observed_at, account_id, symbol, leverage, change, changed_columns, old_initial_margin, new_initial_margin,
-                              old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional)
-     VALUES (?, ?, 'primary', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
 
   const live = new Map<string, Live>();
   const liveKeys: string[] = [];
@@ -106,9 +102,9 @@ export function buildYearHistory(dbPath: string): YearHistory {
   let firstState: Map<string, string> | null = null;
   let weekFrom = '';
 
-  const open = (tier: Tier, runId: number, at: string) => {
+  const open = (tier: Tier, runId: number, at: string, previous: number | null) => {
     const id = nextVersion++;
-    openVersion.run(id, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional, tier.exchange_id, at, runId);
+    openVersion.run(id, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional, tier.exchange_id, Date.parse(at), runId, previous);
     versions += 1;
     if (tier.symbol === QUERY_SYMBOL) historyRows += 1;
     return id;
@@ -123,7 +119,7 @@ export function buildYearHistory(dbPath: string): YearHistory {
   // end of the same transaction: building an index once is several times faster than updating it
   // row by row, and what ends up on disk is the same schema.
   const indexes = sqlite
-    .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('run_ledger', 'tier_version', 'tier_change')`)
+    .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('run_ledger', 'tier_version')`)
     .all() as Array<{ name: string; sql: string }>;
   const write = sqlite.transaction(() => {
     for (const index of indexes) sqlite.exec(`DROP INDEX "${index.name}"`);
@@ -178,27 +174,21 @@ export function buildYearHistory(dbPath: string): YearHistory {
       for (const change of changes) {
         const tier = (change.after ?? change.before)!;
         const key = keyOf(tier.symbol, tier.leverage);
+        let previous: number | null = null;
         if (change.before !== null) {
           const entry = live.get(key)!;
-          if (closeVersion.run(observedAt, entry.version_id).changes !== 1) throw new Error(`year history: version ${entry.version_id} was not open`);
+          if (closeVersion.run(Date.parse(observedAt), entry.version_id).changes !== 1) throw new Error(`year history: version ${entry.version_id} was not open`);
           live.delete(key);
+          if (change.after !== null) previous = entry.version_id;
         }
-        if (change.after !== null) live.set(key, { version_id: open(change.after, runId, observedAt), tier: change.after });
-        const columns = change.kind === 'changed' ? '["max_notional"]' : '[]';
-        const b = change.before;
-        const a = change.after;
-        insertChange.run(
-          runId, observedAt, tier.symbol, tier.leverage, change.kind, columns,
-          b?.initial_margin ?? null, a?.initial_margin ?? null, b?.maintenance_margin ?? null, a?.maintenance_margin ?? null,
-          b?.max_notional ?? null, a?.max_notional ?? null,
-        );
+        if (change.after !== null) live.set(key, { version_id: open(change.after, runId, observedAt, previous), tier: change.after });
         changeRows += 1;
       }
       if (changes.some((change) => change.kind !== 'changed')) {
         liveKeys.length = 0;
         liveKeys.push(...live.keys());
       }
-      finishRun.run(observedAt, finishedAt, Math.ceil(live.size / 999) + 1, live.size, changes.length, runId);
+      finishRun.run(observedAt, finishedAt, Math.ceil(live.size / 999) + 1, live.size, changes.length, run === 0 ? 1 : 0, runId);
       okRuns += 1;
       perRun.push({ observedAt, changes: changes.length });
       liveCounts.push(live.size);

@@ -1,6 +1,6 @@
 /**
- * `tierwatch run` with webhooks, end to end (simulator on loopback, receiver on loopback): the
- * daemon's first sweep is delivered signed, `tierwatch alerts` shows it, and neither the QFEX
+ * `tierwatch run` with webhooks, end to end (simulator on loopback, receiver on loopback): after
+ * the account's baseline (its first sweep, never alerted), the daemon's sweep of a change is delivered signed, `tierwatch alerts` shows it, and neither the QFEX
  * secret nor the webhook secret (nor the webhook URL's path) appears in any payload or log line.
  */
 import { test } from 'node:test';
@@ -10,7 +10,7 @@ import { verifySignature } from '../src/alerts/signature.ts';
 import { runCli } from '../src/program.ts';
 import { DEMO_SECRET_KEY } from '../src/sim/index.ts';
 import { Receiver } from './alerts-fixture.ts';
-import { LogCapture, startHarness } from './helpers/harness.ts';
+import { LogCapture, runCliCaptured, startHarness, type Harness } from './helpers/harness.ts';
 
 const WEBHOOK_SECRET = 'whsec-daemon-test-6f1d';
 
@@ -25,7 +25,20 @@ function logged(logs: LogCapture, msg: string): Promise<void> {
   });
 }
 
-test('`tierwatch run` delivers a signed notification after its first sweep; `tierwatch alerts` lists it; no secret leaks', async () => {
+/**
+ * Takes the account's baseline with `collect` (it sends nothing), then edits one tier in the
+ * simulator, so the daemon's first sweep has one change to send. Returns the edited symbol.
+ */
+async function baselineThenEdit(h: Harness, env: Record<string, string>, receiver: Receiver): Promise<string> {
+  const baseline = await runCliCaptured(['collect'], { env });
+  assert.equal(baseline.code, 0, baseline.stderr);
+  assert.equal(receiver.requests.length, 0, 'the baseline is never alerted');
+  const first = h.sim.tiers()[0]!;
+  h.sim.editTier('primary', first.symbol, first.leverage, { max_notional: first.max_notional / 2 });
+  return first.symbol;
+}
+
+test('`tierwatch run` delivers a signed notification after the baseline; `tierwatch alerts` lists it; no secret leaks', async () => {
   const h = await startHarness();
   const receiver = new Receiver();
   await receiver.listen();
@@ -40,6 +53,7 @@ test('`tierwatch run` delivers a signed notification after its first sweep; `tie
       TIERWATCH_WEBHOOK_URL: receiver.url,
       TIERWATCH_WEBHOOK_SECRET: WEBHOOK_SECRET,
     };
+    const edited = await baselineThenEdit(h, env, receiver);
     const io = { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: false, signal: stop.signal, logDestination: logs };
     const exit = runCli(['run'], io);
     await delivered;
@@ -50,8 +64,10 @@ test('`tierwatch run` delivers a signed notification after its first sweep; `tie
     const request = receiver.requests[0]!;
     const body = JSON.parse(request.body);
     assert.equal(body.type, 'changes');
-    assert.equal(body.changes.length, h.sim.tiers().length, 'the first sweep adds every tier');
-    assert.ok(body.changes.every((change: { change: string; classification: string }) => change.change === 'added' && change.classification === 'loosening'));
+    assert.equal(body.changes.length, 1, 'the one edited tier, not the baseline');
+    assert.equal(body.changes[0].symbol, edited);
+    assert.equal(body.changes[0].change, 'changed');
+    assert.equal(body.changes[0].classification, 'tightening', 'max_notional halved');
     const timestamp = String(request.headers['x-tierwatch-timestamp']);
     assert.equal(verifySignature(WEBHOOK_SECRET, timestamp, request.body, String(request.headers['x-tierwatch-signature'])), true);
 
@@ -91,6 +107,7 @@ test('`tierwatch alerts` table shows pending notifications with their failed att
   try {
     const stop = new AbortController();
     const env = { ...h.env, TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_DB: `${h.dir}/daemon.db`, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '1' };
+    await baselineThenEdit(h, env, receiver);
     const io = { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: false, signal: stop.signal, logDestination: new LogCapture() };
     const exit = runCli(['run'], io);
     await failedTwice;

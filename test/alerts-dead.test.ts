@@ -32,7 +32,15 @@ async function withReceiver(work: (h: Harness, receiver: Receiver, env: Record<s
   await receiver.listen();
   try {
     h.db.close();
-    await work(h, receiver, { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '2' });
+    const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '2' };
+    // Run 1 is the account's baseline, which is never alerted; one tier other than META-USD is then
+    // edited, so the test's first collect (run 2) has a change to send.
+    const baseline = await runCliCaptured(['collect'], { env });
+    assert.equal(baseline.code, 0, baseline.stderr);
+    assert.equal(receiver.requests.length, 0, 'the baseline is not alerted');
+    const other = h.sim.tiers().find((row) => row.symbol !== 'META-USD')!;
+    h.sim.editTier('primary', other.symbol, other.leverage, { max_notional: other.max_notional / 2 });
+    await work(h, receiver, env);
   } finally {
     await receiver.close();
     await h.close();
@@ -92,6 +100,7 @@ test('408 and 429 are retried like a 5xx; other 4xx (401, 404, 413) are dead; a 
     await alerting.idle();
   };
   try {
+    sweep(history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     alerting.start();
     // 408, then 429, then ok: three attempts of one pass, delivered.
     receiver.behaviour = (index) => (index === 0 ? 408 : index === 1 ? 429 : 'ok');
@@ -141,6 +150,7 @@ test('a notification older than TIERWATCH_WEBHOOK_MAX_AGE is dead without anothe
   try {
     alerting.start();
     receiver.behaviour = () => 503;
+    sweep(history.store, [], new Date(now.getTime() - 60_000)); // the account's baseline: never alerted
     sweep(history.store, BASE, now);
     await afterCommit();
     await alerting.idle();
@@ -209,7 +219,7 @@ test('`alerts retry ID|--dead` and `alerts drop ID` act on dead notifications un
 
     const retried = await runCliCaptured(['alerts', 'retry', '2'], { env });
     assert.equal(retried.code, 0, retried.stderr);
-    assert.match(retried.stdout, /Retrying notification 2 \(changes, run 2\)/);
+    assert.match(retried.stdout, /Retrying notification 2 \(changes, run 3\)/);
     let rows = await outbox(env);
     assert.deepEqual(rows.map((row) => [row.status, row.attempts, row.dead_reason]), [['dead', 1, rows[0]!.dead_reason], ['pending', 0, null], ['delivered', 1, null]]);
 
@@ -217,11 +227,11 @@ test('`alerts retry ID|--dead` and `alerts drop ID` act on dead notifications un
     assert.equal((await runCliCaptured(['collect'], { env })).code, 0);
     rows = await outbox(env);
     assert.deepEqual(rows.map((row) => row.status), ['dead', 'delivered', 'delivered']);
-    assert.equal(JSON.parse(receiver.requests.at(-1)!.body).run.run_id, 2);
+    assert.equal(JSON.parse(receiver.requests.at(-1)!.body).run.run_id, 3);
 
     const dropped = await runCliCaptured(['alerts', 'drop', '1'], { env });
     assert.equal(dropped.code, 0, dropped.stderr);
-    assert.match(dropped.stdout, /Dropped dead notification 1 \(changes, run 1\)/);
+    assert.match(dropped.stdout, /Dropped dead notification 1 \(changes, run 2\)/);
     assert.deepEqual((await outbox(env)).map((row) => row.outbox_id), [2, 3]);
 
     const none = await runCliCaptured(['alerts', 'retry', '--dead'], { env });

@@ -49,6 +49,7 @@ test('a run with changes sends exactly one notification per URL with the run, th
   const alerting = s.make();
   try {
     alerting.start();
+    sweep(s.history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     sweep(s.history.store, BASE, at(0));
     await afterCommit();
     await alerting.idle();
@@ -107,6 +108,7 @@ test('a sweep rolled back leaves no notification behind (outbox written in the s
   const alerting = s.make();
   try {
     alerting.start();
+    sweep(s.history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     sweep(s.history.store, BASE, at(0));
     await afterCommit();
     await alerting.idle();
@@ -129,6 +131,7 @@ test('a receiver answering 500 gets every notification later, once each, in run 
   try {
     s.receiver.behaviour = () => 500;
     alerting.start();
+    sweep(s.history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     const runs = [sweep(s.history.store, BASE, at(0))];
     await afterCommit();
     await alerting.idle();
@@ -167,6 +170,7 @@ test('a receiver that hangs past the timeout is given up on for that attempt and
     s.receiver.behaviour = (index) => (index === 0 ? 'hang' : 'ok');
     alerting.start();
     const started = performance.now();
+    sweep(s.history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     sweep(s.history.store, BASE, at(0));
     await afterCommit();
     await alerting.idle();
@@ -194,6 +198,7 @@ test('a receiver that is down: notifications wait in the outbox across a restart
   try {
     await s.receiver.close(); // connection refused from now on
     alerting.start();
+    sweep(s.history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     const runs = [sweep(s.history.store, BASE, at(0))];
     s.time.set(at(5));
     runs.push(sweep(s.history.store, [tier('META-USD', '20', 0.05, 0.025, 80_000), BASE[1]!], at(5)));
@@ -232,6 +237,7 @@ test('delivery never delays collection: a sweep commits while a delivery hangs',
   try {
     s.receiver.behaviour = () => 'hang';
     alerting.start();
+    sweep(s.history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     sweep(s.history.store, BASE, at(0));
     await afterCommit();
     while (s.receiver.requests.length === 0) await afterCommit();

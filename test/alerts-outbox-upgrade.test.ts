@@ -60,12 +60,19 @@ test('a 0.1.0 outbox keeps its rows through the upgrade, and its pending notific
       db.close();
     }
 
-    // The new version delivers what 0.1.0 left pending, first, then the new run's notification.
-    const collected = await runCliCaptured(['collect'], { env: { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url } });
+    // The new version delivers what 0.1.0 left pending, first. This history has no tiers yet, so
+    // the new run is the account's baseline and sends nothing; the run after it sends its change.
+    const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url };
+    const collected = await runCliCaptured(['collect'], { env });
     assert.equal(collected.code, 0, collected.stderr);
-    assert.deepEqual(receiver.distinct().map((request) => request.headers['idempotency-key']).slice(0, 1), ['old-pending']);
+    assert.deepEqual(receiver.distinct().map((request) => request.headers['idempotency-key']), ['old-pending']);
     assert.equal(receiver.requests[0]!.body, '{"type":"changes","from":"0.1.0"}');
+    const first = h.sim.tiers()[0]!;
+    h.sim.editTier('primary', first.symbol, first.leverage, { max_notional: first.max_notional / 2 });
+    const next = await runCliCaptured(['collect'], { env });
+    assert.equal(next.code, 0, next.stderr);
     assert.equal(receiver.distinct().length, 2);
+    assert.equal(JSON.parse(receiver.distinct()[1]!.body).changes[0].symbol, first.symbol);
   } finally {
     await receiver.close();
     await h.close();

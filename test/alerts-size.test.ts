@@ -1,7 +1,9 @@
 /**
- * Notifications stay small and inert: a first sweep of thousands of tiers sends the counts, the
- * first changes and the command line that lists them all (JSON at most 64 KB, Slack text within
+ * Notifications stay small and inert: a sweep that lists thousands of new tiers sends the counts,
+ * the first changes and the command line that lists them all (JSON at most 64 KB, Slack text within
  * its limit), and Slack text escapes every string from the exchange (`<!channel>`, links, `&`).
+ * The account's first sweep is its baseline and is never alerted, so each test takes a baseline of
+ * one tier first; the big change is a later sweep that adds a whole set of symbols at once.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +11,9 @@ import { makeTier, syntheticUniverse, type SimTier } from '../src/sim/universe.t
 import { Receiver } from './alerts-fixture.ts';
 import { runCliCaptured, startHarness } from './helpers/harness.ts';
 
-const FIRST_SWEEP_TIERS = 3_000;
+const ADDED_TIERS = 3_000;
+/** The baseline's one tier, sorted after every symbol the tests add. */
+const BASELINE_TIER = makeTier('ZZZ-BASE', 5, 100_000);
 /** The body size tierwatch promises to stay within. */
 const MAX_BODY_BYTES = 64 * 1024;
 /** Slack cuts `text` past 40,000 characters. */
@@ -20,13 +24,18 @@ function refusingBig(receiver: Receiver): void {
   receiver.behaviour = (_index, request) => (Buffer.byteLength(request.body) > MAX_BODY_BYTES ? 413 : 'ok');
 }
 
-async function firstSweep(format: 'json' | 'slack', universe: SimTier[]) {
-  const h = await startHarness({ universe: { primary: universe } });
+/** A baseline of one tier (not alerted), then a sweep that lists `added` besides it: alerted. */
+async function bigSweep(format: 'json' | 'slack', added: SimTier[]) {
+  const h = await startHarness({ universe: { primary: [BASELINE_TIER] } });
   const receiver = new Receiver();
   await receiver.listen();
   refusingBig(receiver);
   h.db.close();
   const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_FORMAT: format, TIERWATCH_WEBHOOK_RETRIES: '0' };
+  const baseline = await runCliCaptured(['collect'], { env });
+  assert.equal(baseline.code, 0, baseline.stderr);
+  assert.equal(receiver.requests.length, 0, 'the baseline is not alerted');
+  h.sim.setTiers('primary', [...added, BASELINE_TIER]);
   const result = await runCliCaptured(['collect'], { env });
   assert.equal(result.code, 0, result.stderr);
   return {
@@ -45,18 +54,18 @@ async function runPrinted(commandLine: string, env: Record<string, string>) {
   return runCliCaptured([...words.slice(1), '--format', 'json'], { env });
 }
 
-test('json: a first sweep of 3,000 tiers sends one notification under 64 KB with the counts, the first 100 changes and how to list the rest', async () => {
-  const s = await firstSweep('json', syntheticUniverse(FIRST_SWEEP_TIERS));
+test('json: a sweep that adds 3,000 tiers sends one notification under 64 KB with the counts, the first 100 changes and how to list the rest', async () => {
+  const s = await bigSweep('json', syntheticUniverse(ADDED_TIERS));
   try {
     assert.equal(s.receiver.requests.length, 1, 'accepted at the first attempt');
     const request = s.receiver.requests[0]!;
     assert.ok(Buffer.byteLength(request.body) <= MAX_BODY_BYTES, `${Buffer.byteLength(request.body)} bytes`);
     const body = JSON.parse(request.body);
-    assert.equal(body.total, FIRST_SWEEP_TIERS);
-    assert.deepEqual(body.summary, { tightening: 0, loosening: FIRST_SWEEP_TIERS, mixed: 0 });
-    assert.deepEqual(body.kinds, { added: FIRST_SWEEP_TIERS, changed: 0, removed: 0 });
+    assert.equal(body.total, ADDED_TIERS);
+    assert.deepEqual(body.summary, { tightening: 0, loosening: ADDED_TIERS, mixed: 0 });
+    assert.deepEqual(body.kinds, { added: ADDED_TIERS, changed: 0, removed: 0 });
     assert.equal(body.changes.length, 100);
-    assert.equal(body.omitted, FIRST_SWEEP_TIERS - 100);
+    assert.equal(body.omitted, ADDED_TIERS - 100);
     assert.equal(body.changes[0].symbol, 'S000001-USD');
     assert.match(body.all_changes, /^tierwatch changes --since \S+ --until \S+ --account primary$/);
 
@@ -64,7 +73,7 @@ test('json: a first sweep of 3,000 tiers sends one notification under 64 KB with
     const listed = await runPrinted(body.all_changes, s.env);
     assert.equal(listed.code, 0, listed.stderr);
     const rows = JSON.parse(listed.stdout);
-    assert.equal(rows.length, FIRST_SWEEP_TIERS);
+    assert.equal(rows.length, ADDED_TIERS);
     assert.ok(rows.every((row: any) => row.run_id === body.run.run_id));
 
     // A small run still carries every change, and says nothing is omitted.
@@ -77,8 +86,8 @@ test('json: a first sweep of 3,000 tiers sends one notification under 64 KB with
   }
 });
 
-test('slack: a first sweep of 3,000 tiers sends a text within the limit, with the counts and how to list the rest', async () => {
-  const s = await firstSweep('slack', syntheticUniverse(FIRST_SWEEP_TIERS));
+test('slack: a sweep that adds 3,000 tiers sends a text within the limit, with the counts and how to list the rest', async () => {
+  const s = await bigSweep('slack', syntheticUniverse(ADDED_TIERS));
   try {
     assert.equal(s.receiver.requests.length, 1);
     const { text } = JSON.parse(s.receiver.requests[0]!.body);
@@ -93,8 +102,8 @@ test('slack: a first sweep of 3,000 tiers sends a text within the limit, with th
     assert.equal((await runCliCaptured(['collect'], { env: s.env })).code, 0);
     const listed = await runPrinted(more[1]!, s.env);
     const rows = JSON.parse(listed.stdout);
-    assert.equal(rows.length, FIRST_SWEEP_TIERS);
-    assert.ok(rows.every((row: any) => row.run_id === 1));
+    assert.equal(rows.length, ADDED_TIERS);
+    assert.ok(rows.every((row: any) => row.run_id === 2), 'the run after the baseline');
   } finally {
     await s.close();
   }
@@ -106,7 +115,7 @@ test('slack: strings from the exchange arrive inert (&, <, > escaped), and huge 
     makeTier('<https://evil.example|META-USD>', 10, 100_000),
     makeTier('A&B <@U123>', 2, 100_000),
   ];
-  const s = await firstSweep('slack', hostile);
+  const s = await bigSweep('slack', hostile);
   try {
     const { text } = JSON.parse(s.receiver.requests[0]!.body);
     assert.doesNotMatch(text, /[<>]/, text);
@@ -121,7 +130,7 @@ test('slack: strings from the exchange arrive inert (&, <, > escaped), and huge 
   // 30 symbols of 20,000 characters each: both formats stay within their limits.
   const huge = Array.from({ length: 30 }, (_, index) => makeTier(`${String(index).padStart(2, '0')}${'<X>'.repeat(6_666)}`, 5, 100_000));
   for (const format of ['slack', 'json'] as const) {
-    const big = await firstSweep(format, huge);
+    const big = await bigSweep(format, huge);
     try {
       assert.equal(big.receiver.requests.length, 1);
       const body = big.receiver.requests[0]!.body;

@@ -24,6 +24,7 @@ test('stale once after the threshold, not again on later checks, failed runs or 
   let alerting = make();
   try {
     alerting.start();
+    sweep(history.store, [], at(-1)); // the account's baseline (its first sweep): never alerted
     sweep(history.store, TIERS, at(0));
     await afterCommit();
     await alerting.idle();

@@ -22,6 +22,16 @@ interface RunRow {
   error_message: string | null;
 }
 
+/** The internal versions with their links (epoch ms, prev_version_id), which the views do not show. */
+function links(h: Harness): unknown[] {
+  const db = openDatabase(h.dbPath, { readonly: true });
+  try {
+    return db.sqlite.prepare('SELECT version_id, prev_version_id, valid_from, valid_to, run_id FROM tier_version ORDER BY version_id').all();
+  } finally {
+    db.close();
+  }
+}
+
 /** The history as the public views show it (a fresh read-only connection). */
 function read(h: Harness): { runs: RunRow[]; current: unknown[]; versions: unknown[]; changes: Array<{ run_id: number }> } {
   const db = openDatabase(h.dbPath, { readonly: true });
@@ -141,6 +151,7 @@ test('rewind discards the runs stamped in the future, restores the history, and 
     h.db.close();
     assert.equal((await runCliCaptured(['collect'], { env: h.env })).code, 0);
     const before = read(h);
+    const linksBefore = links(h);
     const future = sweepAt(h, new Date('2051-06-01T00:00:00.000Z'));
     assert.equal((await runCliCaptured(['collect'], { env: h.env })).code, 1, 'stuck: CLOCK_BEHIND');
     assert.notDeepEqual(read(h).current, before.current);
@@ -158,6 +169,7 @@ test('rewind discards the runs stamped in the future, restores the history, and 
     const after = read(h);
     assert.deepEqual(after.current, before.current, 'the current tiers are those before the future run');
     assert.deepEqual(after.versions, before.versions, 'and so is every version');
+    assert.deepEqual(links(h), linksBefore, 'the internal rows too: no version links to a deleted one, none reopened keeps a successor');
     assert.equal(after.changes.filter((change) => change.run_id === future).length, 0);
     const ledger = after.runs.find((run) => run.run_id === future)!;
     assert.equal(ledger.status, 'failed');

@@ -197,9 +197,14 @@ test('a 0.1.0 database (migrated by its migration child) opens: drizzle\'s migra
     const runs = await runCliCaptured(['runs', '--db', dbPath, '--format', 'json'], { env: {} });
     assert.equal(runs.code, 0, runs.stderr);
     assert.equal((JSON.parse(runs.stdout) as unknown[]).length, 4);
-    const changes = await runCliCaptured(['changes', '--db', dbPath, '--format', 'json'], { env: {} });
+    // Every one of 0.1.0's 68 change rows is still there; the first sweep's are the baseline now,
+    // which `changes` shows only when asked (5 rows are later changes).
+    const changes = await runCliCaptured(['changes', '--include-baseline', '--db', dbPath, '--format', 'json'], { env: {} });
     assert.equal(changes.code, 0, changes.stderr);
     assert.equal((JSON.parse(changes.stdout) as unknown[]).length, 68);
+    const news = await runCliCaptured(['changes', '--db', dbPath, '--format', 'json'], { env: {} });
+    assert.equal(news.code, 0, news.stderr);
+    assert.equal((JSON.parse(news.stdout) as unknown[]).length, 5);
   } finally {
     await h.close();
   }

@@ -37,7 +37,7 @@ test('a read-only query in another process answers while a sweep holds its write
       events.push(`${name} exited ${code} ${h.db.sqlite.inTransaction ? 'while the write transaction was open' : 'after the write transaction'}`);
       return code;
     };
-    const reader = spawnCli(['changes', '--format', 'json'], { ...h.env, LOG_LEVEL: 'warn' });
+    const reader = spawnCli(['changes', '--include-baseline', '--format', 'json'], { ...h.env, LOG_LEVEL: 'warn' });
     const runsReader = spawnCli(['runs', '--format', 'json'], { ...h.env, LOG_LEVEL: 'warn' });
     const [code, runsCode] = await Promise.all([reader.exited.then(readerDone('changes')), runsReader.exited.then(readerDone('runs'))]);
     events.push('write transaction rolled back');
@@ -58,7 +58,7 @@ test('a read-only query in another process answers while a sweep holds its write
       assert.doesNotMatch(child.stderr(), /lock|busy/i, 'no reader waited for or reported the write lock');
     }
     const changes = JSON.parse(reader.stdout()) as Array<{ new_max_notional: number | null }>;
-    assert.equal(changes.length, h.sim.tiers().length, 'the committed first sweep, every tier added');
+    assert.equal(changes.length, h.sim.tiers().length, 'the committed first sweep (the baseline), every tier added');
     assert.ok(changes.every((change) => change.new_max_notional !== -1), 'nothing uncommitted is visible');
     const runs = JSON.parse(runsReader.stdout()) as Array<{ run_id: number; status: string }>;
     assert.deepEqual(runs.map((run) => [run.run_id, run.status]), [[first.runId, 'ok']]);

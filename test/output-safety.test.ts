@@ -45,8 +45,8 @@ describe('table output at scale', () => {
         const result = await cli(h.dbPath, argv, options);
         return { result, seconds: (performance.now() - started) / 1000 };
       };
-      const ndjson = await timed(['changes', '--format', 'ndjson'], {});
-      const table = await timed(['changes'], { tty: true, columns: 120 });
+      const ndjson = await timed(['changes', '--include-baseline', '--format', 'ndjson'], {});
+      const table = await timed(['changes', '--include-baseline'], { tty: true, columns: 120 });
       assert.equal(table.result.code, 0, table.result.stderr);
       assert.match(table.result.stdout, /S19999-USD/);
       assert.ok(widest(table.result.stdout) <= 120);
@@ -96,11 +96,12 @@ describe('hostile exchange strings and terminals', () => {
     try {
       plain.sweep('primary', T1, [tier('META-USD', '20', 0.05, 0.025, 190_000)]);
       plain.sweep('primary', T2, [tier('META-USD', '20', 0.05, 0.025, 150_000)]);
-      const changes = await cli(plain.dbPath, ['changes'], { tty: true, columns: 80 });
-      assert.ok(widest(changes.stdout) <= 80, changes.stdout);
-      assert.match(changes.stdout, /^2026-10-01 +primary +META-USD +20x +changed +max_notional 190,000 →\nT00:05:00\.000Z +150,000 \(−21\.1%\)$/m);
+      // 88 columns: the direction column (history v2) takes what 80 left the description.
+      const changes = await cli(plain.dbPath, ['changes'], { tty: true, columns: 88 });
+      assert.ok(widest(changes.stdout) <= 88, changes.stdout);
+      assert.match(changes.stdout, /^2026-10-01 +primary +META-USD +20x +changed +tightening +max_notional 190,000 →\nT00:05:00\.000Z +150,000 \(−21\.1%\)$/m);
       const wide = await cli(plain.dbPath, ['changes'], { tty: true, columns: 200 });
-      assert.match(wide.stdout, /^2026-10-01T00:05:00\.000Z +primary +META-USD +20x +changed +max_notional 190,000 → 150,000 \(−21\.1%\)$/m);
+      assert.match(wide.stdout, /^2026-10-01T00:05:00\.000Z +primary +META-USD +20x +changed +tightening +max_notional 190,000 → 150,000 \(−21\.1%\)$/m);
     } finally {
       plain.close();
     }

@@ -67,7 +67,7 @@ test('a writable open migrates in process with drizzle\'s migrator, loaded only 
       const { openDatabase } = await import(${JSON.stringify(url('store/db.ts'))});
       const first = openDatabase(${JSON.stringify(dbPath)});
       const applied = first.migrationsApplied;
-      const tables = first.sqlite.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('run_ledger', 'tier_version', 'tier_change')").pluck().get();
+      const tables = first.sqlite.prepare("SELECT count(*) FROM sqlite_master WHERE name IN ('run_ledger', 'tier_version', 'tier_change_feed', 'tier_changes')").pluck().get();
       first.close();
       const again = openDatabase(${JSON.stringify(dbPath)});
       const appliedAgain = again.migrationsApplied;
@@ -76,7 +76,7 @@ test('a writable open migrates in process with drizzle\'s migrator, loaded only 
     `);
     // Every migration the journal lists (counted, so a new migration does not break this test).
     const journal = JSON.parse(fs.readFileSync(path.resolve(SRC, '..', 'migrations', 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };
-    assert.deepEqual(result, { applied: journal.entries.length, tables: 3, appliedAgain: 0 });
+    assert.deepEqual(result, { applied: journal.entries.length, tables: 4, appliedAgain: 0 });
     assert.ok(packages.includes('better-sqlite3'));
     // The migrator runs in this process now (no child), but through drizzle's CommonJS entries: the
     // ESM entry would load every dialect drizzle has (~800 ms and ~250 MB against ~130 ms and ~23 MB).

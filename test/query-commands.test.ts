@@ -40,6 +40,7 @@ describe('query commands against a real history', () => {
 
   const version = (account: string, t: Tier, valid_from: string, valid_to: string | null, run_id: number) => ({
     account_id: account, symbol: t.symbol, leverage: t.leverage, ...values(t), exchange_id: null, valid_from, valid_to, run_id,
+    leverage_value: Number(t.leverage),
   });
 
   describe('snapshot', () => {
@@ -131,22 +132,25 @@ describe('query commands against a real history', () => {
       assert.deepEqual(await cliJson(h.dbPath, ['changes', '--since', T3, '--until', T4]), [
         {
           run_id: run.p3, observed_at: T3, account_id: 'primary', symbol: 'META-USD', leverage: '20', change: 'changed',
-          changed_columns: ['max_notional'], before: values(metaA), after: values(metaB),
+          changed_columns: ['max_notional'], before: values(metaA), after: values(metaB), classification: 'tightening', baseline: false,
         },
         {
           run_id: run.p3, observed_at: T3, account_id: 'primary', symbol: 'US_100', leverage: '5', change: 'removed',
-          changed_columns: [], before: values(us100), after: null,
+          changed_columns: [], before: values(us100), after: null, classification: 'tightening', baseline: false,
         },
         {
           run_id: run.s3, observed_at: T3B, account_id: 'sub1', symbol: 'META-USD', leverage: '20', change: 'changed',
           changed_columns: ['initial_margin', 'maintenance_margin'], before: values(subMeta), after: values(subMeta2),
+          classification: 'tightening', baseline: false,
         },
       ]);
     });
 
     it('without bounds lists every change, and filters by account and symbol', async () => {
-      const all = await cliJson<unknown[]>(h.dbPath, ['changes']);
-      assert.equal(all.length, 4 + 3 + 3 + 1); // first sweeps, run p3 + s3, run p4, run p5
+      const all = await cliJson<unknown[]>(h.dbPath, ['changes', '--include-baseline']);
+      assert.equal(all.length, 4 + 3 + 3 + 1); // first sweeps (the baseline), run p3 + s3, run p4, run p5
+      const news = await cliJson<unknown[]>(h.dbPath, ['changes']);
+      assert.equal(news.length, 3 + 3 + 1, 'without --include-baseline, the first sweeps are left out');
       const some = await cliJson<Array<{ run_id: number; change: string }>>(h.dbPath, ['changes', '--account', 'primary', '--symbol', 'AAPL-USD']);
       assert.deepEqual(some.map((row) => [row.run_id, row.change]), [[run.p4, 'added'], [run.p5, 'removed']]);
     });
@@ -161,9 +165,9 @@ describe('query commands against a real history', () => {
       assert.equal(
         csv.stdout,
         'run_id,observed_at,account_id,symbol,leverage,change,changed_columns,old_initial_margin,new_initial_margin,' +
-          'old_maintenance_margin,new_maintenance_margin,old_max_notional,new_max_notional\n' +
-          `${run.p3},${T3},primary,META-USD,20,changed,"[""max_notional""]",0.05,0.05,0.025,0.025,190000,150000\n` +
-          `${run.p3},${T3},primary,US_100,5,removed,[],0.2,,0.1,,1000000,\n`,
+          'old_maintenance_margin,new_maintenance_margin,old_max_notional,new_max_notional,classification,baseline\n' +
+          `${run.p3},${T3},primary,META-USD,20,changed,"[""max_notional""]",0.05,0.05,0.025,0.025,190000,150000,tightening,0\n` +
+          `${run.p3},${T3},primary,US_100,5,removed,[],0.2,,0.1,,1000000,,tightening,0\n`,
       );
     });
 

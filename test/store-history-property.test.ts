@@ -1,7 +1,9 @@
 /**
  * Property: for random sequences of sweeps over several accounts, the stored history reproduces the
- * state of a model kept by the test at every observed time, records exactly the model's changes,
- * and writes nothing for an identical sweep. Expected values come from the model only.
+ * state of a model kept by the test at every observed time, records exactly the model's changes
+ * (with their direction and whether they are the account's baseline), and writes nothing for an
+ * identical sweep. Expected values come from the model only. A second test plants bugs in a stored
+ * history and checks that the same comparison catches each of them.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -60,32 +62,44 @@ interface ExpectedChange {
   changed_columns: string;
   old: [number, number, number] | null;
   new: [number, number, number] | null;
+  classification: 'tightening' | 'loosening' | 'mixed';
+  /** 1 for the changes of the account's first successful sweep. */
+  baseline: 0 | 1;
+}
+
+/** The direction of a change, worked out here from first principles (not by the code under test). */
+function modelDirection(old: TierValues | null, now: TierValues | null): ExpectedChange['classification'] {
+  if (now === null) return 'tightening';
+  if (old === null) return 'loosening';
+  const tighter = now.initial_margin > old.initial_margin || now.maintenance_margin > old.maintenance_margin || now.max_notional < old.max_notional;
+  const looser = now.initial_margin < old.initial_margin || now.maintenance_margin < old.maintenance_margin || now.max_notional > old.max_notional;
+  return tighter && !looser ? 'tightening' : looser && !tighter ? 'loosening' : 'mixed';
 }
 
 const keyOf = (symbol: string, leverage: string) => `${symbol}|${leverage}`;
 const triple = (v: TierValues): [number, number, number] => [v.initial_margin, v.maintenance_margin, v.max_notional];
 
 /** What the model says one sweep changes, or 'refused' when the removal guard must fire. */
-function modelChanges(current: AccountModel, account: string, tiers: Tier[]): ExpectedChange[] | 'refused' {
+function modelChanges(current: AccountModel, account: string, tiers: Tier[], baseline: 0 | 1): ExpectedChange[] | 'refused' {
   const changes: ExpectedChange[] = [];
   const incoming = new Map(tiers.map((t) => [keyOf(t.symbol, t.leverage), t]));
   let removed = 0;
   for (const [key, old] of current) {
     if (!incoming.has(key)) {
       removed += 1;
-      changes.push({ account_id: account, symbol: old.symbol, leverage: old.leverage, change: 'removed', changed_columns: '[]', old: triple(old), new: null });
+      changes.push({ account_id: account, symbol: old.symbol, leverage: old.leverage, change: 'removed', changed_columns: '[]', old: triple(old), new: null, classification: modelDirection(old, null), baseline });
     }
   }
   if (current.size > 0 && removed / current.size > MAX_REMOVAL_RATIO) return 'refused';
   for (const [key, t] of incoming) {
     const old = current.get(key);
     if (old === undefined) {
-      changes.push({ account_id: account, symbol: t.symbol, leverage: t.leverage, change: 'added', changed_columns: '[]', old: null, new: triple(t) });
+      changes.push({ account_id: account, symbol: t.symbol, leverage: t.leverage, change: 'added', changed_columns: '[]', old: null, new: triple(t), classification: modelDirection(null, t), baseline });
       continue;
     }
     const columns = TRACKED_COLUMNS.filter((c) => old[c] !== t[c]);
     if (columns.length > 0) {
-      changes.push({ account_id: account, symbol: t.symbol, leverage: t.leverage, change: 'changed', changed_columns: JSON.stringify(columns), old: triple(old), new: triple(t) });
+      changes.push({ account_id: account, symbol: t.symbol, leverage: t.leverage, change: 'changed', changed_columns: JSON.stringify(columns), old: triple(old), new: triple(t), classification: modelDirection(old, t), baseline });
     }
   }
   return changes;
@@ -108,6 +122,8 @@ function storedChanges(db: StoreDb, runId: number): ExpectedChange[] {
     changed_columns: r.changed_columns,
     old: values(r.old_initial_margin, r.old_maintenance_margin, r.old_max_notional),
     new: values(r.new_initial_margin, r.new_maintenance_margin, r.new_max_notional),
+    classification: r.classification,
+    baseline: r.baseline,
   }));
 }
 
@@ -156,6 +172,7 @@ describe('history store against a model', () => {
         let store = new HistoryStore(db);
         const model: ModelState = new Map(ACCOUNTS.map((a) => [a, new Map()]));
         const lastSent = new Map<string, Tier[]>();
+        const swept = new Set<string>();
         const checkpoints: Array<{ at: string; snapshot: string[] }> = [];
         try {
           steps.forEach((step, index) => {
@@ -178,9 +195,10 @@ describe('history store against a model', () => {
             tiers = JSON.parse(JSON.stringify(tiers)) as Tier[];
 
             const current = model.get(step.account)!;
-            const expected = modelChanges(current, step.account, tiers);
+            const baseline = swept.has(step.account) ? 0 : 1;
+            const expected = modelChanges(current, step.account, tiers, baseline);
             const versionsBefore = count(db, 'tier_version');
-            const changesBefore = count(db, 'tier_change');
+            const changesBefore = count(db, 'tier_changes');
             const runId = store.startRun({ accountId: step.account, endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: observedAt });
             const sweep = { accountId: step.account, observedAt, finishedAt: observedAt, tiers, pages: 1, maxRemovalRatio: MAX_REMOVAL_RATIO };
 
@@ -188,16 +206,18 @@ describe('history store against a model', () => {
               assert.throws(() => store.commitSweep(runId, sweep), (e: unknown) => isTierwatchError(e, 'MASS_REMOVAL'));
               store.failRun(runId, { status: 'failed', code: 'MASS_REMOVAL', message: 'refused', pages: 1, finishedAt: observedAt });
               assert.equal(count(db, 'tier_version'), versionsBefore);
-              assert.equal(count(db, 'tier_change'), changesBefore);
+              assert.equal(count(db, 'tier_changes'), changesBefore);
               return;
             }
             const outcome = store.commitSweep(runId, sweep);
             lastSent.set(step.account, tiers);
             assert.deepEqual(sortChanges(storedChanges(db, runId)), sortChanges(expected));
             assert.equal(outcome.changes.length, expected.length);
+            assert.equal(outcome.baseline, baseline === 1, 'the outcome says whether this was the baseline');
+            swept.add(step.account);
             if (repeat) {
               assert.equal(count(db, 'tier_version'), versionsBefore, 'an identical sweep opens no version');
-              assert.equal(count(db, 'tier_change'), changesBefore, 'an identical sweep records no change');
+              assert.equal(count(db, 'tier_changes'), changesBefore, 'an identical sweep records no change');
             }
             // Advance the model.
             current.clear();
@@ -225,5 +245,63 @@ describe('history store against a model', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('catches planted bugs: a lost baseline flag, a broken chain of versions, a wrong value, a second baseline', () => {
+    const dbPath = path.join(dir, 'planted.db');
+    const db = openDatabase(dbPath);
+    try {
+      const store = new HistoryStore(db);
+      const model: ModelState = new Map(ACCOUNTS.map((a) => [a, new Map()]));
+      const expectedByRun = new Map<number, ExpectedChange[]>();
+      const t = (symbol: string, leverage: string, im: number, mm: number, notional: number): Tier =>
+        ({ symbol, leverage, initial_margin: im, maintenance_margin: mm, max_notional: notional, exchange_id: null });
+      const sweeps: Array<[string, Tier[]]> = [
+        ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 1e6), t('META-USD', '20', 0.1, 0.1, 150_000)]],
+        ['sub-1', [t('AAPL-USD', '1', 0.2, 0.1, 1e6)]],
+        ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('META-USD', '20', 0.2, 0.1, 1e6)]],
+        ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('META-USD', '20', 0.2, 0.1, 1e6), t('CL-USD', '2.5', 0.6666666666666666, 0.3333333333333333, 1e6)]],
+        ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('CL-USD', '2.5', 0.6666666666666666, 0.3333333333333333, 1e6)]],
+      ];
+      sweeps.forEach(([account, tiers], index) => {
+        const observedAt = new Date(T0 + (index + 1) * 60_000);
+        const current = model.get(account)!;
+        const expected = modelChanges(current, account, tiers, index === 0 || account === 'sub-1' ? 1 : 0);
+        assert.notEqual(expected, 'refused');
+        const runId = store.startRun({ accountId: account, endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: observedAt });
+        store.commitSweep(runId, { accountId: account, observedAt, finishedAt: observedAt, tiers, pages: 1, maxRemovalRatio: 1 });
+        expectedByRun.set(runId, expected as ExpectedChange[]);
+        current.clear();
+        for (const tier of tiers) current.set(keyOf(tier.symbol, tier.leverage), tier);
+      });
+      const matchesModel = (): boolean =>
+        [...expectedByRun].every(([runId, expected]) => {
+          try {
+            assert.deepEqual(sortChanges(storedChanges(db, runId)), sortChanges(expected));
+            return true;
+          } catch {
+            return false;
+          }
+        });
+      assert.ok(matchesModel(), 'the unplanted history matches the model');
+      const bugs: Array<[string, string]> = [
+        ['the baseline flag lost', 'UPDATE run_ledger SET baseline = 0 WHERE run_id = 1'],
+        ['a second baseline', 'UPDATE run_ledger SET baseline = 1 WHERE run_id = 3'],
+        ['a changed version not linked to the one it replaced', 'UPDATE tier_version SET prev_version_id = NULL WHERE prev_version_id IS NOT NULL'],
+        ['a new value that tightens instead of loosening', `UPDATE tier_version SET max_notional = 1 WHERE symbol = 'META-USD' AND prev_version_id IS NOT NULL`],
+        ['a removal closed at the wrong time', `UPDATE tier_version SET valid_to = valid_to + 1 WHERE symbol = 'META-USD' AND valid_to IS NOT NULL AND version_id NOT IN (SELECT prev_version_id FROM tier_version WHERE prev_version_id IS NOT NULL)`],
+      ];
+      for (const [bug, sql] of bugs) {
+        db.sqlite.exec('BEGIN');
+        try {
+          assert.ok(db.sqlite.prepare(sql).run().changes > 0, `${bug}: planted`);
+          assert.equal(matchesModel(), false, `${bug}: caught`);
+        } finally {
+          db.sqlite.exec('ROLLBACK');
+        }
+      }
+    } finally {
+      db.close();
+    }
   });
 });

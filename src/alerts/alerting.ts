@@ -159,6 +159,7 @@ export class Alerting {
 
   /** The sweep hook: runs inside the sweep transaction, so it must stay synchronous and quick. */
   #enqueueChanges(stored: StoredSweep): void {
+    if (stored.baseline) return; // an account's first sweep lists every tier: a baseline, not news
     const { alerts } = this.#config;
     const selected = selectChanges(classifiedChanges(stored.changes), { symbols: alerts.symbols, only: alerts.only });
     const notification = changesNotification(this.#newId(), stored, selected);

@@ -49,7 +49,7 @@ export class SweepMetrics implements DeliveryCounters {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
-  readonly #changes = new Counter({ name: 'tierwatch_changes_total', help: 'Tier changes recorded, by account and kind (added, removed, changed).', labelNames: ['account', 'change'] as const, registers: [this.registry] });
+  readonly #changes = new Counter({ name: 'tierwatch_changes_total', help: 'Tier changes recorded, by account and kind (not the baseline: an account\'s first sweep).', labelNames: ['account', 'change'] as const, registers: [this.registry] });
   readonly #tiers = new Gauge({ name: 'tierwatch_tiers', help: 'Tiers in the last successful sweep.', labelNames: ['account'] as const, registers: [this.registry] });
   // The label is a bounded set (known frame types, else `unknown`), never a string from the exchange.
   readonly #ignoredFrames = new Counter({
@@ -122,6 +122,8 @@ export class SweepMetrics implements DeliveryCounters {
     }
     this.#lastSuccess.set({ account }, result.observedAt.getTime() / 1000);
     this.#tiers.set({ account }, result.tiers);
+    // The baseline (an account's first sweep: every tier `added`) is not news and is not counted.
+    if (result.baseline) return;
     for (const change of result.changes) this.#changes.inc({ account, change: change.change });
   }
 }

@@ -41,6 +41,8 @@ export type SweepResult =
       tiers: number;
       changes: ChangeRecord[];
       ignoredFrames: IgnoredFrames;
+      /** An account's first successful sweep: its baseline, not news (not alerted, not counted). */
+      baseline: boolean;
     }
   | { ok: false; runId: number; accountId: string; durationMs: number; error: TierwatchError; ignoredFrames: IgnoredFrames };
 
@@ -137,7 +139,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
     // while nothing waits, rather than inside a later COMMIT (see WAL_AUTOCHECKPOINT_PAGES in db.ts).
     const checkpoint = store.checkpoint();
     if (checkpoint?.busy) log.debug({ wal_frames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames }, 'WAL checkpoint partial: a reader holds older frames');
-    return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes, ignoredFrames };
+    return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes, ignoredFrames, baseline: outcome.baseline };
   } catch (thrown) {
     let error = coerceError(thrown);
     if (deadline.signal.aborted && !outerSignal?.aborted) {

@@ -1,7 +1,7 @@
 /** `tierwatch diff FROM [TO]`: what differs between two points, net of what happened in between. */
 import { diffBetween, type DiffRow } from '../query/diff.ts';
 import { describeDetail } from '../report/describe-change.ts';
-import { addQueryOptions, filtersFrom, formatFrom, timeArgument, withHistory, writeTable } from '../output/query-command.ts';
+import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, timeArgument, withHistory, writeTable } from '../output/query-command.ts';
 import { describable, diffShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
@@ -18,12 +18,13 @@ export function diffTable(rows: Iterable<DiffRow>): Table {
 
 export const diffCommand: CommandSpec = {
   name: 'diff',
-  summary: 'what differs between two points in time (TO defaults to now); exits 0 either way',
+  summary: 'what differs between two points in time (TO defaults to now); with --exit-code, exits 1 when anything differs',
   flags: ['db'],
   configure(command) {
     command
       .argument('<from>', `the earlier point: ${TIME_FORMS}`)
-      .argument('[to]', 'the later point (default now)');
+      .argument('[to]', 'the later point (default now)')
+      .option('--exit-code', 'exit 1 when there are differences, 0 when there are none (as `git diff --exit-code`)');
     addQueryOptions(command);
   },
   async run(context) {
@@ -34,12 +35,14 @@ export const diffCommand: CommandSpec = {
       const from = timeArgument(db, context.args[0], now, 'FROM')!;
       const to = timeArgument(db, context.args[1], now, 'TO') ?? now.toISOString();
       const rows = diffBetween(db, from, to, filters);
+      const note = rows.length === 0 ? noteForEmpty(db, filters) : '';
       if (format === 'table') {
-        await writeTable(context, db, diffTable(rows), now, `From ${from} to ${to}:`);
+        await writeTable(context, db, diffTable(rows), now, `From ${from} to ${to}:`, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, diffShape);
+        if (note !== '') context.io.stderr.write(note);
       }
-      return 0;
+      return context.options.exitCode === true && rows.length > 0 ? 1 : 0;
     });
   },
 };

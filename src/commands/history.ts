@@ -3,7 +3,7 @@ import { symbolHistory } from '../query/history.ts';
 import type { VersionRow } from '../query/snapshot.ts';
 import { tierKey, TRACKED_COLUMNS, changedColumns } from '../history/tier.ts';
 import { describeMoves, formatValue } from '../report/describe-change.ts';
-import { addQueryOptions, filtersFrom, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
+import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, withHistory, writeTable } from '../output/query-command.ts';
 import { flattenSides, versionShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { table, type Table } from '../output/table.ts';
@@ -69,10 +69,12 @@ export const historyCommand: CommandSpec = {
     const symbol = context.args[0]!;
     return withHistory(context, async (db) => {
       const rows = symbolHistory(db, symbol, filters);
+      const note = rows.length === 0 ? noteForEmpty(db, { symbols: [symbol] }) : '';
       if (format === 'table') {
-        await writeTable(context, db, historyTable(rows, symbol), now);
+        await writeTable(context, db, historyTable(rows, symbol), now, undefined, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, versionShape);
+        if (note !== '') context.io.stderr.write(note);
       }
       return 0;
     });

@@ -1,7 +1,7 @@
 /** `tierwatch snapshot [--at T]`: every tier as it was at T (now by default). */
 import { snapshotAt, type VersionRow } from '../query/snapshot.ts';
 import { formatValue } from '../report/describe-change.ts';
-import { addQueryOptions, filtersFrom, formatFrom, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
+import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
 import { versionShape } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
@@ -37,10 +37,12 @@ export const snapshotCommand: CommandSpec = {
     return withHistory(context, async (db) => {
       const at = timeArgument(db, context.options.at, now, '--at') ?? now.toISOString();
       const rows = snapshotAt(db, at, filters);
+      const note = rows.length === 0 ? noteForEmpty(db, filters) : '';
       if (format === 'table') {
-        await writeTable(context, db, snapshotTable(rows), now, `Tiers at ${at}:`);
+        await writeTable(context, db, snapshotTable(rows), now, `Tiers at ${at}:`, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, versionShape);
+        if (note !== '') context.io.stderr.write(note);
       }
       return 0;
     });

@@ -9,13 +9,24 @@ import { historyBounds } from '../query/bounds.ts';
 import type { Filters } from '../query/filters.ts';
 import { cachedStatement, type HistoryReader } from '../query/reader.ts';
 import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
+import { symbolHint } from '../query/symbol-hint.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
 import { lastSweepLine, tableLines, type Table } from './table.ts';
 import { writeLines } from './stream.ts';
+import { escapeControl } from './terminal-text.ts';
 
 function collectPatterns(value: string, previous: string[] = []): string[] {
   const added = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
   return [...previous, ...added];
+}
+
+/** A repeatable option's values, commas allowed too (`--only tightening --only mixed` = `--only tightening,mixed`). */
+export const collectValues = collectPatterns;
+
+/** The line that explains an empty answer to a --symbol filter that only differs in case ('' otherwise). */
+export function noteForEmpty(db: HistoryReader, filters: Filters): string {
+  const hint = symbolHint(db, filters);
+  return hint === '' ? '' : `${hint}\n`;
 }
 
 /** Adds --format, and unless `filters` is false, the repeatable --account and --symbol. */
@@ -71,12 +82,52 @@ export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag:
  * Streams a table (an optional heading line first), laid out to fit the terminal's width, then
  * the last-successful-sweep line.
  */
-export async function writeTable(context: CommandContext, db: HistoryReader, source: Table, now: Date, heading?: string): Promise<void> {
+export async function writeTable(
+  context: CommandContext,
+  db: HistoryReader,
+  source: Table,
+  now: Date,
+  heading?: string,
+  /** Notes printed under the table (each ending in a newline, or ''), read once the rows are out. */
+  notes?: () => string,
+): Promise<void> {
   const footer = lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now);
   const width = context.io.stdoutColumns;
   await writeLines(context.io.stdout, (function* () {
     if (heading !== undefined) yield heading;
     yield* tableLines(source, { width });
+    const text = notes?.() ?? '';
+    if (text !== '') for (const line of text.replace(/\n$/, '').split('\n')) yield* wrapWords(escapeControl(line), width);
     yield footer;
   })());
+}
+
+/** A note's line wrapped between words to `width` (a word longer than the width stays whole). */
+function* wrapWords(line: string, width: number | undefined): Generator<string> {
+  if (width === undefined || line.length <= width) {
+    yield line;
+    return;
+  }
+  let current = '';
+  for (const word of line.split(' ')) {
+    if (current !== '' && current.length + 1 + word.length > width) {
+      yield current;
+      current = word;
+    } else current = current === '' ? word : `${current} ${word}`;
+  }
+  if (current !== '') yield current;
+}
+
+/** Passes `rows` through lazily, counting them, so a note can depend on whether any were printed. */
+export function countingRows<Row>(rows: Iterable<Row>): { rows: Iterable<Row>; count: () => number } {
+  let count = 0;
+  return {
+    rows: (function* () {
+      for (const row of rows) {
+        count += 1;
+        yield row;
+      }
+    })(),
+    count: () => count,
+  };
 }

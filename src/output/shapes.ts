@@ -4,7 +4,7 @@
  * with `old_<column>`/`new_<column>` and `changed_columns` as JSON text, as the tier_changes view).
  */
 import { TRACKED_COLUMNS, type TierValues } from '../history/tier.ts';
-import type { ChangeRow } from '../query/changes.ts';
+import type { ChangeRow, FeedRow } from '../query/changes.ts';
 import type { DiffRow } from '../query/diff.ts';
 import { RUN_COLUMNS, type RunRow } from '../query/runs.ts';
 import { VERSION_COLUMNS, type VersionRow } from '../query/snapshot.ts';
@@ -40,14 +40,15 @@ export const versionShape: RecordShape<VersionRow> = {
   csv: (row) => VERSION_COLUMNS.map((column) => row[column]),
 };
 
-export const changeShape: RecordShape<ChangeRow> = {
+/** A change of the feed; classification and baseline come last (appended to the 0.1.0 shape). */
+export const changeShape: RecordShape<FeedRow> = {
   json: (row) => row,
-  csvColumns: ['run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns', ...SIDE_COLUMNS],
+  csvColumns: ['run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns', ...SIDE_COLUMNS, 'classification', 'baseline'],
   csv: (row) => {
     const flat = flattenSides(row.before, row.after);
     return [
       row.run_id, row.observed_at, row.account_id, row.symbol, row.leverage, row.change, JSON.stringify(row.changed_columns),
-      ...SIDE_COLUMNS.map((column) => flat[column]),
+      ...SIDE_COLUMNS.map((column) => flat[column]), row.classification, row.baseline ? 1 : 0,
     ];
   },
 };

@@ -1,12 +1,14 @@
 /**
  * The change feed: `tier_changes` rows in [since, until), oldest first, shaped for output with
- * `changed_columns` as an array and the old/new values grouped into `before` and `after`.
+ * `changed_columns` as an array and the old/new values grouped into `before` and `after`, then the
+ * classification and the baseline flag.
  */
 import { TRACKED_COLUMNS, type TierValues, type TrackedColumn } from '../history/tier.ts';
 import type { ChangeRecord } from '../store/history-store.ts';
 import type { ChangeKind } from '../store/schema.ts';
+import { CLASSIFICATIONS, type Classification } from '../alerts/classify.ts';
 import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
-import { cachedStatement, isoOf, type HistoryReader } from './reader.ts';
+import { cachedStatement, type HistoryReader } from './reader.ts';
 
 /** A row of the `tier_changes` view as stored: the writer's record, with changed_columns as JSON text. */
 export type ChangeViewRow = Omit<ChangeRecord, 'changed_columns'> & { changed_columns: string };
@@ -56,66 +58,101 @@ export function toChangeRow(row: ChangeViewRow): ChangeRow {
   };
 }
 
-const CHANGE_COLUMNS =
-  'run_id, observed_at, account_id, symbol, leverage, change, changed_columns, old_initial_margin, new_initial_margin, ' +
-  'old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional';
+export { CLASSIFICATIONS, type Classification };
 
-/** The SQL of the change feed and its named parameters (exported for the EXPLAIN test). */
-export function changesSql(window: TimeWindow, filters: Filters): { sql: string; named: Record<string, string>; params: string[] } {
+/** One change of the feed as `changes` gives it: the change, its direction, and whether it is baseline. */
+export interface FeedRow extends ChangeRow {
+  classification: Classification;
+  /** Part of the account's first successful sweep (every tier `added`): not news. */
+  baseline: boolean;
+}
+
+/** What the feed keeps besides the window and the account/symbol filters. */
+export interface FeedFilters {
+  /** Keep the baseline rows (default: leave them out). */
+  includeBaseline?: boolean;
+  /** Only these classifications (empty or absent: all). */
+  only?: readonly Classification[];
+  /** Only these kinds of change (empty or absent: all). */
+  change?: readonly ChangeKind[];
+}
+
+const CHANGE_COLUMNS =
+  'run_id, observed_ms, account_id, symbol, leverage, change, changed_columns, old_initial_margin, new_initial_margin, ' +
+  'old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional, classification, baseline';
+
+type FeedViewRow = Omit<ChangeViewRow, 'observed_at'> & { observed_ms: number; classification: Classification; baseline: number };
+
+/** Epoch milliseconds of an instant given as a Date or ISO text (the feed and versions store ms). */
+export function msOf(at: Date | string): number {
+  return typeof at === 'string' ? Date.parse(at) : at.getTime();
+}
+
+/** A list condition `column IN (...)` over trusted literal values (the enums above), or '1'. */
+function oneOf(column: string, values: readonly string[] | undefined): string {
+  if (values === undefined || values.length === 0) return '1';
+  return `${column} IN (${[...new Set(values)].map((value) => `'${value}'`).join(', ')})`;
+}
+
+/**
+ * The SQL of the change feed and its parameters (exported for the EXPLAIN test). It reads the
+ * internal view tier_change_feed, whose times are epoch ms: a window walks the version indexes
+ * (valid_from for additions and changes, valid_to for removals).
+ */
+export function changesSql(
+  window: TimeWindow,
+  filters: Filters,
+  feed: FeedFilters = {},
+  select: string = CHANGE_COLUMNS,
+): { sql: string; named: Record<string, number>; params: string[] } {
   const conditions: string[] = [];
-  const named: Record<string, string> = {};
+  const named: Record<string, number> = {};
   if (window.since != null) {
-    conditions.push('observed_at >= @since');
-    named.since = isoOf(window.since);
+    conditions.push('observed_ms >= @since');
+    named.since = msOf(window.since);
   }
   if (window.until != null) {
-    conditions.push('observed_at < @until');
-    named.until = isoOf(window.until);
+    conditions.push('observed_ms < @until');
+    named.until = msOf(window.until);
   }
-  // With a time bound, the observed_at index is the one to walk, unless exact symbols are named
-  // (then the (symbol, observed_at) and (account, symbol, observed_at) indexes are better still).
+  // With a time bound, the time indexes are the ones to walk, unless exact symbols are named
+  // (then the symbol index is better still).
   const timeBound = window.since != null || window.until != null;
   const filter = filterCondition(filters, { indexable: !timeBound || hasExactSymbolsOnly(filters) });
   conditions.push(filter.sql);
+  if (feed.includeBaseline !== true) conditions.push('baseline = 0');
+  conditions.push(oneOf('classification', feed.only), oneOf('change', feed.change));
   const sql =
-    `SELECT ${CHANGE_COLUMNS} FROM tier_changes WHERE ${conditions.join(' AND ')} ` +
-    'ORDER BY observed_at, run_id, account_id, symbol, CAST(leverage AS REAL)';
+    `SELECT ${select} FROM tier_change_feed WHERE ${conditions.join(' AND ')}` +
+    (select === CHANGE_COLUMNS ? ' ORDER BY observed_ms, run_id, account_id, symbol, leverage_value' : '');
   return { sql, named, params: filter.params };
+}
+
+function toFeedRow(row: FeedViewRow): FeedRow {
+  const change = toChangeRow({ ...row, observed_at: new Date(row.observed_ms).toISOString() } as ChangeViewRow);
+  return { ...change, classification: row.classification, baseline: row.baseline === 1 };
 }
 
 /**
  * The changes observed in [since, until), oldest first (then by run, account, symbol and numeric
  * leverage), as a lazy iterator: the caller can stream a year of changes without holding them.
- * The connection is busy until the iterator is finished or returned.
+ * The baseline is left out unless `feed.includeBaseline`. The connection is busy until the iterator
+ * is finished or returned.
  */
-export function changesBetween(db: HistoryReader, window: TimeWindow = {}, filters: Filters = {}): IterableIterator<ChangeRow> {
-  const { sql, named, params } = changesSql(window, filters);
-  return mapIterator(cachedStatement<ChangeViewRow>(db, sql).iterate(named, ...params), toChangeRow);
+export function changesBetween(
+  db: HistoryReader,
+  window: TimeWindow = {},
+  filters: Filters = {},
+  feed: FeedFilters = {},
+): IterableIterator<FeedRow> {
+  const { sql, named, params } = changesSql(window, filters, feed);
+  return mapIterator(cachedStatement<FeedViewRow>(db, sql).iterate(named, ...params), toFeedRow);
 }
 
-/** The columns the diff reads from each change, in this order (raw rows, for speed). */
-export const WINDOW_COLUMNS = [
-  'account_id', 'symbol', 'leverage', 'old_initial_margin', 'old_maintenance_margin', 'old_max_notional',
-  'new_initial_margin', 'new_maintenance_margin', 'new_max_notional',
-] as const;
-export type WindowRow = [string, string, string, number | null, number | null, number | null, number | null, number | null, number | null];
-
-/** The SQL of the diff's window read: parameters @after, @upTo, then the filter's. */
-export function windowSql(filters: Filters): { sql: string; params: string[] } {
-  const filter = filterCondition(filters, { indexable: hasExactSymbolsOnly(filters) });
-  const sql =
-    `SELECT ${WINDOW_COLUMNS.join(', ')} FROM tier_changes WHERE observed_at > @after AND observed_at <= @upTo AND ${filter.sql} ` +
-    'ORDER BY observed_at';
-  return { sql, params: filter.params };
-}
-
-/**
- * The changes with observed_at in (after, upTo], in time order, as raw arrays of WINDOW_COLUMNS:
- * what diff folds. A week of a busy exchange is thousands of rows; arrays cost less than objects.
- */
-export function changeRowsIn(db: HistoryReader, after: string, upTo: string, filters: Filters): IterableIterator<WindowRow> {
-  const { sql, params } = windowSql(filters);
-  return (cachedStatement(db, sql).raw(true).iterate({ after, upTo }, ...params)) as IterableIterator<WindowRow>;
+/** How many baseline rows the same question would have given with --include-baseline. */
+export function baselineRowsBetween(db: HistoryReader, window: TimeWindow = {}, filters: Filters = {}, feed: FeedFilters = {}): number {
+  const { sql, named, params } = changesSql(window, filters, { ...feed, includeBaseline: true }, 'count(*)');
+  return cachedStatement(db, `${sql} AND baseline = 1`).pluck().get(named, ...params) as number;
 }
 
 function* mapIterator<A, B>(source: IterableIterator<A>, map: (value: A) => B): IterableIterator<B> {

@@ -1,17 +1,18 @@
 /**
  * What differs between the states at two points, net of everything in between.
  *
- * Computed from the changes in (from, to] alone: for a tier touched in that window, its first
- * change's old side is its state at FROM (nothing changed it between FROM and that change) and its
- * last change's new side is its state at TO. Tiers not touched are the same at both points. So a
- * week's diff reads a week of changes instead of two whole-exchange snapshots, and A → B → A or
- * added-then-removed come out as "no difference" because only the two ends are compared.
+ * Read from the versions, not from the change feed: a tier differs only if a version of it began
+ * or ended in (from, to]. The versions valid at TO that began after FROM are the "after" sides;
+ * the versions valid at FROM that ended by TO are the "before" sides. A tier with both compares its
+ * two ends (A → B → A is no difference); with only an after side it was added, with only a before
+ * side removed; added-then-removed has neither. So the whole year's diff reads about two ladders'
+ * worth of rows per tier, not a year of changes.
  */
 import { changedColumns, tierKey, type TierValues } from '../history/tier.ts';
-import { requireHistoryAt } from './bounds.ts';
-import { changeRowsIn, type ChangeRow } from './changes.ts';
-import type { Filters } from './filters.ts';
-import { isoOf, type HistoryReader } from './reader.ts';
+import { requireHistoryAt, type HistoryBounds } from './bounds.ts';
+import { type ChangeRow } from './changes.ts';
+import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
+import { cachedStatement, isoOf, type HistoryReader } from './reader.ts';
 import { TierwatchError } from '../errors.ts';
 
 /** One difference, as the output contract gives it: a change row without its run and time. */
@@ -25,6 +26,60 @@ interface Ends {
   after: TierValues | null;
 }
 
+const SIDE_COLUMNS = 'account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional';
+type SideRow = [string, string, string, number, number, number];
+
+/** Which index each side walks: the time bound that leaves fewer versions to look at. */
+export type DiffRoute = 'symbol' | 'from' | 'to';
+
+/**
+ * The SQL of both sides of a diff (exported for the EXPLAIN test); parameters @from and @to (epoch
+ * ms), then the filter's. `route.after`/`route.before` pick the index as snapshotSql does: a `+`
+ * keeps SQLite off the other one.
+ */
+export function diffSql(filters: Filters, route: { after: DiffRoute; before: DiffRoute }): { after: string; before: string; params: string[] } {
+  const symbol = hasExactSymbolsOnly(filters);
+  const filter = filterCondition(filters, { indexable: symbol });
+  // Valid at TO, began in (FROM, TO].
+  const after =
+    route.after === 'to'
+      ? '+valid_from > @from AND +valid_from <= @to AND (valid_to IS NULL OR valid_to > @to)'
+      : route.after === 'from'
+        ? 'valid_from > @from AND valid_from <= @to AND (+valid_to IS NULL OR +valid_to > @to)'
+        : 'valid_from > @from AND valid_from <= @to AND (valid_to IS NULL OR valid_to > @to)';
+  // Valid at FROM, ended in (FROM, TO].
+  const before =
+    route.before === 'to'
+      ? '+valid_from <= @from AND valid_to > @from AND valid_to <= @to'
+      : route.before === 'from'
+        ? 'valid_from <= @from AND +valid_to > @from AND +valid_to <= @to'
+        : 'valid_from <= @from AND valid_to > @from AND valid_to <= @to';
+  return {
+    after: `SELECT ${SIDE_COLUMNS} FROM tier_version WHERE ${after} AND ${filter.sql}`,
+    before: `SELECT ${SIDE_COLUMNS} FROM tier_version WHERE ${before} AND ${filter.sql}`,
+    params: filter.params,
+  };
+}
+
+/**
+ * The cheaper index per side, from where FROM and TO fall in the history (versions are spread
+ * about evenly in time): "after" walks valid_from over (FROM, TO] or valid_to beyond TO; "before"
+ * walks valid_from up to FROM or valid_to over (FROM, TO].
+ */
+export function diffRoute(from: string, to: string, bounds: HistoryBounds, filters: Filters): { after: DiffRoute; before: DiffRoute } {
+  if (hasExactSymbolsOnly(filters)) return { after: 'symbol', before: 'symbol' };
+  const first = Date.parse(bounds.first_observed_at);
+  const last = Date.parse(bounds.last_observed_at);
+  const span = last > first ? last - first : 1;
+  const position = (at: string) => Math.min(1, Math.max(0, (Date.parse(at) - first) / span));
+  const p1 = position(from);
+  const p2 = position(to);
+  return {
+    after: p2 - p1 <= 1 - p2 ? 'from' : 'to',
+    before: p1 <= p2 - p1 ? 'from' : 'to',
+  };
+}
+
 /**
  * The differences between the snapshot at `from` and the snapshot at `to`, ordered by account,
  * symbol and numeric leverage. Throws TierwatchError('DB_EMPTY') when the history is empty or
@@ -36,24 +91,28 @@ export function diffBetween(db: HistoryReader, from: Date | string, to: Date | s
   if (fromIso > toIso) {
     throw new TierwatchError('USAGE', `FROM (${fromIso}) is after TO (${toIso}): give the earlier point first.`);
   }
-  requireHistoryAt(db, fromIso);
+  const bounds = requireHistoryAt(db, fromIso);
+  const sql = diffSql(filters, diffRoute(fromIso, toIso, bounds, filters));
+  const named = { from: Date.parse(fromIso), to: Date.parse(toIso) };
 
   const ends = new Map<string, Ends>();
-  for (const [account_id, symbol, leverage, oldIm, oldMm, oldMax, newIm, newMm, newMax] of changeRowsIn(db, fromIso, toIso, filters)) {
+  const read = (text: string) => cachedStatement(db, text).raw(true).iterate(named, ...sql.params) as IterableIterator<SideRow>;
+  for (const [account_id, symbol, leverage, im, mm, max] of read(sql.before)) {
+    ends.set(`${account_id}\u0000${tierKey(symbol, leverage)}`, {
+      account_id, symbol, leverage, before: { initial_margin: im, maintenance_margin: mm, max_notional: max }, after: null,
+    });
+  }
+  for (const [account_id, symbol, leverage, im, mm, max] of read(sql.after)) {
     const key = `${account_id}\u0000${tierKey(symbol, leverage)}`;
-    const after = valuesOf(newIm, newMm, newMax);
+    const after = { initial_margin: im, maintenance_margin: mm, max_notional: max };
     const seen = ends.get(key);
-    if (seen === undefined) {
-      ends.set(key, { account_id, symbol, leverage, before: valuesOf(oldIm, oldMm, oldMax), after });
-    } else {
-      seen.after = after;
-    }
+    if (seen === undefined) ends.set(key, { account_id, symbol, leverage, before: null, after });
+    else seen.after = after;
   }
 
   const rows: DiffRow[] = [];
   for (const end of ends.values()) {
     const { before, after } = end;
-    if (before === null && after === null) continue; // added, then removed again
     const base = { account_id: end.account_id, symbol: end.symbol, leverage: end.leverage };
     if (before === null) {
       rows.push({ ...base, change: 'added', changed_columns: [], before, after });
@@ -65,12 +124,6 @@ export function diffBetween(db: HistoryReader, from: Date | string, to: Date | s
     }
   }
   return rows.sort(compareTiers);
-}
-
-/** One side of a change: null when it has none (before an addition, after a removal). */
-function valuesOf(initial: number | null, maintenance: number | null, maxNotional: number | null): TierValues | null {
-  if (initial === null || maintenance === null || maxNotional === null) return null;
-  return { initial_margin: initial, maintenance_margin: maintenance, max_notional: maxNotional };
 }
 
 /** Account, symbol, then leverage as a number: the order of every tier listing. */

@@ -1,14 +1,12 @@
 /** Every version of one symbol's ladder (or of the symbols matching a pattern), over time. */
 import { filterCondition, type Filters } from './filters.ts';
 import { cachedStatement, type HistoryReader } from './reader.ts';
-import { VERSION_COLUMNS, type VersionRow } from './snapshot.ts';
+import { SELECT_VERSION, toVersionRow, type VersionRow } from './snapshot.ts';
 
 /** The SQL of symbolHistory and its positional parameters (exported for the EXPLAIN test). */
 export function historySql(symbol: string, filters: Filters): { sql: string; params: string[] } {
   const filter = filterCondition({ accounts: filters.accounts, symbols: [symbol, ...(filters.symbols ?? [])] });
-  const sql =
-    `SELECT ${VERSION_COLUMNS.join(', ')} FROM tier_versions WHERE ${filter.sql} ` +
-    'ORDER BY valid_from, account_id, symbol, CAST(leverage AS REAL)';
+  const sql = `${SELECT_VERSION} WHERE ${filter.sql} ORDER BY valid_from, account_id, symbol, leverage_value`;
   return { sql, params: filter.params };
 }
 
@@ -19,5 +17,5 @@ export function historySql(symbol: string, filters: Filters): { sql: string; par
  */
 export function symbolHistory(db: HistoryReader, symbol: string, filters: Filters = {}): VersionRow[] {
   const { sql, params } = historySql(symbol, filters);
-  return cachedStatement<VersionRow>(db, sql).all(...params);
+  return cachedStatement<Parameters<typeof toVersionRow>[0]>(db, sql).all(...params).map(toVersionRow);
 }

@@ -1,12 +1,15 @@
 /**
  * Point in time: every tier version valid at T, i.e. valid_from <= T < valid_to (NULL = still open).
  *
+ * Reads tier_version itself (times as epoch ms, so the indexes serve the bounds) and gives rows
+ * in the shape of the `tier_versions` view (ISO text times, leverage_value).
+ *
  * Speed. Each version satisfies valid_from <= T or valid_to > T (or both: the answer), so an index
  * on either column alone must walk every version on its side of T. Which side is shorter depends
  * on where T falls in the history, so the query is written in two shapes and chosen by T's position
  * between the first and the last sweep (with a steady change rate, versions are spread evenly in
  * time). A unary `+` keeps SQLite from using the index of the other side. Exact symbols go through
- * the (symbol, valid_from) index instead, which is best whatever T is.
+ * the symbol index instead (a symbol has a few hundred versions), which is best whatever T is.
  */
 import type { TierValues } from '../history/tier.ts';
 import { requireHistoryAt, type HistoryBounds } from './bounds.ts';
@@ -22,20 +25,37 @@ export interface VersionRow extends TierValues {
   valid_from: string;
   valid_to: string | null;
   run_id: number;
+  /** leverage as a number, for sorting ("5" before "20"). */
+  leverage_value: number;
 }
 
 export const VERSION_COLUMNS = [
   'account_id', 'symbol', 'leverage', 'initial_margin', 'maintenance_margin', 'max_notional', 'exchange_id',
-  'valid_from', 'valid_to', 'run_id',
+  'valid_from', 'valid_to', 'run_id', 'leverage_value',
 ] as const;
 
-const SELECT_VERSION = `SELECT ${VERSION_COLUMNS.join(', ')} FROM tier_versions`;
+/** tier_version's columns in the view's order; times still epoch ms (converted by toVersionRow). */
+export const SELECT_VERSION =
+  'SELECT account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id, valid_from, valid_to, ' +
+  'run_id, CAST(leverage AS REAL) AS leverage_value FROM tier_version';
+
+type StoredVersion = Omit<VersionRow, 'valid_from' | 'valid_to'> & { valid_from: number; valid_to: number | null };
+
+/** A stored version in the view's shape: epoch ms to the ISO text the view shows. */
+export function toVersionRow(row: StoredVersion): VersionRow {
+  return {
+    ...row,
+    valid_from: new Date(row.valid_from).toISOString(),
+    valid_to: row.valid_to === null ? null : new Date(row.valid_to).toISOString(),
+  };
+}
+
 /**
  * Account, symbol, then leverage as a number ("5" before "20"). The `+` keeps SQLite from walking
  * the symbol index just to avoid a sort (it would, given an account equality), which would read
  * every version instead of the ones near T.
  */
-const SNAPSHOT_ORDER = 'ORDER BY account_id, +symbol, CAST(leverage AS REAL)';
+const SNAPSHOT_ORDER = 'ORDER BY account_id, +symbol, leverage_value';
 
 export type SnapshotRoute = 'symbol' | 'from' | 'to';
 
@@ -48,7 +68,7 @@ export function snapshotRoute(at: string, bounds: HistoryBounds, filters: Filter
   return position < 0.5 ? 'from' : 'to';
 }
 
-/** The SQL of the snapshot for a route; parameters: @at, then the filter's positional ones. */
+/** The SQL of the snapshot for a route; parameters: @at (epoch ms), then the filter's positional ones. */
 export function snapshotSql(route: SnapshotRoute, filters: Filters): { sql: string; params: string[] } {
   // Only the symbol route may use the symbol index; the others must stay on their time index.
   const filter = filterCondition(filters, { indexable: route === 'symbol' });
@@ -70,5 +90,5 @@ export function snapshotAt(db: HistoryReader, at: Date | string, filters: Filter
   const iso = isoOf(at);
   const bounds = requireHistoryAt(db, iso);
   const { sql, params } = snapshotSql(snapshotRoute(iso, bounds, filters), filters);
-  return cachedStatement<VersionRow>(db, sql).all({ at: iso }, ...params);
+  return cachedStatement<StoredVersion>(db, sql).all({ at: Date.parse(iso) }, ...params).map(toVersionRow);
 }

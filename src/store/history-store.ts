@@ -1,9 +1,15 @@
 /**
- * The writer of the tier history: the run ledger and the type-2 versions and changes.
+ * The writer of the tier history: the run ledger and the type-2 versions.
  *
- * One sweep is one transaction (BEGIN IMMEDIATE … COMMIT): diff against the account's current
- * versions, close and open versions, insert the change rows, mark the run ok. Either all of it is
- * stored or none of it.
+ * One sweep is one transaction (BEGIN IMMEDIATE … COMMIT), in steps: diff against the account's
+ * current versions, check the guards (MASS_REMOVAL; pure, see `checkSweepGuards`), close and open
+ * versions, mark the run ok. Either all of it is stored or none of it. The versions are the only
+ * record: the change feed (`tier_changes`) is derived from them, so the ChangeRecords a sweep
+ * returns are built here exactly as that view derives them (a test holds the two equal).
+ *
+ * Baseline: an account's first successful sweep lists every tier as `added`; that is not news. The
+ * run is marked `baseline` in the ledger, and the sweep's outcome says so (alerts and the changes
+ * counter skip it).
  *
  * Speed: each account's current versions are kept in memory between sweeps (reading 100,000 rows
  * back costs more than the whole diff). The copy is trusted only while `PRAGMA data_version` — which
@@ -19,7 +25,7 @@ import type Database from 'better-sqlite3';
 import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { CurrentTiers, type CurrentVersion } from '../history/current-tiers.ts';
-import { diffTiers } from '../history/diff.ts';
+import { diffTiers, type TierDiff } from '../history/diff.ts';
 import { checkClock, checkErosion, EROSION_WINDOW_MS } from '../history/guards.ts';
 import type { Tier, TrackedColumn } from '../history/tier.ts';
 import type { CheckpointResult, StoreDb } from './db.ts';
@@ -27,7 +33,10 @@ import type { ChangeKind } from './schema.ts';
 import { toStoreError } from './sqlite-errors.ts';
 import { normalizeEndpoint } from '../qfex/endpoint.ts';
 
-/** A row of the `tier_changes` view, with changed_columns parsed into an array. */
+/**
+ * A row of the `tier_changes` view's first thirteen columns, with changed_columns parsed into an
+ * array (classification is derived from it by src/alerts/classify.ts; baseline is the sweep's).
+ */
 export interface ChangeRecord {
   run_id: number;
   observed_at: string;
@@ -50,6 +59,8 @@ export interface SweepOutcome {
   changed: number;
   /** Every change stored, in the order stored: removed, then changed, then added. */
   changes: ChangeRecord[];
+  /** The account's first successful sweep: its changes are the baseline, not news. */
+  baseline: boolean;
 }
 
 export interface SweepInput {
@@ -87,6 +98,8 @@ export interface StoredSweep {
   accountId: string;
   observedAt: string;
   changes: readonly ChangeRecord[];
+  /** The account's first successful sweep (its changes are the baseline: never alerted). */
+  baseline: boolean;
 }
 
 /**
@@ -121,7 +134,6 @@ interface SweepResult {
   observedAt: string;
 }
 
-const EMPTY_COLUMNS = '[]';
 const ABANDONED_MESSAGE = 'the process stopped before this run finished (crash, kill or power loss)';
 const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
@@ -143,17 +155,11 @@ export class HistoryStore {
     lastObserved: Database.Statement<[string], { observed_at: string | null }>;
     recentTierCounts: Database.Statement<[string, string], number>;
     runHeader: Database.Statement<[number], { account_id: string; status: string }>;
-    closeVersion: Database.Statement<[string, number]>;
+    closeVersion: Database.Statement<[number, number]>;
     openVersion: Database.Statement<
-      [string, string, string, number, number, number, string | null, string, number]
+      [string, string, string, number, number, number, string | null, number, number, number | null]
     >;
-    insertChange: Database.Statement<
-      [
-        number, string, string, string, string, string, string,
-        number | null, number | null, number | null, number | null, number | null, number | null,
-      ]
-    >;
-    finishOk: Database.Statement<[string, string, number, number, number, number]>;
+    finishOk: Database.Statement<[string, string, number, number, number, number, number]>;
     finishFailed: Database.Statement<[string, string, string, number, string, string | null, number]>;
     startRun: Database.Statement<[string, string, string | null, string]>;
     abandon: Database.Statement<[string, string]>;
@@ -177,7 +183,7 @@ export class HistoryStore {
       dataVersion: sqlite.prepare<[], number>('PRAGMA data_version').pluck(),
       loadCurrent: sqlite.prepare(
         `SELECT version_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id
-           FROM tier_version WHERE account_id = ? AND valid_to IS NULL`,
+           FROM tier_version WHERE valid_to IS NULL AND account_id = ?`,
       ),
       lastObserved: sqlite.prepare(
         `SELECT max(observed_at) AS observed_at FROM run_ledger WHERE status = 'ok' AND account_id = ?`,
@@ -192,17 +198,11 @@ export class HistoryStore {
       closeVersion: sqlite.prepare('UPDATE tier_version SET valid_to = ? WHERE version_id = ? AND valid_to IS NULL'),
       openVersion: sqlite.prepare(
         `INSERT INTO tier_version (account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional,
-                                   exchange_id, valid_from, run_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      insertChange: sqlite.prepare(
-        `INSERT INTO tier_change (run_id, observed_at, account_id, symbol, leverage, change, changed_columns,
-                                  old_initial_margin, new_initial_margin, old_maintenance_margin,
-                                  new_maintenance_margin, old_max_notional, new_max_notional)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                                   exchange_id, valid_from, run_id, prev_version_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       finishOk: sqlite.prepare(
-        `UPDATE run_ledger SET status = 'ok', observed_at = ?, finished_at = ?, pages = ?, tiers = ?, changes = ?
+        `UPDATE run_ledger SET status = 'ok', observed_at = ?, finished_at = ?, pages = ?, tiers = ?, changes = ?, baseline = ?
           WHERE run_id = ? AND status = 'running'`,
       ),
       finishFailed: sqlite.prepare(
@@ -376,17 +376,10 @@ export class HistoryStore {
     const state = this.#accountState(accountId);
     checkClock({ runId, accountId, observedAt, lastObservedAt: state.lastObservedAt });
 
+    // Step 1: what changed (pure).
     const diff = diffTiers(state.versions, sweep.tiers);
-    const currentCount = state.versions.size;
-    if (currentCount > 0 && diff.removed.length / currentCount > sweep.maxRemovalRatio) {
-      throw new TierwatchError(
-        'MASS_REMOVAL',
-        `The sweep of account ${accountId} would remove ${diff.removed.length} of its ${currentCount} current tiers ` +
-          `(more than ${formatRatio(sweep.maxRemovalRatio)}); nothing was stored. If the exchange really delisted them, ` +
-          'raise TIERWATCH_MAX_REMOVAL_RATIO for one run.',
-        { details: { accountId, removed: diff.removed.length, current: currentCount, maxRemovalRatio: sweep.maxRemovalRatio } },
-      );
-    }
+    // Step 2: the guards (pure): refuse a sweep that cannot be right before writing anything.
+    checkSweepGuards({ accountId, current: state.versions.size, diff, maxRemovalRatio: sweep.maxRemovalRatio });
     // Slow erosion: compared with the largest recent sweep, not only with the current tiers.
     const windowStart = new Date(sweep.observedAt.getTime() - EROSION_WINDOW_MS).toISOString();
     checkErosion({
@@ -395,31 +388,27 @@ export class HistoryStore {
       recentCounts: this.#stmt.recentTierCounts.all(accountId, windowStart),
       maxRemovalRatio: sweep.maxRemovalRatio,
     });
-    const churn = diff.removed.length + diff.changed.length + diff.added.length;
-    if (currentCount > 0 && churn > currentCount / 2) {
-      // Most tiers changing at once is more often a format change or a broken answer than real news.
-      this.#logger.warn(
-        { run_id: runId, account_id: accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
-        'mass churn: more than half of the tiers changed in one sweep',
-      );
-    }
+    this.#warnOnChurn(runId, accountId, state.versions.size, diff);
 
-    const { closeVersion, openVersion, insertChange } = this.#stmt;
+    // Step 3: the writes. Closing and opening versions is the whole record of the changes.
+    const { closeVersion, openVersion } = this.#stmt;
+    const observedMs = sweep.observedAt.getTime();
+    const baseline = state.lastObservedAt === null;
     const changes: ChangeRecord[] = [];
     const closed: CurrentVersion[] = [];
     const opened: CurrentVersion[] = [];
 
     const close = (version: CurrentVersion): void => {
-      if (closeVersion.run(observedAt, version.version_id).changes !== 1) {
+      if (closeVersion.run(observedMs, version.version_id).changes !== 1) {
         // The in-memory state was wrong: fail rather than leave two open versions behind.
         throw new TierwatchError('INTERNAL', `tier version ${version.version_id} was not open`);
       }
       closed.push(version);
     };
-    const open = (tier: Tier): void => {
+    const open = (tier: Tier, previous: CurrentVersion | null): void => {
       const info = openVersion.run(
         accountId, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional,
-        tier.exchange_id, observedAt, runId,
+        tier.exchange_id, observedMs, runId, previous?.version_id ?? null,
       );
       opened.push({
         version_id: Number(info.lastInsertRowid),
@@ -431,20 +420,11 @@ export class HistoryStore {
         exchange_id: tier.exchange_id,
       });
     };
-    const record = (change: ChangeRecord): void => {
-      insertChange.run(
-        change.run_id, change.observed_at, change.account_id, change.symbol, change.leverage, change.change,
-        change.changed_columns.length === 0 ? EMPTY_COLUMNS : JSON.stringify(change.changed_columns),
-        change.old_initial_margin, change.new_initial_margin, change.old_maintenance_margin,
-        change.new_maintenance_margin, change.old_max_notional, change.new_max_notional,
-      );
-      changes.push(change);
-    };
     const base = { run_id: runId, observed_at: observedAt, account_id: accountId };
 
     for (const version of diff.removed) {
       close(version);
-      record({
+      changes.push({
         ...base, symbol: version.symbol, leverage: version.leverage, change: 'removed', changed_columns: [],
         old_initial_margin: version.initial_margin, new_initial_margin: null,
         old_maintenance_margin: version.maintenance_margin, new_maintenance_margin: null,
@@ -453,8 +433,8 @@ export class HistoryStore {
     }
     for (const { before, after, columns } of diff.changed) {
       close(before);
-      open(after);
-      record({
+      open(after, before);
+      changes.push({
         ...base, symbol: after.symbol, leverage: after.leverage, change: 'changed', changed_columns: columns,
         old_initial_margin: before.initial_margin, new_initial_margin: after.initial_margin,
         old_maintenance_margin: before.maintenance_margin, new_maintenance_margin: after.maintenance_margin,
@@ -462,8 +442,8 @@ export class HistoryStore {
       });
     }
     for (const tier of diff.added) {
-      open(tier);
-      record({
+      open(tier, null);
+      changes.push({
         ...base, symbol: tier.symbol, leverage: tier.leverage, change: 'added', changed_columns: [],
         old_initial_margin: null, new_initial_margin: tier.initial_margin,
         old_maintenance_margin: null, new_maintenance_margin: tier.maintenance_margin,
@@ -472,19 +452,30 @@ export class HistoryStore {
     }
 
     const finished = this.#stmt.finishOk.run(
-      observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, changes.length, runId,
+      observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, changes.length, baseline ? 1 : 0, runId,
     );
     if (finished.changes !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
-    this.#sweepHook?.({ runId, accountId, observedAt, changes });
+    this.#sweepHook?.({ runId, accountId, observedAt, changes, baseline });
     this.#beforeCommit?.(runId);
 
     return {
-      outcome: { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, changes },
+      outcome: { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, changes, baseline },
       state,
       closed,
       opened,
       observedAt,
     };
+  }
+
+  #warnOnChurn(runId: number, accountId: string, currentCount: number, diff: TierDiff): void {
+    const churn = diff.removed.length + diff.changed.length + diff.added.length;
+    if (currentCount > 0 && churn > currentCount / 2) {
+      // Most tiers changing at once is more often a format change or a broken answer than real news.
+      this.#logger.warn(
+        { run_id: runId, account_id: accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
+        'mass churn: more than half of the tiers changed in one sweep',
+      );
+    }
   }
 
   /**
@@ -510,6 +501,23 @@ export class HistoryStore {
   }
 }
 
+
+/**
+ * The guards a sweep must pass before anything is written; pure, so more can be added beside it.
+ * Throws MASS_REMOVAL when more than maxRemovalRatio of the account's current tiers would go.
+ */
+export function checkSweepGuards(input: { accountId: string; current: number; diff: TierDiff; maxRemovalRatio: number }): void {
+  const { accountId, current, diff, maxRemovalRatio } = input;
+  if (current > 0 && diff.removed.length / current > maxRemovalRatio) {
+    throw new TierwatchError(
+      'MASS_REMOVAL',
+      `The sweep of account ${accountId} would remove ${diff.removed.length} of its ${current} current tiers ` +
+        `(more than ${formatRatio(maxRemovalRatio)}); nothing was stored. If the exchange really delisted them, ` +
+        'raise TIERWATCH_MAX_REMOVAL_RATIO for one run.',
+      { details: { accountId, removed: diff.removed.length, current, maxRemovalRatio } },
+    );
+  }
+}
 
 function formatRatio(ratio: number): string {
   return `${Math.round(ratio * 1000) / 10}%`;

@@ -4,10 +4,14 @@
  * the one it closes); rewinding discards the successful runs observed after an instant and puts the
  * tier history back as it was at that instant, so collection resumes.
  *
- * For each discarded run, in one transaction: its change rows are deleted, the versions it opened
- * are deleted, the versions it closed are reopened, and its ledger row stays — marked `failed` with
- * the code REWOUND and a message saying when and by what it was discarded — so the ledger still
- * tells what happened. The caller holds the single-writer lock (no sweep can run meanwhile).
+ * The versions are the only record of the changes (the feed is derived from them), so for each
+ * account, in one transaction: the versions the discarded runs opened (valid_from after the instant)
+ * are deleted, and the versions they closed (valid_to after it) are reopened. A deleted version's
+ * successors started later still, so they are deleted too and no prev_version_id is left pointing at
+ * nothing; a reopened version's successor is among the deleted, so it has none again. Each discarded
+ * run's ledger row stays — marked `failed` with the code REWOUND and a message saying when and by
+ * what it was discarded, no longer a baseline — so the ledger still tells what happened. The caller
+ * holds the single-writer lock (no sweep can run meanwhile).
  */
 import type Database from 'better-sqlite3';
 import { TierwatchError } from '../errors.ts';
@@ -94,25 +98,30 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
     );
   }
 
-  const deleteChanges = sqlite.prepare<[number]>('DELETE FROM tier_change WHERE run_id = ?');
-  // The versions a discarded run opened start after `after`; those of kept runs start at or before it.
-  const deleteOpened = sqlite.prepare<[string, string]>('DELETE FROM tier_version WHERE account_id = ? AND valid_from > ?');
+  // tier_version keeps epoch ms; the ledger's observed_at is ISO (compared as text above).
+  const afterMs = Date.parse(after);
+  // The change rows the feed derives for the account after the instant: what the rewind takes away.
+  const countChanges = sqlite.prepare<[string, number], number>(
+    'SELECT count(*) FROM tier_change_feed WHERE account_id = ? AND observed_ms > ?',
+  ).pluck();
+  const deleteOpened = sqlite.prepare<[string, number]>('DELETE FROM tier_version WHERE account_id = ? AND valid_from > ?');
   // What a discarded run closed was open at `after`: it becomes the current version again. Deleted
   // first, so no identity ever has two open versions.
-  const reopen = sqlite.prepare<[string, string]>('UPDATE tier_version SET valid_to = NULL WHERE account_id = ? AND valid_to > ?');
+  const reopen = sqlite.prepare<[string, number]>('UPDATE tier_version SET valid_to = NULL WHERE account_id = ? AND valid_to > ?');
   const markRun = sqlite.prepare<[string, number]>(
-    `UPDATE run_ledger SET status = 'failed', error_code = 'REWOUND', error_message = ? WHERE run_id = ? AND status = 'ok'`,
+    `UPDATE run_ledger SET status = 'failed', error_code = 'REWOUND', error_message = ?, baseline = 0 WHERE run_id = ? AND status = 'ok'`,
   );
   const message =
     `discarded at ${input.now.toISOString()} by \`${input.command}\`: observed after ${after}; ` +
     'its changes were deleted and the versions it opened and closed were put back';
+  const accounts = new Set(runs.map((run) => run.account_id));
+  for (const account of accounts) result.changesDeleted += countChanges.get(account, afterMs) ?? 0;
   for (const run of runs) {
-    result.changesDeleted += deleteChanges.run(run.run_id).changes;
     if (markRun.run(message, run.run_id).changes !== 1) throw new TierwatchError('INTERNAL', `run ${run.run_id} was no longer ok`);
   }
-  for (const account of new Set(runs.map((run) => run.account_id))) {
-    result.versionsDeleted += deleteOpened.run(account, after).changes;
-    result.versionsReopened += reopen.run(account, after).changes;
+  for (const account of accounts) {
+    result.versionsDeleted += deleteOpened.run(account, afterMs).changes;
+    result.versionsReopened += reopen.run(account, afterMs).changes;
   }
   return result;
 }

@@ -232,8 +232,8 @@ else
   fail "the volume's database holds tiers and ledger rows" "tiers: $(db_value "select count(*) from tiers_current"); runs: $(db_value "select count(*) from run_ledger")"
 fi
 
-if wait_for 30 db_at_least "select count(*) from tier_change where change = 'changed'" 1; then
-  changed_symbol=$(db_value "select symbol from tier_change where change = 'changed' order by change_id limit 1")
+if wait_for 30 db_at_least "select count(*) from tier_changes where change = 'changed'" 1; then
+  changed_symbol=$(db_value "select symbol from tier_changes where change = 'changed' order by observed_at, symbol limit 1")
   changes_out=$(docker run --rm --network none -v "$VOLUME:/data" "$IMAGE" changes --format json 2>"$WORK/changes.err")
   changes_status=$?
   if [ "$changes_status" -eq 0 ] && printf '%s' "$changes_out" | grep -q "\"$changed_symbol\""; then
@@ -243,7 +243,7 @@ if wait_for 30 db_at_least "select count(*) from tier_change where change = 'cha
       "exit $changes_status, $(head -c 300 "$WORK/changes.err" | tr '\n' ' ')"
   fi
 else
-  fail "the simulator's tier changes are recorded within 30s" "changes: $(db_value "select count(*) from tier_change")"
+  fail "the simulator's tier changes are recorded within 30s" "changes: $(db_value "select count(*) from tier_changes")"
 fi
 
 # Loopback only: trace every connect() the daemon makes over a few sweeps (a sweep's connection
@@ -308,7 +308,7 @@ fi
 
 # Restart the same container on the same volume: history intact, collection resumes.
 versions_before=$(db_value "select count(*) from tier_version")
-changes_before=$(db_value "select count(*) from tier_change")
+changes_before=$(db_value "select count(*) from tier_changes")
 max_run_before=$(db_value "select max(run_id) from run_ledger")
 ok_before=$(db_value "select count(*) from run_ledger where status = 'ok'")
 "${DC[@]}" start tierwatch >/dev/null 2>&1
@@ -319,7 +319,7 @@ else
   fail "after a restart, collection resumes" "health: $(health); runs after: $(db_value "select count(*) from run_ledger where run_id > ${max_run_before:-0}")"
 fi
 kept=$(db_value "select (select count(*) from tier_version where run_id <= ${max_run_before:-0}) || ',' ||
-  (select count(*) from tier_change where run_id <= ${max_run_before:-0}) || ',' ||
+  (select count(*) from tier_changes where run_id <= ${max_run_before:-0}) || ',' ||
   (select count(*) from run_ledger where run_id <= ${max_run_before:-0} and status = 'ok')")
 if [ -n "$runs_before" ] && [ "$kept" = "$versions_before,$changes_before,$ok_before" ]; then
   pass "after a restart, the history is intact ($versions_before versions, $changes_before changes, $ok_before ok runs)"
@@ -356,7 +356,7 @@ if wait_for 30 db_at_least "select count(*) from run_ledger where status = 'runn
   stop_ms=$(($(date +%s%3N) - stop_start_ms))
   exit_code=$(docker inspect "$CONTAINER" --format '{{.State.ExitCode}}')
   inflight_status=$(db_value "select status from run_ledger where run_id = $inflight_run")
-  half=$(db_value "select (select count(*) from tier_version where run_id = $inflight_run) + (select count(*) from tier_change where run_id = $inflight_run)")
+  half=$(db_value "select (select count(*) from tier_version where run_id = $inflight_run) + (select count(*) from tier_changes where run_id = $inflight_run)")
   if [ "$exit_code" = "0" ] && [ "$stop_ms" -lt $((STOP_WITHIN_S * 1000)) ] && [ "$inflight_status" = "aborted" ] && [ "$half" = "0" ]; then
     pass "docker stop during a sweep: exit 0 in $((stop_ms / 1000)).$(printf '%03d' $((stop_ms % 1000)))s, run $inflight_run recorded 'aborted' with no rows written"
   else
