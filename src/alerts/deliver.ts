@@ -10,7 +10,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { redactUrl } from '../config.ts';
-import { backoffDelay } from '../collect/sweep.ts';
+import { backoffDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
 import type { Outbox, OutboxRow } from './outbox.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signBody } from './signature.ts';
@@ -196,7 +196,7 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
         );
         if (last) return 'blocked';
         try {
-          await sleep(backoffDelay(attempt, options.backoff.baseMs, options.backoff.maxMs, options.random), stop);
+          await sleep(backoffDelay(attempt, { baseMs: options.backoff.baseMs, maxMs: options.backoff.maxMs, random: options.random }), stop);
         } catch {
           return 'stopped';
         }

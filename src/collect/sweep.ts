@@ -8,6 +8,7 @@
  * schedule; the tiers held are bounded by `config.maxTiers` and each frame by `config.maxFrameBytes`.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { backoffDelay } from '../backoff.ts';
 import { resolveCredentials, type Config } from '../config.ts';
 import { coerceError, TierwatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -53,12 +54,6 @@ const realSleep = (ms: number, signal?: AbortSignal) =>
       throw new TierwatchError('ABORTED', 'The sweep was stopped by a shutdown signal.');
     },
   );
-
-/** Exponential backoff with full jitter, capped. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
 
 /**
  * Network failures get a fresh connection. RateLimited and ServerError were already retried page by
@@ -165,7 +160,7 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
       } catch (thrown) {
         const error = coerceError(thrown);
         if (!worthAFreshConnection(error) || attempt >= config.sweepRetries || signal?.aborted) throw error;
-        const wait = backoffDelay(attempt, config.backoff.baseMs, config.backoff.maxMs);
+        const wait = backoffDelay(attempt, { baseMs: config.backoff.baseMs, maxMs: config.backoff.maxMs });
         log.warn({ code: error.code, attempt: attempt + 1, retry_in_ms: wait }, `sweep attempt failed, retrying on a fresh connection: ${error.message}`);
         await sleep(wait, signal);
       }

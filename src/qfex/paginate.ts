@@ -19,6 +19,7 @@
  *   data) with a warning. Only validated tiers are held, never the raw pages.
  */
 import { setTimeout as sleepTimer } from 'node:timers/promises';
+import { backoffDelay } from '../backoff.ts';
 import { TierwatchError, isTierwatchError } from '../errors.ts';
 import type { Tier } from '../history/tier.ts';
 import type { Logger } from '../log.ts';
@@ -100,10 +101,8 @@ export async function retryRefusals<T>(attempt: () => Promise<T>, options: Refus
       return await attempt();
     } catch (error) {
       if (!isTierwatchError(error) || !RETRIED_CODES.has(error.code) || retry >= options.retry.attempts) throw error;
-      const backoff = options.retry.baseDelayMs * 2 ** retry;
-      const jittered = backoff / 2 + (random() * backoff) / 2;
       const hint = typeof error.details?.retryAfterMs === 'number' ? error.details.retryAfterMs : 0;
-      const delay = Math.round(Math.min(options.retry.maxDelayMs, Math.max(hint, jittered)));
+      const delay = backoffDelay(retry, { baseMs: options.retry.baseDelayMs, maxMs: options.retry.maxDelayMs, random, hintMs: hint, cap: 'after-jitter' });
       logger?.warn({ code: error.code, ...options.context, retry: retry + 1, delayMs: delay }, 'request refused by the exchange; retrying');
       try {
         await sleep(delay, signal);

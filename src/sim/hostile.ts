@@ -4,8 +4,8 @@
  * added later, errors about other requests), a stale answer sent again, pages that drip one row at
  * a time, pages larger than asked, and lists that never end with pages as big as we like.
  *
- * Kept out of server.ts: the server asks this module what to do at two moments (around the auth
- * answer, and before each page answer) and does the sending. Pure planning over the fault queue; the
+ * Kept apart from the handlers: handshake.ts and leverage.ts ask this module what to do at two
+ * moments (around the auth answer, and before each page answer) and do the sending. Pure planning over the fault queue; the
  * state kept per connection (its mode, its last page) lives in a WeakMap keyed by the connection.
  */
 import type { FaultOf, FaultQueue, PushKind } from './faults.ts';

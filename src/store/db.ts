@@ -1,5 +1,6 @@
 /**
- * Opening the database: the only module in tierwatch that opens better-sqlite3 on the history.
+ * Opening the database: the only module in tierwatch that opens the history (through sqlite.ts,
+ * the one module that constructs a better-sqlite3 connection).
  *
  * Before SQLite touches a file, its header is checked (DB_CORRUPT) and the database classified: a
  * SQLite file of another program is refused (DB_FOREIGN) and left byte-for-byte as it was (no WAL,
@@ -21,10 +22,13 @@ import type * as schema from './schema.ts';
 import { assertSameFile, classifyDatabase, fileIdentity, foreignDatabaseError, readHeader, TIERWATCH_APPLICATION_ID, type DbHeader } from './db-file.ts';
 import { applyMigrations, countPending, readJournal, sqliteCause } from './migrations.ts';
 import { noteDatabasePath, sqliteErrorCode, toStoreError } from './sqlite-errors.ts';
+import { openSqlite } from './sqlite.ts';
+
+export { openSqlite, type SqliteOpenOptions } from './sqlite.ts';
 
 /**
- * better-sqlite3 (a native addon) and drizzle are loaded when first needed, not when this module is
- * imported: commands that never open the database (`--version`, `--help`, `check`) skip both.
+ * better-sqlite3 (a native addon, see sqlite.ts) and drizzle are loaded when first needed, not when
+ * this module is imported: commands that never open the database (`--version`, `--help`, `check`) skip both.
  * drizzle's query builder is loaded only for a caller of `orm` (its relations module imports every
  * SQL dialect drizzle has); the daemon and the query commands work on prepared statements.
  */
@@ -32,13 +36,6 @@ const requireLazily = createRequire(import.meta.url);
 
 /** This module's own extension: `.ts` when run from the sources (tests), `.js` when built. */
 const OWN_EXTENSION = path.extname(fileURLToPath(import.meta.url));
-
-function loadSqlite(): typeof Database {
-  // URI filenames (read once, when the addon loads) for the `immutable` read-only open; every other
-  // path goes through sqlitePath(), so a file named `file:…` is still a file.
-  process.env.SQLITE_USE_URI ??= '1';
-  return requireLazily('better-sqlite3') as typeof Database;
-}
 
 function loadDrizzle(): {
   drizzle: typeof import('drizzle-orm/better-sqlite3').drizzle;
@@ -223,7 +220,7 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
   let immutable = false;
   try {
     if (readonly) ({ sqlite, immutable } = openForReading(dbPath, header!));
-    else sqlite = new (loadSqlite())(sqlitePath(dbPath));
+    else sqlite = openSqlite(dbPath);
   } catch (error) {
     throw toStoreError(error, `opening ${dbPath}`);
   }
@@ -318,11 +315,6 @@ export function migrateDatabase(dbPath: string, logger: Logger = silentLogger())
   }
 }
 
-/** A path SQLite will not read as a URI (URIs are on for the immutable open below). */
-function sqlitePath(dbPath: string): string {
-  return dbPath.startsWith('file:') ? `./${dbPath}` : dbPath;
-}
-
 function readHeaderOrThrow(dbPath: string): DbHeader {
   try {
     return readHeader(dbPath);
@@ -350,8 +342,7 @@ function quickCheck(sqlite: Database.Database, dbPath: string): void {
  * WAL holding writes and no -shm to read it through, it refuses and says what to do.
  */
 function openForReading(dbPath: string, header: DbHeader): { sqlite: Database.Database; immutable: boolean } {
-  const SqliteDatabase = loadSqlite();
-  const sqlite = new SqliteDatabase(sqlitePath(dbPath), { readonly: true, fileMustExist: true });
+  const sqlite = openSqlite(dbPath, { readonly: true, fileMustExist: true });
   try {
     sqlite.prepare('SELECT count(*) FROM sqlite_master').get(); // a WAL database opens its -shm here
     return { sqlite, immutable: false };
@@ -375,7 +366,7 @@ function openForReading(dbPath: string, header: DbHeader): { sqlite: Database.Da
     }
     const immutableUri = `${pathToFileURL(path.resolve(dbPath)).href}?immutable=1`;
     try {
-      const fallback = new SqliteDatabase(immutableUri, { readonly: true, fileMustExist: true });
+      const fallback = openSqlite(immutableUri, { uri: true, readonly: true, fileMustExist: true });
       fallback.prepare('SELECT count(*) FROM sqlite_master').get();
       return { sqlite: fallback, immutable: true };
     } catch (immutableError) {

@@ -16,8 +16,9 @@
  * HOLDER_READ_PATIENCE_MS; only then does it fall back to "another tierwatch process".
  */
 import { hostname } from 'node:os';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { TierwatchError } from '../errors.ts';
+import { openSqlite } from './sqlite.ts';
 
 export interface WriterLock {
   readonly path: string;
@@ -89,7 +90,7 @@ function describe(holder: Holder | null): string {
  */
 export function acquireWriterLock(dbPath: string, command: string, now: () => Date = () => new Date()): WriterLock {
   const path = `${dbPath}.lock`;
-  const lock = new Database(path, { timeout: 0 });
+  const lock = openSqlite(path, { timeout: 0 });
   let me: Holder | null = null;
   try {
     lock.pragma('journal_mode = DELETE');
