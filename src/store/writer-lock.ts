@@ -41,6 +41,8 @@ function isBusy(error: unknown): boolean {
 /** How long a refused process keeps looking for the winner's description (it commits within milliseconds). */
 export const HOLDER_READ_PATIENCE_MS = 2000;
 const HOLDER_READ_PAUSE_MS = 10;
+/** How long the first step's COMMIT waits for contenders' reads of the description to end. */
+const COMMIT_PATIENCE_MS = 1000;
 
 function readHolderOnce(lock: Database.Database): Holder | null {
   try {
@@ -103,9 +105,17 @@ export function acquireWriterLock(dbPath: string, command: string, now: () => Da
     lock.exec('BEGIN IMMEDIATE');
     lock.prepare('DELETE FROM holder').run();
     lock.prepare('INSERT INTO holder (pid, host, command, since) VALUES (?, ?, ?, ?)').run(me.pid, me.host, me.command, me.since);
+    // A refused contender reading the description holds a shared lock for an instant; the COMMIT
+    // waits that out instead of losing to it (a loser must never make the winner lose too).
+    lock.pragma(`busy_timeout = ${COMMIT_PATIENCE_MS}`);
     lock.exec('COMMIT');
+    lock.pragma('busy_timeout = 0');
     lock.exec('BEGIN IMMEDIATE');
   } catch (error) {
+    // Give back whatever this attempt still holds (a COMMIT refused keeps its PENDING lock, which
+    // would block every reader, the winner's own steps included) before looking for the holder.
+    if (lock.inTransaction) lock.exec('ROLLBACK');
+    lock.pragma('busy_timeout = 0');
     const holder = isBusy(error) ? readHolder(lock, me) : null;
     lock.close();
     if (isBusy(error)) {
