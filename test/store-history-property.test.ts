@@ -79,8 +79,23 @@ function modelDirection(old: TierValues | null, now: TierValues | null): Expecte
 const keyOf = (symbol: string, leverage: string) => `${symbol}|${leverage}`;
 const triple = (v: TierValues): [number, number, number] => [v.initial_margin, v.maintenance_margin, v.max_notional];
 
-/** What the model says one sweep changes, or 'refused' when the removal guard must fire. */
-function modelChanges(current: AccountModel, account: string, tiers: Tier[], baseline: 0 | 1): ExpectedChange[] | 'refused' {
+/**
+ * The erosion guard's reference, restated: the largest successful sweep so far (every step of a case
+ * is within the 24 h window), except that a sweep stored although it lost more than the ratio of it
+ * becomes the new reference. With one ratio for every sweep, that happens only at the baseline.
+ */
+function modelErosionReference(okCounts: readonly number[]): number {
+  let reference = 0;
+  for (const count of okCounts) reference = reference > 0 && (reference - count) / reference > MAX_REMOVAL_RATIO ? count : Math.max(reference, count);
+  return reference;
+}
+
+/**
+ * What the model says one sweep changes, or 'refused' when a removal guard must fire: more than the
+ * ratio of the current tiers gone, or more than the ratio of the largest recent sweep (`okCounts`,
+ * the tier counts of the account's successful sweeps, oldest first).
+ */
+function modelChanges(current: AccountModel, account: string, tiers: Tier[], baseline: 0 | 1, okCounts: readonly number[] = []): ExpectedChange[] | 'refused' {
   const changes: ExpectedChange[] = [];
   const incoming = new Map(tiers.map((t) => [keyOf(t.symbol, t.leverage), t]));
   let removed = 0;
@@ -91,6 +106,8 @@ function modelChanges(current: AccountModel, account: string, tiers: Tier[], bas
     }
   }
   if (current.size > 0 && removed / current.size > MAX_REMOVAL_RATIO) return 'refused';
+  const reference = modelErosionReference(okCounts);
+  if (reference > 0 && (reference - tiers.length) / reference > MAX_REMOVAL_RATIO) return 'refused';
   for (const [key, t] of incoming) {
     const old = current.get(key);
     if (old === undefined) {
@@ -173,6 +190,7 @@ describe('history store against a model', () => {
         const model: ModelState = new Map(ACCOUNTS.map((a) => [a, new Map()]));
         const lastSent = new Map<string, Tier[]>();
         const swept = new Set<string>();
+        const okCounts = new Map<string, number[]>(ACCOUNTS.map((a) => [a, []]));
         const checkpoints: Array<{ at: string; snapshot: string[] }> = [];
         try {
           steps.forEach((step, index) => {
@@ -196,7 +214,7 @@ describe('history store against a model', () => {
 
             const current = model.get(step.account)!;
             const baseline = swept.has(step.account) ? 0 : 1;
-            const expected = modelChanges(current, step.account, tiers, baseline);
+            const expected = modelChanges(current, step.account, tiers, baseline, okCounts.get(step.account));
             const versionsBefore = count(db, 'tier_version');
             const changesBefore = count(db, 'tier_changes');
             const runId = store.startRun({ accountId: step.account, endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: observedAt });
@@ -211,6 +229,7 @@ describe('history store against a model', () => {
             }
             const outcome = store.commitSweep(runId, sweep);
             lastSent.set(step.account, tiers);
+            okCounts.get(step.account)!.push(tiers.length);
             assert.deepEqual(sortChanges(storedChanges(db, runId)), sortChanges(expected));
             assert.equal(outcome.changes.length, expected.length);
             assert.equal(outcome.baseline, baseline === 1, 'the outcome says whether this was the baseline');
