@@ -76,7 +76,7 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   const dbPath = context.config().dbPath;
   // A writer open creates the database; there is nothing to retry or drop in one that is not there.
   if (!fs.existsSync(dbPath)) throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);
-  // Loaded here: the writer pulls in better-sqlite3, which `tierwatch --version` and `--help` must not load.
+  // Loaded here, as every command loads its modules in run(): `tierwatch --version` and `--help` load only the CLI.
   const { withWriter } = await import('./writer.ts');
   const { dropDead, retryDead } = await import('../alerts/dead.ts');
   return withWriter(dbPath, `alerts ${action}`, context.logger(), async ({ db }) => {
