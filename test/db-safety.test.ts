@@ -96,6 +96,23 @@ test('another program\'s SQLite file is refused with exit 2 (DB_FOREIGN) by writ
   }
 });
 
+test('a first start seen half-way by a second one (only drizzle\'s empty migrations table) is not another program\'s file', { timeout: 60_000 }, async () => {
+  const h = await startHarness();
+  try {
+    // What a second `migrate` can find while the first is applying its migrations: drizzle's migrator
+    // creates its table before the transaction that fills it. Seen under load as a DB_FOREIGN exit 2.
+    const dbPath = path.join(h.dir, 'half.db');
+    const half = new Database(dbPath);
+    half.exec('CREATE TABLE __drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at numeric)');
+    half.close();
+    const migrated = await runCliCaptured(['migrate', '--db', dbPath], { env: { LOG_LEVEL: 'silent' } });
+    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.match(migrated.stdout, /applied \d+ migrations/);
+  } finally {
+    await h.close();
+  }
+});
+
 test('the daemon stops with DB_REPLACED (exit 1) when its database file is deleted, before the next sweep', { timeout: 90_000 }, async () => {
   const h = await startHarness();
   try {

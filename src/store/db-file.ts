@@ -76,6 +76,9 @@ export function classifyDatabase(sqlite: Database.Database): DbKind {
     .pluck()
     .all();
   if (names.length === 0) return 'empty';
+  // drizzle's migrator creates its table before the transaction that applies the migrations: a first
+  // start seen half-way by a second one holds just that table, empty. Nothing of anyone's is in it.
+  if (names.length === 1 && names[0] === MIGRATIONS_TABLE && sqlite.prepare(`SELECT count(*) FROM ${MIGRATIONS_TABLE}`).pluck().get() === 0) return 'empty';
   if (Number(sqlite.pragma('application_id', { simple: true })) === TIERWATCH_APPLICATION_ID) return 'tierwatch';
   return names.includes(MIGRATIONS_TABLE) && names.includes('meta') ? 'tierwatch' : 'foreign';
 }
