@@ -91,7 +91,7 @@ export const demoCommand: CommandSpec = {
       await sim.close();
     }
     context.print(`done. Try: sqlite3 ${dbPath} "select * from tier_changes where change = 'changed'"`);
-    context.print(`or:  npx tierwatch changes --db ${dbPath}`);
+    context.print(`or:  tierwatch changes --db ${dbPath}   (with node_modules/.bin first on PATH)`);
     return 0;
   },
 };
