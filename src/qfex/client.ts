@@ -148,6 +148,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;
   // The caller's logger already names the account (a sweep binds run_id and account_id): binding it
   // again here would write the key twice.
+  //
   // Whatever the exchange sends is scrubbed of our credentials before it can become a log field,
   // an error message or a stored row; the redactor learns the auth frame's signature and nonce as it is sent.
   const redactor = Redactor.forCredentials(options.credentials);
