@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { changesBetween, diffBetween, snapshotAt, snapshotRoute, snapshotSql, symbolHistory, historyBounds } from '../src/query/index.ts';
 import { openDatabase, type StoreDb } from '../src/store/db.ts';
-import { assertSize, checkTarget, median, nowMs, percentile, round } from './stats.ts';
+import { assertSize, checkTarget, median, nowMs, percentile, round, type TargetCheck } from './stats.ts';
 import { buildYearHistory, QUERY_SYMBOL, YEAR_RUNS, YEAR_TIERS } from './year-history.ts';
 import { BUILT_CLI as CLI } from './paths.ts';
 
@@ -29,6 +29,14 @@ interface Timed {
   floor_p50_ms: number;
   ratio_to_floor: number;
   plan?: string[];
+}
+
+/** A query figure against its target, beside the floor measured in the same run. */
+function queryTarget(what: string, timed: Timed, limitMs: number): TargetCheck {
+  return checkTarget({
+    target: `${what} ≤ ${limitMs} ms`, value: timed.p50_ms, unit: 'ms (p50)',
+    baseline: timed.floor_p50_ms, baselineName: `floor: read ${timed.rows} rows by primary key`, limit: limitMs,
+  });
 }
 
 /** Times `query` (which returns its row count) over the given argument list, cycling, and checks every answer. */
@@ -170,26 +178,11 @@ export async function benchQueries(options: { runs?: number; cliRuns?: number } 
         history_symbol: history,
         cli,
         targets: {
-          snapshot_one_symbol: checkTarget({
-            target: "one symbol's point-in-time snapshot ≤ 2 ms", value: snapshotOne.p50_ms, unit: 'ms (p50)',
-            baseline: snapshotOne.floor_p50_ms, baselineName: `floor: read ${snapshotOne.rows} rows by primary key`, limit: 2,
-          }),
-          snapshot_everything: checkTarget({
-            target: "the whole exchange's snapshot ≤ 50 ms", value: snapshotAll.p50_ms, unit: 'ms (p50)',
-            baseline: snapshotAll.floor_p50_ms, baselineName: `floor: read ${snapshotAll.rows} rows by primary key`, limit: 50,
-          }),
-          diff_week: checkTarget({
-            target: 'a one-week diff ≤ 20 ms', value: diffWeek.p50_ms, unit: 'ms (p50)',
-            baseline: diffWeek.floor_p50_ms, baselineName: `floor: read ${diffWeek.rows} rows by primary key`, limit: 20,
-          }),
-          changes_since_7d: checkTarget({
-            target: '`changes --since 7d` ≤ 20 ms', value: changes7d.p50_ms, unit: 'ms (p50)',
-            baseline: changes7d.floor_p50_ms, baselineName: `floor: read ${changes7d.rows} rows by primary key`, limit: 20,
-          }),
-          diff_year: checkTarget({
-            target: 'the whole-year diff ≤ 100 ms', value: diffYear.p50_ms, unit: 'ms (p50)',
-            baseline: diffYear.floor_p50_ms, baselineName: `floor: read ${diffYear.rows} rows by primary key`, limit: 100,
-          }),
+          snapshot_one_symbol: queryTarget("one symbol's point-in-time snapshot", snapshotOne, 2),
+          snapshot_everything: queryTarget("the whole exchange's snapshot", snapshotAll, 50),
+          diff_week: queryTarget('a one-week diff', diffWeek, 20),
+          changes_since_7d: queryTarget('`changes --since 7d`', changes7d, 20),
+          diff_year: queryTarget('the whole-year diff', diffYear, 100),
         },
         year_runs_expected: YEAR_RUNS,
       };
