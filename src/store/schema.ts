@@ -161,17 +161,8 @@ const CHANGED_COLUMNS =
   `CASE WHEN p.maintenance_margin IS NOT v.maintenance_margin THEN '"maintenance_margin",' ELSE '' END || ` +
   `CASE WHEN p.max_notional IS NOT v.max_notional THEN '"max_notional",' ELSE '' END, ',') || ']'`;
 
-/**
- * The change feed, derived from the versions (internal: the query commands read it; people read
- * `tier_changes`). observed_ms is epoch ms, so a time window walks the version indexes.
- * - every version is a change at its valid_from: `changed` when it replaced a version
- *   (prev_version_id), else `added`;
- * - a closed version that no version replaced is a `removed` at its valid_to, by the account's
- *   successful run observed then.
- */
-export const tierChangeFeed = sqliteView('tier_change_feed', {
-  run_id: integer(),
-  observed_ms: integer(),
+/** The columns of a change, after its run and its time (the feed's epoch ms, the view's ISO text). */
+const changeColumns = () => ({
   account_id: text(),
   symbol: text(),
   leverage: text(),
@@ -186,7 +177,17 @@ export const tierChangeFeed = sqliteView('tier_change_feed', {
   leverage_value: real(),
   classification: text(),
   baseline: integer(),
-}).as(
+});
+
+/**
+ * The change feed, derived from the versions (internal: the query commands read it; people read
+ * `tier_changes`). observed_ms is epoch ms, so a time window walks the version indexes.
+ * - every version is a change at its valid_from: `changed` when it replaced a version
+ *   (prev_version_id), else `added`;
+ * - a closed version that no version replaced is a `removed` at its valid_to, by the account's
+ *   successful run observed then.
+ */
+export const tierChangeFeed = sqliteView('tier_change_feed', { run_id: integer(), observed_ms: integer(), ...changeColumns() }).as(
   sql.raw(
     `SELECT v.run_id AS run_id, v.valid_from AS observed_ms, v.account_id AS account_id, v.symbol AS symbol, v.leverage AS leverage, ` +
       `CAST(CASE WHEN v.prev_version_id IS NULL THEN 'added' ELSE 'changed' END AS TEXT) AS change, ` +
@@ -234,24 +235,7 @@ export const tiersCurrentView = sqliteView('tiers_current', versionViewColumns).
   sql.raw(`${SELECT_VERSIONS} WHERE valid_to IS NULL`),
 );
 
-export const tierChangesView = sqliteView('tier_changes', {
-  run_id: integer(),
-  observed_at: text(),
-  account_id: text(),
-  symbol: text(),
-  leverage: text(),
-  change: text({ enum: CHANGE_KINDS }),
-  changed_columns: text(),
-  old_initial_margin: real(),
-  new_initial_margin: real(),
-  old_maintenance_margin: real(),
-  new_maintenance_margin: real(),
-  old_max_notional: real(),
-  new_max_notional: real(),
-  leverage_value: real(),
-  classification: text(),
-  baseline: integer(),
-}).as(
+export const tierChangesView = sqliteView('tier_changes', { run_id: integer(), observed_at: text(), ...changeColumns() }).as(
   sql.raw(
     `SELECT run_id, ${isoOf('observed_ms')} AS observed_at, account_id, symbol, leverage, change, changed_columns, ` +
       'old_initial_margin, new_initial_margin, old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional, ' +
