@@ -1,7 +1,7 @@
 /**
  * Every failure tierwatch expects is a TierwatchError with a stable string code. The codes are the
- * contract: they are stored in the run ledger (`runs.error_code`), documented in the README's table
- * of error codes, and mapped to exit codes in one place (`exitCodeFor`).
+ * contract: they are stored in the run ledger (`runs.error_code`), documented in the table of
+ * docs/reliability.md, and mapped to exit codes in one place (`exitCodeFor`).
  */
 
 export const ERROR_CODES = {

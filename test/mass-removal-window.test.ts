@@ -61,7 +61,7 @@ test('20 → 11 → 6 → 3 → 2 → 1 tiers: the erosion is refused from 6 on,
       }
     }
 
-    // A real delisting: raised for one run, as the README says, then accepted — not refused again
+    // A real delisting: raised for one run, as docs/configuration.md says, then accepted — not refused again
     // for the rest of the window.
     assert.equal((await collect({ TIERWATCH_MAX_REMOVAL_RATIO: '1' })).code, 0);
     assert.equal(current(), 1);

@@ -1,5 +1,5 @@
 /**
- * Every command is documented: README.md's command reference mentions "`tierwatch <name>`" (in
+ * Every command is documented: the command reference, docs/cli.md, mentions "`tierwatch <name>`" (in
  * backticks, as an inline code span or the start of one) for each command in COMMANDS.
  */
 import { describe, it } from 'node:test';
@@ -9,15 +9,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS } from '../src/commands/index.ts';
 
-const README = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
+const REFERENCE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'cli.md');
 
-describe('README command reference', () => {
+describe('the command reference (docs/cli.md)', () => {
   it('mentions `tierwatch <name>` for every command', () => {
-    assert.ok(fs.existsSync(README), 'README.md exists');
-    const text = fs.readFileSync(README, 'utf8');
+    assert.ok(fs.existsSync(REFERENCE), 'docs/cli.md exists');
+    const text = fs.readFileSync(REFERENCE, 'utf8');
     const missing = COMMANDS.map((command) => command.name).filter(
       (name) => !new RegExp(`\`tierwatch ${name}(?:[\\s\`])`).test(text),
     );
-    assert.deepEqual(missing, [], `commands missing from README.md: ${missing.join(', ')}`);
+    assert.deepEqual(missing, [], `commands missing from docs/cli.md: ${missing.join(', ')}`);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Webhook body signing, so a receiver can tell a notification came from this tierwatch.
  *
- * Recipe (documented in the README): with the shared TIERWATCH_WEBHOOK_SECRET,
+ * Recipe (documented in docs/alerts.md): with the shared TIERWATCH_WEBHOOK_SECRET,
  *   X-Tierwatch-Timestamp: <Unix seconds when sent>
  *   X-Tierwatch-Signature: sha256=<lowercase hex of HMAC-SHA256(secret, "<timestamp>.<raw body>")>
  * The timestamp is inside the signed text so a captured request cannot be replayed later with a

@@ -8,7 +8,7 @@
  *   free to evolve;
  * - the public views (`runs`, `tier_versions`, `tiers_current`, `tier_changes`), the stable contract
  *   for users of sqlite3/Datasette and for the query commands. Their column lists are documented in
- *   the README and asserted by test/store-schema.test.ts.
+ *   docs/sql.md and asserted by test/sql-doc-views.test.ts.
  *
  * Conventions: property names are the SQL column names (snake_case), so nothing is renamed between
  * the SQL, the TypeScript rows and the JSON output. Timestamps are ISO-8601 UTC text with

@@ -1,7 +1,7 @@
 /**
- * The README documents each SQL view column by column; this keeps that documentation true. The
- * column lists are read from the README's tables and compared with the views of a freshly migrated
- * database (not with the schema's own constants, which could drift together with the README).
+ * docs/sql.md documents each SQL view column by column; this keeps that documentation true. The
+ * column lists are read from the page's tables and compared with the views of a freshly migrated
+ * database (not with the schema's own constants, which could drift together with the page).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
 
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const PAGE = readFileSync(new URL('../docs/sql.md', import.meta.url), 'utf8');
 const VIEWS = ['runs', 'tier_versions', 'tiers_current', 'tier_changes'];
 
 /** The first column of the markdown table under the heading "### `view`". */
 function documentedColumns(view: string): string[] {
-  const heading = README.indexOf(`### \`${view}\``);
-  assert.ok(heading >= 0, `README.md has a "### \`${view}\`" section`);
-  const section = README.slice(heading).split('\n').slice(1);
+  const heading = PAGE.indexOf(`### \`${view}\``);
+  assert.ok(heading >= 0, `docs/sql.md has a "### \`${view}\`" section`);
+  const section = PAGE.slice(heading).split('\n').slice(1);
   const columns: string[] = [];
   let inTable = false;
   for (const line of section) {
@@ -33,14 +33,14 @@ function documentedColumns(view: string): string[] {
   return columns;
 }
 
-test('the README documents every column of every view, in order, and nothing else', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'tierwatch-readme-'));
+test('docs/sql.md documents every column of every view, in order, and nothing else', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tierwatch-sql-doc-'));
   const db = openDatabase(join(dir, 'views.db'));
   try {
     for (const view of VIEWS) {
       const actual = (db.sqlite.prepare(`SELECT name FROM pragma_table_info(?)`).all(view) as Array<{ name: string }>).map((row) => row.name);
       assert.ok(actual.length > 0, `${view} exists`);
-      assert.deepEqual(documentedColumns(view), actual, `README.md's table for ${view}`);
+      assert.deepEqual(documentedColumns(view), actual, `docs/sql.md's table for ${view}`);
     }
   } finally {
     db.close();
