@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { readJournal } from '../src/store/migrations.ts';
 import { isTierwatchError } from '../src/errors.ts';
-import { connectPg } from '../src/store/pg/connection.ts';
+import { connectPg, describePgUrl } from '../src/store/pg/connection.ts';
 import { defaultPgMigrationsFolder, migratePostgres, MIGRATION_LOCK_KEY } from '../src/store/pg/migrate.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
@@ -91,4 +91,10 @@ test('migrating again applies nothing; a migration this tierwatch does not know 
   } finally {
     await client.end();
   }
+});
+
+test('a Postgres URL is printed without its password or query parameters', () => {
+  assert.equal(describePgUrl('postgres://tierwatch:s3cret@db.example:5432/history?sslpassword=x&password=y'), 'postgres://tierwatch@db.example:5432/history');
+  assert.equal(describePgUrl('postgresql://db.example/history'), 'postgresql://db.example/history');
+  assert.doesNotMatch(describePgUrl('postgres://u:p%40ss@h/d'), /p%40ss|p@ss/);
 });
