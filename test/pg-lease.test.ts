@@ -240,3 +240,25 @@ test('the leadership loop: one leader; a leader that stops renewing is replaced 
   last.controller.abort();
   await last.done;
 });
+
+test('a leader whose session the server terminates mid-transaction loses that transaction, not its leadership: the error is not DB_LEADERSHIP_LOST and the next write succeeds', { timeout: 60_000 }, async (t) => {
+  const ready = await setup(t, 2);
+  if (ready === null) return;
+  const a = lease(ready.pools[0]!, 'host-a', { ttlMs: 30_000 });
+  assert.equal(await a.tryAcquire(), 1);
+  const write = a.writeTransaction(async (client) => {
+    await client.query(`INSERT INTO meta (key, value) VALUES ('terminated', 'a')`);
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    // An operator, a failover of the server, a proxy restart: the session ends from the other side.
+    await ready.pools[1]!.query('SELECT pg_terminate_backend($1)', [pid]);
+    await client.query(`INSERT INTO meta (key, value) VALUES ('terminated-2', 'a')`);
+  });
+  await assert.rejects(write, (error) => {
+    assert.ok(!isTierwatchError(error, 'DB_LEADERSHIP_LOST'), `still the leader, got ${String(error)}`);
+    return true;
+  });
+  assert.equal(await metaValue(ready.pools[1]!, 'terminated'), null, 'the transaction was rolled back');
+  assert.equal(a.epoch, 1);
+  await a.writeTransaction(writeMeta('after', 'a'));
+  assert.equal(await metaValue(ready.pools[1]!, 'after'), 'a');
+});

@@ -293,6 +293,11 @@ test('identity text sorts byte by byte, as on SQLite, in a database whose defaul
   const name = `icu_${process.pid}_${Date.now().toString(36)}`;
   try {
     await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+  } catch (error) {
+    // A server built without ICU (Debian's has it) cannot make the database this test needs.
+    if ((error as { code?: string }).code !== '0A000') throw error;
+    t.skip(`this Postgres has no ICU: ${(error as Error).message}`);
+    return;
   } finally {
     await admin.end();
   }

@@ -85,17 +85,18 @@ function defaultHolder(): string {
   return `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 }
 
-function lost(name: string, holder: string, epoch: number | null, current: LeaseRow | null, cause?: unknown): TierwatchError {
-  const now =
-    current === null
-      ? 'nobody holds it'
-      : current.holder === holder && current.epoch === epoch
-        ? 'our lease ran out before this write'
-        : `${current.holder} holds it under epoch ${current.epoch}`;
+function describeHolder(holder: string, epoch: number | null, current: LeaseRow | null | undefined): string {
+  if (current === undefined) return 'the lease could not be read';
+  if (current === null) return 'nobody holds it';
+  if (current.holder === holder && current.epoch === epoch) return 'our lease ran out before this write';
+  return `${current.holder} holds it under epoch ${current.epoch}`;
+}
+
+function lost(name: string, holder: string, epoch: number | null, current: LeaseRow | null | undefined, cause?: unknown): TierwatchError {
   return new TierwatchError(
     'DB_LEADERSHIP_LOST',
-    `This collector (${holder}) no longer leads: its lease "${name}" (epoch ${epoch ?? 'none'}) is not current (${now}); the transaction wrote nothing.`,
-    { cause, details: { holder, epoch, current: current === null ? null : { holder: current.holder, epoch: current.epoch } } },
+    `This collector (${holder}) no longer leads: its lease "${name}" (epoch ${epoch ?? 'none'}) is not current (${describeHolder(holder, epoch, current)}); the transaction wrote nothing.`,
+    { cause, details: { holder, epoch, current: current ? { holder: current.holder, epoch: current.epoch } : null } },
   );
 }
 
@@ -212,7 +213,7 @@ export class LeaderLease {
    */
   async writeTransaction<T>(work: FencedWork<T>): Promise<T> {
     const epoch = this.#epoch;
-    if (epoch === null) throw lost(this.name, this.holder, null, await this.current().catch(() => null));
+    if (epoch === null) throw lost(this.name, this.holder, null, await this.current().catch(() => undefined));
     const client = await this.#pool.connect();
     // A checked-out session the server ends emits 'error' on the client: keep it from crashing the
     // process; the statement waiting on it fails and is handled below.
@@ -243,7 +244,7 @@ export class LeaderLease {
         await client.query('ROLLBACK');
         open = false;
         if (this.#epoch === epoch) this.#epoch = null;
-        throw lost(this.name, this.holder, epoch, await this.current().catch(() => null));
+        throw lost(this.name, this.holder, epoch, await this.current().catch(() => undefined));
       }
       const value = await work(client, epoch);
       await client.query('COMMIT');
@@ -256,8 +257,9 @@ export class LeaderLease {
         // The server ended the transaction (rolled back). If the lease is no longer ours, that is
         // why, and the caller must stop writing; otherwise report the error as it is.
         release(true);
-        const current = await this.current().catch(() => null);
-        if (current === null || current.holder !== this.holder || current.epoch !== epoch || !current.live) {
+        // Unreadable (the database is unreachable): we cannot tell, so the original error stands.
+        const current = await this.current().catch(() => undefined);
+        if (current !== undefined && (current === null || current.holder !== this.holder || current.epoch !== epoch || !current.live)) {
           if (this.#epoch === epoch) this.#epoch = null;
           throw lost(this.name, this.holder, epoch, current, error);
         }
