@@ -45,37 +45,70 @@ export interface SweepPlan {
 /** Plans the writes of a sweep whose diff passed the guards. Pure. */
 export function planSweep(input: { runId: number; accountId: string; observedAt: string; diff: TierDiff }): SweepPlan {
   const { diff } = input;
-  const base = { run_id: input.runId, observed_at: input.observedAt, account_id: input.accountId };
-  const close: CurrentVersion[] = [];
+  const close: CurrentVersion[] = [...diff.removed];
   const open: VersionToOpen[] = [];
+  for (const { before, after } of diff.changed) {
+    close.push(before);
+    open.push({ tier: after, previous: before });
+  }
+  for (const tier of diff.added) open.push({ tier, previous: null });
+  return {
+    close,
+    open,
+    changes: changeRecords({ run_id: input.runId, observed_at: input.observedAt, account_id: input.accountId }, diff),
+  };
+}
+
+/** The change records of `diff`, in the order stored: removed, then changed, then added. Pure. */
+export function changeRecords(
+  base: Pick<PlannedChange, 'run_id' | 'observed_at' | 'account_id'>,
+  diff: TierDiff,
+): PlannedChange[] {
   const changes: PlannedChange[] = [];
   for (const version of diff.removed) {
-    close.push(version);
     changes.push({
-      ...base, symbol: version.symbol, leverage: version.leverage, change: 'removed', changed_columns: [],
-      old_initial_margin: version.initial_margin, new_initial_margin: null,
-      old_maintenance_margin: version.maintenance_margin, new_maintenance_margin: null,
-      old_max_notional: version.max_notional, new_max_notional: null,
+      ...base,
+      symbol: version.symbol,
+      leverage: version.leverage,
+      change: 'removed',
+      changed_columns: [],
+      old_initial_margin: version.initial_margin,
+      new_initial_margin: null,
+      old_maintenance_margin: version.maintenance_margin,
+      new_maintenance_margin: null,
+      old_max_notional: version.max_notional,
+      new_max_notional: null,
     });
   }
   for (const { before, after, columns } of diff.changed) {
-    close.push(before);
-    open.push({ tier: after, previous: before });
     changes.push({
-      ...base, symbol: after.symbol, leverage: after.leverage, change: 'changed', changed_columns: columns,
-      old_initial_margin: before.initial_margin, new_initial_margin: after.initial_margin,
-      old_maintenance_margin: before.maintenance_margin, new_maintenance_margin: after.maintenance_margin,
-      old_max_notional: before.max_notional, new_max_notional: after.max_notional,
+      ...base,
+      symbol: after.symbol,
+      leverage: after.leverage,
+      change: 'changed',
+      changed_columns: columns,
+      old_initial_margin: before.initial_margin,
+      new_initial_margin: after.initial_margin,
+      old_maintenance_margin: before.maintenance_margin,
+      new_maintenance_margin: after.maintenance_margin,
+      old_max_notional: before.max_notional,
+      new_max_notional: after.max_notional,
     });
   }
   for (const tier of diff.added) {
-    open.push({ tier, previous: null });
     changes.push({
-      ...base, symbol: tier.symbol, leverage: tier.leverage, change: 'added', changed_columns: [],
-      old_initial_margin: null, new_initial_margin: tier.initial_margin,
-      old_maintenance_margin: null, new_maintenance_margin: tier.maintenance_margin,
-      old_max_notional: null, new_max_notional: tier.max_notional,
+      ...base,
+      symbol: tier.symbol,
+      leverage: tier.leverage,
+      change: 'added',
+      changed_columns: [],
+      old_initial_margin: null,
+      new_initial_margin: tier.initial_margin,
+      old_maintenance_margin: null,
+      new_maintenance_margin: tier.maintenance_margin,
+      old_max_notional: null,
+      new_max_notional: tier.max_notional,
     });
   }
-  return { close, open, changes };
+  return changes;
 }

@@ -13,5 +13,7 @@ try {
   const result = await migratePostgres(url!);
   process.stdout.write(`${JSON.stringify({ pid: process.pid, ...result })}\n`);
 } catch (error) {
-  process.stdout.write(`${JSON.stringify({ pid: process.pid, code: (error as { code?: string }).code, message: (error as Error).message })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ pid: process.pid, code: (error as { code?: string }).code, message: (error as Error).message })}\n`,
+  );
 }

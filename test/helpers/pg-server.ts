@@ -58,7 +58,8 @@ export function findPgBin(): string | undefined {
  */
 export async function postgresOrSkip(t: TestContext): Promise<PgServer | null> {
   if (process.env.TIERWATCH_TEST_PG_URL === undefined && findPgBin() === undefined) {
-    const how = 'Postgres is not installed (apt-get install -y --no-install-recommends postgresql, or set TIERWATCH_TEST_PG_BIN or TIERWATCH_TEST_PG_URL)';
+    const how =
+      'Postgres is not installed (apt-get install -y --no-install-recommends postgresql, or set TIERWATCH_TEST_PG_BIN or TIERWATCH_TEST_PG_URL)';
     if (process.env.CI === 'true') throw new Error(`${how}; CI=true requires it (.ci/run installs it)`);
     t.skip(`${how}; CI=true makes this a failure`);
     return null;
@@ -74,7 +75,10 @@ export async function stopPgServer(): Promise<void> {
 }
 
 function startOnce(): Promise<Started> {
-  started ??= process.env.TIERWATCH_TEST_PG_URL !== undefined ? Promise.resolve(reuse(process.env.TIERWATCH_TEST_PG_URL)) : startServer();
+  started ??=
+    process.env.TIERWATCH_TEST_PG_URL !== undefined
+      ? Promise.resolve(reuse(process.env.TIERWATCH_TEST_PG_URL))
+      : startServer();
   return started;
 }
 
@@ -108,7 +112,9 @@ function freePort(): Promise<number> {
     probe.once('error', reject);
     probe.listen(0, '127.0.0.1', () => {
       const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+      probe.close(() =>
+        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -118,7 +124,10 @@ function runAs(bin: string, args: string[], asPostgres: boolean): { status: numb
   const result = asPostgres
     ? spawnSync('runuser', ['-u', 'postgres', '--', bin, ...args], { encoding: 'utf8' })
     : spawnSync(bin, args, { encoding: 'utf8' });
-  return { status: result.status, output: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error?.message ?? ''}` };
+  return {
+    status: result.status,
+    output: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error?.message ?? ''}`,
+  };
 }
 
 async function startServer(): Promise<Started> {
@@ -133,7 +142,11 @@ async function startServer(): Promise<Started> {
     fs.chownSync(dir, Number(ids.stdout.trim()), Number(gids.stdout.trim()));
   }
   const data = path.join(dir, 'data');
-  const init = runAs(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8', '--no-sync'], asPostgres);
+  const init = runAs(
+    path.join(bin, 'initdb'),
+    ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C.UTF-8', '--no-sync'],
+    asPostgres,
+  );
   if (init.status !== 0) throw new Error(`initdb failed: ${init.output}`);
   // Loopback only, a socket folder of its own, and durability off: a test server holds nothing of value.
   const options = `-k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
@@ -141,17 +154,28 @@ async function startServer(): Promise<Started> {
   let lastOutput = '';
   for (let attempt = 0; attempt < 3 && port === 0; attempt += 1) {
     const candidate = await freePort();
-    const start = runAs(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '120', '-o', `${options} -p ${candidate}`, 'start'], asPostgres);
+    const start = runAs(
+      path.join(bin, 'pg_ctl'),
+      ['-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '120', '-o', `${options} -p ${candidate}`, 'start'],
+      asPostgres,
+    );
     if (start.status === 0) port = candidate;
     else lastOutput = `${start.output}\n${readIfExists(path.join(dir, 'server.log'))}`;
   }
   if (port === 0) throw new Error(`pg_ctl start failed: ${lastOutput}`);
   const pid = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
   // Backstop for a test process that dies without its after hook: stop the server and delete the folder.
-  const watchdog = spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -QUIT ${pid} 2>/dev/null; while kill -0 ${pid} 2>/dev/null; do sleep 0.2; done; rm -rf '${dir}'`], {
-    detached: true,
-    stdio: 'ignore',
-  });
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -QUIT ${pid} 2>/dev/null; while kill -0 ${pid} 2>/dev/null; do sleep 0.2; done; rm -rf '${dir}'`,
+    ],
+    {
+      detached: true,
+      stdio: 'ignore',
+    },
+  );
   watchdog.unref();
   const stop = async () => {
     try {

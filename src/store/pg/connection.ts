@@ -26,7 +26,7 @@ export const PG_TYPES: pg.CustomTypesConfig = {
       if (oid === INT8_OID) return (value: string) => Number(value);
       if (oid === TIMESTAMPTZ_OID) return (value: string) => parseTimestamptz(value).toISOString();
     }
-    return pg.types.getTypeParser(oid, format);
+    return pg.types.getTypeParser(oid, format) as (value: string) => unknown;
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 

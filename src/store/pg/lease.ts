@@ -92,7 +92,13 @@ function describeHolder(holder: string, epoch: number | null, current: LeaseRow 
   return `${current.holder} holds it under epoch ${current.epoch}`;
 }
 
-function lost(name: string, holder: string, epoch: number | null, current: LeaseRow | null | undefined, cause?: unknown): TierwatchError {
+function lost(
+  name: string,
+  holder: string,
+  epoch: number | null,
+  current: LeaseRow | null | undefined,
+  cause?: unknown,
+): TierwatchError {
   return new TierwatchError(
     'DB_LEADERSHIP_LOST',
     `This collector (${holder}) no longer leads: its lease "${name}" (epoch ${epoch ?? 'none'}) is not current (${describeHolder(holder, epoch, current)}); the transaction wrote nothing.`,
@@ -234,7 +240,10 @@ export class LeaderLease {
       await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
       open = true;
       const limit = `${this.settings.writeTimeoutMs}ms`;
-      await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $1, true)`, [limit]);
+      await client.query(
+        `SELECT set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $1, true)`,
+        [limit],
+      );
       const fence = await client.query(
         `UPDATE leader_lease SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + $4 * interval '1 millisecond'
           WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()`,
@@ -259,7 +268,10 @@ export class LeaderLease {
         release(true);
         // Unreadable (the database is unreachable): we cannot tell, so the original error stands.
         const current = await this.current().catch(() => undefined);
-        if (current !== undefined && (current === null || current.holder !== this.holder || current.epoch !== epoch || !current.live)) {
+        if (
+          current !== undefined &&
+          (current === null || current.holder !== this.holder || current.epoch !== epoch || !current.live)
+        ) {
           if (this.#epoch === epoch) this.#epoch = null;
           throw lost(this.name, this.holder, epoch, current, error);
         }

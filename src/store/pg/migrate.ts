@@ -45,9 +45,11 @@ export function defaultPgMigrationsFolder(): string {
   let dir = import.meta.dirname;
   for (;;) {
     const candidate = path.join(dir, 'migrations-pg');
-    if (fs.existsSync(path.join(candidate, 'meta', '_journal.json')) && fs.existsSync(path.join(dir, 'package.json'))) return candidate;
+    if (fs.existsSync(path.join(candidate, 'meta', '_journal.json')) && fs.existsSync(path.join(dir, 'package.json')))
+      return candidate;
     const parent = path.dirname(dir);
-    if (parent === dir) throw new TierwatchError('INTERNAL', `cannot find the migrations-pg folder above ${import.meta.dirname}`);
+    if (parent === dir)
+      throw new TierwatchError('INTERNAL', `cannot find the migrations-pg folder above ${import.meta.dirname}`);
     dir = parent;
   }
 }
@@ -70,9 +72,13 @@ interface AppliedRow {
 }
 
 async function appliedRows(client: pg.Client): Promise<AppliedRow[]> {
-  const exists = await client.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [`${PG_MIGRATIONS_SCHEMA}.${PG_MIGRATIONS_TABLE}`]);
+  const exists = await client.query<{ found: boolean }>('SELECT to_regclass($1) IS NOT NULL AS found', [
+    `${PG_MIGRATIONS_SCHEMA}.${PG_MIGRATIONS_TABLE}`,
+  ]);
   if (exists.rows[0]?.found !== true) return [];
-  const rows = await client.query<AppliedRow>(`SELECT hash, created_at FROM ${PG_MIGRATIONS_SCHEMA}.${PG_MIGRATIONS_TABLE}`);
+  const rows = await client.query<AppliedRow>(
+    `SELECT hash, created_at FROM ${PG_MIGRATIONS_SCHEMA}.${PG_MIGRATIONS_TABLE}`,
+  );
   return rows.rows;
 }
 
@@ -91,7 +97,11 @@ export async function migratePostgres(url: string, options: PgMigrateOptions = {
   try {
     client = await connectPg(url, { applicationName: 'tierwatch migrate' });
   } catch (error) {
-    throw new TierwatchError('DB_WRITE_FAILED', `cannot connect to ${where} to migrate it: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError(
+      'DB_WRITE_FAILED',
+      `cannot connect to ${where} to migrate it: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   try {
     await takeLock(client, where, options.lockWaitMs ?? MIGRATION_LOCK_WAIT_MS);
@@ -112,9 +122,17 @@ async function takeLock(client: pg.Client, where: string, waitMs: number): Promi
     await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
   } catch (error) {
     if ((error as { code?: string }).code === '55P03') {
-      throw new TierwatchError('DB_LOCKED', `another tierwatch has been migrating ${where} for more than ${Math.round(waitMs / 1000)} s; try again when it is done`, { cause: error });
+      throw new TierwatchError(
+        'DB_LOCKED',
+        `another tierwatch has been migrating ${where} for more than ${Math.round(waitMs / 1000)} s; try again when it is done`,
+        { cause: error },
+      );
     }
-    throw new TierwatchError('DB_WRITE_FAILED', `cannot take the migration lock on ${where}: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError(
+      'DB_WRITE_FAILED',
+      `cannot take the migration lock on ${where}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   await client.query('RESET lock_timeout');
 }
@@ -133,12 +151,20 @@ async function migrateLocked(client: pg.Client, migrationsFolder: string, where:
     );
   }
   const { drizzle } = requireLazily('drizzle-orm/node-postgres') as typeof import('drizzle-orm/node-postgres');
-  const { migrate } = requireLazily('drizzle-orm/node-postgres/migrator') as typeof import('drizzle-orm/node-postgres/migrator');
+  const { migrate } = requireLazily(
+    'drizzle-orm/node-postgres/migrator',
+  ) as typeof import('drizzle-orm/node-postgres/migrator');
   try {
-    await migrate(drizzle({ client }), { migrationsFolder, migrationsSchema: PG_MIGRATIONS_SCHEMA, migrationsTable: PG_MIGRATIONS_TABLE });
+    await migrate(drizzle({ client }), {
+      migrationsFolder,
+      migrationsSchema: PG_MIGRATIONS_SCHEMA,
+      migrationsTable: PG_MIGRATIONS_TABLE,
+    });
   } catch (error) {
     const cause = (error as { cause?: unknown }).cause ?? error;
-    throw new TierwatchError('DB_WRITE_FAILED', `migrating ${where} failed: ${(cause as Error).message}`, { cause: error });
+    throw new TierwatchError('DB_WRITE_FAILED', `migrating ${where} failed: ${(cause as Error).message}`, {
+      cause: error,
+    });
   }
   const after = await appliedRows(client);
   return { applied: after.length - before.length, total: after.length };

@@ -25,8 +25,29 @@
  * drizzle-kit can load it on its own.
  */
 import { sql } from 'drizzle-orm';
-import { bigint, check, customType, doublePrecision, index, integer, pgTable, pgView, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
-import { ALERT_KINDS, CHANGE_KINDS, OUTBOX_STATUSES, RUN_STATUSES, VIEW_COLUMNS, type AlertKind, type OutboxStatus, type RunStatus } from '../schema.ts';
+import {
+  bigint,
+  check,
+  customType,
+  doublePrecision,
+  index,
+  integer,
+  pgTable,
+  pgView,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+import {
+  ALERT_KINDS,
+  CHANGE_KINDS,
+  OUTBOX_STATUSES,
+  RUN_STATUSES,
+  VIEW_COLUMNS,
+  type AlertKind,
+  type OutboxStatus,
+  type RunStatus,
+} from '../schema.ts';
 
 export { ALERT_KINDS, CHANGE_KINDS, OUTBOX_STATUSES, RUN_STATUSES, VIEW_COLUMNS };
 
@@ -66,9 +87,15 @@ export const runLedger = pgTable(
   },
   (table) => [
     check('run_ledger_status_check', sql`${table.status} IN ('running', 'ok', 'failed', 'aborted', 'abandoned')`),
-    index('run_ledger_ok_observed_idx').on(table.observed_at).where(sql`status = 'ok'`),
-    index('run_ledger_ok_account_observed_idx').on(table.account_id, table.observed_at).where(sql`status = 'ok'`),
-    index('run_ledger_running_idx').on(table.run_id).where(sql`status = 'running'`),
+    index('run_ledger_ok_observed_idx')
+      .on(table.observed_at)
+      .where(sql`status = 'ok'`),
+    index('run_ledger_ok_account_observed_idx')
+      .on(table.account_id, table.observed_at)
+      .where(sql`status = 'ok'`),
+    index('run_ledger_running_idx')
+      .on(table.run_id)
+      .where(sql`status = 'running'`),
   ],
 );
 
@@ -95,7 +122,9 @@ export const tierVersion = pgTable(
     index('tier_version_symbol_idx').on(table.symbol),
     index('tier_version_from_to_idx').on(table.valid_from, table.valid_to),
     index('tier_version_to_from_idx').on(table.valid_to, table.valid_from),
-    uniqueIndex('tier_version_prev_uq').on(table.prev_version_id).where(sql`prev_version_id IS NOT NULL`),
+    uniqueIndex('tier_version_prev_uq')
+      .on(table.prev_version_id)
+      .where(sql`prev_version_id IS NOT NULL`),
     check('tier_version_interval_check', sql`${table.valid_to} IS NULL OR ${table.valid_to} > ${table.valid_from}`),
   ],
 );
@@ -105,15 +134,19 @@ export const tierVersion = pgTable(
 // ---------------------------------------------------------------------------------------------
 
 /** An instant as the ISO text SQLite stores (`Date#toISOString()`), in UTC whatever the session's TimeZone. */
-const isoOf = (instantSql: string) => `(to_char((${instantSql}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') COLLATE "C")`;
+const isoOf = (instantSql: string) =>
+  `(to_char((${instantSql}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') COLLATE "C")`;
 /** Epoch ms as an instant; integer arithmetic on microseconds, so exact. */
-const instantOfMs = (column: string) => `('1970-01-01 00:00:00+00'::timestamptz + ${column} * interval '1 millisecond')`;
+const instantOfMs = (column: string) =>
+  `('1970-01-01 00:00:00+00'::timestamptz + ${column} * interval '1 millisecond')`;
 const isoOfMs = (column: string) => isoOf(instantOfMs(column));
 /** Text the views compute, ordered byte by byte like the stored identity text. */
 const ctextOf = (expression: string) => `CAST(${expression} AS text) COLLATE "C"`;
 
-const TIGHTER = 'v.initial_margin > p.initial_margin OR v.maintenance_margin > p.maintenance_margin OR v.max_notional < p.max_notional';
-const LOOSER = 'v.initial_margin < p.initial_margin OR v.maintenance_margin < p.maintenance_margin OR v.max_notional > p.max_notional';
+const TIGHTER =
+  'v.initial_margin > p.initial_margin OR v.maintenance_margin > p.maintenance_margin OR v.max_notional < p.max_notional';
+const LOOSER =
+  'v.initial_margin < p.initial_margin OR v.maintenance_margin < p.maintenance_margin OR v.max_notional > p.max_notional';
 const CHANGED_COLUMNS =
   `'[' || rtrim(` +
   `CASE WHEN p.initial_margin IS DISTINCT FROM v.initial_margin THEN '"initial_margin",' ELSE '' END || ` +
@@ -163,7 +196,11 @@ const changeColumns = () => ({
  * observed at the removal; `min` where SQLite's scalar subquery takes its first row (two successful
  * runs of one account at one instant do not happen, and if they did both would answer the lowest).
  */
-export const tierChangeFeed = pgView('tier_change_feed', { run_id: int64(), observed_ms: int64(), ...changeColumns() }).as(
+export const tierChangeFeed = pgView('tier_change_feed', {
+  run_id: int64(),
+  observed_ms: int64(),
+  ...changeColumns(),
+}).as(
   sql.raw(
     `SELECT v.run_id AS run_id, v.valid_from AS observed_ms, v.account_id AS account_id, v.symbol AS symbol, v.leverage AS leverage, ` +
       `${ctextOf(`CASE WHEN v.prev_version_id IS NULL THEN 'added' ELSE 'changed' END`)} AS change, ` +
@@ -209,7 +246,9 @@ const SELECT_VERSIONS =
 
 export const tierVersionsView = pgView('tier_versions', versionViewColumns).as(sql.raw(SELECT_VERSIONS));
 
-export const tiersCurrentView = pgView('tiers_current', versionViewColumns).as(sql.raw(`${SELECT_VERSIONS} WHERE valid_to IS NULL`));
+export const tiersCurrentView = pgView('tiers_current', versionViewColumns).as(
+  sql.raw(`${SELECT_VERSIONS} WHERE valid_to IS NULL`),
+);
 
 export const tierChangesView = pgView('tier_changes', { run_id: int64(), observed_at: ctext(), ...changeColumns() }).as(
   sql.raw(
@@ -246,7 +285,9 @@ export const alertOutbox = pgTable(
     check('alert_outbox_status_check', sql`${table.status} IN ('pending', 'delivered', 'dead')`),
     check('alert_outbox_kind_check', sql`${table.kind} IN ('changes', 'stale', 'recovered')`),
     uniqueIndex('alert_outbox_notification_url_uq').on(table.notification_id, table.url),
-    index('alert_outbox_pending_idx').on(table.url, table.outbox_id).where(sql`status = 'pending'`),
+    index('alert_outbox_pending_idx')
+      .on(table.url, table.outbox_id)
+      .where(sql`status = 'pending'`),
   ],
 );
 

@@ -16,7 +16,13 @@ import { CurrentTiers, type CurrentVersion } from '../../history/current-tiers.t
 import { diffTiers } from '../../history/diff.ts';
 import { checkClock, checkErosion, EROSION_WINDOW_MS } from '../../history/guards.ts';
 import { planSweep, type SweepPlan } from '../../history/sweep-plan.ts';
-import { checkSweepGuards, type RunFailure, type StartRunInput, type SweepInput, type SweepOutcome } from '../history-store.ts';
+import {
+  checkSweepGuards,
+  type RunFailure,
+  type StartRunInput,
+  type SweepInput,
+  type SweepOutcome,
+} from '../history-store.ts';
 import type { LeaderLease } from './lease.ts';
 
 /** Rows per INSERT: big sweeps stay within the write transaction's statement limit. */
@@ -25,7 +31,9 @@ const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
 function storeError(error: unknown, doing: string): unknown {
   if (error instanceof TierwatchError) return error;
-  return new TierwatchError('DB_WRITE_FAILED', `Postgres refused ${doing}: ${(error as Error).message}`, { cause: error });
+  return new TierwatchError('DB_WRITE_FAILED', `Postgres refused ${doing}: ${(error as Error).message}`, {
+    cause: error,
+  });
 }
 
 export class PgSweepWriter {
@@ -53,13 +61,24 @@ export class PgSweepWriter {
 
   /** Records a run's failure, as the SQLite store does; a run no longer 'running' is left alone. */
   async failRun(runId: number, failure: RunFailure): Promise<void> {
-    const message = failure.message.length > MAX_ERROR_MESSAGE_LENGTH ? `${failure.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…` : failure.message;
+    const message =
+      failure.message.length > MAX_ERROR_MESSAGE_LENGTH
+        ? `${failure.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…`
+        : failure.message;
     try {
       await this.#lease.writeTransaction(async (client) => {
         await client.query(
           `UPDATE run_ledger SET status = $1, error_code = $2, error_message = $3, pages = $4, finished_at = $5, observed_at = $6
             WHERE run_id = $7 AND status = 'running'`,
-          [failure.status, failure.code, message, failure.pages, failure.finishedAt.toISOString(), failure.observedAt ? failure.observedAt.toISOString() : null, runId],
+          [
+            failure.status,
+            failure.code,
+            message,
+            failure.pages,
+            failure.finishedAt.toISOString(),
+            failure.observedAt ? failure.observedAt.toISOString() : null,
+            runId,
+          ],
         );
       });
     } catch (error) {
@@ -83,12 +102,21 @@ export class PgSweepWriter {
   async #writeSweep(client: pg.PoolClient, runId: number, sweep: SweepInput): Promise<SweepOutcome> {
     const { accountId } = sweep;
     const observedAt = sweep.observedAt.toISOString();
-    const run = (await client.query<{ account_id: string; status: string }>('SELECT account_id, status FROM run_ledger WHERE run_id = $1 FOR UPDATE', [runId])).rows[0];
+    const run = (
+      await client.query<{ account_id: string; status: string }>(
+        'SELECT account_id, status FROM run_ledger WHERE run_id = $1 FOR UPDATE',
+        [runId],
+      )
+    ).rows[0];
     if (run === undefined) throw new TierwatchError('INTERNAL', `run ${runId} does not exist`);
-    if (run.account_id !== accountId) throw new TierwatchError('INTERNAL', `run ${runId} belongs to account ${run.account_id}, not ${accountId}`);
+    if (run.account_id !== accountId)
+      throw new TierwatchError('INTERNAL', `run ${runId} belongs to account ${run.account_id}, not ${accountId}`);
     if (run.status !== 'running') throw new TierwatchError('INTERNAL', `run ${runId} is ${run.status}, not running`);
 
-    const last = await client.query<{ observed_at: string | null }>(`SELECT max(observed_at) AS observed_at FROM run_ledger WHERE status = 'ok' AND account_id = $1`, [accountId]);
+    const last = await client.query<{ observed_at: string | null }>(
+      `SELECT max(observed_at) AS observed_at FROM run_ledger WHERE status = 'ok' AND account_id = $1`,
+      [accountId],
+    );
     const lastObservedAt = last.rows[0]?.observed_at ?? null;
     checkClock({ runId, accountId, observedAt, lastObservedAt });
 
@@ -105,7 +133,12 @@ export class PgSweepWriter {
       `SELECT coalesce(tiers, 0) AS tiers FROM run_ledger WHERE status = 'ok' AND account_id = $1 AND observed_at >= $2 ORDER BY observed_at, run_id`,
       [accountId, windowStart],
     );
-    checkErosion({ accountId, tiers: sweep.tiers.length, recentCounts: recent.rows.map((row) => row.tiers), maxRemovalRatio: sweep.maxRemovalRatio });
+    checkErosion({
+      accountId,
+      tiers: sweep.tiers.length,
+      recentCounts: recent.rows.map((row) => row.tiers),
+      maxRemovalRatio: sweep.maxRemovalRatio,
+    });
 
     const plan = planSweep({ runId, accountId, observedAt, diff });
     await applyPlan(client, plan, runId, accountId, sweep.observedAt.getTime());
@@ -113,19 +146,46 @@ export class PgSweepWriter {
     const finished = await client.query(
       `UPDATE run_ledger SET status = 'ok', observed_at = $1, finished_at = $2, pages = $3, tiers = $4, changes = $5, baseline = $6
         WHERE run_id = $7 AND status = 'running'`,
-      [observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, plan.changes.length, baseline ? 1 : 0, runId],
+      [
+        observedAt,
+        sweep.finishedAt.toISOString(),
+        sweep.pages,
+        sweep.tiers.length,
+        plan.changes.length,
+        baseline ? 1 : 0,
+        runId,
+      ],
     );
     if (finished.rowCount !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
-    return { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, changes: plan.changes, baseline };
+    return {
+      added: diff.added.length,
+      removed: diff.removed.length,
+      changed: diff.changed.length,
+      changes: plan.changes,
+      baseline,
+    };
   }
 }
 
 /** Closes and opens the plan's versions at `observedMs`; throws INTERNAL when a version to close was not open. */
-async function applyPlan(client: pg.PoolClient, plan: SweepPlan, runId: number, accountId: string, observedMs: number): Promise<void> {
+async function applyPlan(
+  client: pg.PoolClient,
+  plan: SweepPlan,
+  runId: number,
+  accountId: string,
+  observedMs: number,
+): Promise<void> {
   if (plan.close.length > 0) {
     const ids = plan.close.map((version) => version.version_id);
-    const closed = await client.query('UPDATE tier_version SET valid_to = $1 WHERE version_id = ANY ($2::bigint[]) AND valid_to IS NULL', [observedMs, ids]);
-    if (closed.rowCount !== ids.length) throw new TierwatchError('INTERNAL', `${ids.length - (closed.rowCount ?? 0)} of the tier versions to close were not open`);
+    const closed = await client.query(
+      'UPDATE tier_version SET valid_to = $1 WHERE version_id = ANY ($2::bigint[]) AND valid_to IS NULL',
+      [observedMs, ids],
+    );
+    if (closed.rowCount !== ids.length)
+      throw new TierwatchError(
+        'INTERNAL',
+        `${ids.length - (closed.rowCount ?? 0)} of the tier versions to close were not open`,
+      );
   }
   for (let start = 0; start < plan.open.length; start += OPEN_BATCH) {
     const batch = plan.open.slice(start, start + OPEN_BATCH);
