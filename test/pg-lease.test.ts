@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { isTierwatchError } from '../src/errors.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
-import { LeaderLease, type LeaseSettings } from '../src/store/pg/lease.ts';
+import { DEFAULT_LEASE_SETTINGS, LeaderLease, type LeaseSettings } from '../src/store/pg/lease.ts';
 import { keepLeadership } from '../src/store/pg/leadership.ts';
 import { migratePostgres } from '../src/store/pg/migrate.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
@@ -307,5 +307,39 @@ test(
     assert.equal(a.epoch, 1);
     await a.writeTransaction(writeMeta('after', 'a'));
     assert.equal(await metaValue(ready.pools[1]!, 'after'), 'a');
+  },
+);
+
+test(
+  'with the default settings, a standby takes over within the documented 20 s (lease TTL + standby poll) of the leader’s last renewal',
+  { timeout: 90_000 },
+  async (t) => {
+    const ready = await setup(t, 2);
+    if (ready === null) return;
+    const { ttlMs, pollEveryMs, writeTimeoutMs } = DEFAULT_LEASE_SETTINGS;
+    assert.equal(ttlMs + pollEveryMs, 20_000, 'the bound docs/teams.md states');
+    assert.ok(2 * writeTimeoutMs < ttlMs, 'a frozen write transaction is ended before its lease');
+    const leader = new LeaderLease(ready.pools[0]!, { holder: 'host-a' });
+    assert.equal(await leader.tryAcquire(), 1);
+    // The leader renews once more, then dies (no release): its lease runs from this renewal.
+    await leader.writeTransaction(writeMeta('last-sweep', 'a'));
+    const lastRenewal = Date.now();
+    const standby = new LeaderLease(ready.pools[1]!, { holder: 'host-b' });
+    const controller = new AbortController();
+    let electedAt = 0;
+    const loop = keepLeadership(standby, { signal: controller.signal, onElected: () => (electedAt = Date.now()) });
+    try {
+      const deadline = lastRenewal + ttlMs + pollEveryMs + 10_000;
+      while (electedAt === 0 && Date.now() < deadline) await delay(100);
+      assert.ok(electedAt > 0, 'the standby took over');
+      const takeoverMs = electedAt - lastRenewal;
+      // Not before the lease ran out (less a margin for the two clocks' reading), within the bound plus load margin.
+      assert.ok(takeoverMs >= ttlMs - 1000, `took over after ${takeoverMs} ms, before the lease ran out`);
+      assert.ok(takeoverMs <= ttlMs + pollEveryMs + 3000, `took over after ${takeoverMs} ms`);
+      assert.equal(standby.epoch, 2);
+    } finally {
+      controller.abort();
+      await loop;
+    }
   },
 );
