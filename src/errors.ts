@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   DB_SCHEMA_TOO_NEW: 'the database was migrated by a newer tierwatch',
   DB_NEEDS_MIGRATION: 'a read-only open found a database an older tierwatch made: run `tierwatch migrate`',
   DB_LOCKED: 'another tierwatch process is writing to this database',
+  DB_LEADERSHIP_LOST: "another collector took over the shared (Postgres) history: this one's lease epoch is stale, so its write was not stored",
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
   REWOUND: 'not a failure of the run: it was discarded by `tierwatch rewind` (recorded on its ledger row)',
