@@ -44,8 +44,9 @@ export function niceTicks(max: number, count = 5): number[] {
   const rough = max / count;
   const power = 10 ** Math.floor(Math.log10(rough));
   const step = [1, 2, 2.5, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= rough) ?? 10 * power;
-  const ticks: number[] = [];
-  for (let value = 0; value < max + step / 2; value += step) ticks.push(Number(value.toPrecision(12)));
+  // Up to the first tick at or above `max`, so the top of the axis is never below the data.
+  const ticks = [0];
+  while (ticks[ticks.length - 1]! < max - step * 1e-9) ticks.push(Number((ticks.length * step).toPrecision(12)));
   return ticks;
 }
 

@@ -37,7 +37,7 @@ export function page(frame: Frame, body: Html): Html {
     : html`<nav aria-label="Sections"><ul>${SECTIONS.map(
         ([section, path, label]) => html`<li><a href="${path}"${frame.section === section ? raw(' aria-current="page"') : ''}>${label}</a></li>`,
       )}</ul></nav>
-<form class="symbol-jump" action="/symbol" method="get" role="search"><label for="jump-symbol">Symbol</label> <input type="text" id="jump-symbol" name="symbol" placeholder="META-USD" required> <button type="submit">Show ladder</button></form>`;
+<form class="symbol-jump" action="/symbol" method="get" role="search"><label for="jump-symbol">Go to symbol</label> <input type="text" id="jump-symbol" name="symbol" placeholder="META-USD" required> <button type="submit">Show ladder</button></form>`;
   return html`<!doctype html>
 <html lang="en">
 <head>

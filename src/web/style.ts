@@ -28,7 +28,8 @@ button { font: inherit; padding: .3rem .9rem; border: 1px solid #1f883d; backgro
 .error { color: var(--tight); font-weight: 600; }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: .88rem; }
-th, td { border-bottom: 1px solid var(--line); padding: .25rem .55rem; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th, td { border-bottom: 1px solid var(--line); padding: .25rem .55rem; text-align: left; vertical-align: top; overflow-wrap: break-word; }
+th { white-space: nowrap; }
 th { background: var(--soft); }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .dir { font-weight: 600; white-space: nowrap; }
@@ -51,7 +52,7 @@ ol.strip li.missing { background: repeating-linear-gradient(45deg, #fff, #fff 3p
 .swatch.at { background: var(--at); } .swatch.compare { background: var(--compare); }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 svg.ladder { width: 100%; max-width: 760px; height: auto; display: block; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
-svg.ladder .axis line, svg.ladder .axis path { stroke: #8c959f; stroke-width: 1; }
+svg.ladder .axis line, svg.ladder .axis path { stroke: #8c959f; stroke-width: 1; fill: none; }
 svg.ladder .grid line { stroke: #eaeef2; stroke-width: 1; }
 svg.ladder text { font: 11px system-ui, sans-serif; fill: #57606a; }
 svg.ladder .step, svg.ladder .riser { fill: none; stroke-width: 2.5; }

@@ -49,7 +49,7 @@ async function collect(h: Harness): Promise<WebHistory> {
   const rounds: number[][] = [];
   rounds.push(await sweepRound(h)); // the baseline
   h.sim.editTier('primary', 'META-USD', '20', { max_notional: 80_000 }); // tightening
-  h.sim.editTier('primary', 'META-USD', '10', { max_notional: 180_000 }); // loosening
+  h.sim.editTier('primary', 'META-USD', '10', { max_notional: 165_000 }); // loosening
   h.sim.editTier('sub1', 'AAPL-USD', '5', { initial_margin: 0.25, maintenance_margin: 0.125 });
   rounds.push(await sweepRound(h));
   h.sim.editTier('primary', HOSTILE, '5', { max_notional: 50_000 });
