@@ -58,7 +58,7 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  options.logger.info({ host: options.host, port }, options.view === undefined ? 'serving /healthz and /metrics' : 'serving /healthz, /metrics and the web view at /');
+  options.logger.info({ host: options.host, port, web_view: options.view !== undefined }, 'serving /healthz and /metrics');
   return {
     port,
     close: () =>
