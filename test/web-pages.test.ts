@@ -210,3 +210,44 @@ describe('tierwatch report', () => {
     assert.match(missing.stderr, /--out/);
   });
 });
+
+describe('changes page', () => {
+  it('pages through the feed in exactly the CLI order, across time slices of a long history', async () => {
+    const { tempHistory, tier } = await import('./query-fixture.ts');
+    const { pageOfChanges, CHANGES_PAGE_SIZE } = await import('../src/web/pages/changes.ts');
+    const { changesBetween } = await import('../src/query/changes.ts');
+    const { openDatabase } = await import('../src/store/db.ts');
+    const fixture = tempHistory();
+    try {
+      // 80 sweeps over 200 days, each moving a few tiers: slices of 1, 2, 4 … 32 days all hold rows.
+      const start = Date.parse('2026-01-01T00:00:00.000Z');
+      for (let sweep = 0; sweep < 80; sweep++) {
+        const at = new Date(start + sweep * 2.5 * 86_400_000 + (sweep % 7) * 3_600_000).toISOString();
+        const tiers = ['AAA-USD', 'BBB-USD', 'CCC-USD'].flatMap((symbol, s) =>
+          ['1', '5', '20'].map((leverage, l) => tier(symbol, leverage, 1 / Number(leverage), 0.5 / Number(leverage), 1000 * (1 + ((sweep + s + l) % 4)))));
+        fixture.sweep(sweep % 3 === 0 ? 'sub1' : 'primary', at, tiers);
+      }
+      const db = openDatabase(fixture.dbPath, { readonly: true });
+      try {
+        const view = { db, now: new Date(), source: fixture.dbPath, healthMaxAgeMs: 1, accounts: null, standalone: false };
+        for (const options of [{}, { includeBaseline: true }, { since: '2026-02-03T05:00:00.000Z', until: '2026-06-01' }, { symbol: ['BBB-USD'], account: ['primary'] }]) {
+          const expected = [...changesBetween(db, {
+            since: (options as { since?: string }).since ?? null, until: (options as { until?: string }).until ?? null,
+          }, { ...((options as { symbol?: string[] }).symbol ? { symbols: ['BBB-USD'], accounts: ['primary'] } : {}) }, { includeBaseline: (options as { includeBaseline?: boolean }).includeBaseline === true })];
+          assert.ok(expected.length > CHANGES_PAGE_SIZE || 'symbol' in options, `${expected.length} rows`);
+          const paged = [];
+          for (let page = 1; ; page++) {
+            const { rows, more } = pageOfChanges(view, options, page);
+            paged.push(...rows);
+            if (!more) break;
+          }
+          assert.deepEqual(paged, expected, JSON.stringify(options));
+        }
+      } finally {
+        db.close();
+      }
+    } finally {
+      fixture.close();
+    }
+  });
+});

@@ -62,17 +62,22 @@ export function changesQuestion(options: QueryOptions): { filters: Filters; feed
   return { filters: filtersOf(options), feed };
 }
 
-/** `changes`: the feed in [--since, --until), oldest first, as a lazy iterator (the connection is busy until it ends). */
-export function changesAnswer(db: HistoryReader, options: QueryOptions, now: Date): ChangesAnswer {
+/** The question of `changes` with its times resolved (`run:N`, relative ages), before any row is read. */
+export function changesWindow(db: HistoryReader, options: QueryOptions, now: Date): Omit<ChangesAnswer, 'rows' | 'shape'> {
   const { filters, feed } = changesQuestion(options);
   const since = timeArgument(db, options.since, now, '--since');
   const until = timeArgument(db, options.until, now, '--until');
-  const window = { since: since ?? null, until: until ?? null };
-  return { rows: changesBetween(db, window, filters, feed), shape: changeShape, filters, feed, window };
+  return { filters, feed, window: { since: since ?? null, until: until ?? null } };
+}
+
+/** `changes`: the feed in [--since, --until), oldest first, as a lazy iterator (the connection is busy until it ends). */
+export function changesAnswer(db: HistoryReader, options: QueryOptions, now: Date): ChangesAnswer {
+  const question = changesWindow(db, options, now);
+  return { ...question, rows: changesBetween(db, question.window, question.filters, question.feed), shape: changeShape };
 }
 
 /** How many baseline rows a `changes` answer left out (0 when they were included). */
-export function baselineLeftOut(db: HistoryReader, answer: ChangesAnswer): number {
+export function baselineLeftOut(db: HistoryReader, answer: Pick<ChangesAnswer, 'feed' | 'window' | 'filters'>): number {
   return answer.feed.includeBaseline ? 0 : baselineRowsBetween(db, answer.window, answer.filters, answer.feed);
 }
 

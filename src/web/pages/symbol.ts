@@ -18,7 +18,9 @@ import { filterForm, guarded, textField, type PageResult, type View } from '../v
 
 export const SYMBOL_PARAMS = { at: 'value', compare: 'value', account: 'list' } as const;
 /** The symbol's changes listed under the chart (the newest); the changes page has them all. */
-const SYMBOL_CHANGES = 200;
+const SYMBOL_CHANGES = 100;
+/** The symbol's versions listed (the latest); a year of a busy symbol holds many more. */
+const SYMBOL_VERSIONS = 100;
 
 /** Rows grouped by account and symbol (a pattern can match several symbols), in order of appearance. */
 function byLadder(rows: readonly VersionRow[]): Map<string, VersionRow[]> {
@@ -60,7 +62,10 @@ export function symbolPage(view: View, symbol: string, search: URLSearchParams):
     const options = optionsFromQuery(search, SYMBOL_PARAMS);
     const chart = ladders(view, symbol, options);
     const history = historyAnswer(view.db, symbol, options);
-    const timeline = tableHtml(historyTable(history.rows, symbol), {
+    // The notes read every version; the page shows the latest ones (the JSON twin has them all).
+    const versions = historyTable(history.rows, symbol);
+    const shown = [...versions.rows].slice(-SYMBOL_VERSIONS);
+    const timeline = tableHtml({ ...versions, rows: shown }, {
       caption: `Versions of ${symbol}`,
       // Each version's start is a link that draws the ladder at that instant, compared with the current one.
       link: (title, value) =>
@@ -73,7 +78,7 @@ export function symbolPage(view: View, symbol: string, search: URLSearchParams):
     }
     const changes = tableHtml(changesTable(latest), { caption: `Changes of ${symbol}` });
     return html`${chart}
-<h2>Versions over time</h2><p class="hint">Each version's valid_from draws the ladder at that instant.</p>${timeline.markup}
+<h2>Versions over time</h2><p class="hint">Each version's valid_from draws the ladder at that instant.${history.rows.length > SYMBOL_VERSIONS ? ` The last ${SYMBOL_VERSIONS} of ${history.rows.length} are shown.` : ''}</p>${timeline.markup}
 <h2>Changes</h2>${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changes.markup}
 <p class="hint"><a href="${href(`/api/history/${encodeURIComponent(symbol)}`, { account: options.account as string[] | undefined })}">This history as JSON</a></p>`;
   });
