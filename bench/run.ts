@@ -23,7 +23,7 @@ import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
 import { benchUpgrade } from './upgrade.ts';
-import { benchWeb } from './web.ts';
+import { benchWeb, type WebAnswerFigures } from './web.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
@@ -260,7 +260,7 @@ function render(results: Record<string, any>): { text: string; markdown: string 
     sections.push({
       title: `Web view (\`tierwatch serve\`) on the same year: HTTP on loopback, request to last byte (target ≤ 300 ms), beside the CLI's same question in process; HTTP floor (GET /healthz) ${ms(w.http_floor_p50_ms)}`,
       header: ['answer', 'bytes', 'HTTP p50', 'HTTP p95', 'CLI --format json (in process)', 'HTTP/CLI'],
-      rows: (w.answers as Array<Record<string, any>>).map((a) => [
+      rows: (w.answers as WebAnswerFigures[]).map((a) => [
         a.what, a.bytes.toLocaleString('en'), ms(a.http_p50_ms), ms(a.http_p95_ms),
         a.cli_in_process_p50_ms === null ? '' : ms(a.cli_in_process_p50_ms), a.cli_in_process_p50_ms === null ? '' : ratio(a.http_p50_ms / a.cli_in_process_p50_ms),
       ]),

@@ -56,6 +56,18 @@ async function timeGet(url: string, runs: number): Promise<{ p50: number; p95: n
   return { p50: median(samples), p95: percentile(samples, 95), bytes };
 }
 
+/** One answer's figures, as written to results.json. */
+export interface WebAnswerFigures {
+  what: string;
+  path: string;
+  http_p50_ms: number;
+  http_p95_ms: number;
+  bytes: number;
+  weight_with_css_bytes?: number;
+  cli: string | null;
+  cli_in_process_p50_ms: number | null;
+}
+
 export async function benchWeb(options: { runs?: number } = {}) {
   const runs = options.runs ?? 15;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-bench-web-'));
@@ -92,13 +104,13 @@ export async function benchWeb(options: { runs?: number } = {}) {
       const css = (await timeGet(new URL('/assets/style.css', server.url).href, 1)).bytes;
       // The floor of any answer: a round trip to /healthz, which reads nothing.
       const floor = (await timeGet(new URL('/healthz', server.url).href, runs)).p50;
-      const rows: Array<Record<string, unknown>> = [];
+      const rows: WebAnswerFigures[] = [];
       const targets: Record<string, TargetCheck> = {};
       for (const [what, urlPath, argv] of cases) {
         const web = await timeGet(new URL(urlPath, server.url).href, runs);
         const cliMs = argv === null ? null : await timeCli(argv, dbPath, Math.max(3, Math.round(runs / 3)));
         const page = what.startsWith('page:');
-        const row = {
+        const row: WebAnswerFigures = {
           what, path: urlPath, http_p50_ms: round(web.p50), http_p95_ms: round(web.p95), bytes: web.bytes,
           ...(page ? { weight_with_css_bytes: web.bytes + css } : {}),
           cli: argv === null ? null : `tierwatch ${argv.join(' ')} --format json`, cli_in_process_p50_ms: cliMs === null ? null : round(cliMs),

@@ -83,7 +83,7 @@ export function createWebView(options: WebViewOptions): WebView {
     sendPage(response, view, { status: 404, title: 'Not found', section: 'none', body: html`<p>Nothing at ${what}. Try <a href="/">the overview</a>.</p>` });
   }
 
-  async function route(request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+  async function route(response: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
     const view: View = { db, now: now(), source: options.dbPath, healthMaxAgeMs: options.healthMaxAgeMs, accounts: options.accounts, standalone: false };
     if (path === '/assets/style.css') {
@@ -161,7 +161,7 @@ export function createWebView(options: WebViewOptions): WebView {
         return;
       }
     }
-    await route(request, response, url);
+    await route(response, url);
   }
 
   return {
