@@ -243,6 +243,11 @@ describe('changes page', () => {
           }
           assert.deepEqual(paged, expected, JSON.stringify(options));
         }
+        // The overview's latest changes, read backwards in slices, are the tail of the same feed.
+        const { latestChanges } = await import('../src/web/pages/overview.ts');
+        const since = '2026-03-01T00:00:00.000Z';
+        const all = [...changesBetween(db, { since }, {}, {})];
+        assert.deepEqual(latestChanges(view, since, Date.parse('2026-12-31T00:00:00.000Z')), all.slice(-20));
       } finally {
         db.close();
       }

@@ -32,19 +32,32 @@ export function ago(at: string, now: Date): string {
   return `${Math.round(seconds / 86_400)} d ago`;
 }
 
-function ledgerAccounts(view: View): string[] {
+/**
+ * The accounts to judge: the configured ones, else those with a successful run (read from the
+ * partial index on successful runs, not a scan of the ledger) and those of the recent runs.
+ */
+function ledgerAccounts(view: View, recent: readonly RunRow[]): string[] {
   if (view.accounts !== null) return [...view.accounts];
-  return cachedStatement<{ account_id: string }>(view.db, 'SELECT DISTINCT account_id FROM runs ORDER BY account_id').all().map((row) => row.account_id);
+  const ok = cachedStatement<{ account_id: string }>(view.db, "SELECT DISTINCT account_id FROM runs WHERE status = 'ok'").all().map((row) => row.account_id);
+  return [...new Set([...ok, ...recent.map((run) => run.account_id)])].sort();
 }
 
-/** The last `count` changes of the week before the last sweep, oldest first. */
-function latestChanges(view: View, since: string): FeedRow[] {
-  const latest: FeedRow[] = [];
-  for (const row of changesAnswer(view.db, { since }, view.now).rows) {
-    latest.push(row);
-    if (latest.length > LATEST_CHANGES) latest.shift();
+/**
+ * The last `LATEST_CHANGES` changes in [since, end), oldest first. Read backwards in slices that
+ * grow fourfold from an hour: a busy week holds tens of thousands of changes, and only the newest
+ * few are wanted.
+ */
+export function latestChanges(view: View, since: string, endMs: number): FeedRow[] {
+  const sinceMs = Date.parse(since);
+  let latest: FeedRow[] = [];
+  let end = endMs;
+  for (let span = 3_600_000; latest.length < LATEST_CHANGES && end > sinceMs; span *= 4) {
+    const start = Math.max(sinceMs, end - span);
+    const slice = [...changesAnswer(view.db, { since: new Date(start).toISOString(), until: new Date(end).toISOString() }, view.now).rows];
+    latest = [...slice, ...latest];
+    end = start;
   }
-  return latest;
+  return latest.slice(-LATEST_CHANGES);
 }
 
 function runStrip(view: View, runs: readonly RunRow[]): Html {
@@ -66,7 +79,8 @@ function runStrip(view: View, runs: readonly RunRow[]): Html {
 
 export function overviewBody(view: View): Html {
   const bounds = historyBounds(view.db);
-  const accounts = ledgerAccounts(view);
+  const runs = listRuns(view.db, { last: STRIP_RUNS });
+  const accounts = ledgerAccounts(view, runs);
   const health = accountHealth(view.db as StoreDb, accounts);
   const verdict = accounts.length === 0 ? null : judgeHealth(health, view.healthMaxAgeMs, view.now);
   const verdictHtml =
@@ -79,9 +93,8 @@ export function overviewBody(view: View): Html {
     (account) => html`<tr><td>${account.accountId}</td><td>${account.lastSuccessAt ?? 'never'}</td><td>${account.lastSuccessAt === null ? '–' : ago(account.lastSuccessAt, view.now)}</td></tr>`,
   )}</tbody></table></div>`;
   const since = bounds === null ? '' : new Date(Date.parse(bounds.last_observed_at) - LATEST_DAYS * 86_400_000).toISOString();
-  const latest = bounds === null ? [] : latestChanges(view, since);
+  const latest = bounds === null ? [] : latestChanges(view, since, Date.parse(bounds.last_observed_at) + 1);
   const changes = tableHtml(changesTable(latest.reverse()), { standalone: view.standalone, caption: 'Latest changes, newest first' }).markup;
-  const runs = listRuns(view.db, { last: STRIP_RUNS });
   const more = view.standalone ? '' : html`<p><a href="${href('/changes', { since })}">All changes of those ${LATEST_DAYS} days</a></p>`;
   const runsLink = view.standalone ? '' : html`<p><a href="/runs">The run ledger</a> · <a href="${href('/runs', { failed: 'true' })}">failed runs only</a></p>`;
   return html`<h2>Health</h2>${verdictHtml}${sweeps}
