@@ -172,7 +172,7 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
 
   it('takes the overview screenshot, a small PNG', async () => {
     const { page, problems } = await open('/');
-    await page.screenshot({ path: join(shots, 'overview.png') });
+    await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
     for (const name of ['overview.png', 'symbol.png']) {
       const png = readFileSync(join(shots, name));
       assert.equal(png.subarray(1, 4).toString(), 'PNG');
