@@ -5,7 +5,7 @@
  * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
  * missed — misses are findings, marked in the table and the JSON.
  *
- *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless] [--markdown FILE]
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless,web] [--markdown FILE]
  *
  * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
  * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
@@ -23,11 +23,12 @@ import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
 import { benchUpgrade } from './upgrade.ts';
+import { benchWeb, type WebAnswerFigures } from './web.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless'] as const;
+const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless', 'web'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -254,7 +255,19 @@ function render(results: Record<string, any>): { text: string; markdown: string 
       ]),
     });
   }
+  if (results.web) {
+    const w = results.web;
+    sections.push({
+      title: `Web view (\`tierwatch serve\`) on the same year: HTTP on loopback, request to last byte (target ≤ 300 ms), beside the CLI's same question in process; HTTP floor (GET /healthz) ${ms(w.http_floor_p50_ms)}`,
+      header: ['answer', 'bytes', 'HTTP p50', 'HTTP p95', 'CLI --format json (in process)', 'HTTP/CLI'],
+      rows: (w.answers as WebAnswerFigures[]).map((a) => [
+        a.what, a.bytes.toLocaleString('en'), ms(a.http_p50_ms), ms(a.http_p95_ms),
+        a.cli_in_process_p50_ms === null ? '' : ms(a.cli_in_process_p50_ms), a.cli_in_process_p50_ms === null ? '' : ratio(a.http_p50_ms / a.cli_in_process_p50_ms),
+      ]),
+    });
+  }
   const allTargets: Record<string, TargetCheck> = {
+    ...(results.web?.targets ?? {}),
     ...(results.sweep?.targets ?? {}),
     ...(results.storage?.targets ?? {}),
     ...(results.queries?.targets ?? {}),
@@ -319,6 +332,10 @@ if (only.has('daemon')) {
 if (only.has('endless')) {
   progress('endless: tierwatch collect against servers whose list never ends, reading its peak RSS');
   results.endless = await benchEndless();
+}
+if (only.has('web')) {
+  progress('web: the year again, every page and API answer of tierwatch serve over HTTP, beside the CLI');
+  results.web = await benchWeb({ runs: quick ? 5 : 15 });
 }
 results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));
 results.machine.duration_s = round((performance.now() - began) / 1000, 1);

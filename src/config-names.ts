@@ -8,10 +8,13 @@
 const PREFIXES = ['TIERWATCH_', 'QFEX_'];
 
 /**
- * Names read outside loadConfig: the test-only crash hook, and the variables of the repository's
+ * Names read outside loadConfig: the web view's token (web/auth.ts reads it when the view is
+ * served, by `tierwatch serve` or on the daemon's HTTP port), the test-only crash hook, and the variables of the repository's
  * own scripts (soak, benchmarks, container build), which may be in a tierwatch process's environment.
  */
 const ALSO_KNOWN = [
+  'TIERWATCH_HTTP_TOKEN',
+  'TIERWATCH_HTTP_TOKEN_FILE',
   'TIERWATCH_TEST_CRASH_AT',
   'TIERWATCH_CRASH_SEED',
   'TIERWATCH_CRASH_ROUNDS',

@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   DB_READ_FAILED: 'the database cannot be read (permissions, or a WAL file that needs write access to the folder)',
   DISK_FULL: 'the disk (or the file size limit) is full',
   QUERY_TIMEOUT: 'a `tierwatch query` statement ran longer than its --timeout and was stopped',
+  // The web view.
+  HTTP_LISTEN: '`tierwatch serve` could not listen on its --host and --port (in use, not permitted, no such address)',
   // Lifecycle.
   ABORTED: 'the sweep was stopped by a shutdown signal',
   INTERNAL: 'a bug: please report it with the log line',

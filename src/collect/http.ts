@@ -1,8 +1,9 @@
 /**
  * The daemon's optional HTTP endpoint (TIERWATCH_HTTP_PORT): `/healthz` answers 200 or 503 with the
- * same verdict as `tierwatch health`, `/metrics` the Prometheus exposition.
+ * same verdict as `tierwatch health`, `/metrics` the Prometheus exposition, and every other path
+ * goes to the read-only web view when one is given (the same view as `tierwatch serve`).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.ts';
 import type { HealthVerdict } from './health.ts';
@@ -13,9 +14,23 @@ export interface HttpEndpoint {
   close(): Promise<void>;
 }
 
-export async function startHttpEndpoint(options: { host: string; port: number; metrics: SweepMetrics; health: () => HealthVerdict; logger: Logger }): Promise<HttpEndpoint> {
+export interface HttpEndpointOptions {
+  host: string;
+  port: number;
+  metrics: SweepMetrics;
+  health: () => HealthVerdict;
+  logger: Logger;
+  /** The web view, answering every path but /healthz and /metrics (and guarding them with its token). */
+  view?: { handle(request: IncomingMessage, response: ServerResponse): void };
+}
+
+export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<HttpEndpoint> {
   const server: Server = createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    if (options.view !== undefined && path !== '/healthz' && path !== '/metrics') {
+      options.view.handle(request, response);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -43,7 +58,7 @@ export async function startHttpEndpoint(options: { host: string; port: number; m
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  options.logger.info({ host: options.host, port }, 'serving /healthz and /metrics');
+  options.logger.info({ host: options.host, port, web_view: options.view !== undefined }, 'serving /healthz and /metrics');
   return {
     port,
     close: () =>

@@ -1,12 +1,12 @@
 /** `tierwatch changes [--since T] [--until T]`: the change feed, oldest first. */
-import { baselineRowsBetween, changesBetween, CLASSIFICATIONS, type Classification, type FeedFilters, type FeedRow } from '../query/changes.ts';
+import { CLASSIFICATIONS, type FeedRow } from '../query/changes.ts';
+import { baselineLeftOut, changesAnswer, changesQuestion } from '../output/answers.ts';
 import { describeDetail } from '../report/describe-change.ts';
-import { addQueryOptions, collectValues, countingRows, filtersFrom, formatFrom, noteForEmpty, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
-import { describable, changeShape } from '../output/shapes.ts';
+import { addQueryOptions, collectValues, countingRows, formatFrom, noteForEmpty, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
+import { describable } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
-import { CHANGE_KINDS, type ChangeKind } from '../store/change-kinds.ts';
-import { TierwatchError } from '../errors.ts';
+import { CHANGE_KINDS } from '../store/change-kinds.ts';
 import type { CommandSpec } from './context.ts';
 
 export function changesTable(rows: Iterable<FeedRow>): Table {
@@ -28,18 +28,6 @@ export function baselineNote(leftOut: number): string {
   return `${leftOut} baseline row(s) left out (an account's first sweep lists every tier as added): add --include-baseline to see them.\n`;
 }
 
-/** Checks a repeatable enum option: every value one of `allowed`, else USAGE naming the flag. */
-function enumValues<T extends string>(value: unknown, flag: string, allowed: readonly T[]): T[] | undefined {
-  if (value === undefined) return undefined;
-  const values = value as string[];
-  for (const item of values) {
-    if (!(allowed as readonly string[]).includes(item)) {
-      throw new TierwatchError('USAGE', `Expected \`${flag}\` to be one of ${allowed.join(', ')}, got ${JSON.stringify(item)}.`);
-    }
-  }
-  return values as T[];
-}
-
 export const changesCommand: CommandSpec = {
   name: 'changes',
   summary: 'the change feed, oldest first: added, removed and changed tiers with their old → new values (without the baseline)',
@@ -56,28 +44,22 @@ export const changesCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    const filters = filtersFrom(context);
-    const only = enumValues<Classification>(context.options.only, '--only', CLASSIFICATIONS);
-    const change = enumValues<ChangeKind>(context.options.change, '--change', CHANGE_KINDS);
-    const feed: FeedFilters = { includeBaseline: context.options.includeBaseline === true, ...(only ? { only } : {}), ...(change ? { change } : {}) };
+    // Checked before the history is opened: a bad --only is a usage error even without a database.
+    changesQuestion(context.options);
     return withHistory(context, async (db) => {
-      const since = timeArgument(db, context.options.since, now, '--since');
-      const until = timeArgument(db, context.options.until, now, '--until');
-      const window = { since: since ?? null, until: until ?? null };
-      const rows = changesBetween(db, window, filters, feed);
+      const answer = changesAnswer(db, context.options, now);
       if (format === 'table') {
-        const counted = countingRows(rows);
+        const counted = countingRows(answer.rows);
         await writeTable(context, db, changesTable(counted.rows), now, undefined, () => {
-          const leftOut = feed.includeBaseline ? 0 : baselineRowsBetween(db, window, filters, feed);
-          const note = counted.count() === 0 && leftOut === 0 ? noteForEmpty(db, filters) : '';
+          const leftOut = baselineLeftOut(db, answer);
+          const note = counted.count() === 0 && leftOut === 0 ? noteForEmpty(db, answer.filters) : '';
           return `${baselineNote(leftOut)}${note}`;
         });
       } else {
-        const count = await writeRecords(context.io.stdout, format, rows, changeShape);
-        if (count === 0) context.io.stderr.write(noteForEmpty(db, filters));
+        const count = await writeRecords(context.io.stdout, format, answer.rows, answer.shape);
+        if (count === 0) context.io.stderr.write(noteForEmpty(db, answer.filters));
       }
       return 0;
     });
   },
 };
-

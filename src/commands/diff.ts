@@ -1,8 +1,9 @@
 /** `tierwatch diff FROM [TO]`: what differs between two points, net of what happened in between. */
-import { diffBetween, type DiffRow } from '../query/diff.ts';
+import type { DiffRow } from '../query/diff.ts';
+import { diffAnswer } from '../output/answers.ts';
 import { describeDetail } from '../report/describe-change.ts';
-import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, timeArgument, withHistory, writeTable } from '../output/query-command.ts';
-import { describable, diffShape } from '../output/shapes.ts';
+import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
+import { describable } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
 import { TIME_FORMS } from '../query/time.ts';
@@ -30,16 +31,12 @@ export const diffCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    const filters = filtersFrom(context);
     return withHistory(context, async (db) => {
-      const from = timeArgument(db, context.args[0], now, 'FROM')!;
-      const to = timeArgument(db, context.args[1], now, 'TO') ?? now.toISOString();
-      const rows = diffBetween(db, from, to, filters);
-      const note = rows.length === 0 ? noteForEmpty(db, filters) : '';
+      const { rows, shape, from, to, note } = diffAnswer(db, { ...context.options, from: context.args[0], to: context.args[1] }, now);
       if (format === 'table') {
         await writeTable(context, db, diffTable(rows), now, `From ${from} to ${to}:`, () => note);
       } else {
-        await writeRecords(context.io.stdout, format, rows, diffShape);
+        await writeRecords(context.io.stdout, format, rows, shape);
         if (note !== '') context.io.stderr.write(note);
       }
       return context.options.exitCode === true && rows.length > 0 ? 1 : 0;

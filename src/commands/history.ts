@@ -1,10 +1,10 @@
 /** `tierwatch history SYMBOL`: every version of a symbol's ladder over time, as a timeline. */
-import { symbolHistory } from '../query/history.ts';
 import type { VersionRow } from '../query/snapshot.ts';
 import { tierKey, TRACKED_COLUMNS, changedColumns } from '../history/tier.ts';
 import { describeMoves, formatValue } from '../report/describe-change.ts';
-import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, withHistory, writeTable } from '../output/query-command.ts';
-import { flattenSides, versionShape } from '../output/shapes.ts';
+import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
+import { historyAnswer } from '../output/answers.ts';
+import { flattenSides } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
@@ -65,15 +65,13 @@ export const historyCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    const filters = filtersFrom(context);
     const symbol = context.args[0]!;
     return withHistory(context, async (db) => {
-      const rows = symbolHistory(db, symbol, filters);
-      const note = rows.length === 0 ? noteForEmpty(db, { symbols: [symbol] }) : '';
+      const { rows, shape, note } = historyAnswer(db, symbol, context.options);
       if (format === 'table') {
         await writeTable(context, db, historyTable(rows, symbol), now, undefined, () => note);
       } else {
-        await writeRecords(context.io.stdout, format, rows, versionShape);
+        await writeRecords(context.io.stdout, format, rows, shape);
         if (note !== '') context.io.stderr.write(note);
       }
       return 0;

@@ -15,8 +15,10 @@ import { runsCommand } from './runs.ts';
 import { queryCommand } from './query.ts';
 import { alertsCommand } from './alerts.ts';
 import { rewindCommand } from './rewind.ts';
+import { serveCommand } from './serve.ts';
+import { reportCommand } from './report.ts';
 
 export const COMMANDS: CommandSpec[] = [
   runCommand, collectCommand, checkCommand,
-  changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand, alertsCommand,
+  changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand, alertsCommand, serveCommand, reportCommand,
   healthCommand, migrateCommand, rewindCommand, demoCommand, simulateCommand];

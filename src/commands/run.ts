@@ -4,7 +4,25 @@
  * is closed with its WAL checkpointed, and the exit code is 0.
  */
 import type { HttpEndpoint } from '../collect/http.ts';
-import type { CommandSpec } from './context.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { WebView } from '../web/server.ts';
+import type { CommandContext, CommandSpec } from './context.ts';
+
+/**
+ * The web view on the daemon's HTTP port, over its own read-only connection. Its token
+ * (TIERWATCH_HTTP_TOKEN / _FILE) is checked now: a bad token file stops the start (exit 2).
+ */
+async function daemonWebView(context: CommandContext, config: Config, healthMaxAgeMs: number, logger: Logger): Promise<WebView> {
+  const { createWebView, isLoopback } = await import('../web/server.ts');
+  const { readToken, tokenSource } = await import('../web/auth.ts');
+  const token = tokenSource(context.io.env);
+  if (token !== null) readToken(token);
+  else if (!isLoopback(config.httpHost)) {
+    logger.warn({ host: config.httpHost, port: config.httpPort }, 'the web view is served without a token on a non-loopback address: set TIERWATCH_HTTP_TOKEN to require one');
+  }
+  return createWebView({ dbPath: config.dbPath, token, healthMaxAgeMs, accounts: config.accountIds, logger });
+}
 
 export const runCommand: CommandSpec = {
   name: 'run',
@@ -32,11 +50,14 @@ export const runCommand: CommandSpec = {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
       let http: HttpEndpoint | null = null;
+      let view: WebView | null = null;
       if (metrics !== null && config.httpPort !== null) {
         for (const account of accountHealth(db, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
         const { startHttpEndpoint } = await import('../collect/http.ts');
         const maxAgeMs = healthMaxAgeMs(config);
+        view = await daemonWebView(context, config, maxAgeMs, logger);
         http = await startHttpEndpoint({
+          view,
           host: config.httpHost,
           port: config.httpPort,
           metrics,
@@ -68,6 +89,7 @@ export const runCommand: CommandSpec = {
       } finally {
         await alerting.stop();
         await http?.close();
+        view?.close();
       }
     });
   },

@@ -1,11 +1,10 @@
 /** `tierwatch runs [--failed] [--last N]`: the run ledger, with its gaps easy to see. */
-import { listRuns, missedBefore, type RunRow } from '../query/runs.ts';
-import { addQueryOptions, filtersFrom, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
-import { runShape } from '../output/shapes.ts';
+import { missedBefore, type RunRow } from '../query/runs.ts';
+import { runsAnswer, runsQuestion } from '../output/answers.ts';
+import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
 import { writeRecords } from '../output/stream.ts';
 import { table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
-import { integerOption } from './options.ts';
 
 const ERROR_WIDTH = 60;
 
@@ -53,15 +52,14 @@ export const runsCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    const failed = context.options.failed === true;
-    const last = integerOption(context.options.last, '--last', 1, 999_999_999);
-    const { accounts } = filtersFrom(context);
+    // Checked before the history is opened: a bad --last is a usage error even without a database.
+    runsQuestion(context.options);
     return withHistory(context, async (db) => {
-      const rows = listRuns(db, { failed, ...(last === undefined ? {} : { last }), ...(accounts ? { accounts } : {}) });
+      const { rows, shape, failed } = runsAnswer(db, context.options);
       if (format === 'table') {
         await writeTable(context, db, runsTable(rows, !failed), now);
       } else {
-        await writeRecords(context.io.stdout, format, rows, runShape);
+        await writeRecords(context.io.stdout, format, rows, shape);
       }
       return 0;
     });

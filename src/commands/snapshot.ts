@@ -1,8 +1,8 @@
 /** `tierwatch snapshot [--at T]`: every tier as it was at T (now by default). */
-import { snapshotAt, type VersionRow } from '../query/snapshot.ts';
+import type { VersionRow } from '../query/snapshot.ts';
+import { snapshotAnswer } from '../output/answers.ts';
 import { formatValue } from '../report/describe-change.ts';
-import { addQueryOptions, filtersFrom, formatFrom, noteForEmpty, timeArgument, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
-import { versionShape } from '../output/shapes.ts';
+import { addQueryOptions, formatFrom, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
@@ -33,15 +33,12 @@ export const snapshotCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    const filters = filtersFrom(context);
     return withHistory(context, async (db) => {
-      const at = timeArgument(db, context.options.at, now, '--at') ?? now.toISOString();
-      const rows = snapshotAt(db, at, filters);
-      const note = rows.length === 0 ? noteForEmpty(db, filters) : '';
+      const { rows, shape, at, note } = snapshotAnswer(db, context.options, now);
       if (format === 'table') {
         await writeTable(context, db, snapshotTable(rows), now, `Tiers at ${at}:`, () => note);
       } else {
-        await writeRecords(context.io.stdout, format, rows, versionShape);
+        await writeRecords(context.io.stdout, format, rows, shape);
         if (note !== '') context.io.stderr.write(note);
       }
       return 0;

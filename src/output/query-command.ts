@@ -44,12 +44,6 @@ export function timeHelp(what: string): string {
   return `${what}: ${TIME_FORMS}`;
 }
 
-export function filtersFrom(context: CommandContext): Filters {
-  const accounts = context.options.account as string[] | undefined;
-  const symbols = context.options.symbol as string[] | undefined;
-  return { ...(accounts?.length ? { accounts } : {}), ...(symbols?.length ? { symbols } : {}) };
-}
-
 export function formatFrom(context: CommandContext): OutputFormat {
   return resolveFormat(context.options.format, context.io.stdoutIsTTY);
 }

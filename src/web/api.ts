@@ -1,0 +1,86 @@
+/**
+ * `/api/changes`, `/api/snapshot`, `/api/diff`, `/api/history/{SYMBOL}`, `/api/runs`: the JSON twins
+ * of the pages. Each answer is written by the same function (output/answers.ts) and the same record
+ * writer as the CLI's `--format json`, to the response instead of stdout, so the bodies are
+ * byte-for-byte the CLI's output. `format=ndjson|csv` give the CLI's other machine formats.
+ */
+import type { ServerResponse } from 'node:http';
+import { changesAnswer, diffAnswer, historyAnswer, runsAnswer, snapshotAnswer, type Answer, type QueryOptions } from '../output/answers.ts';
+import { writeRecords } from '../output/stream.ts';
+import { TierwatchError } from '../errors.ts';
+import type { HistoryReader } from '../query/reader.ts';
+import { API_PARAMS, optionsFromQuery } from './params.ts';
+
+const API_FORMATS = ['json', 'ndjson', 'csv'] as const;
+type ApiFormat = (typeof API_FORMATS)[number];
+
+const CONTENT_TYPES: Record<ApiFormat, string> = {
+  json: 'application/json; charset=utf-8',
+  ndjson: 'application/x-ndjson; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+};
+
+function formatOf(options: QueryOptions): ApiFormat {
+  const value = options.format;
+  delete options.format;
+  if (value === undefined) return 'json';
+  const text = String(value).trim().toLowerCase();
+  if ((API_FORMATS as readonly string[]).includes(text)) return text as ApiFormat;
+  throw new TierwatchError('USAGE', `Expected \`format\` to be one of ${API_FORMATS.join(', ')}; got ${JSON.stringify(String(value))}.`);
+}
+
+/** The API endpoint names, for the router. */
+export const API_ROUTES = ['changes', 'snapshot', 'diff', 'history', 'runs'] as const;
+
+/**
+ * The answer to `/api/{route}[/{symbol}]`, checked (USAGE and DB_EMPTY are thrown before anything
+ * is written), and a function that writes it. Returns null for an unknown route.
+ */
+export function apiAnswer(
+  db: HistoryReader,
+  route: string,
+  rest: string | null,
+  search: URLSearchParams,
+  now: Date,
+): { format: ApiFormat; answer: Answer<unknown> } | null {
+  let answer: Answer<unknown>;
+  let format: ApiFormat;
+  if (route === 'history') {
+    if (rest === null || rest === '') throw new TierwatchError('USAGE', "missing required argument 'symbol': /api/history/{SYMBOL}");
+    const options = optionsFromQuery(search, API_PARAMS.history);
+    format = formatOf(options);
+    answer = historyAnswer(db, rest, options) as Answer<unknown>;
+  } else {
+    if (rest !== null) return null;
+    if (route === 'changes') {
+      const options = optionsFromQuery(search, API_PARAMS.changes);
+      format = formatOf(options);
+      answer = changesAnswer(db, options, now) as Answer<unknown>;
+    } else if (route === 'snapshot') {
+      const options = optionsFromQuery(search, API_PARAMS.snapshot);
+      format = formatOf(options);
+      answer = snapshotAnswer(db, options, now) as Answer<unknown>;
+    } else if (route === 'diff') {
+      const options = optionsFromQuery(search, API_PARAMS.diff);
+      format = formatOf(options);
+      answer = diffAnswer(db, { ...options, from: options.from, to: options.to }, now) as Answer<unknown>;
+    } else if (route === 'runs') {
+      const options = optionsFromQuery(search, API_PARAMS.runs);
+      format = formatOf(options);
+      answer = runsAnswer(db, options) as Answer<unknown>;
+    } else return null;
+  }
+  return { format, answer };
+}
+
+/** Writes an answer as the CLI writes it to stdout. */
+export async function writeAnswer(response: ServerResponse, headers: Record<string, string>, format: ApiFormat, answer: Answer<unknown>): Promise<void> {
+  response.writeHead(200, { ...headers, 'content-type': CONTENT_TYPES[format] });
+  await writeRecords(response, format, answer.rows, answer.shape);
+  response.end();
+}
+
+/** The body of an API error: the code and the CLI's message. */
+export function apiError(error: TierwatchError): string {
+  return `${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`;
+}
