@@ -17,7 +17,7 @@
  *   <!-- docs-test: skip — reason -->        not run (keep these few, each with a true reason);
  *   <!-- docs-test: exit N — reason -->      each command must exit N;
  *   <!-- docs-test: simulator — reason -->   its `export QFEX_*` lines are dropped for the simulator's.
- * Commands that serve until stopped (`tierwatch run|demo|simulate`) are stopped with SIGTERM after
+ * Commands that serve until stopped (`tierwatch run|demo|simulate|serve`) are stopped with SIGTERM after
  * their first line of output and must then exit 0.
  *
  * The second test checks that every relative link in these pages reaches a file, and its #anchor a
@@ -37,7 +37,7 @@ const BIN = join(ROOT, 'node_modules', '.bin');
 const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
 /** One command's bound; the slowest (`tierwatch query`, a process of its own) takes ~1 s here. */
 const COMMAND_TIMEOUT_MS = 30_000;
-const LONG_RUNNING = /^(?:[A-Z_]+=\S*\s+)*tierwatch\s+(?:run|demo|simulate)\b/;
+const LONG_RUNNING = /^(?:[A-Z_]+=\S*\s+)*tierwatch\s+(?:run|demo|simulate|serve)\b/;
 
 type Directive = { kind: 'skip' | 'exit' | 'simulator'; code: number; reason: string };
 interface Block {
