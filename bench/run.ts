@@ -288,7 +288,7 @@ function warnIfStaleBuild(): void {
     return;
   }
   const built = fs.statSync(cli).mtimeMs;
-  const newest = (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true }) as fs.Dirent[])
+  const newest = (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true }))
     .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
     .reduce((latest, entry) => Math.max(latest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0);
   if (newest > built) progress('warning: src/ is newer than dist/: run `npm run build` so the CLI figures measure the current code');
@@ -323,7 +323,7 @@ if (only.has('endless')) {
 results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));
 results.machine.duration_s = round((performance.now() - began) / 1000, 1);
 
-fs.writeFileSync(values.out!, `${JSON.stringify(results, null, 2)}\n`);
+fs.writeFileSync(values.out, `${JSON.stringify(results, null, 2)}\n`);
 const { text, markdown } = render(results);
-process.stdout.write(`${text}\n\nResults: ${path.relative(process.cwd(), values.out!)} (${results.machine.duration_s} s)\n`);
+process.stdout.write(`${text}\n\nResults: ${path.relative(process.cwd(), values.out)} (${results.machine.duration_s} s)\n`);
 if (values.markdown) fs.writeFileSync(values.markdown, `${markdown}\n`);

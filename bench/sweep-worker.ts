@@ -288,7 +288,7 @@ async function cliCollect(config: Config, dbPath: string): Promise<{ wall_ms: nu
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   const wall = nowMs() - start;
   if (code !== 0) throw new Error(`tierwatch collect exited with ${code}: ${stderr.slice(0, 2000)}`);
@@ -340,7 +340,7 @@ async function measure(tiers: number, repeats: number) {
     const steady = instrument(steadyStore);
     const deps = { store: steady.timedStore, logger, openSession: steady.timedOpen };
 
-    let start = nowMs();
+    const start = nowMs();
     okOrThrow(await sweepAccount(steadyConfig, 'primary', deps), tiers);
     const initialMs = nowMs() - start;
     const mirror = new DiffMirror(steadyPath);
@@ -380,8 +380,8 @@ async function measure(tiers: number, repeats: number) {
       const writer = openWriter(oneShotPath, 'bench collect', logger);
       let result: SweepResult;
       const probe = instrument(writer.store);
-      let openMs = 0;
-      let closeMs = 0;
+      let openMs: number;
+      let closeMs: number;
       try {
         writer.store.markAbandonedRuns(new Date());
         openMs = nowMs() - began;

@@ -88,7 +88,7 @@ let tls: TestTls;
 let plain: Matrix;
 let secure: Matrix;
 let stallServer: Server;
-let stallSockets: Socket[] = [];
+const stallSockets: Socket[] = [];
 let stallPort = 0;
 let refusedPort = 0;
 
@@ -293,7 +293,7 @@ const NETWORK_AND_AUTH: FaultCase[] = [
         original(hostname, options, callback);
         m.lookup.failing = false;
         m.deps.lookup = original;
-      }) as typeof original;
+      });
     },
     expect: 'ok',
     verify: (_result, m) => assert.equal(m.sleeps.length, 1),

@@ -5,7 +5,7 @@
  * SIGINT/SIGTERM, or when stdout's reader goes away: a runaway statement can neither hang the
  * command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
  */
-import { durationOption } from './options.ts';
+import { durationOption, optionText } from './options.ts';
 import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_TEXT, runReadOnlyQuery } from '../query/sql-process.ts';
 import { addQueryOptions, formatFrom } from '../output/query-command.ts';
 import { jsonValue, RecordWriter, writeText } from '../output/stream.ts';
@@ -46,7 +46,7 @@ export const queryCommand: CommandSpec = {
     const now = new Date();
     const format = formatFrom(context);
     const sql = context.args[0] ?? '';
-    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : String(context.options.timeout);
+    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : optionText(context.options.timeout);
     const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
     // Refused before anything starts: a write, a pragma that is not a read, several statements.
     checkReadOnlyText(sql);

@@ -133,7 +133,7 @@ export class RecordWriter<Row> {
   }
   /** The CSV header; nothing for JSON and NDJSON. */
   async begin(): Promise<void> {
-    if (this.#format === 'csv') await this.#writer.add(stringify([this.#shape.csvColumns as string[]]));
+    if (this.#format === 'csv') await this.#writer.add(stringify([this.#shape.csvColumns]));
   }
   async add(row: Row): Promise<void> {
     if (this.#format === 'csv') {

@@ -24,7 +24,7 @@ import * as tls from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { TierwatchError } from '../errors.ts';
+import { coerceError, TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { buildAuthMessage, jwtExpiry, newNonce, type Credentials } from './auth.ts';
 import { classifySocketError, describeClose } from './socket-errors.ts';
@@ -142,7 +142,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   try {
     url = dialUrl(options);
   } catch (error) {
-    return Promise.reject(error);
+    return Promise.reject(coerceError(error));
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;

@@ -129,7 +129,7 @@ export function changesSql(
 }
 
 function toFeedRow(row: FeedViewRow): FeedRow {
-  const change = toChangeRow({ ...row, observed_at: new Date(row.observed_ms).toISOString() } as ChangeViewRow);
+  const change = toChangeRow({ ...row, observed_at: new Date(row.observed_ms).toISOString() });
   return { ...change, classification: row.classification, baseline: row.baseline === 1 };
 }
 
