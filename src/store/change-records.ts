@@ -9,10 +9,10 @@ import type { TrackedColumn } from '../history/tier.ts';
 import type { ChangeKind } from './schema.ts';
 
 /**
- * A row of the `tier_changes` view's first thirteen columns, with changed_columns parsed into an
- * array (classification is derived from it by src/alerts/classify.ts; baseline is the sweep's).
+ * What every shape of a change says before its values: which run saw it and when, which tier, and
+ * what happened to it. The stored record and the output contract (query/changes.ts) both start so.
  */
-export interface ChangeRecord {
+export interface ChangeHead {
   run_id: number;
   observed_at: string;
   account_id: string;
@@ -20,6 +20,13 @@ export interface ChangeRecord {
   leverage: string;
   change: ChangeKind;
   changed_columns: TrackedColumn[];
+}
+
+/**
+ * A row of the `tier_changes` view's first thirteen columns, with changed_columns parsed into an
+ * array (classification is derived from it by src/alerts/classify.ts; baseline is the sweep's).
+ */
+export interface ChangeRecord extends ChangeHead {
   old_initial_margin: number | null;
   new_initial_margin: number | null;
   old_maintenance_margin: number | null;
