@@ -51,8 +51,8 @@ export default tseslint.config(
   prettier,
   {
     // After eslint-config-prettier, which turns curly off: a body Prettier moved onto a line of its
-    // own gets braces (`eslint --fix`, run by `npm run format`), so no if/for/while ever guards an
-    // unbraced line below it.
+    // own gets braces (`eslint --fix`, run by `npm run format`: scripts/format.ts), so no if/for/while
+    // ever guards an unbraced line below it.
     rules: { curly: ['error', 'multi-line'] },
   },
 );
