@@ -3,13 +3,14 @@
 // (formatting is Prettier's job alone: `npm run format`).
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
+import { defineConfig, globalIgnores } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'migrations/'] },
+export default defineConfig(
+  globalIgnores(['dist/', 'node_modules/', 'migrations/']),
   js.configs.recommended,
-  ...tseslint.configs.recommendedTypeChecked,
+  tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
       globals: globals.node,
@@ -44,9 +45,14 @@ export default tseslint.config(
     },
   },
   {
-    // This file is plain JavaScript outside tsconfig.json: no type information for it.
+    // Scripts the web view serves to the browser (src/web/, if any are plain JavaScript) run there.
+    files: ['src/web/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
+    // Plain JavaScript is outside tsconfig.json (this file, browser scripts): no type information.
     files: ['**/*.js'],
-    ...tseslint.configs.disableTypeChecked,
+    extends: [tseslint.configs.disableTypeChecked],
   },
   prettier,
   {
