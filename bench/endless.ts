@@ -53,7 +53,7 @@ export async function runBuiltCollect(options: { url: string; dbPath: string; en
     },
   );
   let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     // Keep the tail only: an endless sweep logs little, but a crash report can be long.
     stderr = (stderr + chunk).slice(-20_000);
   });

@@ -49,12 +49,11 @@ function timeQuery<A>(
   expected: (arg: A) => number,
 ): Timed {
   const samples: number[] = [];
-  let rows = 0;
   for (const arg of args) assertSize(what, query(arg), expected(arg)); // warm-up, and every argument checked once
   for (let i = 0; i < runs; i++) {
     const arg = args[i % args.length]!;
     const start = nowMs();
-    rows = query(arg);
+    const rows = query(arg);
     samples.push(nowMs() - start);
     assertSize(what, rows, expected(arg));
   }
@@ -106,8 +105,8 @@ async function timeCommand(args: string[], env: Record<string, string>, runs: nu
     const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = 0;
     let err = '';
-    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.length));
-    child.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.length));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     const elapsed = nowMs() - start;
     if (code !== 0) throw new Error(`${args.join(' ')} exited with ${code}: ${err.slice(0, 1000)}`);

@@ -28,30 +28,20 @@ import path from 'node:path';
 import { sweepAccount, type SweepResult } from '../src/collect/sweep.ts';
 import { openWriter } from '../src/commands/writer.ts';
 import { loadConfig, type Config } from '../src/config.ts';
-import { CurrentTiers, type CurrentVersion } from '../src/history/current-tiers.ts';
 import { diffTiers } from '../src/history/diff.ts';
-import type { Tier } from '../src/history/tier.ts';
 import { silentLogger } from '../src/log.ts';
-import { openSession, type QfexClientOptions, type QfexSession } from '../src/qfex/client.ts';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, syntheticUniverse, type SimTier } from '../src/sim/index.ts';
-import { listFrame, wireRow } from '../src/sim/frames.ts';
+import { openSession } from '../src/qfex/client.ts';
+import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, syntheticUniverse } from '../src/sim/index.ts';
 import { openDatabase } from '../src/store/db.ts';
-import { HistoryStore, type ChangeRecord } from '../src/store/history-store.ts';
+import { HistoryStore } from '../src/store/history-store.ts';
+import { floorPass, pagesLikeTheSimulator, previousState } from './sweep-floor.ts';
+import { DiffMirror, instrument, loadCurrent } from './sweep-probe.ts';
 import { startSimProcess, type SimProcess } from './sim-control.ts';
 import { median, nowMs, round } from './stats.ts';
 import { BUILT_CLI as CLI } from './paths.ts';
 
 const PAGE_SIZE = 1000;
 const CHANGE_FRACTION = 0.01;
-
-interface Phases {
-  connect: number;
-  requests: number;
-  commit: number;
-  /** The WAL checkpoint sweepAccount runs after the sweep (outside its durationMs). */
-  checkpoint: number;
-  lastTiers: Tier[] | null;
-}
 
 interface SweepSample {
   total_ms: number;
@@ -82,160 +72,6 @@ function summarize(samples: SweepSample[], tiers: number, extra: Record<string, 
   };
   for (const [key, values] of Object.entries(extra)) summary[key] = round(median(values));
   return summary;
-}
-
-/** The pages the pager asks for (limit 1000, offsets overlapping by one row), as the simulator serialises them. */
-function pagesLikeTheSimulator(universe: readonly SimTier[]): string[] {
-  const pages: string[] = [];
-  let held = 0;
-  for (;;) {
-    const offset = held === 0 ? 0 : held - 1;
-    const rows = universe.slice(offset, offset + PAGE_SIZE);
-    pages.push(listFrame('available_leverage_levels_response', rows.map((tier) => wireRow(tier, {}))));
-    const fresh = rows.length - (held === 0 ? 0 : 1);
-    if (fresh <= 0) return pages;
-    held += fresh;
-  }
-}
-
-type Values = { initial_margin: number; maintenance_margin: number; max_notional: number };
-
-/**
- * The floor: decode and parse every page as it arrives (bytes) and compare each row with the
- * previous state by key. Returns the changed count. With `fromText` the pages are parsed from
- * ready-made strings instead, leaving out the UTF-8 decoding (reported beside it).
- */
-function floorPass(pages: readonly Buffer[] | readonly string[], previous: Map<string, Map<string, Values>>): number {
-  let changed = 0;
-  for (const page of pages) {
-    const text = typeof page === 'string' ? page : page.toString('utf8');
-    const rows = (JSON.parse(text) as { available_leverage_levels_response: Array<Values & { symbol: string; leverage: string }> })
-      .available_leverage_levels_response;
-    for (const row of rows) {
-      const before = previous.get(row.symbol)?.get(row.leverage);
-      if (
-        before === undefined ||
-        before.initial_margin !== row.initial_margin ||
-        before.maintenance_margin !== row.maintenance_margin ||
-        before.max_notional !== row.max_notional
-      ) {
-        changed += 1;
-      }
-    }
-  }
-  return changed;
-}
-
-function previousState(universe: readonly SimTier[]): Map<string, Map<string, Values>> {
-  const state = new Map<string, Map<string, Values>>();
-  for (const tier of universe) {
-    let ladder = state.get(tier.symbol);
-    if (ladder === undefined) state.set(tier.symbol, (ladder = new Map()));
-    ladder.set(tier.leverage, { initial_margin: tier.initial_margin, maintenance_margin: tier.maintenance_margin, max_notional: tier.max_notional });
-  }
-  return state;
-}
-
-/** Wraps a store and the session opener so the phases of a real sweepAccount call can be timed. */
-function instrument(store: HistoryStore) {
-  const phases: Phases = { connect: 0, requests: 0, commit: 0, checkpoint: 0, lastTiers: null };
-  const timedOpen = async (options: QfexClientOptions): Promise<QfexSession> => {
-    const start = nowMs();
-    const session = await openSession(options);
-    phases.connect += nowMs() - start;
-    return {
-      get desynchronised() {
-        return session.desynchronised;
-      },
-      async requestLeveragePage(limit, offset) {
-        const began = nowMs();
-        try {
-          return await session.requestLeveragePage(limit, offset);
-        } finally {
-          phases.requests += nowMs() - began;
-        }
-      },
-      close: () => session.close(),
-    };
-  };
-  // A Proxy that calls through to the real object, so its private fields still work.
-  const timedStore = new Proxy(store, {
-    get(target, property) {
-      if (property === 'commitSweep') {
-        return (runId: number, sweep: Parameters<HistoryStore['commitSweep']>[1]) => {
-          phases.lastTiers = sweep.tiers;
-          const start = nowMs();
-          try {
-            return target.commitSweep(runId, sweep);
-          } finally {
-            phases.commit += nowMs() - start;
-          }
-        };
-      }
-      if (property === 'checkpoint') {
-        return () => {
-          const start = nowMs();
-          try {
-            return target.checkpoint();
-          } finally {
-            phases.checkpoint += nowMs() - start;
-          }
-        };
-      }
-      const value: unknown = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  const reset = () => {
-    phases.connect = 0;
-    phases.requests = 0;
-    phases.commit = 0;
-    phases.checkpoint = 0;
-    phases.lastTiers = null;
-  };
-  return { phases, timedOpen, timedStore, reset };
-}
-
-/** A copy of the account's current state for timing diffTiers apart from the store. */
-class DiffMirror {
-  current: CurrentTiers;
-  constructor(dbPath: string) {
-    this.current = loadCurrent(dbPath).tiers;
-  }
-  /** Times the diff of `tiers` against the mirror, then applies the stored changes to it. */
-  timeAndApply(tiers: Tier[], changes: readonly ChangeRecord[]): number {
-    const start = nowMs();
-    const diff = diffTiers(this.current, tiers);
-    const elapsed = nowMs() - start;
-    const expected = diff.added.length + diff.removed.length + diff.changed.length;
-    if (expected !== changes.length) throw new Error(`diff mirror disagrees with the store: ${expected} vs ${changes.length} changes`);
-    for (const change of changes) {
-      if (change.change === 'removed') this.current.delete(change.symbol, change.leverage);
-      else {
-        this.current.set({
-          version_id: 0, symbol: change.symbol, leverage: change.leverage, exchange_id: null,
-          initial_margin: change.new_initial_margin!, maintenance_margin: change.new_maintenance_margin!, max_notional: change.new_max_notional!,
-        });
-      }
-    }
-    return elapsed;
-  }
-}
-
-/** Reads the account's current versions the way HistoryStore does on a cold start, timed. */
-function loadCurrent(dbPath: string): { tiers: CurrentTiers; ms: number } {
-  const db = openDatabase(dbPath, { readonly: true });
-  try {
-    const statement = db.sqlite.prepare<[string], CurrentVersion>(
-      `SELECT version_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id
-         FROM tier_version WHERE account_id = ? AND valid_to IS NULL`,
-    );
-    const start = nowMs();
-    const tiers = CurrentTiers.from(statement.iterate('primary'));
-    return { tiers, ms: nowMs() - start };
-  } finally {
-    db.close();
-  }
 }
 
 function configFor(sim: SimProcess, dbPath: string): Config {
@@ -288,7 +124,7 @@ async function cliCollect(config: Config, dbPath: string): Promise<{ wall_ms: nu
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   const wall = nowMs() - start;
   if (code !== 0) throw new Error(`tierwatch collect exited with ${code}: ${stderr.slice(0, 2000)}`);
@@ -304,7 +140,7 @@ async function measure(tiers: number, repeats: number) {
   try {
     // ---- the floor, on the very pages the simulator serves ----
     const universe = syntheticUniverse(tiers, 1);
-    const pages = pagesLikeTheSimulator(universe);
+    const pages = pagesLikeTheSimulator(universe, PAGE_SIZE);
     const previous = previousState(universe);
     {
       // The reconstruction must be byte-for-byte what the simulator sends: check the first page's rows.
@@ -340,7 +176,7 @@ async function measure(tiers: number, repeats: number) {
     const steady = instrument(steadyStore);
     const deps = { store: steady.timedStore, logger, openSession: steady.timedOpen };
 
-    let start = nowMs();
+    const start = nowMs();
     okOrThrow(await sweepAccount(steadyConfig, 'primary', deps), tiers);
     const initialMs = nowMs() - start;
     const mirror = new DiffMirror(steadyPath);
@@ -380,8 +216,8 @@ async function measure(tiers: number, repeats: number) {
       const writer = openWriter(oneShotPath, 'bench collect', logger);
       let result: SweepResult;
       const probe = instrument(writer.store);
-      let openMs = 0;
-      let closeMs = 0;
+      let openMs: number;
+      let closeMs: number;
       try {
         writer.store.markAbandonedRuns(new Date());
         openMs = nowMs() - began;

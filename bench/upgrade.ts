@@ -96,7 +96,7 @@ export async function benchUpgrade() {
     const bytesAfterVacuum = fs.statSync(dbPath).size;
 
     const upgraded = openDatabase(dbPath, { readonly: true });
-    const actual = answers(query as unknown as QueryModule, upgraded, SYMBOLS);
+    const actual = answers(query, upgraded, SYMBOLS);
     const newFeed = [...query.changesBetween(upgraded, {}, {}, { includeBaseline: true })];
     upgraded.close();
     const differing = expected.filter((answer, i) => JSON.stringify(answer) !== JSON.stringify(actual[i])).map((answer) => answer.question);

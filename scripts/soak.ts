@@ -93,8 +93,9 @@ function netChanges(before: Map<string, SimTier>, after: Map<string, SimTier>): 
   for (const [key, tier] of after) {
     const old = before.get(key);
     if (old === undefined) lines.push(`added ${key}`);
-    else if (!Object.is(old.initial_margin, tier.initial_margin) || !Object.is(old.maintenance_margin, tier.maintenance_margin) || !Object.is(old.max_notional, tier.max_notional))
+    else if (!Object.is(old.initial_margin, tier.initial_margin) || !Object.is(old.maintenance_margin, tier.maintenance_margin) || !Object.is(old.max_notional, tier.max_notional)) {
       lines.push(`changed ${key}`);
+    }
   }
   for (const key of before.keys()) if (!after.has(key)) lines.push(`removed ${key}`);
   return lines.sort();

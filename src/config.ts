@@ -126,7 +126,7 @@ function readWsUrl(reader: Reader): { wsUrl: string; endpoint: string } {
 
 function readSecret(reader: Reader, env: Env, variable: string): SecretSource | null {
   reader.consulted.add(variable);
-  const direct = env[variable]?.trim() ? env[variable]!.trim() : null;
+  const direct = env[variable]?.trim() ? env[variable].trim() : null;
   const fileVar = `${variable}_FILE`;
   const file = reader.raw(fileVar);
   if (direct !== null && file !== null) {

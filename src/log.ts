@@ -64,6 +64,11 @@ const PLAIN_VALUE = /^[\w.:/@+-]+$/;
 /** Fields every line has, shown in the line's head rather than as key=value. */
 const HEAD_FIELDS = new Set(['level', 'time', 'msg', 'service']);
 
+/** A log field as text: a string as it is, anything else (a number, say) as JSON. */
+function fieldText(value: unknown): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
+}
+
 /**
  * One JSON log line as a human line: `2026-11-24T12:00:00.000Z WARN  message key=value …`, the
  * time in UTC as in the JSON. Every string passes through escapeControl: a value from the exchange
@@ -76,15 +81,15 @@ export function prettyLine(json: string, color: boolean): string {
   } catch {
     return `${escapeControl(json.trimEnd())}\n`;
   }
-  const level = String(entry.level ?? 'info');
+  const level = fieldText(entry.level ?? 'info');
   const label = level.toUpperCase().padEnd(5);
   const fields = Object.entries(entry)
     .filter(([key]) => !HEAD_FIELDS.has(key))
     .map(([key, value]) => `${key}=${typeof value === 'string' && PLAIN_VALUE.test(value) ? value : JSON.stringify(value)}`);
-  const text = escapeControl([String(entry.time ?? ''), label, String(entry.msg ?? ''), ...fields].join(' '));
+  const text = escapeControl([fieldText(entry.time ?? ''), label, fieldText(entry.msg ?? ''), ...fields].join(' '));
   if (!color) return `${text}\n`;
   const colour = LEVEL_COLOURS[level] ?? '';
-  const time = String(entry.time ?? '').length;
+  const time = fieldText(entry.time ?? '').length;
   return `\u001b[2m${text.slice(0, time)}\u001b[22m ${colour}${label}\u001b[39m${text.slice(time + 1 + label.length)}\n`;
 }
 

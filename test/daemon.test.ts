@@ -134,8 +134,8 @@ test('`tierwatch run` serves /healthz and /metrics while it runs', async () => {
 function spawnCli(args: string[], env: Record<string, string>): ChildProcess & { stderrText: () => string } {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => (text += chunk));
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => (text += chunk));
   return Object.assign(child, { stderrText: () => text });
 }
 

@@ -162,7 +162,7 @@ test('a page nested 200,000 levels deep is QFEX_PROTOCOL, not a stack overflow',
 
 function lastRunMessage(run: CapturedRun): string {
   const line = run.logs.lines.find((entry) => entry.code === 'QFEX_PROTOCOL' && typeof entry.msg === 'string' && entry.msg.startsWith('sweep failed'));
-  return String(line?.msg ?? '');
+  return typeof line?.msg === 'string' ? line.msg : '';
 }
 
 test('a page larger than asked is kept, with one warning', async () => {

@@ -19,6 +19,7 @@ import { loopbackLookup, makeTestTls } from './helpers/network.ts';
 import { createLogger } from '../src/log.ts';
 import { openSession, type QfexClientOptions } from '../src/qfex/client.ts';
 import { startSimulator, type Simulator } from '../src/sim/index.ts';
+import { rawText } from '../src/sim/raw-data.ts';
 
 const PUBLIC = 'qfex_pub_network';
 const SECRET = 'qfex_secret_network_test';
@@ -161,7 +162,7 @@ async function scripted(onMessage: (ws: WebSocket, message: Record<string, unkno
   });
   wss.on('connection', (ws) => {
     ws.on('message', (data) => {
-      const message = JSON.parse(String(data)) as Record<string, unknown>;
+      const message = JSON.parse(rawText(data)) as Record<string, unknown>;
       received.push(message);
       onMessage(ws, message);
     });

@@ -283,7 +283,7 @@ describe('rows stream from the statement process in batches', () => {
     assert.equal(table.code, 0, table.stderr);
     const body = table.stdout.split('\n').filter((line) => /^\s*\d+\s+row \d/.test(line));
     assert.equal(body.length, ROWS);
-    assert.match(body[1]!, /^\s+2  row 2\s+1  00ff$/);
+    assert.match(body[1]!, /^\s+2 {2}row 2\s+1 {2}00ff$/);
     assert.match(table.stdout, /Last successful sweep: 2026-10-01T00:00:00.000Z/);
 
     const empty = await cli(h.dbPath, ['query', 'SELECT 1 AS x WHERE 0', '--format', 'json']);

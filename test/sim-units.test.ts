@@ -59,8 +59,9 @@ test('authenticator: nonce reuse is refused within the window and allowed after 
 test('default universe: documented symbols, sorted, margins and notionals shaped like the docs', () => {
   const tiers = defaultUniverse();
   const symbols = new Set(tiers.map((t) => t.symbol));
-  for (const s of ['AAPL-USD', 'META-USD', 'PLTR-USD', 'GOOG-USD', 'SP500-USD', 'CL-USD', 'US100-USD', 'COPPER-USD', 'NATGAS-USD', 'EUR-USD', 'TSLA-USD'])
+  for (const s of ['AAPL-USD', 'META-USD', 'PLTR-USD', 'GOOG-USD', 'SP500-USD', 'CL-USD', 'US100-USD', 'COPPER-USD', 'NATGAS-USD', 'EUR-USD', 'TSLA-USD']) {
     assert.ok(symbols.has(s), s);
+  }
   assert.deepEqual([...tiers].sort(compareTiers), tiers);
   const meta = tiers.filter((t) => t.symbol === 'META-USD');
   assert.deepEqual(

@@ -18,7 +18,7 @@ import type DatabaseType from 'better-sqlite3';
 import { defaultMigrationsFolder, openDatabase } from '../src/store/db.ts';
 import * as query from '../src/query/index.ts';
 import { HistoryStore } from '../src/store/history-store.ts';
-import { answers, type Answer, type QueryModule } from './fixtures/upgrade-answers.ts';
+import { answers, type Answer } from './fixtures/upgrade-answers.ts';
 
 const require = createRequire(import.meta.url);
 const Database = require('better-sqlite3') as typeof DatabaseType;
@@ -63,7 +63,7 @@ function assertUpgradesWithSameAnswers(dbPath: string): void {
   const db = openDatabase(dbPath);
   try {
     assert.ok(db.migrationsApplied >= 3, `the history-v2 migrations were applied (${db.migrationsApplied})`);
-    const actual = answers(query as unknown as QueryModule, db, SYMBOLS);
+    const actual = answers(query, db, SYMBOLS);
     assert.deepEqual(actual.map((answer) => answer.question), EXPECTED.map((answer) => answer.question));
     for (let i = 0; i < EXPECTED.length; i++) assert.deepEqual(actual[i], EXPECTED[i], EXPECTED[i]!.question);
     // Each account's first successful sweep is its baseline: 40 tiers for each of three accounts.

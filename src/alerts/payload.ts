@@ -128,7 +128,7 @@ export function allChangesCommand(accountId: string, observedAt: string): string
 
 /** A word a POSIX shell reads back as itself. */
 function shellWord(text: string): string {
-  return /^[A-Za-z0-9_.:@%+=\/-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_.:@%+=/-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

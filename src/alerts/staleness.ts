@@ -51,7 +51,7 @@ export function staleTransition(previous: StalenessState | null, verdict: Stalen
   const wasStale = previous?.state === 'stale';
   if (verdict.stale && !wasStale) return 'stale';
   // Recovered only once every account has succeeded again, not merely because a restart reset the clock.
-  if (!verdict.stale && wasStale && verdict.lastSuccessAt !== null && verdict.lastSuccessAt > previous!.since) return 'recovered';
+  if (!verdict.stale && wasStale && verdict.lastSuccessAt !== null && verdict.lastSuccessAt > previous.since) return 'recovered';
   return null;
 }
 

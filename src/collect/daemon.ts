@@ -95,17 +95,18 @@ export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSign
   await task.destroy();
   stop.removeEventListener('abort', onStop);
 
+  // TypeScript narrows both lets to their initial null: only the closures above assign them.
   const failure = fatal as { error: unknown } | null;
+  const pending = inFlight as Promise<void> | null;
   if (failure !== null) {
     sweepAbort.abort();
-    await inFlight;
+    await pending;
     throw failure.error;
   }
-  const pending: Promise<void> | null = inFlight;
   if (pending === null) return true;
   let timer: NodeJS.Timeout | undefined;
   const finished = await Promise.race([
-    (pending as Promise<void>).then(() => true),
+    pending.then(() => true),
     new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), config.shutdownTimeoutMs);
     }),

@@ -79,7 +79,7 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   // Loaded here, as every command loads its modules in run(): `tierwatch --version` and `--help` load only the CLI.
   const { withWriter } = await import('./writer.ts');
   const { dropDead, retryDead } = await import('../alerts/dead.ts');
-  return withWriter(dbPath, `alerts ${action}`, context.logger(), async ({ db }) => {
+  return withWriter(dbPath, `alerts ${action}`, context.logger(), ({ db }) => {
     if (action === 'drop') {
       const target = dropDead(db, id!);
       context.print(`Dropped dead ${describeTarget(target)}; it will not be sent.`);

@@ -5,12 +5,12 @@
  * SIGINT/SIGTERM, or when stdout's reader goes away: a runaway statement can neither hang the
  * command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
  */
-import { durationOption } from './options.ts';
+import { durationOption, optionText } from './options.ts';
 import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_TEXT, runReadOnlyQuery } from '../query/sql-process.ts';
 import { addQueryOptions, formatFrom } from '../output/query-command.ts';
-import { jsonValue, RecordWriter, writeText } from '../output/stream.ts';
+import { jsonValue, RecordWriter, TableWriter, writeText, type RowWriter } from '../output/stream.ts';
 import { queryShape } from '../output/shapes.ts';
-import { lastSweepLine, renderTable } from '../output/table.ts';
+import { lastSweepLine, TableStream, type TableColumn } from '../output/table.ts';
 import { isTierwatchError } from '../errors.ts';
 import { checkReadOnlyText } from '../query/readonly-sql.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
@@ -19,6 +19,15 @@ function cellText(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   const json = jsonValue(value);
   return typeof json === 'string' ? json : String(json);
+}
+
+function cellsOf(row: unknown[]): string[] {
+  return row.map(cellText);
+}
+
+/** Numbers read best right-aligned; a column is numeric when its first non-null value in the sample is. */
+function tableColumns(names: readonly string[]): (sample: readonly unknown[][]) => TableColumn[] {
+  return (sample) => names.map((title, index) => ({ title, align: typeof sample.find((row) => row[index] != null)?.[index] === 'number' ? 'right' : 'left' }));
 }
 
 /** The conventional exit status of a process stopped by a signal: 128 + its number. */
@@ -46,7 +55,7 @@ export const queryCommand: CommandSpec = {
     const now = new Date();
     const format = formatFrom(context);
     const sql = context.args[0] ?? '';
-    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : String(context.options.timeout);
+    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : optionText(context.options.timeout);
     const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
     // Refused before anything starts: a write, a pragma that is not a read, several statements.
     checkReadOnlyText(sql);
@@ -61,48 +70,30 @@ export const queryCommand: CommandSpec = {
     });
     const limits = { timeoutMs, timeoutText, signal: context.io.signal };
     try {
-      if (format === 'table') {
-        // The rows arrive in batches from the child process; a table is laid out once they are all in
-        // (json/ndjson/csv stream instead), fitted to the terminal's width like every other table.
-        let columns: string[] = [];
-        const all: unknown[][] = [];
-        const outcome = await runReadOnlyQuery(request, limits, {
-          started(names, pid) {
-            columns = names;
-            logStarted(context, pid);
-          },
-          async rows(batch) {
-            for (const row of batch) all.push(row);
-            return true;
-          },
-        });
-        // Numbers read best right-aligned; a column is numeric when its first non-null value is.
-        const numeric = columns.map((_, index) => typeof all.find((row) => row[index] != null)?.[index] === 'number');
-        const table = renderTable(
-          columns.map((title, index) => ({ title, align: numeric[index] ? ('right' as const) : ('left' as const) })),
-          all.map((row) => row.map(cellText)),
-          '(no rows)',
-          { width: context.io.stdoutColumns },
-        );
-        await writeText(context.io.stdout, `${table}${lastSweepLine(outcome.lastObservedAt, now)}\n`);
-      } else {
-        let writer: RecordWriter<unknown[]> | undefined;
-        const outcome = await runReadOnlyQuery(request, limits, {
-          async started(columns, pid) {
-            writer = new RecordWriter(context.io.stdout, format, queryShape(columns));
-            logStarted(context, pid);
-            await writer.begin();
-          },
-          async rows(batch) {
-            for (const row of batch) {
-              if (readerGone || !writer!.open) return false;
-              await writer!.add(row);
-            }
-            await writer!.flush();
-            return !readerGone && writer!.open;
-          },
-        });
-        if (outcome.complete && !readerGone) await writer?.end();
+      let writer: RowWriter<unknown[]> | undefined;
+      const outcome = await runReadOnlyQuery(request, limits, {
+        async started(columns, pid) {
+          // A table streams like the other formats: laid out from its first rows, fitted to the
+          // terminal's width like every other table, then printed as the batches arrive.
+          writer =
+            format === 'table'
+              ? new TableWriter(context.io.stdout, new TableStream(tableColumns(columns), cellsOf, '(no rows)', { width: context.io.stdoutColumns }))
+              : new RecordWriter(context.io.stdout, format, queryShape(columns));
+          logStarted(context, pid);
+          await writer.begin();
+        },
+        async rows(batch) {
+          for (const row of batch) {
+            if (readerGone || !writer!.open) return false;
+            await writer!.add(row);
+          }
+          await writer!.flush();
+          return !readerGone && writer!.open;
+        },
+      });
+      if (outcome.complete && !readerGone) {
+        await writer?.end();
+        if (format === 'table') await writeText(context.io.stdout, `${lastSweepLine(outcome.lastObservedAt, now)}\n`);
       }
       return 0;
     } catch (error) {

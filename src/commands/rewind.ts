@@ -32,7 +32,7 @@ export const rewindCommand: CommandSpec = {
     const accountId = typeof options.account === 'string' ? options.account : null;
     if (!existsSync(config.dbPath)) throw new TierwatchError('USAGE', `There is no database at ${config.dbPath} to rewind (see --db / TIERWATCH_DB).`);
     const logger = context.logger();
-    return withWriter(config.dbPath, 'tierwatch rewind', logger, async ({ db }) => {
+    return withWriter(config.dbPath, 'tierwatch rewind', logger, ({ db }) => {
       const lookup = db.sqlite.prepare<[number], { observed_at: string | null; status: string }>('SELECT observed_at, status FROM run_ledger WHERE run_id = ?');
       const after = resolveTime(spec, (runId) => lookup.get(runId), '--after');
       const command = `tierwatch rewind --after ${after}${accountId === null ? '' : ` --account ${accountId}`}`;

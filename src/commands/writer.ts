@@ -84,7 +84,7 @@ function closeLeftoverRuns(db: StoreDb, store: HistoryStore, logger: Logger): vo
   }
 }
 
-export async function withWriter<T>(dbPath: string, command: string, logger: Logger, work: (writer: Writer) => Promise<T>): Promise<T> {
+export async function withWriter<T>(dbPath: string, command: string, logger: Logger, work: (writer: Writer) => T | Promise<T>): Promise<T> {
   const writer = openWriter(dbPath, command, logger);
   try {
     return await work(writer);

@@ -5,6 +5,7 @@
  * the TierwatchError that fails the run; nothing here reads the clock or the database.
  */
 import { TierwatchError } from '../errors.ts';
+import type { TierDiff } from './diff.ts';
 
 /** How far back the erosion guard looks for the account's largest sweep. */
 export const EROSION_WINDOW_MS = 24 * 3_600_000;
@@ -71,8 +72,29 @@ export function checkErosion(input: { accountId: string; tiers: number; recentCo
   throw new TierwatchError(
     'MASS_REMOVAL',
     `The sweep of account ${accountId} finds ${tiers} tiers, ${baseline - tiers} fewer than the ${baseline} of its largest sweep in the last ` +
-      `${EROSION_WINDOW_MS / 3_600_000} h (more than ${Math.round(maxRemovalRatio * 1000) / 10}% gone); nothing was stored. ` +
+      `${EROSION_WINDOW_MS / 3_600_000} h (more than ${formatRatio(maxRemovalRatio)} gone); nothing was stored. ` +
       'If the exchange really delisted them, raise TIERWATCH_MAX_REMOVAL_RATIO for one run.',
     { details: { accountId, tiers, largestRecent: baseline, windowMs: EROSION_WINDOW_MS, maxRemovalRatio } },
   );
+}
+
+/**
+ * The guards a sweep must pass before anything is written; pure, so more can be added beside it.
+ * Throws MASS_REMOVAL when more than maxRemovalRatio of the account's current tiers would go.
+ */
+export function checkSweepGuards(input: { accountId: string; current: number; diff: TierDiff; maxRemovalRatio: number }): void {
+  const { accountId, current, diff, maxRemovalRatio } = input;
+  if (current > 0 && diff.removed.length / current > maxRemovalRatio) {
+    throw new TierwatchError(
+      'MASS_REMOVAL',
+      `The sweep of account ${accountId} would remove ${diff.removed.length} of its ${current} current tiers ` +
+        `(more than ${formatRatio(maxRemovalRatio)}); nothing was stored. If the exchange really delisted them, ` +
+        'raise TIERWATCH_MAX_REMOVAL_RATIO for one run.',
+      { details: { accountId, removed: diff.removed.length, current, maxRemovalRatio } },
+    );
+  }
+}
+
+function formatRatio(ratio: number): string {
+  return `${Math.round(ratio * 1000) / 10}%`;
 }

@@ -1,4 +1,5 @@
 /** The output formats of the query commands and how one is chosen. */
+import { optionText } from '../commands/options.ts';
 import { TierwatchError } from '../errors.ts';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'ndjson', 'csv'] as const;
@@ -10,7 +11,7 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
  */
 export function resolveFormat(value: unknown, stdoutIsTTY: boolean): OutputFormat {
   if (value === undefined || value === null) return stdoutIsTTY ? 'table' : 'json';
-  const text = String(value).trim().toLowerCase();
+  const text = optionText(value).trim().toLowerCase();
   if ((OUTPUT_FORMATS as readonly string[]).includes(text)) return text as OutputFormat;
-  throw new TierwatchError('USAGE', `Expected \`--format\` to be one of ${OUTPUT_FORMATS.join(', ')}; got ${JSON.stringify(String(value))}.`);
+  throw new TierwatchError('USAGE', `Expected \`--format\` to be one of ${OUTPUT_FORMATS.join(', ')}; got ${JSON.stringify(optionText(value))}.`);
 }

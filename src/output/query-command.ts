@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { CommandContext } from '../commands/context.ts';
+import { optionText } from '../commands/options.ts';
 import { openDatabase } from '../store/db.ts';
 import { historyBounds } from '../query/bounds.ts';
 import type { Filters } from '../query/filters.ts';
@@ -64,7 +65,7 @@ export async function withHistory<T>(context: CommandContext, use: (db: HistoryR
  */
 export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  const spec = parseTimeArgument(String(value), now, flag);
+  const spec = parseTimeArgument(optionText(value), now, flag);
   return resolveTime(
     spec,
     (runId) => cachedStatement<{ observed_at: string | null; status: string }>(db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId),

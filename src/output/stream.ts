@@ -1,11 +1,12 @@
 /**
- * Writing records to stdout as JSON, NDJSON or CSV, row by row, in chunks, waiting for 'drain' when
- * the stream asks: a year of changes goes out without being built into one string first, and
- * nothing is lost when stdout is a slow pipe.
+ * Writing records to stdout as JSON, NDJSON, CSV or a table, row by row, in chunks, waiting for
+ * 'drain' when the stream asks: a year of changes goes out without being built into one string
+ * first, and nothing is lost when stdout is a slow pipe.
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
+import type { TableStream } from './table.ts';
 
 /** How one kind of record is written as JSON (the output contract) and as a CSV row. */
 export interface RecordShape<Row> {
@@ -109,12 +110,54 @@ export async function writeLines(out: Writable, lines: Iterable<string>): Promis
 }
 
 /**
+ * How `tierwatch query` writes the rows it is handed in batches, whatever the format: begin, add
+ * each row, flush after each batch (the next batch is asked for only then), end after the last.
+ */
+export interface RowWriter<Row> {
+  /** False once the reader has gone: stop producing rows. */
+  readonly open: boolean;
+  begin(): Promise<void>;
+  add(row: Row): Promise<void>;
+  flush(): Promise<void>;
+  end(): Promise<void>;
+}
+
+/** Writes a TableStream's lines as its rows are added: the table is never held whole. */
+export class TableWriter<Row> implements RowWriter<Row> {
+  readonly #writer: ChunkWriter;
+  readonly #table: TableStream<Row>;
+  constructor(out: Writable, table: TableStream<Row>) {
+    this.#writer = new ChunkWriter(out);
+    this.#table = table;
+  }
+  get open(): boolean {
+    return this.#writer.open;
+  }
+  /** Nothing: the header waits for the sample rows that set the column widths. */
+  async begin(): Promise<void> {}
+  async add(row: Row): Promise<void> {
+    await this.#lines(this.#table.push(row));
+  }
+  async flush(): Promise<void> {
+    await this.#writer.flush();
+  }
+  /** The rows still held for the sample (or the empty text), then everything buffered. */
+  async end(): Promise<void> {
+    await this.#lines(this.#table.end());
+    await this.#writer.flush();
+  }
+  async #lines(lines: readonly string[]): Promise<void> {
+    for (const line of lines) await this.#writer.add(`${line}\n`);
+  }
+}
+
+/**
  * Writes records one at a time in one of the machine formats: a JSON array (one object per line,
  * `[]` when empty), NDJSON (one object per line, nothing when empty) or CSV (a header, then one line
  * per row). For producers that hand rows over in batches (`tierwatch query`); writeRecords is the
  * loop over an iterable.
  */
-export class RecordWriter<Row> {
+export class RecordWriter<Row> implements RowWriter<Row> {
   readonly #writer: ChunkWriter;
   readonly #format: 'json' | 'ndjson' | 'csv';
   readonly #shape: RecordShape<Row>;
@@ -133,7 +176,7 @@ export class RecordWriter<Row> {
   }
   /** The CSV header; nothing for JSON and NDJSON. */
   async begin(): Promise<void> {
-    if (this.#format === 'csv') await this.#writer.add(stringify([this.#shape.csvColumns as string[]]));
+    if (this.#format === 'csv') await this.#writer.add(stringify([this.#shape.csvColumns]));
   }
   async add(row: Row): Promise<void> {
     if (this.#format === 'csv') {

@@ -171,55 +171,96 @@ function layoutRow(cells: readonly string[], { widths, gap }: ColumnLayout, alig
   return lines;
 }
 
+/** The columns of a table, or how to choose them from the sample rows (a query's numeric columns). */
+export type ColumnsFrom<Row> = readonly TableColumn[] | ((sample: readonly Row[]) => readonly TableColumn[]);
+
 /**
- * The table's lines (without newlines), produced as the rows are read: the header, a rule, one or
- * more lines per row; or just the `empty` text.
+ * A table laid out as its rows arrive. The first `sampleRows` rows are held back to set the column
+ * widths (and, through `columns`, their alignment); from then on every row pushed comes back at
+ * once as its lines. For producers that push rows in batches (`tierwatch query`, whose rows come
+ * from a child process); tableLines is the same over an iterable.
  */
-export function* tableLines(source: Table, options: TableLayoutOptions = {}): Generator<string> {
-  const iterator = source.rows[Symbol.iterator]();
-  const sample: Array<readonly string[]> = [];
-  const sampleSize = options.sampleRows ?? SAMPLE_ROWS;
-  try {
-    let done = false;
-    while (sample.length < sampleSize) {
-      const next = iterator.next();
-      if (next.done === true) {
-        done = true;
-        break;
-      }
-      sample.push(next.value);
-    }
-    if (sample.length === 0) {
-      yield source.empty;
-      return;
-    }
-    const titles = source.columns.map((column) => column.title);
-    const aligns = source.columns.map((column) => column.align ?? 'left');
+export class TableStream<Row> {
+  readonly #columns: ColumnsFrom<Row>;
+  readonly #cells: (row: Row) => readonly string[];
+  readonly #empty: string;
+  readonly #options: TableLayoutOptions;
+  /** The rows held back until the layout is known; null once it is. */
+  #sample: Row[] | null = [];
+  #layout: ColumnLayout | null = null;
+  #aligns: readonly Align[] = [];
+  #rows = 0;
+
+  constructor(columns: ColumnsFrom<Row>, cells: (row: Row) => readonly string[], empty: string, options: TableLayoutOptions = {}) {
+    this.#columns = columns;
+    this.#cells = cells;
+    this.#empty = empty;
+    this.#options = options;
+  }
+
+  /** How many rows were pushed. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** The lines (without newlines) that `row` completes: none while the sample fills. */
+  push(row: Row): string[] {
+    this.#rows += 1;
+    if (this.#sample === null) return this.#layoutRow(this.#cells(row));
+    this.#sample.push(row);
+    return this.#sample.length >= (this.#options.sampleRows ?? SAMPLE_ROWS) ? this.#release() : [];
+  }
+
+  /** The lines still held back: the whole table when it had fewer rows than the sample, or `empty`. */
+  end(): string[] {
+    if (this.#rows === 0) return [this.#empty];
+    return this.#sample === null ? [] : this.#release();
+  }
+
+  /** Sets the layout from the sample, and returns the header, the rule and the sample's rows. */
+  #release(): string[] {
+    const sample = this.#sample ?? [];
+    this.#sample = null;
+    const columns = typeof this.#columns === 'function' ? this.#columns(sample) : this.#columns;
+    const cells = sample.map(this.#cells);
+    const { width } = this.#options;
+    const titles = columns.map((column) => column.title);
+    this.#aligns = columns.map((column) => column.align ?? 'left');
     // At least one cell wide: a column of empty strings must still be able to wrap a later cell.
     const natural = titles.map((title) => Math.max(1, displayWidth(escapeControl(title))));
     // Titles may be cut anywhere (they are known words); only the cells' words set a floor.
     const words = titles.map(() => 0);
-    for (const row of sample) {
+    for (const row of cells) {
       for (let i = 0; i < natural.length; i += 1) {
         const text = escapeControl(row[i] ?? '');
         natural[i] = Math.max(natural[i]!, displayWidth(text));
-        if (options.width !== undefined) words[i] = Math.max(words[i]!, longestWord(text));
+        if (width !== undefined) words[i] = Math.max(words[i]!, longestWord(text));
       }
     }
-    const layout = fitColumns(natural, words, options.width);
-    if (options.width !== undefined) reclaim(layout, natural, [titles, ...sample].map((row) => row.map((cell) => escapeControl(cell ?? ''))));
-    // Without a known width nothing is cut: a later, wider cell only pushes its row out of line.
-    const wrapCells = options.width !== undefined;
-    yield* layoutRow(titles, layout, aligns.map(() => 'left' as const), wrapCells);
-    yield layout.widths.map((width) => '─'.repeat(width)).join(layout.gap);
-    for (const row of sample) yield* layoutRow(row, layout, aligns, wrapCells);
-    sample.length = 0;
-    if (done) return;
-    for (let next = iterator.next(); next.done !== true; next = iterator.next()) yield* layoutRow(next.value, layout, aligns, wrapCells);
-  } finally {
-    // Stopping early (the reader went away) must release a statement being iterated.
-    iterator.return?.();
+    const layout = fitColumns(natural, words, width);
+    if (width !== undefined) reclaim(layout, natural, [titles, ...cells].map((row) => row.map((cell) => escapeControl(cell ?? ''))));
+    this.#layout = layout;
+    const lines = layoutRow(titles, layout, titles.map(() => 'left' as const), width !== undefined);
+    lines.push(layout.widths.map((w) => '─'.repeat(w)).join(layout.gap));
+    for (const row of cells) lines.push(...this.#layoutRow(row));
+    return lines;
   }
+
+  #layoutRow(cells: readonly string[]): string[] {
+    // Without a known width nothing is cut: a later, wider cell only pushes its row out of line.
+    return layoutRow(cells, this.#layout!, this.#aligns, this.#options.width !== undefined);
+  }
+}
+
+/**
+ * The table's lines (without newlines), produced as the rows are read: the header, a rule, one or
+ * more lines per row; or just the `empty` text. Stopping early (the reader went away) closes the
+ * rows' iterator, which releases a statement being iterated.
+ */
+export function* tableLines(source: Table, options: TableLayoutOptions = {}): Generator<string> {
+  const stream = new TableStream(source.columns, (row: readonly string[]) => row, source.empty, options);
+  for (const row of source.rows) yield* stream.push(row);
+  yield* stream.end();
 }
 
 /** The table as text (ending with a newline), or `empty` on its own line when there are no rows. */

@@ -10,58 +10,30 @@
  * every later request rejects with that failure: the caller opens a fresh session (with a fresh
  * nonce) to retry.
  *
- * Tolerance: answers carry no request id, so with one request in flight the answer to it is the
- * next leverage page, or the next error frame that does not name another request. Every other
- * frame (pushes, notices, heartbeats sent as messages, types added later, errors about other
- * requests or about nothing) is skipped, counted through `onIgnoredFrame` and logged once per type
- * per connection. A leverage page that arrives when none was asked for is a stale answer: the
- * session then reports `desynchronised`, and the caller continues on a fresh connection.
+ * Tolerance: answers carry no request id, so which frame answers what is decided apart, purely
+ * (answers.ts). Every frame that answers nothing (pushes, notices, heartbeats sent as messages,
+ * types added later, errors about other requests or about nothing) is skipped, counted through
+ * `onIgnoredFrame` and logged once per type per connection. A leverage page that arrives when none
+ * was asked for is a stale answer: the session then reports `desynchronised`, and the caller
+ * continues on a fresh connection.
+ *
+ * What is settled before the socket exists (options, URL, trusted roots, JWT expiry) is dial.ts.
  *
  * Protocol: https://docs.qfex.com/websocket/channels/trade/authenticate,
  * https://docs.qfex.com/websocket/channels/trade/get_available_leverage, https://docs.qfex.com/websocket/errors
  */
-import * as tls from 'node:tls';
-import type { LookupFunction } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { TierwatchError } from '../errors.ts';
-import { silentLogger, type Logger } from '../log.ts';
-import { buildAuthMessage, jwtExpiry, newNonce, type Credentials } from './auth.ts';
+import { coerceError, TierwatchError } from '../errors.ts';
+import { silentLogger } from '../log.ts';
+import { authAnswer, pageAnswer } from './answers.ts';
+import { buildAuthMessage, newNonce } from './auth.ts';
+import { DEFAULT_MAX_PAYLOAD_BYTES, defaultCertificates, dialUrl, logJwtExpiry, type QfexClientOptions } from './dial.ts';
 import { classifySocketError, describeClose } from './socket-errors.ts';
-import { frameTypeLabel, LEVERAGE_RESPONSE_KEY, parseFrame, type Frame, type FrameTypeLabel } from './protocol.ts';
+import { parseFrame, type Frame, type FrameTypeLabel } from './protocol.ts';
 import { Redactor, redactingLogger } from './redact.ts';
 
-export interface QfexClientOptions {
-  /** ws(s)://…; `?api_key=<public key>` is appended for hmac (and for jwt when a public key is known). */
-  url: string;
-  credentials: Credentials;
-  /** undefined = primary account (no account_id sent). */
-  accountId?: string;
-  /** Extra trusted CA (PEM), added to Node's default roots; certificate checks are never disabled. */
-  ca?: string | Buffer;
-  /** idleMs: no frame at all (pings and pongs included) for this long means a dead connection. */
-  timeouts: { connectMs: number; authMs: number; requestMs: number; idleMs: number };
-  /** Largest frame accepted (ws's maxPayload); default 4 MiB. A larger frame is QFEX_FRAME_TOO_LARGE. */
-  maxPayloadBytes?: number;
-  /** Called for every frame skipped because it answers nothing we asked, with its bounded type label. */
-  onIgnoredFrame?: (type: FrameTypeLabel) => void;
-  /** Aborting closes the socket and rejects the pending call with ABORTED. */
-  signal?: AbortSignal;
-  /** Never receives the secret, the JWT or a signature. */
-  logger?: Logger;
-  /** Millisecond clock, for unix_ts and the JWT expiry warning. */
-  now?: () => number;
-  randomBytes?: (n: number) => Buffer;
-  /** DNS injection for tests (passed to the http/https request). */
-  lookup?: LookupFunction;
-  /**
-   * Sees every text frame as it goes out and as it comes in, raw (the auth frame with its
-   * signature or JWT): the transcript recorder, which removes them. Must not throw.
-   */
-  onFrame?: FrameTap;
-}
-
-export type FrameTap = (direction: 'sent' | 'received', data: string | Buffer, atMs: number) => void;
+export type { FrameTap, QfexClientOptions } from './dial.ts';
 
 export interface QfexSession {
   /** One request in flight; resolves with the raw rows; exchange error frames become TierwatchErrors. */
@@ -75,58 +47,8 @@ export interface QfexSession {
   readonly desynchronised: boolean;
 }
 
-export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
-const JWT_WARN_MS = 10 * 60 * 1000;
-
-/** An exchange error frame answering a request. */
-function exchangeError(frame: Extract<Frame, { kind: 'error' }>, what = ''): TierwatchError {
-  const text = `the exchange answered ${what}${frame.errorCode}${frame.message ? `: ${frame.message}` : ''}`;
-  const details = { exchangeCode: frame.errorCode, exchangeMessage: frame.message, retryAfterMs: frame.retryAfterMs };
-  if (frame.errorCode === 'RateLimited') return new TierwatchError('QFEX_RATE_LIMITED', text, { retryable: true, details });
-  if (frame.errorCode === 'ServerError') return new TierwatchError('QFEX_SERVER_ERROR', text, { retryable: true, details });
-  return new TierwatchError('QFEX_ERROR', text, { details });
-}
-
 function abortError(signal: AbortSignal): TierwatchError {
   return new TierwatchError('ABORTED', 'the QFEX connection was stopped by a shutdown signal', { cause: signal.reason });
-}
-
-/**
- * The roots Node trusts by default, so that giving `ca` adds a private CA instead of replacing them.
- * getCACertificates('default') (Node 22.15+) also covers NODE_EXTRA_CA_CERTS and --use-system-ca.
- */
-function defaultCertificates(): readonly string[] {
-  const withDefaults = tls as { getCACertificates?: (type?: string) => string[] };
-  return typeof withDefaults.getCACertificates === 'function' ? withDefaults.getCACertificates('default') : tls.rootCertificates;
-}
-
-/** The URL to dial: the configured one with `api_key` set when a public key is known. */
-function dialUrl(options: QfexClientOptions): URL {
-  let url: URL;
-  try {
-    url = new URL(options.url);
-  } catch (error) {
-    throw new TierwatchError('CONFIG_INVALID', `QFEX_WS_URL is not a URL: ${options.url}`, { cause: error });
-  }
-  if (url.protocol !== 'wss:' && url.protocol !== 'ws:') {
-    throw new TierwatchError('CONFIG_INVALID', `QFEX_WS_URL must start with wss:// (or ws:// on loopback), got ${url.protocol}//`);
-  }
-  const publicKey = options.credentials.publicKey;
-  if (publicKey !== undefined && publicKey !== '') url.searchParams.set('api_key', publicKey);
-  return url;
-}
-
-function logJwtExpiry(token: string, nowMs: number, logger: Logger): void {
-  const expiry = jwtExpiry(token);
-  if (expiry === null) {
-    logger.info('the JWT expiry is not readable; it will be known only when the exchange rejects it');
-    return;
-  }
-  const remainingMs = expiry.getTime() - nowMs;
-  const fields = { jwt_expires_at: expiry.toISOString(), jwt_remaining_minutes: Math.floor(remainingMs / 60_000) };
-  if (remainingMs <= 0) logger.warn(fields, 'the JWT has expired: renew QFEX_JWT');
-  else if (remainingMs <= JWT_WARN_MS) logger.warn(fields, 'the JWT expires within 10 minutes: renew QFEX_JWT');
-  else logger.info(fields, 'JWT expiry');
 }
 
 /**
@@ -142,7 +64,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
   try {
     url = dialUrl(options);
   } catch (error) {
-    return Promise.reject(error);
+    return Promise.reject(coerceError(error));
   }
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const endpoint = `${url.protocol}//${url.host}${url.pathname}`;
@@ -305,90 +227,38 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
     });
 
     const onAuthFrame = (frame: Frame) => {
-      switch (frame.kind) {
-        case 'auth_ok':
-          phase = 'ready';
-          clearTimeout(phaseTimer);
-          touch();
-          // Our own pings make a silent server visible even if it never pings us; any pong (or
-          // server ping, or message) resets the idle timer.
-          pingTimer = setInterval(() => {
-            if (socket.readyState === WebSocket.OPEN) socket.ping();
-          }, Math.max(1, Math.floor(timeouts.idleMs / 3)));
-          pingTimer.unref();
-          log.info({ method: options.credentials.kind }, 'authenticated with QFEX');
-          resolveOpen(session);
-          return;
-        case 'auth_rejected':
-          fail(new TierwatchError('QFEX_AUTH_REJECTED', `the exchange rejected the credentials: ${frame.reason}`));
-          return;
-        case 'error':
-          if (frame.incomingType !== null && frame.incomingType !== 'auth') {
-            ignore('err', 'an error about another request while the auth answer was awaited', { exchangeCode: frame.errorCode.slice(0, 60) });
-            return;
-          }
-          // "Safe to retry after a short delay": a busy exchange is not a refusal of the key.
-          if (frame.errorCode === 'RateLimited' || frame.errorCode === 'ServerError') {
-            fail(exchangeError(frame, 'the auth message with '));
-            return;
-          }
-          fail(
-            new TierwatchError(
-              'QFEX_AUTH_REJECTED',
-              `the exchange rejected the authentication with ${frame.errorCode}${frame.message ? `: ${frame.message}` : ''}`,
-              { details: { exchangeCode: frame.errorCode } },
-            ),
-          );
-          return;
-        case 'leverage_page':
-          ignore(LEVERAGE_RESPONSE_KEY, 'a leverage page before the auth answer');
-          return;
-        case 'other':
-          ignore(frameTypeLabel(frame.key), 'a message that answers nothing we asked');
-          return;
+      const answer = authAnswer(frame);
+      if (answer.kind === 'ignore') {
+        ignore(answer.type, answer.why, answer.fields);
+      } else if (answer.kind === 'fail') {
+        fail(answer.error);
+      } else {
+        phase = 'ready';
+        clearTimeout(phaseTimer);
+        touch();
+        // Our own pings make a silent server visible even if it never pings us; any pong (or
+        // server ping, or message) resets the idle timer.
+        pingTimer = setInterval(() => {
+          if (socket.readyState === WebSocket.OPEN) socket.ping();
+        }, Math.max(1, Math.floor(timeouts.idleMs / 3)));
+        pingTimer.unref();
+        log.info({ method: options.credentials.kind }, 'authenticated with QFEX');
+        resolveOpen(session);
       }
     };
 
     const onReadyFrame = (frame: Frame) => {
-      switch (frame.kind) {
-        case 'leverage_page': {
-          if (!pending) {
-            // Answered twice, or late: whatever comes next may belong to an older request too.
-            desynchronised = true;
-            ignore(LEVERAGE_RESPONSE_KEY, 'a leverage page nobody was waiting for (a stale answer); the next request goes to a fresh connection');
-            return;
-          }
-          const { resolve, timer } = pending;
-          clearTimeout(timer);
-          pending = null;
-          resolve(frame.rows);
-          return;
-        }
-        case 'error': {
-          // With one request in flight, an error frame answers it (as the official CLI assumes),
-          // unless it names another request; with none in flight it answers nothing.
-          if (frame.incomingType !== null && frame.incomingType !== 'get_available_leverage_levels') {
-            ignore('err', 'an error frame about a request we never sent', { exchangeCode: frame.errorCode.slice(0, 60) });
-            return;
-          }
-          if (!pending) {
-            ignore('err', 'an error frame while no request was in flight', { exchange_code: frame.errorCode.slice(0, 60) });
-            return;
-          }
-          const { reject, timer } = pending;
-          clearTimeout(timer);
-          pending = null;
-          reject(redactor.scrubError(exchangeError(frame)));
-          return;
-        }
-        case 'auth_ok':
-        case 'auth_rejected':
-          ignore('authenticated', 'an auth answer after authentication');
-          return;
-        case 'other':
-          ignore(frameTypeLabel(frame.key), 'a message that answers nothing we asked');
-          return;
+      const answer = pageAnswer(frame, pending !== null);
+      if (answer.kind === 'ignore') {
+        if (answer.desynchronised === true) desynchronised = true;
+        ignore(answer.type, answer.why, answer.fields);
+        return;
       }
+      const { resolve, reject, timer } = pending!;
+      clearTimeout(timer);
+      pending = null;
+      if (answer.kind === 'page') resolve(answer.rows);
+      else reject(redactor.scrubError(answer.error));
     };
 
     const session: QfexSession = {

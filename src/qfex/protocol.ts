@@ -79,6 +79,8 @@ function protocolError(message: string, cause?: unknown): TierwatchError {
 function preview(value: unknown, max = 80): string {
   let text: string;
   try {
+    // JSON.stringify gives undefined only for a function or a symbol, which String() can show.
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- no plain object reaches String() here
     text = value === undefined ? 'undefined' : (JSON.stringify(value) ?? String(value));
   } catch {
     text = String(value);

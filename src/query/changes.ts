@@ -4,6 +4,7 @@
  * classification and the baseline flag.
  */
 import { TRACKED_COLUMNS, type TierValues, type TrackedColumn } from '../history/tier.ts';
+import type { ChangeHead } from '../store/change-records.ts';
 import type { ChangeRecord } from '../store/history-store.ts';
 import type { ChangeKind } from '../store/schema.ts';
 import { CLASSIFICATIONS, type Classification } from '../alerts/classify.ts';
@@ -14,14 +15,7 @@ import { cachedStatement, type HistoryReader } from './reader.ts';
 export type ChangeViewRow = Omit<ChangeRecord, 'changed_columns'> & { changed_columns: string };
 
 /** One change, as the output contract gives it. */
-export interface ChangeRow {
-  run_id: number;
-  observed_at: string;
-  account_id: string;
-  symbol: string;
-  leverage: string;
-  change: ChangeKind;
-  changed_columns: TrackedColumn[];
+export interface ChangeRow extends ChangeHead {
   before: TierValues | null;
   after: TierValues | null;
 }
@@ -129,7 +123,7 @@ export function changesSql(
 }
 
 function toFeedRow(row: FeedViewRow): FeedRow {
-  const change = toChangeRow({ ...row, observed_at: new Date(row.observed_ms).toISOString() } as ChangeViewRow);
+  const change = toChangeRow({ ...row, observed_at: new Date(row.observed_ms).toISOString() });
   return { ...change, classification: row.classification, baseline: row.baseline === 1 };
 }
 

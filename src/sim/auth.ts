@@ -102,17 +102,20 @@ export class Authenticator {
     const hmac = params['hmac'];
     if (!isRecord(hmac)) return { ok: false, reason: 'malformed', principal: null };
     const { public_key: publicKey, nonce, unix_ts: unixTs, signature } = hmac;
-    if (typeof publicKey !== 'string' || typeof nonce !== 'string' || typeof unixTs !== 'number' || !Number.isInteger(unixTs))
+    if (typeof publicKey !== 'string' || typeof nonce !== 'string' || typeof unixTs !== 'number' || !Number.isInteger(unixTs)) {
       return { ok: false, reason: 'malformed', principal: typeof publicKey === 'string' ? publicKey : null };
-    if (this.options.strict && apiKeyQuery !== null && apiKeyQuery !== publicKey)
+    }
+    if (this.options.strict && apiKeyQuery !== null && apiKeyQuery !== publicKey) {
       return { ok: false, reason: 'api_key_mismatch', principal: publicKey };
+    }
     const key = this.keys.get(publicKey);
     if (key === undefined) return { ok: false, reason: 'unknown_key', principal: publicKey };
     if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'bad_nonce', principal: publicKey };
     const nowMs = this.options.now();
     if (Math.abs(nowMs / 1000 - unixTs) > this.options.clockSkewSec) return { ok: false, reason: 'stale_timestamp', principal: publicKey };
-    if (!verifySignature(key.secretKey, nonce, unixTs, signature, { lowercaseOnly: this.options.strict }))
+    if (!verifySignature(key.secretKey, nonce, unixTs, signature, { lowercaseOnly: this.options.strict })) {
       return { ok: false, reason: 'bad_signature', principal: publicKey };
+    }
     if (!this.consumeNonce(publicKey, nonce.toLowerCase(), nowMs)) return { ok: false, reason: 'replayed_nonce', principal: publicKey };
     return this.pickAccount(key.accounts, accountId ?? null, publicKey);
   }

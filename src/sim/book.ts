@@ -59,11 +59,13 @@ export function diffTiers(before: readonly SimTier[], after: readonly SimTier[])
     const prev = old.get(key);
     old.delete(key);
     if (prev === undefined) diffs.push({ kind: 'added', symbol: tier.symbol, leverage: tier.leverage, before: null, after: cloneTier(tier) });
-    else if (!sameTier(prev, tier))
+    else if (!sameTier(prev, tier)) {
       diffs.push({ kind: 'changed', symbol: tier.symbol, leverage: tier.leverage, before: cloneTier(prev), after: cloneTier(tier) });
+    }
   }
-  for (const prev of old.values())
+  for (const prev of old.values()) {
     diffs.push({ kind: 'removed', symbol: prev.symbol, leverage: prev.leverage, before: cloneTier(prev), after: null });
+  }
   return diffs;
 }
 
@@ -190,8 +192,9 @@ export class TierBook {
 
   /** Adds a tier that does not exist yet (throws if present). Logs one 'added' entry. */
   addTier(account: string, tier: SimTier): SimChange {
-    if (this.accounts.get(account)?.byKey.has(keyOf(tier.symbol, tier.leverage)))
+    if (this.accounts.get(account)?.byKey.has(keyOf(tier.symbol, tier.leverage))) {
       throw new Error(`Tier ${tier.symbol} × ${tier.leverage} already exists in account ${account}`);
+    }
     return this.insert(account, tier);
   }
 
@@ -204,8 +207,9 @@ export class TierBook {
     const levels = options.levels ?? [1, 2, 3, 5, 10];
     const tiers = levels.map((lev) => makeTier(symbol, lev, options.baseNotional ?? 250_000));
     for (const tier of tiers) {
-      if (this.accounts.get(account)?.byKey.has(keyOf(tier.symbol, tier.leverage)))
+      if (this.accounts.get(account)?.byKey.has(keyOf(tier.symbol, tier.leverage))) {
         throw new Error(`Tier ${tier.symbol} × ${tier.leverage} already exists in account ${account}`);
+      }
     }
     return tiers.map((tier) => this.insert(account, tier));
   }

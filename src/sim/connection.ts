@@ -3,9 +3,10 @@
  * one at a time, pings, sending frames and error frames, dropping and closing. What a message
  * means is decided elsewhere (handshake.ts for auth, leverage.ts for the requests).
  */
-import { WebSocket, type RawData } from 'ws';
+import { WebSocket } from 'ws';
 import type { SimContext } from './context.ts';
 import { errorFrame } from './frames.ts';
+import { rawText } from './raw-data.ts';
 
 export interface Connection {
   id: number;
@@ -32,12 +33,6 @@ export interface ConnectionHooks {
   onText(conn: Connection, text: string): Promise<void>;
   /** Called once the socket has closed (timers already cleared). */
   onClosed(conn: Connection): void;
-}
-
-function rawText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
 }
 
 /**

@@ -89,7 +89,7 @@ export class LeverageDesk {
   #pageRows(conn: Connection, offset: number, limit: number): SimTier[] {
     if (conn.listMode === 'empty') return [];
     const all = this.#ctx.book.rows(conn.account!);
-    const rows = all.slice(offset, offset + limit) as SimTier[];
+    const rows = all.slice(offset, offset + limit);
     if (conn.listMode === 'infinite') {
       for (let i = Math.max(offset, all.length); rows.length < limit; i++) rows.push(makeTier(`INF${String(i).padStart(9, '0')}-USD`, 1, 100_000));
     }
@@ -130,7 +130,7 @@ export class LeverageDesk {
       return;
     }
     let chosen = this.#userLeverage.get(account);
-    if (chosen === undefined) this.#userLeverage.set(account, (chosen = new Map()));
+    if (chosen === undefined) this.#userLeverage.set(account, (chosen = new Map<string, string>()));
     chosen.set(symbol, String(leverage));
     send(conn, this.#ctx.options.ackShape === 'ack' ? JSON.stringify({ ack: { incoming_message: message } }) : '{"ack_response":true}');
   }

@@ -20,7 +20,8 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { rawText } from './raw-data.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { Transcript, TranscriptFrame } from '../qfex/transcript.ts';
 
@@ -111,7 +112,7 @@ export function indexTranscript(transcript: Transcript): { byAccount: Map<string
       const request = requestKey(frame.text ?? '');
       if (request.account !== null) account = request.account;
       let answers = byAccount.get(account);
-      if (answers === undefined) byAccount.set(account, (answers = new Map()));
+      if (answers === undefined) byAccount.set(account, (answers = new Map<string, Answers>()));
       let entry = answers.get(request.key);
       if (entry === undefined) answers.set(request.key, (entry = { recorded: [], used: 0 }));
       current = [];
@@ -125,12 +126,6 @@ export function indexTranscript(transcript: Transcript): { byAccount: Map<string
     greeting.push(wireOf(frame));
   }
   return { byAccount, greeting, sessions: bySession.size };
-}
-
-function rawText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
 }
 
 function errorFrame(code: string, message: string, incoming: unknown): string {

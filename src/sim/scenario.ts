@@ -83,7 +83,7 @@ export function parseScenario(value: unknown, source = 'scenario'): Scenario {
     throw new TierwatchError('CONFIG_INVALID', `Invalid simulator scenario ${source}: ${problems}`);
   }
   const { universe, faults, script, authFailureMode, ...rest } = result.data;
-  const scenario: Scenario = { ...rest } as Scenario;
+  const scenario: Scenario = { ...rest };
   if (authFailureMode !== undefined) scenario.authFailureMode = authFailureMode as Scenario['authFailureMode'];
   if (universe !== undefined) {
     const built: Record<string, SimTier[]> = {};

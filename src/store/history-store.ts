@@ -2,10 +2,13 @@
  * The writer of the tier history: the run ledger and the type-2 versions.
  *
  * One sweep is one transaction (BEGIN IMMEDIATE … COMMIT), in steps: diff against the account's
- * current versions, check the guards (MASS_REMOVAL; pure, see `checkSweepGuards`), close and open
- * versions, mark the run ok. Either all of it is stored or none of it. The versions are the only
- * record: the change feed (`tier_changes`) is derived from them, so the ChangeRecords a sweep
- * returns are built here exactly as that view derives them (a test holds the two equal).
+ * current versions, check the guards (history/guards.ts, pure), close and open versions, mark the
+ * run ok. Either all of it is stored or none of it. The versions are the only record: the change
+ * feed (`tier_changes`) is derived from them, and the ChangeRecords a sweep returns are built from
+ * its diff exactly as that view derives them (change-records.ts).
+ *
+ * Beside this file: its SQL (history-statements.ts) and the shapes it takes and returns
+ * (history-store-types.ts, re-exported here so that one import serves a caller).
  *
  * Baseline: an account's first successful sweep lists every tier as `added`; that is not news. The
  * run is marked `baseline` in the ledger, and the sweep's outcome says so (alerts and the changes
@@ -26,88 +29,17 @@ import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { CurrentTiers, type CurrentVersion } from '../history/current-tiers.ts';
 import { diffTiers, type TierDiff } from '../history/diff.ts';
-import { checkClock, checkErosion, EROSION_WINDOW_MS } from '../history/guards.ts';
-import type { Tier, TrackedColumn } from '../history/tier.ts';
+import { checkClock, checkErosion, checkSweepGuards, EROSION_WINDOW_MS } from '../history/guards.ts';
+import type { Tier } from '../history/tier.ts';
+import { changeRecords } from './change-records.ts';
 import type { CheckpointResult, StoreDb } from './db.ts';
-import type { ChangeKind } from './schema.ts';
+import { prepareHistoryStatements, type HistoryStatements } from './history-statements.ts';
+import type { RunFailure, StartRunInput, SweepHook, SweepInput, SweepOutcome } from './history-store-types.ts';
 import { toStoreError } from './sqlite-errors.ts';
 import { normalizeEndpoint } from '../qfex/endpoint.ts';
 
-/**
- * A row of the `tier_changes` view's first thirteen columns, with changed_columns parsed into an
- * array (classification is derived from it by src/alerts/classify.ts; baseline is the sweep's).
- */
-export interface ChangeRecord {
-  run_id: number;
-  observed_at: string;
-  account_id: string;
-  symbol: string;
-  leverage: string;
-  change: ChangeKind;
-  changed_columns: TrackedColumn[];
-  old_initial_margin: number | null;
-  new_initial_margin: number | null;
-  old_maintenance_margin: number | null;
-  new_maintenance_margin: number | null;
-  old_max_notional: number | null;
-  new_max_notional: number | null;
-}
-
-export interface SweepOutcome {
-  added: number;
-  removed: number;
-  changed: number;
-  /** Every change stored, in the order stored: removed, then changed, then added. */
-  changes: ChangeRecord[];
-  /** The account's first successful sweep: its changes are the baseline, not news. */
-  baseline: boolean;
-}
-
-export interface SweepInput {
-  accountId: string;
-  /** When the last page arrived: valid_from/valid_to of every version this sweep opens/closes. */
-  observedAt: Date;
-  finishedAt: Date;
-  /** The complete, validated tier list of the account. */
-  tiers: Tier[];
-  pages: number;
-  /** Refuse (MASS_REMOVAL) a sweep that would remove more than this share of the current tiers. */
-  maxRemovalRatio: number;
-}
-
-export interface RunFailure {
-  status: 'failed' | 'aborted';
-  code: string;
-  message: string;
-  pages: number;
-  finishedAt: Date;
-  observedAt?: Date | null;
-}
-
-export interface StartRunInput {
-  accountId: string;
-  endpoint: string;
-  /** The public key the run authenticates with (provenance); never a secret. */
-  publicKey: string | null;
-  startedAt: Date;
-}
-
-/** What one sweep stored, as a sweep hook sees it (inside the transaction, before COMMIT). */
-export interface StoredSweep {
-  runId: number;
-  accountId: string;
-  observedAt: string;
-  changes: readonly ChangeRecord[];
-  /** The account's first successful sweep (its changes are the baseline: never alerted). */
-  baseline: boolean;
-}
-
-/**
- * Called inside every sweep transaction, after the sweep's writes and before COMMIT, on the same
- * connection: what it writes commits with the sweep, and whatever it throws rolls the sweep back.
- * The alert outbox is written from here, so a notification exists exactly when its changes do.
- */
-export type SweepHook = (stored: StoredSweep) => void;
+export type { ChangeRecord } from './change-records.ts';
+export type { RunFailure, StartRunInput, StoredSweep, SweepHook, SweepInput, SweepOutcome } from './history-store-types.ts';
 
 export interface HistoryStoreOptions {
   logger?: Logger;
@@ -149,25 +81,7 @@ export class HistoryStore {
   /** data_version at the last check; null until the first. */
   #knownDataVersion: number | null = null;
 
-  readonly #stmt: {
-    dataVersion: Database.Statement<[], number>;
-    loadCurrent: Database.Statement<[string], CurrentVersion>;
-    lastObserved: Database.Statement<[string], { observed_at: string | null }>;
-    recentTierCounts: Database.Statement<[string, string], number>;
-    runHeader: Database.Statement<[number], { account_id: string; status: string }>;
-    closeVersion: Database.Statement<[number, number]>;
-    openVersion: Database.Statement<
-      [string, string, string, number, number, number, string | null, number, number, number | null]
-    >;
-    finishOk: Database.Statement<[string, string, number, number, number, number, number]>;
-    finishFailed: Database.Statement<[string, string, string, number, string, string | null, number]>;
-    startRun: Database.Statement<[string, string, string | null, string]>;
-    abandon: Database.Statement<[string, string]>;
-    getMeta: Database.Statement<[string], { value: string }>;
-    putMeta: Database.Statement<[string, string]>;
-    lastOk: Database.Statement<[], { run_id: number; observed_at: string }>;
-    lastOkForAccount: Database.Statement<[string], { run_id: number; observed_at: string }>;
-  };
+  readonly #stmt: HistoryStatements;
 
   readonly #commitTransaction: (runId: number, sweep: SweepInput) => SweepResult;
 
@@ -179,52 +93,7 @@ export class HistoryStore {
     this.#logger = options.logger ?? silentLogger();
     this.#beforeCommit = options.beforeCommit;
     const sqlite = this.#sqlite;
-    this.#stmt = {
-      dataVersion: sqlite.prepare<[], number>('PRAGMA data_version').pluck(),
-      loadCurrent: sqlite.prepare(
-        `SELECT version_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id
-           FROM tier_version WHERE valid_to IS NULL AND account_id = ?`,
-      ),
-      lastObserved: sqlite.prepare(
-        `SELECT max(observed_at) AS observed_at FROM run_ledger WHERE status = 'ok' AND account_id = ?`,
-      ),
-      recentTierCounts: sqlite
-        .prepare<[string, string], number>(
-          `SELECT coalesce(tiers, 0) FROM run_ledger WHERE status = 'ok' AND account_id = ? AND observed_at >= ?
-            ORDER BY observed_at, run_id`,
-        )
-        .pluck(),
-      runHeader: sqlite.prepare('SELECT account_id, status FROM run_ledger WHERE run_id = ?'),
-      closeVersion: sqlite.prepare('UPDATE tier_version SET valid_to = ? WHERE version_id = ? AND valid_to IS NULL'),
-      openVersion: sqlite.prepare(
-        `INSERT INTO tier_version (account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional,
-                                   exchange_id, valid_from, run_id, prev_version_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      finishOk: sqlite.prepare(
-        `UPDATE run_ledger SET status = 'ok', observed_at = ?, finished_at = ?, pages = ?, tiers = ?, changes = ?, baseline = ?
-          WHERE run_id = ? AND status = 'running'`,
-      ),
-      finishFailed: sqlite.prepare(
-        `UPDATE run_ledger SET status = ?, error_code = ?, error_message = ?, pages = ?, finished_at = ?, observed_at = ?
-          WHERE run_id = ? AND status = 'running'`,
-      ),
-      startRun: sqlite.prepare(
-        `INSERT INTO run_ledger (account_id, endpoint, public_key, started_at, status) VALUES (?, ?, ?, ?, 'running')`,
-      ),
-      abandon: sqlite.prepare(
-        `UPDATE run_ledger SET status = 'abandoned', finished_at = ?, error_message = ? WHERE status = 'running'`,
-      ),
-      getMeta: sqlite.prepare('SELECT value FROM meta WHERE key = ?'),
-      putMeta: sqlite.prepare('INSERT INTO meta (key, value) VALUES (?, ?)'),
-      lastOk: sqlite.prepare(
-        `SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' ORDER BY observed_at DESC, run_id DESC LIMIT 1`,
-      ),
-      lastOkForAccount: sqlite.prepare(
-        `SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' AND account_id = ?
-          ORDER BY observed_at DESC, run_id DESC LIMIT 1`,
-      ),
-    };
+    this.#stmt = prepareHistoryStatements(sqlite);
     const transaction = sqlite.transaction((runId: number, sweep: SweepInput) => this.#writeSweep(runId, sweep));
     this.#commitTransaction = (runId, sweep) => transaction.immediate(runId, sweep);
   }
@@ -394,7 +263,6 @@ export class HistoryStore {
     const { closeVersion, openVersion } = this.#stmt;
     const observedMs = sweep.observedAt.getTime();
     const baseline = state.lastObservedAt === null;
-    const changes: ChangeRecord[] = [];
     const closed: CurrentVersion[] = [];
     const opened: CurrentVersion[] = [];
 
@@ -420,36 +288,13 @@ export class HistoryStore {
         exchange_id: tier.exchange_id,
       });
     };
-    const base = { run_id: runId, observed_at: observedAt, account_id: accountId };
-
-    for (const version of diff.removed) {
-      close(version);
-      changes.push({
-        ...base, symbol: version.symbol, leverage: version.leverage, change: 'removed', changed_columns: [],
-        old_initial_margin: version.initial_margin, new_initial_margin: null,
-        old_maintenance_margin: version.maintenance_margin, new_maintenance_margin: null,
-        old_max_notional: version.max_notional, new_max_notional: null,
-      });
-    }
-    for (const { before, after, columns } of diff.changed) {
+    for (const version of diff.removed) close(version);
+    for (const { before, after } of diff.changed) {
       close(before);
       open(after, before);
-      changes.push({
-        ...base, symbol: after.symbol, leverage: after.leverage, change: 'changed', changed_columns: columns,
-        old_initial_margin: before.initial_margin, new_initial_margin: after.initial_margin,
-        old_maintenance_margin: before.maintenance_margin, new_maintenance_margin: after.maintenance_margin,
-        old_max_notional: before.max_notional, new_max_notional: after.max_notional,
-      });
     }
-    for (const tier of diff.added) {
-      open(tier, null);
-      changes.push({
-        ...base, symbol: tier.symbol, leverage: tier.leverage, change: 'added', changed_columns: [],
-        old_initial_margin: null, new_initial_margin: tier.initial_margin,
-        old_maintenance_margin: null, new_maintenance_margin: tier.maintenance_margin,
-        old_max_notional: null, new_max_notional: tier.max_notional,
-      });
-    }
+    for (const tier of diff.added) open(tier, null);
+    const changes = changeRecords({ run_id: runId, observed_at: observedAt, account_id: accountId }, diff);
 
     const finished = this.#stmt.finishOk.run(
       observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, changes.length, baseline ? 1 : 0, runId,
@@ -499,26 +344,4 @@ export class HistoryStore {
     }
     return state;
   }
-}
-
-
-/**
- * The guards a sweep must pass before anything is written; pure, so more can be added beside it.
- * Throws MASS_REMOVAL when more than maxRemovalRatio of the account's current tiers would go.
- */
-export function checkSweepGuards(input: { accountId: string; current: number; diff: TierDiff; maxRemovalRatio: number }): void {
-  const { accountId, current, diff, maxRemovalRatio } = input;
-  if (current > 0 && diff.removed.length / current > maxRemovalRatio) {
-    throw new TierwatchError(
-      'MASS_REMOVAL',
-      `The sweep of account ${accountId} would remove ${diff.removed.length} of its ${current} current tiers ` +
-        `(more than ${formatRatio(maxRemovalRatio)}); nothing was stored. If the exchange really delisted them, ` +
-        'raise TIERWATCH_MAX_REMOVAL_RATIO for one run.',
-      { details: { accountId, removed: diff.removed.length, current, maxRemovalRatio } },
-    );
-  }
-}
-
-function formatRatio(ratio: number): string {
-  return `${Math.round(ratio * 1000) / 10}%`;
 }

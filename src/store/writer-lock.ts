@@ -72,9 +72,8 @@ function isStale(holder: Holder, mine: Holder | null): boolean {
 function readHolder(lock: Database.Database, mine: Holder | null): Holder | null {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   const deadline = Date.now() + HOLDER_READ_PATIENCE_MS;
-  let last: Holder | null = null;
   for (;;) {
-    last = readHolderOnce(lock);
+    const last = readHolderOnce(lock);
     if (last !== null && !isStale(last, mine)) return last;
     if (Date.now() >= deadline) return null; // a lock file another version made: the refusal still stands
     Atomics.wait(pause, 0, 0, HOLDER_READ_PAUSE_MS);

@@ -16,6 +16,7 @@ import { normalizeLeverage } from '../../src/history/tier.ts';
 import type { SimTier } from '../../src/sim/index.ts';
 import type { ChangeRecord } from '../../src/store/history-store.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { rawText } from '../../src/sim/raw-data.ts';
 import { loopbackLookup } from './network.ts';
 
 export const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
@@ -197,7 +198,7 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
       }
     };
     client.on('message', (data, isBinary) => {
-      if (!isBinary) clientFrames.push(String(data));
+      if (!isBinary) clientFrames.push(rawText(data));
       if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary });
       else queued.push([data, isBinary]);
     });
@@ -273,8 +274,8 @@ export function spawnCli(args: string[], env: Record<string, string>, options: {
   let out = '';
   let err = '';
   const waiters: Array<() => void> = [];
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     err += chunk;
     for (const waiter of waiters.splice(0)) waiter();
   });

@@ -14,10 +14,9 @@ import type pg from 'pg';
 import { TierwatchError } from '../../errors.ts';
 import { CurrentTiers, type CurrentVersion } from '../../history/current-tiers.ts';
 import { diffTiers } from '../../history/diff.ts';
-import { checkClock, checkErosion, EROSION_WINDOW_MS } from '../../history/guards.ts';
+import { checkClock, checkErosion, checkSweepGuards, EROSION_WINDOW_MS } from '../../history/guards.ts';
 import { planSweep, type SweepPlan } from '../../history/sweep-plan.ts';
 import {
-  checkSweepGuards,
   type RunFailure,
   type StartRunInput,
   type SweepInput,
