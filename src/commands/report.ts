@@ -6,6 +6,7 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { collectValues, timeHelp, withHistory } from '../output/query-command.ts';
 import { TierwatchError } from '../errors.ts';
 import type { CommandSpec } from './context.ts';
+import { optionText } from './options.ts';
 
 export const reportCommand: CommandSpec = {
   name: 'report',
@@ -23,22 +24,22 @@ export const reportCommand: CommandSpec = {
     const { renderReport } = await import('../web/report.ts');
     const { healthMaxAgeMs } = await import('../collect/health.ts');
     const config = context.config();
-    const out = String(context.options.out);
+    const out = optionText(context.options.out);
     if (out.trim() === '') throw new TierwatchError('USAGE', 'Expected `--out` to name a file, got "".');
     const now = new Date();
-    const text = await withHistory(context, async (db) =>
-      renderReport(
+    const text = await withHistory(context, (db) =>
+      Promise.resolve(renderReport(
         {
           db, now, source: config.dbPath, healthMaxAgeMs: healthMaxAgeMs(config), standalone: true,
           accounts: context.io.env.QFEX_ACCOUNT_IDS === undefined ? null : config.accountIds,
         },
         {
           symbols: (context.options.symbol as string[] | undefined) ?? [],
-          ...(context.options.at === undefined ? {} : { at: String(context.options.at) }),
-          ...(context.options.compare === undefined ? {} : { compare: String(context.options.compare) }),
+          ...(context.options.at === undefined ? {} : { at: optionText(context.options.at) }),
+          ...(context.options.compare === undefined ? {} : { compare: optionText(context.options.compare) }),
           ...(context.options.account === undefined ? {} : { account: context.options.account as string[] }),
         },
-      ),
+      )),
     );
     // Written beside the target and renamed over it: a reader never sees half a report.
     const temporary = `${out}.${process.pid}.tmp`;

@@ -4,7 +4,7 @@
  * printed: the view then answers anyone who can reach the port, so set TIERWATCH_HTTP_TOKEN.
  * Runs until SIGINT/SIGTERM.
  */
-import { integerOption } from './options.ts';
+import { integerOption, optionText } from './options.ts';
 import type { CommandSpec } from './context.ts';
 
 export const DEFAULT_SERVE_PORT = 9465;
@@ -26,7 +26,7 @@ export const serveCommand: CommandSpec = {
     const { healthMaxAgeMs } = await import('../collect/health.ts');
     const config = context.config();
     const port = integerOption(context.options.port ?? String(DEFAULT_SERVE_PORT), '--port', 0, 65535)!;
-    const host = context.options.host === undefined ? DEFAULT_SERVE_HOST : String(context.options.host).trim();
+    const host = context.options.host === undefined ? DEFAULT_SERVE_HOST : optionText(context.options.host).trim();
     const token = tokenSource(context.io.env);
     // A missing or empty token file is a configuration error now, not a 500 on the first request.
     if (token !== null) readToken(token);

@@ -7,6 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import { changesAnswer, diffAnswer, historyAnswer, runsAnswer, snapshotAnswer, type Answer, type QueryOptions } from '../output/answers.ts';
 import { writeRecords } from '../output/stream.ts';
+import { optionText } from '../commands/options.ts';
 import { TierwatchError } from '../errors.ts';
 import type { HistoryReader } from '../query/reader.ts';
 import { API_PARAMS, optionsFromQuery } from './params.ts';
@@ -24,9 +25,9 @@ function formatOf(options: QueryOptions): ApiFormat {
   const value = options.format;
   delete options.format;
   if (value === undefined) return 'json';
-  const text = String(value).trim().toLowerCase();
+  const text = optionText(value).trim().toLowerCase();
   if ((API_FORMATS as readonly string[]).includes(text)) return text as ApiFormat;
-  throw new TierwatchError('USAGE', `Expected \`format\` to be one of ${API_FORMATS.join(', ')}; got ${JSON.stringify(String(value))}.`);
+  throw new TierwatchError('USAGE', `Expected \`format\` to be one of ${API_FORMATS.join(', ')}; got ${JSON.stringify(optionText(value))}.`);
 }
 
 /** The API endpoint names, for the router. */
@@ -49,25 +50,25 @@ export function apiAnswer(
     if (rest === null || rest === '') throw new TierwatchError('USAGE', "missing required argument 'symbol': /api/history/{SYMBOL}");
     const options = optionsFromQuery(search, API_PARAMS.history);
     format = formatOf(options);
-    answer = historyAnswer(db, rest, options) as Answer<unknown>;
+    answer = historyAnswer(db, rest, options);
   } else {
     if (rest !== null) return null;
     if (route === 'changes') {
       const options = optionsFromQuery(search, API_PARAMS.changes);
       format = formatOf(options);
-      answer = changesAnswer(db, options, now) as Answer<unknown>;
+      answer = changesAnswer(db, options, now);
     } else if (route === 'snapshot') {
       const options = optionsFromQuery(search, API_PARAMS.snapshot);
       format = formatOf(options);
-      answer = snapshotAnswer(db, options, now) as Answer<unknown>;
+      answer = snapshotAnswer(db, options, now);
     } else if (route === 'diff') {
       const options = optionsFromQuery(search, API_PARAMS.diff);
       format = formatOf(options);
-      answer = diffAnswer(db, { ...options, from: options.from, to: options.to }, now) as Answer<unknown>;
+      answer = diffAnswer(db, { ...options, from: options.from, to: options.to }, now);
     } else if (route === 'runs') {
       const options = optionsFromQuery(search, API_PARAMS.runs);
       format = formatOf(options);
-      answer = runsAnswer(db, options) as Answer<unknown>;
+      answer = runsAnswer(db, options);
     } else return null;
   }
   return { format, answer };

@@ -32,7 +32,10 @@ function render(value: unknown): string {
   if (value instanceof Html) return value.text;
   if (Array.isArray(value)) return value.map(render).join('');
   if (value === null || value === undefined || value === false) return '';
-  return escapeHtml(String(value));
+  if (typeof value === 'string') return escapeHtml(value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  // Nothing else is interpolated today; an object shows as JSON, never as `[object Object]`.
+  return escapeHtml(JSON.stringify(value) ?? '');
 }
 
 export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {

@@ -3,6 +3,7 @@
  * use. Forms are plain GET forms: the filters live in the URL, so a view can be bookmarked, and
  * every control has a label.
  */
+import { optionText } from '../commands/options.ts';
 import { isTierwatchError, type TierwatchError } from '../errors.ts';
 import type { HistoryReader } from '../query/reader.ts';
 import { TIME_FORMS } from '../query/time.ts';
@@ -55,7 +56,7 @@ export function guarded(content: () => Html): { status: number; body: Html } {
 }
 
 export function textField(name: string, label: string, value: unknown, placeholder = ''): Html {
-  const text = Array.isArray(value) ? value.join(',') : value === undefined ? '' : String(value);
+  const text = Array.isArray(value) ? value.join(',') : value === undefined ? '' : optionText(value);
   return html`<label for="f-${name}">${label}<input type="text" id="f-${name}" name="${name}" value="${text}" placeholder="${placeholder}"></label>`;
 }
 
