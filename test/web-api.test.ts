@@ -62,8 +62,14 @@ async function get(path: string, headers: Record<string, string> = {}) {
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
+/** Whether the question reads the clock: `now`, a relative age, or a time left to its default (now). */
 function relative(question: Question): boolean {
-  return [...question.positional, ...question.flags.map(([, value]) => value)].some((value) => value === 'now' || value === '2d');
+  const flags = new Set(question.flags.map(([flag]) => flag));
+  const defaultsToNow =
+    (question.endpoint === 'diff' && question.positional.length === 1) ||
+    (question.endpoint === 'snapshot' && !flags.has('at')) ||
+    (question.endpoint === 'changes' && !flags.has('until'));
+  return defaultsToNow || [...question.positional, ...question.flags.map(([, value]) => value)].some((value) => value === 'now' || value === '2d');
 }
 
 /** Asserts the API gives what the CLI gives: the same bytes, or the same error message. */
