@@ -103,7 +103,7 @@ async function assertFailsCleanly(faults: Fault[], extra: Record<string, string>
 }
 
 function ignoredLines(run: CapturedRun, type: string): Array<Record<string, unknown>> {
-  return run.logs.lines.filter((line) => line.frameType === type);
+  return run.logs.lines.filter((line) => line.frame_type === type);
 }
 
 test('unsolicited notices, heartbeats sent as messages, new message types and subscription pushes are skipped, and logged once per type', async () => {

@@ -258,7 +258,7 @@ test('an unsolicited page, or an unsolicited error frame, after auth', async () 
     await seen;
     assert.deepEqual(ignored, ['err', 'available_leverage_levels_response']);
     assert.equal(session.desynchronised, true);
-    assert.ok(logged.some((line) => line.includes('"frameType":"err"')));
+    assert.ok(logged.some((line) => line.includes('"frame_type":"err"')));
     assert.ok(!logged.some((line) => line.includes('QFEX connection failed')), 'the session did not fail');
   } finally {
     session.close();

@@ -45,7 +45,7 @@ export function authAnswer(frame: Frame): AuthAnswer {
       return { kind: 'fail', error: new TierwatchError('QFEX_AUTH_REJECTED', `the exchange rejected the credentials: ${frame.reason}`) };
     case 'error':
       if (frame.incomingType !== null && frame.incomingType !== 'auth') {
-        return ignored('err', 'an error about another request while the auth answer was awaited', { exchangeCode: frame.errorCode.slice(0, 60) });
+        return ignored('err', 'an error about another request while the auth answer was awaited', { exchange_code: frame.errorCode.slice(0, 60) });
       }
       // "Safe to retry after a short delay": a busy exchange is not a refusal of the key.
       if (frame.errorCode === 'RateLimited' || frame.errorCode === 'ServerError') {
@@ -80,7 +80,7 @@ export function pageAnswer(frame: Frame, awaiting: boolean): PageAnswer {
       // With one request in flight, an error frame answers it (as the official CLI assumes),
       // unless it names another request; with none in flight it answers nothing.
       if (frame.incomingType !== null && frame.incomingType !== 'get_available_leverage_levels') {
-        return ignored('err', 'an error frame about a request we never sent', { exchangeCode: frame.errorCode.slice(0, 60) });
+        return ignored('err', 'an error frame about a request we never sent', { exchange_code: frame.errorCode.slice(0, 60) });
       }
       if (!awaiting) return ignored('err', 'an error frame while no request was in flight', { exchange_code: frame.errorCode.slice(0, 60) });
       return { kind: 'error', error: exchangeError(frame) };

@@ -104,7 +104,7 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       options.onIgnoredFrame?.(type);
       if (loggedIgnored.has(type)) return;
       loggedIgnored.add(type);
-      log.warn({ frameType: type, ...fields }, `ignored a frame from the exchange: ${why} (logged once per type per connection)`);
+      log.warn({ frame_type: type, ...fields }, `ignored a frame from the exchange: ${why} (logged once per type per connection)`);
     };
 
     const stopTimers = () => {
