@@ -10,6 +10,7 @@ import { TierwatchError } from './errors.ts';
 import { invalid, parseByteSize, Reader, type Env, type Overrides } from './config-reader.ts';
 import { CA_FILE_MAX_BYTES, readBoundedFile } from './config-file.ts';
 import { unknownVariables, type UnknownVariable } from './config-names.ts';
+import { readAlerts, redactUrl, type AlertsConfig } from './config-alerts.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
 import { normalizeEndpoint } from './qfex/endpoint.ts';
 import { LOG_LEVELS } from './log.ts';
@@ -57,29 +58,7 @@ export interface Config {
   alerts: AlertsConfig;
 }
 
-export const WEBHOOK_FORMATS = ['json', 'slack'] as const;
-export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
-
-/** Webhook alerts (issue 7). No webhook URL = alerts off. */
-export interface AlertsConfig {
-  /** http(s) URLs, in the order given; may carry a token in the path (Slack), so never log them whole. */
-  webhookUrls: string[];
-  format: WebhookFormat;
-  /** Symbol patterns (`*` wildcard, as `--symbol`); empty = every symbol. */
-  symbols: string[];
-  /** 'tightening' = only changes that tighten something (tightening and mixed). */
-  only: 'tightening' | null;
-  /** The HMAC key signing each body; read at each delivery pass so a *_FILE rotates. */
-  secret: SecretSource | null;
-  timeoutMs: number;
-  /** Retries of one notification within one delivery pass, after the first attempt. */
-  retries: number;
-  /** Attempts in all (over every pass) after which a notification is given up: status `dead`. */
-  maxAttempts: number;
-  /** Age (since it was queued) past which a notification not yet delivered is given up: `dead`. */
-  maxAgeMs: number;
-}
-
+export { redactUrl, WEBHOOK_FORMATS, type AlertsConfig, type WebhookFormat } from './config-alerts.ts';
 /** Flag values given on the command line, keyed by the environment variable they override. */
 export { checkSecretFiles, requireCredentials, resolveCredentials, resolveWebhookSecret } from './credentials.ts';
 export { checkDuration, DURATION_FORMS, MAX_TIMER_MS, parseByteSize, parseDuration, type DurationLimits, type Overrides } from './config-reader.ts';
@@ -177,69 +156,6 @@ function readCa(reader: Reader): { ca: string | null; caFile: string | null } {
     throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which holds no PEM certificate.`);
   }
   return { ca: pem, caFile: raw.value };
-}
-
-function readWebhookUrls(reader: Reader): string[] {
-  const raw = reader.raw('TIERWATCH_WEBHOOK_URL');
-  if (raw === null) return [];
-  const urls = raw.value.split(',').map((part) => part.trim()).filter((part) => part !== '');
-  const parsed = urls.map((text) => {
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      throw invalid(raw.name, 'a comma-separated list of http:// or https:// URLs', redactUrl(text));
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      throw invalid(raw.name, 'a comma-separated list of http:// or https:// URLs', redactUrl(text));
-    }
-    if (url.username || url.password) {
-      throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` must not carry credentials (user:password@); sign bodies with TIERWATCH_WEBHOOK_SECRET instead.`);
-    }
-    return url.href;
-  });
-  // One outbox row per notification per URL: a URL listed twice would be one queue fed twice.
-  const duplicate = parsed.find((url, index) => parsed.indexOf(url) !== index);
-  if (duplicate !== undefined) throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` lists ${redactUrl(duplicate)} twice.`);
-  return parsed;
-}
-
-/**
- * A webhook URL as it may be shown: scheme, host and port only. The path and query of a webhook
- * often are its credential (Slack's /services/T…/B…/token), so they are never logged or printed.
- */
-export function redactUrl(text: string): string {
-  try {
-    const url = new URL(text);
-    const hidden = url.pathname !== '/' || url.search !== '' ? '/…' : '/';
-    return `${url.protocol}//${url.host}${hidden}`;
-  } catch {
-    return '(not a URL)';
-  }
-}
-
-function readAlerts(reader: Reader, env: Env): AlertsConfig {
-  const format = reader.raw('TIERWATCH_WEBHOOK_FORMAT');
-  if (format !== null && !(WEBHOOK_FORMATS as readonly string[]).includes(format.value.toLowerCase())) {
-    throw invalid(format.name, `one of ${WEBHOOK_FORMATS.join(', ')}`, format.value);
-  }
-  const only = reader.raw('TIERWATCH_ALERT_ONLY');
-  if (only !== null && only.value.toLowerCase() !== 'tightening') throw invalid(only.name, '`tightening` (or unset)', only.value);
-  const symbols = reader.raw('TIERWATCH_ALERT_SYMBOLS');
-  return {
-    webhookUrls: readWebhookUrls(reader),
-    format: (format?.value.toLowerCase() ?? 'json') as WebhookFormat,
-    symbols: symbols === null ? [] : symbols.value.split(',').map((part) => part.trim()).filter((part) => part !== ''),
-    only: only === null ? null : 'tightening',
-    secret: readSecret(reader, env, 'TIERWATCH_WEBHOOK_SECRET'),
-    timeoutMs: reader.duration('TIERWATCH_WEBHOOK_TIMEOUT', 10_000),
-    retries: reader.integer('TIERWATCH_WEBHOOK_RETRIES', 3, 0, 100),
-    // 50 attempts are about an hour of passes at the default schedule and retries: a receiver's
-    // short outage kills nothing, while a notification that fails for a reason of its own holds
-    // the ones after it back for an hour, not for the whole maximum age.
-    maxAttempts: reader.integer('TIERWATCH_WEBHOOK_MAX_ATTEMPTS', 50, 1, 1_000_000),
-    maxAgeMs: reader.duration('TIERWATCH_WEBHOOK_MAX_AGE', 24 * 3_600_000),
-  };
 }
 
 // ---- bounds of one sweep (issue 10): what it holds, one frame, how long it runs ----
@@ -355,12 +271,11 @@ function readConfig(reader: Reader, env: Env): Config {
     httpPort,
     httpHost: reader.string('TIERWATCH_HTTP_HOST', '0.0.0.0'),
     logLevel: readLogLevel(reader),
-    alerts: readAlerts(reader, env),
+    alerts: readAlerts(reader, readSecret(reader, env, 'TIERWATCH_WEBHOOK_SECRET')),
   };
   return Object.freeze(config);
 }
 
-/** Fails with CONFIG_INVALID unless the exchange can be authenticated with. Reads no file. */
 /** The configuration as it may be logged: where secrets come from, never what they are. */
 export function describeConfig(config: Config): Record<string, unknown> {
   const describeSecret = (source: SecretSource | null) =>
