@@ -5,7 +5,7 @@
  * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
  * missed — misses are findings, marked in the table and the JSON.
  *
- *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless] [--markdown FILE]
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless,pg] [--markdown FILE]
  *
  * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
  * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { benchDaemon } from './daemon.ts';
 import { benchEndless } from './endless.ts';
+import { benchPg, type PgSizeResult } from './pg.ts';
 import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
@@ -27,7 +28,7 @@ import type { SweepSizeResult } from './sweep-worker.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless'] as const;
+const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless', 'pg'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -254,10 +255,28 @@ function render(results: Record<string, any>): { text: string; markdown: string 
       ]),
     });
   }
+  if (results.pg?.skipped) {
+    sections.push({ title: 'Postgres beside SQLite', header: ['figure', 'value'], rows: [['skipped', results.pg.skipped]] });
+  } else if (results.pg) {
+    const rows: string[][] = [];
+    for (const [tiers, size] of Object.entries(results.pg.by_tiers as Record<string, PgSizeResult>)) {
+      const label = Number(tiers).toLocaleString('en');
+      rows.push([label, 'first sweep', ms(size.sqlite.first_sweep_ms), ms(size.postgres.first_sweep_ms), ratio(size.ratio.first_sweep)]);
+      rows.push([label, 'steady, unchanged', ms(size.sqlite.steady_unchanged_p50_ms), ms(size.postgres.steady_unchanged_p50_ms), ratio(size.ratio.steady_unchanged)]);
+      rows.push([label, 'steady, 1% changed', ms(size.sqlite.steady_changed_1pct_p50_ms), ms(size.postgres.steady_changed_1pct_p50_ms), ratio(size.ratio.steady_changed_1pct)]);
+      rows.push([label, 'steady, after a takeover (reload)', '', ms(size.postgres.steady_after_takeover_p50_ms), '']);
+    }
+    sections.push({
+      title: `Postgres beside SQLite (startRun + commitSweep; Postgres ${results.pg.postgres_version}, ${results.pg.server}, one round trip ${ms(results.pg.round_trip_p50_ms)}; steady figures are medians)`,
+      header: ['tiers', 'sweep', 'SQLite', 'Postgres', 'Postgres/SQLite'],
+      rows,
+    });
+  }
   const allTargets: Record<string, TargetCheck> = {
     ...(results.sweep?.targets ?? {}),
     ...(results.storage?.targets ?? {}),
     ...(results.queries?.targets ?? {}),
+    ...(results.pg?.targets ?? {}),
     ...(results.daemon?.target ? { daemon: results.daemon.target, daemon_restart: results.daemon.target_restart } : {}),
   };
   sections.push({ title: 'Targets (issue 6)', header: ['target', 'measured', 'baseline (same run)', 'ratio', 'verdict'], rows: targetRows(allTargets) });
@@ -319,6 +338,10 @@ if (only.has('daemon')) {
 if (only.has('endless')) {
   progress('endless: tierwatch collect against servers whose list never ends, reading its peak RSS');
   results.endless = await benchEndless();
+}
+if (only.has('pg')) {
+  progress('pg: the same sweeps stored in SQLite and in a throwaway Postgres, side by side');
+  results.pg = await benchPg({ quick, progress });
 }
 results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));
 results.machine.duration_s = round((performance.now() - began) / 1000, 1);
