@@ -103,14 +103,31 @@ async function settle(work: () => unknown): Promise<Result> {
   }
 }
 
-async function compareAll(db: StoreDb, pool: pg.Pool): Promise<void> {
+async function compareAll(db: StoreDb, pool: pg.Pool, leaderEpoch: number): Promise<void> {
   for (const relation of RELATIONS) {
     const columns = (
       db.sqlite.prepare('SELECT name FROM pragma_table_info(?) ORDER BY cid').all(relation) as Array<{ name: string }>
     ).map((c) => c.name);
     const order = columns.map((name) => `${name} NULLS FIRST`).join(', ');
-    const fromSqlite = db.sqlite.prepare(`SELECT * FROM ${relation} ORDER BY ${order}`).all();
-    const fromPostgres = (await pool.query(`SELECT * FROM ${relation} ORDER BY ${order}`)).rows;
+    const fromSqlite = db.sqlite.prepare(`SELECT * FROM ${relation} ORDER BY ${order}`).all() as Array<
+      Record<string, unknown>
+    >;
+    const fromPostgres = (await pool.query<Record<string, unknown>>(`SELECT * FROM ${relation} ORDER BY ${order}`))
+      .rows;
+    if (columns.includes('leader_epoch')) {
+      // The one column that differs by design: SQLite has no leader, the writer led under epoch 1.
+      assert.deepEqual(
+        fromSqlite.map((row) => row.leader_epoch),
+        fromSqlite.map(() => null),
+        relation,
+      );
+      assert.deepEqual(
+        fromPostgres.map((row) => row.leader_epoch),
+        fromPostgres.map(() => leaderEpoch),
+        relation,
+      );
+      for (const row of [...fromSqlite, ...fromPostgres]) delete row.leader_epoch;
+    }
     assert.deepEqual(fromPostgres, fromSqlite, relation);
   }
 }
@@ -184,7 +201,7 @@ test(
                 await writer.failRun(runId, failure);
               }
             }
-            await compareAll(db, pool);
+            await compareAll(db, pool, 1);
           } finally {
             db.close();
             await pool.end();
@@ -347,6 +364,20 @@ test(
         { symbol: 'BTC-USD', initial_margin: 0.05, n: 1 },
         { symbol: 'ETH-USD', initial_margin: 0.11, n: 1 },
       ]);
+      // Each run records the epoch of the leader that stored it.
+      const runs = await pools[0]!.query<{ run_id: number; leader_epoch: number }>(
+        'SELECT run_id, leader_epoch FROM runs ORDER BY run_id',
+      );
+      assert.deepEqual(
+        runs.rows.map((row) => [row.run_id, row.leader_epoch]),
+        [
+          [1, 1],
+          [2, 1],
+          [3, 2],
+          [4, 3],
+          [5, 3],
+        ],
+      );
       const feed = await pools[0]!.query<{ run_id: number; change: string; symbol: string }>(
         'SELECT run_id, change, symbol FROM tier_changes ORDER BY run_id, change, symbol',
       );

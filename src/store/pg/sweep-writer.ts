@@ -15,6 +15,9 @@
  * fence; and after any failed sweep it is dropped (a COMMIT whose outcome is unknown leaves doubt).
  * The copy is shared by every writer on the same lease, and their sweeps run one at a time.
  *
+ * Every run row it writes records the epoch it was written under (`runs.leader_epoch`: the epoch
+ * that started the run, then the one that finished it), so the history shows which leader stored what.
+ *
  * No prepared statements by name: PgBouncer in transaction mode (which the lease supports) hands
  * each transaction any server session, where the name may not exist.
  *
@@ -70,6 +73,13 @@ interface SweepWrite {
 const OPEN_BATCH = 5000;
 const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
+/** A run id as SQL text (it goes into the fence's round trip, which takes no parameters). */
+function sqlInteger(value: number): string {
+  if (!Number.isSafeInteger(value))
+    throw new TierwatchError('INTERNAL', `run id ${value} is not an integer (this is a bug)`);
+  return String(value);
+}
+
 function storeError(error: unknown, doing: string): unknown {
   if (error instanceof TierwatchError) return error;
   return new TierwatchError('DB_WRITE_FAILED', `Postgres refused ${doing}: ${(error as Error).message}`, {
@@ -95,10 +105,10 @@ export class PgSweepWriter {
   /** Inserts a 'running' ledger row and returns its run_id. */
   async startRun(input: StartRunInput): Promise<number> {
     try {
-      return await this.#lease.writeTransaction(async (client) => {
+      return await this.#lease.writeTransaction(async (client, epoch) => {
         const result = await client.query<{ run_id: number }>(
-          `INSERT INTO run_ledger (account_id, endpoint, public_key, started_at, status) VALUES ($1, $2, $3, $4, 'running') RETURNING run_id`,
-          [input.accountId, input.endpoint, input.publicKey, input.startedAt.toISOString()],
+          `INSERT INTO run_ledger (account_id, endpoint, public_key, started_at, status, leader_epoch) VALUES ($1, $2, $3, $4, 'running', $5) RETURNING run_id`,
+          [input.accountId, input.endpoint, input.publicKey, input.startedAt.toISOString(), epoch],
         );
         return result.rows[0]!.run_id;
       });
@@ -114,9 +124,9 @@ export class PgSweepWriter {
         ? `${failure.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…`
         : failure.message;
     try {
-      await this.#lease.writeTransaction(async (client) => {
+      await this.#lease.writeTransaction(async (client, epoch) => {
         await client.query(
-          `UPDATE run_ledger SET status = $1, error_code = $2, error_message = $3, pages = $4, finished_at = $5, observed_at = $6
+          `UPDATE run_ledger SET status = $1, error_code = $2, error_message = $3, pages = $4, finished_at = $5, observed_at = $6, leader_epoch = $8
             WHERE run_id = $7 AND status = 'running'`,
           [
             failure.status,
@@ -126,6 +136,7 @@ export class PgSweepWriter {
             failure.finishedAt.toISOString(),
             failure.observedAt ? failure.observedAt.toISOString() : null,
             runId,
+            epoch,
           ],
         );
       });
@@ -150,7 +161,11 @@ export class PgSweepWriter {
     const { accounts } = this.#cache;
     let write: SweepWrite;
     try {
-      write = await this.#lease.writeTransaction((client, epoch) => this.#writeSweep(client, epoch, runId, sweep));
+      // The run's row is read (and locked) in the fence's round trip.
+      write = await this.#lease.writeTransaction(
+        (client, epoch, runRows) => this.#writeSweep(client, epoch, runId, sweep, runRows),
+        { prelude: `SELECT account_id, status FROM run_ledger WHERE run_id = ${sqlInteger(runId)} FOR UPDATE` },
+      );
     } catch (error) {
       accounts.delete(sweep.accountId);
       throw storeError(error, `storing run ${runId}`);
@@ -164,15 +179,16 @@ export class PgSweepWriter {
     return write.outcome;
   }
 
-  async #writeSweep(client: pg.PoolClient, epoch: number, runId: number, sweep: SweepInput): Promise<SweepWrite> {
+  async #writeSweep(
+    client: pg.PoolClient,
+    epoch: number,
+    runId: number,
+    sweep: SweepInput,
+    runRows: pg.QueryResult | null,
+  ): Promise<SweepWrite> {
     const { accountId } = sweep;
     const observedAt = sweep.observedAt.toISOString();
-    const run = (
-      await client.query<{ account_id: string; status: string }>(
-        'SELECT account_id, status FROM run_ledger WHERE run_id = $1 FOR UPDATE',
-        [runId],
-      )
-    ).rows[0];
+    const run = runRows?.rows[0] as { account_id: string; status: string } | undefined;
     if (run === undefined) throw new TierwatchError('INTERNAL', `run ${runId} does not exist`);
     if (run.account_id !== accountId)
       throw new TierwatchError('INTERNAL', `run ${runId} belongs to account ${run.account_id}, not ${accountId}`);
@@ -198,7 +214,7 @@ export class PgSweepWriter {
     const opened = await applyPlan(client, plan, runId, accountId, sweep.observedAt.getTime());
     const baseline = state.lastObservedAt === null;
     const finished = await client.query(
-      `UPDATE run_ledger SET status = 'ok', observed_at = $1, finished_at = $2, pages = $3, tiers = $4, changes = $5, baseline = $6
+      `UPDATE run_ledger SET status = 'ok', observed_at = $1, finished_at = $2, pages = $3, tiers = $4, changes = $5, baseline = $6, leader_epoch = $8
         WHERE run_id = $7 AND status = 'running'`,
       [
         observedAt,
@@ -208,6 +224,7 @@ export class PgSweepWriter {
         plan.changes.length,
         baseline ? 1 : 0,
         runId,
+        epoch,
       ],
     );
     if (finished.rowCount !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
