@@ -5,7 +5,9 @@
  * of the tiers changed, and — Postgres only — a steady sweep right after a takeover, when the
  * writer must read the current versions back (what every sweep cost before the writer kept them).
  * Each figure is startRun + commitSweep: the store's part of a sweep, without the paging, which is
- * the same code on both backends. Target: Postgres within 2× of SQLite for the same work.
+ * the same code on both backends. Before the first sweep each backend stores a one-tier sweep of
+ * another account, so neither first figure is the cost of a cold process or a cold connection.
+ * Target: Postgres within 2× of SQLite for the same work.
  *
  * The server is a throwaway Postgres on loopback (test/helpers/pg-throwaway.ts, durability off:
  * fsync and synchronous_commit off); SQLite runs as tierwatch opens it (WAL, synchronous=NORMAL),
@@ -51,7 +53,7 @@ export interface PgSizeResult {
 }
 
 /** The store's side of a sweep, whichever backend: startRun then commitSweep. */
-type SweepFn = (tiers: Tier[], at: number) => Promise<SweepOutcome>;
+type SweepFn = (tiers: Tier[], at: number, account?: string) => Promise<SweepOutcome>;
 
 function universe(count: number): Tier[] {
   return syntheticUniverse(count, 7).map((tier) => ({
@@ -76,9 +78,9 @@ function changed(tiers: Tier[], shift: number): Tier[] {
   return next;
 }
 
-function sweepInput(tiers: Tier[], at: number) {
+function sweepInput(tiers: Tier[], at: number, accountId: string) {
   return {
-    accountId: 'primary',
+    accountId,
     observedAt: new Date(at + 900),
     finishedAt: new Date(at + 950),
     tiers,
@@ -141,15 +143,16 @@ async function sqliteFigures(tiers: Tier[], repeats: number, dir: string): Promi
   try {
     const store = new HistoryStore(db, { logger });
     store.bindEndpoint(ENDPOINT);
-    const sweep: SweepFn = (list, at) => {
+    const sweep: SweepFn = (list, at, account = 'primary') => {
       const runId = store.startRun({
-        accountId: 'primary',
+        accountId: account,
         endpoint: ENDPOINT,
         publicKey: 'bench',
         startedAt: new Date(at),
       });
-      return Promise.resolve(store.commitSweep(runId, sweepInput(list, at)));
+      return Promise.resolve(store.commitSweep(runId, sweepInput(list, at, account)));
     };
+    await sweep(tiers.slice(0, 1), START, 'warm-up');
     const { last: _last, at: _at, ...figures } = await script(sweep, tiers, repeats, 'SQLite');
     return figures;
   } finally {
@@ -170,18 +173,19 @@ async function postgresFigures(
       const lease = new LeaderLease(pool, { holder });
       if ((await lease.tryAcquire()) === null) throw new Error(`${holder} could not take the lease`);
       const writer = new PgSweepWriter(lease);
-      const sweep: SweepFn = async (list, at) => {
+      const sweep: SweepFn = async (list, at, account = 'primary') => {
         const runId = await writer.startRun({
-          accountId: 'primary',
+          accountId: account,
           endpoint: ENDPOINT,
           publicKey: 'bench',
           startedAt: new Date(at),
         });
-        return writer.commitSweep(runId, sweepInput(list, at));
+        return writer.commitSweep(runId, sweepInput(list, at, account));
       };
       return { lease, sweep };
     };
     const first = await writerFor('bench-0');
+    await first.sweep(tiers.slice(0, 1), START, 'warm-up');
     const { last, at, ...figures } = await script(first.sweep, tiers, repeats, 'Postgres');
     // After a takeover the writer reads the current versions back: each sample is a new leader's first sweep.
     const afterTakeover: number[] = [];
