@@ -91,8 +91,9 @@ function sweepInput(tiers: Tier[], at: number, accountId: string) {
 
 /** Checks an outcome: a benchmark that stored the wrong thing measured nothing. */
 function expectChanges(outcome: SweepOutcome, expected: number, what: string): void {
-  if (outcome.changes.length !== expected)
+  if (outcome.changes.length !== expected) {
     throw new Error(`${what}: stored ${outcome.changes.length} changes, expected ${expected}`);
+  }
 }
 
 async function timed(sweep: SweepFn, tiers: Tier[], at: number, expected: number, what: string): Promise<number> {

@@ -218,8 +218,9 @@ test(
       try {
         const changes = await reader.query<{ n: string }>('SELECT count(*) AS n FROM tier_changes');
         assert.ok(Number(changes.rows[0]?.n) > 0, 'reads tier_changes');
-        for (const view of ['runs', 'tier_versions', 'tiers_current'])
+        for (const view of ['runs', 'tier_versions', 'tiers_current']) {
           await reader.query(`SELECT * FROM ${view} LIMIT 1`);
+        }
         for (const table of ['tier_version', 'run_ledger', 'leader_lease', 'meta', 'tier_change_feed']) {
           await assert.rejects(reader.query(`SELECT * FROM ${table} LIMIT 1`), /permission denied/, table);
         }

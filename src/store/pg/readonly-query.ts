@@ -33,7 +33,7 @@ const QUERY_TYPES: pg.CustomTypesConfig = {
       if (oid === BOOL_OID) return (value: string) => (value === 't' ? 1 : 0);
       if (oid === DATE_OID || oid === TIMESTAMP_OID) return (value: string) => value;
     }
-    return PG_TYPES.getTypeParser(oid, format);
+    return PG_TYPES.getTypeParser(oid, format) as (value: string) => unknown;
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
@@ -65,11 +65,12 @@ export interface PgQueryResult {
 export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQueryLimits): Promise<PgQueryResult> {
   // Throws USAGE, with the SQLite path's messages, for an empty input and for anything but a read.
   const pieces = checkReadOnlyText(sql);
-  if (pieces.length > 1)
+  if (pieces.length > 1) {
     throw new TierwatchError(
       'USAGE',
       `Give one statement at a time (got ${pieces.length}); each is run and printed on its own.`,
     );
+  }
   const piece = pieces[0]!;
   let client: pg.Client;
   try {

@@ -75,8 +75,9 @@ const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
 /** A run id as SQL text (it goes into the fence's round trip, which takes no parameters). */
 function sqlInteger(value: number): string {
-  if (!Number.isSafeInteger(value))
+  if (!Number.isSafeInteger(value)) {
     throw new TierwatchError('INTERNAL', `run id ${value} is not an integer (this is a bug)`);
+  }
   return String(value);
 }
 
@@ -190,8 +191,9 @@ export class PgSweepWriter {
     const observedAt = sweep.observedAt.toISOString();
     const run = runRows?.rows[0] as { account_id: string; status: string } | undefined;
     if (run === undefined) throw new TierwatchError('INTERNAL', `run ${runId} does not exist`);
-    if (run.account_id !== accountId)
+    if (run.account_id !== accountId) {
       throw new TierwatchError('INTERNAL', `run ${runId} belongs to account ${run.account_id}, not ${accountId}`);
+    }
     if (run.status !== 'running') throw new TierwatchError('INTERNAL', `run ${runId} is ${run.status}, not running`);
 
     // Kept from our last sweep while the fence proved our epoch unchanged; read afresh otherwise.
@@ -291,11 +293,12 @@ async function applyPlan(
       'UPDATE tier_version SET valid_to = $1 WHERE version_id = ANY ($2::bigint[]) AND valid_to IS NULL',
       [observedMs, ids],
     );
-    if (closed.rowCount !== ids.length)
+    if (closed.rowCount !== ids.length) {
       throw new TierwatchError(
         'INTERNAL',
         `${ids.length - (closed.rowCount ?? 0)} of the tier versions to close were not open`,
       );
+    }
   }
   const opened: CurrentVersion[] = [];
   for (let start = 0; start < plan.open.length; start += OPEN_BATCH) {
@@ -328,8 +331,9 @@ async function applyPlan(
     }
     for (const { tier } of batch) {
       const id = ids.get(tier.symbol)?.get(tier.leverage);
-      if (id === undefined)
+      if (id === undefined) {
         throw new TierwatchError('INTERNAL', `no version id came back for ${tier.symbol} ${tier.leverage}`);
+      }
       opened.push({
         version_id: id,
         symbol: tier.symbol,
