@@ -13,7 +13,10 @@
  * update after our own COMMIT succeeded — is what the database holds. Under a new epoch (another
  * collector may have led in between) the copy is read afresh inside the transaction, after the
  * fence; and after any failed sweep it is dropped (a COMMIT whose outcome is unknown leaves doubt).
- * The copy is shared by every writer on the same lease, and their sweeps run one at a time.
+ * The copy is shared by every writer on the same lease, and their sweeps run one at a time. The
+ * premise is that nothing writes tier_version or a run's 'ok' outside a fenced transaction: a
+ * future command that rewrites the history (a rewind, an import) must take the lease itself, which
+ * bumps the epoch and so makes the collector reload.
  *
  * Every run row it writes records the epoch it was written under (`runs.leader_epoch`: the epoch
  * that started the run, then the one that finished it), so the history shows which leader stored what.
