@@ -7,6 +7,7 @@
 import { round, type TargetCheck } from './stats.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
 import type { WebAnswerFigures } from './web.ts';
+import type { PgSizeResult } from './pg.ts';
 
 const mib = (bytes: number | null | undefined) => (bytes == null || !Number.isFinite(bytes) ? '–' : `${round(bytes / 1048576, 1)} MiB`);
 const ms = (value: number | null | undefined) => (value == null ? '–' : value < 1 ? `${round(value, 3)} ms` : value < 100 ? `${round(value, 1)} ms` : `${Math.round(value)} ms`);
@@ -161,7 +162,25 @@ export function render(results: Record<string, any>): { text: string; markdown: 
       ]),
     });
   }
+  if (results.pg?.skipped) {
+    sections.push({ title: 'Postgres beside SQLite', header: ['figure', 'value'], rows: [['skipped', results.pg.skipped]] });
+  } else if (results.pg) {
+    const rows: string[][] = [];
+    for (const [tiers, size] of Object.entries(results.pg.by_tiers as Record<string, PgSizeResult>)) {
+      const label = Number(tiers).toLocaleString('en');
+      rows.push([label, 'first sweep', ms(size.sqlite.first_sweep_ms), ms(size.postgres.first_sweep_ms), ratio(size.ratio.first_sweep)]);
+      rows.push([label, 'steady, unchanged', ms(size.sqlite.steady_unchanged_p50_ms), ms(size.postgres.steady_unchanged_p50_ms), ratio(size.ratio.steady_unchanged)]);
+      rows.push([label, 'steady, 1% changed', ms(size.sqlite.steady_changed_1pct_p50_ms), ms(size.postgres.steady_changed_1pct_p50_ms), ratio(size.ratio.steady_changed_1pct)]);
+      rows.push([label, 'steady, after a takeover (reload)', '', ms(size.postgres.steady_after_takeover_p50_ms), '']);
+    }
+    sections.push({
+      title: `Postgres beside SQLite (startRun + commitSweep; Postgres ${results.pg.postgres_version}, ${results.pg.server}, one round trip ${ms(results.pg.round_trip_p50_ms)}; steady figures are medians)`,
+      header: ['tiers', 'sweep', 'SQLite', 'Postgres', 'Postgres/SQLite'],
+      rows,
+    });
+  }
   const allTargets: Record<string, TargetCheck> = {
+    ...(results.pg?.targets ?? {}),
     ...(results.web?.targets ?? {}),
     ...(results.sweep?.targets ?? {}),
     ...(results.storage?.targets ?? {}),

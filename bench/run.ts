@@ -5,7 +5,7 @@
  * only when an answer is wrong (wrong row count, a sweep that failed), never because a target was
  * missed — misses are findings, marked in the table and the JSON.
  *
- *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless,web] [--markdown FILE]
+ *   node bench/run.ts [--quick] [--only sweep,storage,queries,upgrade,daemon,endless,web,pg] [--markdown FILE]
  *
  * --quick uses fewer repeats (a smoke run); --markdown also writes the final table as markdown.
  * The sweep and daemon sections need the built CLI (`npm run build`) for their child processes.
@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { benchDaemon } from './daemon.ts';
 import { benchEndless } from './endless.ts';
+import { benchPg } from './pg.ts';
 import { benchQueries } from './queries.ts';
 import { checkTarget, round, type TargetCheck } from './stats.ts';
 import { benchStorage } from './storage.ts';
@@ -29,7 +30,7 @@ import { render } from './report.ts';
 import { BUILT_CLI, ROOT } from './paths.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless', 'web'] as const;
+const SECTIONS = ['sweep', 'storage', 'queries', 'upgrade', 'daemon', 'endless', 'web', 'pg'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const { values } = parseArgs({
@@ -154,6 +155,10 @@ if (only.has('endless')) {
 if (only.has('web')) {
   progress('web: the year again, every page and API answer of tierwatch serve over HTTP, beside the CLI');
   results.web = await benchWeb({ runs: quick ? 5 : 15 });
+}
+if (only.has('pg')) {
+  progress('pg: the same sweeps stored in SQLite and in a throwaway Postgres, side by side');
+  results.pg = await benchPg({ quick, progress });
 }
 results.machine.loadavg_at_end = os.loadavg().map((value) => round(value, 2));
 results.machine.duration_s = round((performance.now() - began) / 1000, 1);

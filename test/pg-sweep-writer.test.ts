@@ -103,14 +103,31 @@ async function settle(work: () => unknown): Promise<Result> {
   }
 }
 
-async function compareAll(db: StoreDb, pool: pg.Pool): Promise<void> {
+async function compareAll(db: StoreDb, pool: pg.Pool, leaderEpoch: number): Promise<void> {
   for (const relation of RELATIONS) {
     const columns = (
       db.sqlite.prepare('SELECT name FROM pragma_table_info(?) ORDER BY cid').all(relation) as Array<{ name: string }>
     ).map((c) => c.name);
     const order = columns.map((name) => `${name} NULLS FIRST`).join(', ');
-    const fromSqlite = db.sqlite.prepare(`SELECT * FROM ${relation} ORDER BY ${order}`).all();
-    const fromPostgres = (await pool.query(`SELECT * FROM ${relation} ORDER BY ${order}`)).rows;
+    const fromSqlite = db.sqlite.prepare(`SELECT * FROM ${relation} ORDER BY ${order}`).all() as Array<
+      Record<string, unknown>
+    >;
+    const fromPostgres = (await pool.query<Record<string, unknown>>(`SELECT * FROM ${relation} ORDER BY ${order}`))
+      .rows;
+    if (columns.includes('leader_epoch')) {
+      // The one column that differs by design: SQLite has no leader, the writer led under epoch 1.
+      assert.deepEqual(
+        fromSqlite.map((row) => row.leader_epoch),
+        fromSqlite.map(() => null),
+        relation,
+      );
+      assert.deepEqual(
+        fromPostgres.map((row) => row.leader_epoch),
+        fromPostgres.map(() => leaderEpoch),
+        relation,
+      );
+      for (const row of [...fromSqlite, ...fromPostgres]) delete row.leader_epoch;
+    }
     assert.deepEqual(fromPostgres, fromSqlite, relation);
   }
 }
@@ -184,7 +201,7 @@ test(
                 await writer.failRun(runId, failure);
               }
             }
-            await compareAll(db, pool);
+            await compareAll(db, pool, 1);
           } finally {
             db.close();
             await pool.end();
@@ -261,6 +278,121 @@ test(
       });
       assert.equal(outcome.added, 1);
       assert.equal(outcome.baseline, true);
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  },
+);
+
+test(
+  'the writer keeps the current versions between sweeps only under its epoch: a takeover in between forces a reload and the history stays right',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await postgresOrSkip(t);
+    if (server === null) return;
+    const url = await server.createDatabase('writercache');
+    await migratePostgres(url);
+    const pools = [createPgPool(url), createPgPool(url)];
+    try {
+      const a = new LeaderLease(pools[0]!, { holder: 'host-a' });
+      const b = new LeaderLease(pools[1]!, { holder: 'host-b' });
+      const tier = (symbol: string, im: number): Tier => ({
+        symbol,
+        leverage: '20',
+        initial_margin: im,
+        maintenance_margin: im / 2,
+        max_notional: 1e6,
+        exchange_id: null,
+      });
+      let clock = T0;
+      const sweep = async (writer: PgSweepWriter, tiers: Tier[]) => {
+        clock += 60_000;
+        const runId = await writer.startRun({
+          accountId: 'primary',
+          endpoint: ENDPOINT,
+          publicKey: null,
+          startedAt: new Date(clock - 10),
+        });
+        const outcome = await writer.commitSweep(runId, {
+          accountId: 'primary',
+          observedAt: new Date(clock),
+          finishedAt: new Date(clock + 3),
+          tiers,
+          pages: 1,
+          maxRemovalRatio: 0.5,
+        });
+        return outcome.changes.map((c) => `${c.change} ${c.symbol} ${c.old_initial_margin}→${c.new_initial_margin}`);
+      };
+
+      // a leads (epoch 1) and sweeps twice: the second sweep works from its in-memory copy.
+      assert.equal(await a.tryAcquire(), 1);
+      const writerA = new PgSweepWriter(a);
+      assert.deepEqual(await sweep(writerA, [tier('BTC-USD', 0.05), tier('ETH-USD', 0.1)]), [
+        'added BTC-USD null→0.05',
+        'added ETH-USD null→0.1',
+      ]);
+      assert.deepEqual(await sweep(writerA, [tier('BTC-USD', 0.05), tier('ETH-USD', 0.1)]), []);
+
+      // a steps down; b takes over (epoch 2) and stores a change a's copy does not know of.
+      await a.release();
+      assert.equal(await b.tryAcquire(), 2);
+      const writerB = new PgSweepWriter(b);
+      assert.deepEqual(await sweep(writerB, [tier('BTC-USD', 0.07), tier('ETH-USD', 0.1), tier('SOL-USD', 0.2)]), [
+        'changed BTC-USD 0.05→0.07',
+        'added SOL-USD null→0.2',
+      ]);
+
+      // a leads again (epoch 3) and sees what it saw before b's sweep. Working from its old copy it
+      // would find nothing to store (and leave b's values as current); under the new epoch it
+      // reloads and stores the change back and SOL-USD's removal.
+      await b.release();
+      assert.equal(await a.tryAcquire(), 3);
+      assert.deepEqual(await sweep(writerA, [tier('BTC-USD', 0.05), tier('ETH-USD', 0.1)]), [
+        'removed SOL-USD 0.2→null',
+        'changed BTC-USD 0.07→0.05',
+      ]);
+      // Its copy is current again: the next sweep under the same epoch changes one tier, no more.
+      assert.deepEqual(await sweep(writerA, [tier('BTC-USD', 0.05), tier('ETH-USD', 0.11)]), [
+        'changed ETH-USD 0.1→0.11',
+      ]);
+
+      const open = await pools[0]!.query<{ symbol: string; initial_margin: number; n: number }>(
+        `SELECT symbol, initial_margin, count(*) OVER (PARTITION BY symbol, leverage)::int AS n
+           FROM tier_version WHERE valid_to IS NULL ORDER BY symbol`,
+      );
+      assert.deepEqual(open.rows, [
+        { symbol: 'BTC-USD', initial_margin: 0.05, n: 1 },
+        { symbol: 'ETH-USD', initial_margin: 0.11, n: 1 },
+      ]);
+      // Each run records the epoch of the leader that stored it.
+      const runs = await pools[0]!.query<{ run_id: number; leader_epoch: number }>(
+        'SELECT run_id, leader_epoch FROM runs ORDER BY run_id',
+      );
+      assert.deepEqual(
+        runs.rows.map((row) => [row.run_id, row.leader_epoch]),
+        [
+          [1, 1],
+          [2, 1],
+          [3, 2],
+          [4, 3],
+          [5, 3],
+        ],
+      );
+      const feed = await pools[0]!.query<{ run_id: number; change: string; symbol: string }>(
+        'SELECT run_id, change, symbol FROM tier_changes ORDER BY run_id, change, symbol',
+      );
+      assert.deepEqual(
+        feed.rows.map((row) => `${row.run_id} ${row.change} ${row.symbol}`),
+        [
+          '1 added BTC-USD',
+          '1 added ETH-USD',
+          '3 added SOL-USD',
+          '3 changed BTC-USD',
+          '4 changed BTC-USD',
+          '4 removed SOL-USD',
+          '5 changed ETH-USD',
+        ],
+      );
     } finally {
       await Promise.all(pools.map((pool) => pool.end()));
     }

@@ -109,6 +109,7 @@ describe('HistoryStore sweeps', () => {
         run_id: 1, account_id: 'primary', endpoint: ENDPOINT, started_at: new Date(at(1).getTime() - 1000).toISOString(),
         observed_at: at(1).toISOString(), finished_at: new Date(at(1).getTime() + 5).toISOString(), status: 'ok',
         pages: 1, tiers: 2, changes: 2, error_code: null, error_message: null, public_key: 'pk-demo',
+        leader_epoch: null, // SQLite has no leader (issue 15)
       },
     ]);
     assert.deepEqual(outcome.changes.map((c) => [c.change, c.leverage, c.changed_columns]), [

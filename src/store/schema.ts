@@ -57,6 +57,11 @@ export const runLedger = sqliteTable(
      * not news (`changes` leaves them out by default, alerts never send them).
      */
     baseline: integer().notNull().default(0),
+    /**
+     * The collector's leadership epoch when a shared Postgres history stored the run (which leader
+     * wrote it, and that epochs only grow); always NULL on SQLite, which has one writer and no lease.
+     */
+    leader_epoch: integer(),
   },
   (table) => [
     check(
@@ -145,6 +150,7 @@ export const runsView = sqliteView('runs').as((qb) =>
       error_code: runLedger.error_code,
       error_message: runLedger.error_message,
       public_key: runLedger.public_key,
+      leader_epoch: runLedger.leader_epoch,
     })
     .from(runLedger),
 );
@@ -247,7 +253,7 @@ export const tierChangesView = sqliteView('tier_changes', { run_id: integer(), o
 export const VIEW_COLUMNS = {
   runs: [
     'run_id', 'account_id', 'endpoint', 'started_at', 'observed_at', 'finished_at', 'status', 'pages', 'tiers',
-    'changes', 'error_code', 'error_message', 'public_key',
+    'changes', 'error_code', 'error_message', 'public_key', 'leader_epoch',
   ],
   tier_versions: [
     'account_id', 'symbol', 'leverage', 'initial_margin', 'maintenance_margin', 'max_notional', 'exchange_id',

@@ -77,7 +77,16 @@ export interface LeaderLeaseOptions {
 }
 
 /** A transaction that may write: runs after the fencing renewal, on the same session. */
-export type FencedWork<T> = (client: pg.PoolClient, epoch: number) => Promise<T>;
+export type FencedWork<T> = (client: pg.PoolClient, epoch: number, prelude: pg.QueryResult | null) => Promise<T>;
+
+export interface WriteTransactionOptions {
+  /**
+   * One READ-ONLY statement sent in the same round trip as the fence, its result handed to the
+   * work (a round trip saved per transaction). SQL text only, no parameters (it travels in a
+   * multi-statement simple query): build it from integers or escaped literals.
+   */
+  prelude?: string;
+}
 
 const LOCK_NOT_AVAILABLE = '55P03';
 
@@ -204,8 +213,10 @@ export class LeaderLease {
     const epoch = this.#epoch;
     this.#epoch = null;
     if (epoch === null) return;
+    // Truncated, not rounded, to the column's milliseconds: a rounded-up instant would leave the
+    // lease live for up to half a millisecond more.
     await this.#pool.query(
-      `UPDATE leader_lease SET expires_at = clock_timestamp() WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()`,
+      `UPDATE leader_lease SET expires_at = date_trunc('milliseconds', clock_timestamp()) WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()`,
       [this.name, this.holder, epoch],
     );
   }
@@ -217,7 +228,7 @@ export class LeaderLease {
    * longer ours (e.g. we froze, the server ended the transaction, a standby took over). Whatever
    * `work` throws rolls the transaction back and is rethrown. Other database errors propagate.
    */
-  async writeTransaction<T>(work: FencedWork<T>): Promise<T> {
+  async writeTransaction<T>(work: FencedWork<T>, options: WriteTransactionOptions = {}): Promise<T> {
     const epoch = this.#epoch;
     if (epoch === null) throw lost(this.name, this.holder, null, await this.current().catch(() => undefined));
     const client = await this.#pool.connect();
@@ -237,25 +248,26 @@ export class LeaderLease {
       client.release(destroy ? true : undefined);
     };
     try {
-      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED');
+      // BEGIN, the limits and the fence in one round trip (a multi-statement simple query, so the
+      // values are literals: the name and holder escaped by the driver, the numbers integers).
       open = true;
-      const limit = `${this.settings.writeTimeoutMs}ms`;
-      await client.query(
-        `SELECT set_config('statement_timeout', $1, true), set_config('idle_in_transaction_session_timeout', $1, true)`,
-        [limit],
-      );
-      const fence = await client.query(
-        `UPDATE leader_lease SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + $4 * interval '1 millisecond'
-          WHERE name = $1 AND holder = $2 AND epoch = $3 AND expires_at > clock_timestamp()`,
-        [this.name, this.holder, epoch, this.settings.ttlMs],
-      );
+      const limit = client.escapeLiteral(`${Math.round(this.settings.writeTimeoutMs)}ms`);
+      const results = (await client.query(
+        `BEGIN ISOLATION LEVEL READ COMMITTED;
+         SELECT set_config('statement_timeout', ${limit}, true), set_config('idle_in_transaction_session_timeout', ${limit}, true);
+         UPDATE leader_lease SET renewed_at = clock_timestamp(), expires_at = clock_timestamp() + ${integer(Math.round(this.settings.ttlMs))} * interval '1 millisecond'
+          WHERE name = ${client.escapeLiteral(this.name)} AND holder = ${client.escapeLiteral(this.holder)} AND epoch = ${integer(epoch)} AND expires_at > clock_timestamp();
+         ${options.prelude ?? ''}`,
+      )) as unknown as pg.QueryResult[];
+      const fence = results[2]!;
+      const prelude = options.prelude === undefined ? null : results[3]!;
       if (fence.rowCount !== 1) {
         await client.query('ROLLBACK');
         open = false;
         if (this.#epoch === epoch) this.#epoch = null;
         throw lost(this.name, this.holder, epoch, await this.current().catch(() => undefined));
       }
-      const value = await work(client, epoch);
+      const value = await work(client, epoch, prelude);
       await client.query('COMMIT');
       open = false;
       return value;
@@ -281,6 +293,12 @@ export class LeaderLease {
       release(false);
     }
   }
+}
+
+/** An integer as SQL text; anything else is a bug (it would be spliced into a statement). */
+function integer(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new TierwatchError('INTERNAL', `not an integer: ${value} (this is a bug)`);
+  return String(value);
 }
 
 /** ROLLBACK on a session that may be dead; false when it is. */

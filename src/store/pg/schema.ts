@@ -84,6 +84,8 @@ export const runLedger = pgTable(
     error_code: ctext(),
     error_message: text(),
     baseline: integer().notNull().default(0),
+    /** The leadership epoch (leader_lease.epoch) of the collector that stored the run. */
+    leader_epoch: int64(),
   },
   (table) => [
     check('run_ledger_status_check', sql`${table.status} IN ('running', 'ok', 'failed', 'aborted', 'abandoned')`),
@@ -167,10 +169,11 @@ export const runsView = pgView('runs', {
   error_code: ctext(),
   error_message: text(),
   public_key: ctext(),
+  leader_epoch: int64(),
 }).as(
   sql.raw(
     `SELECT run_id, account_id, endpoint, ${isoOf('started_at')} AS started_at, ${isoOf('observed_at')} AS observed_at, ` +
-      `${isoOf('finished_at')} AS finished_at, status, pages, tiers, changes, error_code, error_message, public_key FROM run_ledger`,
+      `${isoOf('finished_at')} AS finished_at, status, pages, tiers, changes, error_code, error_message, public_key, leader_epoch FROM run_ledger`,
   ),
 );
 

@@ -1,0 +1,2 @@
+ALTER TABLE "run_ledger" ADD COLUMN "leader_epoch" bigint;--> statement-breakpoint
+CREATE OR REPLACE VIEW "public"."runs" AS (SELECT run_id, account_id, endpoint, (to_char((started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') COLLATE "C") AS started_at, (to_char((observed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') COLLATE "C") AS observed_at, (to_char((finished_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') COLLATE "C") AS finished_at, status, pages, tiers, changes, error_code, error_message, public_key, leader_epoch FROM run_ledger);

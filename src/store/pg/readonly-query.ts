@@ -1,0 +1,129 @@
+/**
+ * An analyst's SQL against a shared Postgres history, read-only: the Postgres side of
+ * `tierwatch query` (not wired into the command yet).
+ *
+ * Two locks, as on SQLite: the same text guard first (src/query/readonly-sql.ts: one statement,
+ * SELECT / WITH / VALUES / EXPLAIN, refused with the same USAGE messages), then Postgres itself: the
+ * statement runs in a `READ ONLY` transaction, so whatever slips past the guard (`WITH d AS (DELETE
+ * …) SELECT …`, a function that writes) is refused by the server and nothing is written. A
+ * `statement_timeout` stops a runaway statement on the server (QUERY_TIMEOUT, the SQLite path's
+ * message). The session is our own and is ended afterwards, so nothing the statement set (a
+ * setting, an advisory lock) outlives it. The extended protocol refuses a second statement
+ * smuggled into the text.
+ *
+ * Rows come back as the SQLite path gives them: arrays in column order, with the same JavaScript
+ * values — bigint as a number and timestamptz as ISO text (the connection's parsers), numeric as a
+ * number, boolean as 1 / 0, timestamp and date as their text.
+ */
+import pg from 'pg';
+import { TierwatchError } from '../../errors.ts';
+import { checkReadOnlyText } from '../../query/readonly-sql.ts';
+import { connectPg, describePgUrl, PG_TYPES } from './connection.ts';
+
+const BOOL_OID = 16;
+const DATE_OID = 1082;
+const TIMESTAMP_OID = 1114;
+const NUMERIC_OID = 1700;
+
+/** SQLite's answers for the types SQLite has no twin of (see the module comment). */
+const QUERY_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (format === undefined || format === 'text') {
+      if (oid === NUMERIC_OID) return (value: string) => Number(value);
+      if (oid === BOOL_OID) return (value: string) => (value === 't' ? 1 : 0);
+      if (oid === DATE_OID || oid === TIMESTAMP_OID) return (value: string) => value;
+    }
+    return PG_TYPES.getTypeParser(oid, format) as (value: string) => unknown;
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** SQLSTATEs: a write in a read-only transaction; a statement cancelled (our statement_timeout). */
+const READ_ONLY_SQL_TRANSACTION = '25006';
+const QUERY_CANCELED = '57014';
+/** SQLSTATE classes that are the statement's own mistake: data exceptions, constraint, syntax or access. */
+const STATEMENT_CLASSES = new Set(['22', '23', '2B', '42', '0A', '21', '44']);
+/** A second statement in the text, refused by the extended protocol. */
+const MULTIPLE_COMMANDS = /cannot insert multiple commands into a prepared statement/;
+
+export interface PgQueryLimits {
+  timeoutMs: number;
+  /** How the timeout is shown in its error message (`30s`). */
+  timeoutText: string;
+}
+
+export interface PgQueryResult {
+  columns: string[];
+  rows: unknown[][];
+}
+
+/**
+ * Runs one read-only statement against the Postgres history at `url` and returns its columns and
+ * rows. Throws TierwatchError: USAGE (refused by the guard, invalid, failing at run time, or
+ * writing — refused by the read-only transaction), QUERY_TIMEOUT, DB_READ_FAILED when the database
+ * cannot be reached or read.
+ */
+export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQueryLimits): Promise<PgQueryResult> {
+  // Throws USAGE, with the SQLite path's messages, for an empty input and for anything but a read.
+  const pieces = checkReadOnlyText(sql);
+  if (pieces.length > 1) {
+    throw new TierwatchError(
+      'USAGE',
+      `Give one statement at a time (got ${pieces.length}); each is run and printed on its own.`,
+    );
+  }
+  const piece = pieces[0]!;
+  let client: pg.Client;
+  try {
+    client = await connectPg(url, { applicationName: 'tierwatch query' });
+  } catch (error) {
+    throw new TierwatchError('DB_READ_FAILED', `Cannot connect to ${describePgUrl(url)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  try {
+    await client.query('BEGIN READ ONLY');
+    await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
+      `${Math.max(1, Math.round(limits.timeoutMs))}ms`,
+    ]);
+    const config: pg.QueryArrayConfig & { queryMode: 'extended' } = {
+      text: piece.text,
+      rowMode: 'array',
+      types: QUERY_TYPES,
+      queryMode: 'extended',
+    };
+    const result = await client.query(config);
+    await client.query('ROLLBACK');
+    return { columns: result.fields.map((field) => field.name), rows: result.rows as unknown[][] };
+  } catch (error) {
+    throw toPgQueryError(error, limits);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Maps what running the statement threw, as toQueryError does for SQLite. */
+function toPgQueryError(error: unknown, limits: PgQueryLimits): TierwatchError {
+  if (error instanceof TierwatchError) return error;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === QUERY_CANCELED) {
+    return new TierwatchError(
+      'QUERY_TIMEOUT',
+      `The statement ran longer than --timeout ${limits.timeoutText} and was stopped. Narrow it (a WHERE clause, a LIMIT) or give a longer --timeout.`,
+      { cause: error, details: { timeoutMs: limits.timeoutMs } },
+    );
+  }
+  if (code === READ_ONLY_SQL_TRANSACTION) {
+    return new TierwatchError('USAGE', `The statement failed: ${message} (\`tierwatch query\` only reads).`, {
+      cause: error,
+      details: { sqlState: code },
+    });
+  }
+  if ((typeof code === 'string' && STATEMENT_CLASSES.has(code.slice(0, 2))) || MULTIPLE_COMMANDS.test(message)) {
+    return new TierwatchError('USAGE', `The statement failed: ${message}.`, {
+      cause: error,
+      details: { sqlState: code },
+    });
+  }
+  return new TierwatchError('DB_READ_FAILED', `Postgres could not run the query: ${message}`, { cause: error });
+}
