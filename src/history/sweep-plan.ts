@@ -8,24 +8,8 @@
  * order changed-then-added, so both backends number them alike.
  */
 import type { CurrentVersion, TierDiff } from './diff.ts';
-import type { Tier, TrackedColumn } from './tier.ts';
-
-/** A change as the `tier_changes` view's first thirteen columns show it (changed_columns parsed). */
-export interface PlannedChange {
-  run_id: number;
-  observed_at: string;
-  account_id: string;
-  symbol: string;
-  leverage: string;
-  change: 'added' | 'removed' | 'changed';
-  changed_columns: TrackedColumn[];
-  old_initial_margin: number | null;
-  new_initial_margin: number | null;
-  old_maintenance_margin: number | null;
-  new_maintenance_margin: number | null;
-  old_max_notional: number | null;
-  new_max_notional: number | null;
-}
+import type { Tier } from './tier.ts';
+import { changeRecords, type ChangeRecord } from '../store/change-records.ts';
 
 export interface VersionToOpen {
   tier: Tier;
@@ -39,7 +23,7 @@ export interface SweepPlan {
   /** The versions to open at the sweep's observed instant, in order. */
   open: VersionToOpen[];
   /** Every change stored, in order: removed, then changed, then added. */
-  changes: PlannedChange[];
+  changes: ChangeRecord[];
 }
 
 /** Plans the writes of a sweep whose diff passed the guards. Pure. */
@@ -57,58 +41,4 @@ export function planSweep(input: { runId: number; accountId: string; observedAt:
     open,
     changes: changeRecords({ run_id: input.runId, observed_at: input.observedAt, account_id: input.accountId }, diff),
   };
-}
-
-/** The change records of `diff`, in the order stored: removed, then changed, then added. Pure. */
-export function changeRecords(
-  base: Pick<PlannedChange, 'run_id' | 'observed_at' | 'account_id'>,
-  diff: TierDiff,
-): PlannedChange[] {
-  const changes: PlannedChange[] = [];
-  for (const version of diff.removed) {
-    changes.push({
-      ...base,
-      symbol: version.symbol,
-      leverage: version.leverage,
-      change: 'removed',
-      changed_columns: [],
-      old_initial_margin: version.initial_margin,
-      new_initial_margin: null,
-      old_maintenance_margin: version.maintenance_margin,
-      new_maintenance_margin: null,
-      old_max_notional: version.max_notional,
-      new_max_notional: null,
-    });
-  }
-  for (const { before, after, columns } of diff.changed) {
-    changes.push({
-      ...base,
-      symbol: after.symbol,
-      leverage: after.leverage,
-      change: 'changed',
-      changed_columns: columns,
-      old_initial_margin: before.initial_margin,
-      new_initial_margin: after.initial_margin,
-      old_maintenance_margin: before.maintenance_margin,
-      new_maintenance_margin: after.maintenance_margin,
-      old_max_notional: before.max_notional,
-      new_max_notional: after.max_notional,
-    });
-  }
-  for (const tier of diff.added) {
-    changes.push({
-      ...base,
-      symbol: tier.symbol,
-      leverage: tier.leverage,
-      change: 'added',
-      changed_columns: [],
-      old_initial_margin: null,
-      new_initial_margin: tier.initial_margin,
-      old_maintenance_margin: null,
-      new_maintenance_margin: tier.maintenance_margin,
-      old_max_notional: null,
-      new_max_notional: tier.max_notional,
-    });
-  }
-  return changes;
 }
