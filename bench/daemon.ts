@@ -56,7 +56,13 @@ async function idleNodeRss(): Promise<number> {
  * Idle RSS of `tierwatch run` over a few sweeps. `migrated`: the database was migrated beforehand by
  * `tierwatch migrate` (a restart); otherwise the daemon creates and migrates it itself (a first start).
  */
-async function daemonPhase(url: string, dir: string, migrated: boolean, readingsWanted: number, extraEnv: Record<string, string> = {}) {
+async function daemonPhase(
+  url: string,
+  dir: string,
+  migrated: boolean,
+  readingsWanted: number,
+  extraEnv: Record<string, string> = {},
+) {
   const env = {
     PATH: process.env.PATH ?? '',
     QFEX_WS_URL: url,
@@ -107,9 +113,13 @@ async function daemonPhase(url: string, dir: string, migrated: boolean, readings
       });
     });
     // Bounded: the first sweep loads 10,000 tiers, then one sweep every SCHEDULE_SECONDS.
-    const deadline = delay((readingsWanted + 4) * SCHEDULE_SECONDS * 1000 + 30_000, undefined, { ref: false }).then(() => {
-      throw new Error(`tierwatch run made ${sweeps} sweeps in time, ${readingsWanted + 1} were needed${failure ? ` (${failure})` : ''}`);
-    });
+    const deadline = delay((readingsWanted + 4) * SCHEDULE_SECONDS * 1000 + 30_000, undefined, { ref: false }).then(
+      () => {
+        throw new Error(
+          `tierwatch run made ${sweeps} sweeps in time, ${readingsWanted + 1} were needed${failure ? ` (${failure})` : ''}`,
+        );
+      },
+    );
     await Promise.race([done, deadline]);
     const code = await stop(daemon);
     daemon = null;
@@ -128,7 +138,9 @@ async function daemonPhase(url: string, dir: string, migrated: boolean, readings
 }
 
 export async function benchDaemon(options: { sweeps?: number } = {}) {
-  if (!fs.existsSync('/proc/self/status')) return { skipped: 'no /proc: idle RSS is read from /proc/PID/status (Linux only)' };
+  if (!fs.existsSync('/proc/self/status')) {
+    return { skipped: 'no /proc: idle RSS is read from /proc/PID/status (Linux only)' };
+  }
   if (!fs.existsSync(CLI)) return { skipped: `${CLI} is missing: run \`npm run build\` first` };
   const readingsWanted = options.sweeps ?? 5;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-bench-daemon-'));
@@ -138,7 +150,10 @@ export async function benchDaemon(options: { sweeps?: number } = {}) {
     const firstStart = await daemonPhase(sim.url, dir, false, readingsWanted);
     const restart = await daemonPhase(sim.url, dir, true, readingsWanted);
     // Port 0: any free loopback port; the figure is the memory of serving /metrics, not a request.
-    const withMetrics = await daemonPhase(sim.url, dir, true, readingsWanted, { TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1' });
+    const withMetrics = await daemonPhase(sim.url, dir, true, readingsWanted, {
+      TIERWATCH_HTTP_PORT: '0',
+      TIERWATCH_HTTP_HOST: '127.0.0.1',
+    });
     const idle = firstStart.idle_rss_p50_bytes;
     return {
       tiers: TIERS,
@@ -150,12 +165,20 @@ export async function benchDaemon(options: { sweeps?: number } = {}) {
       idle_rss_p50_bytes: idle,
       idle_node_rss_bytes: baseline,
       target: checkTarget({
-        target: 'daemon idle RSS ≤ 80 MB (first start, which migrates)', value: round(idle / 1048576, 1), unit: 'MiB',
-        baseline: round(baseline / 1048576, 1), baselineName: 'idle `node -e` process', limit: LIMIT_BYTES / 1048576,
+        target: 'daemon idle RSS ≤ 80 MB (first start, which migrates)',
+        value: round(idle / 1048576, 1),
+        unit: 'MiB',
+        baseline: round(baseline / 1048576, 1),
+        baselineName: 'idle `node -e` process',
+        limit: LIMIT_BYTES / 1048576,
       }),
       target_restart: checkTarget({
-        target: 'daemon idle RSS ≤ 80 MB (restart on a migrated database)', value: round(restart.idle_rss_p50_bytes / 1048576, 1), unit: 'MiB',
-        baseline: round(baseline / 1048576, 1), baselineName: 'idle `node -e` process', limit: LIMIT_BYTES / 1048576,
+        target: 'daemon idle RSS ≤ 80 MB (restart on a migrated database)',
+        value: round(restart.idle_rss_p50_bytes / 1048576, 1),
+        unit: 'MiB',
+        baseline: round(baseline / 1048576, 1),
+        baselineName: 'idle `node -e` process',
+        limit: LIMIT_BYTES / 1048576,
       }),
     };
   } finally {

@@ -32,12 +32,23 @@ export interface ChildRun {
  * Runs `node [nodeArgs] dist/src/cli.js collect` against `url` with `env` on top of the demo
  * credentials and a database at `dbPath`.
  */
-export async function runBuiltCollect(options: { url: string; dbPath: string; env?: Record<string, string>; nodeArgs?: string[] }): Promise<ChildRun> {
+export async function runBuiltCollect(options: {
+  url: string;
+  dbPath: string;
+  env?: Record<string, string>;
+  nodeArgs?: string[];
+}): Promise<ChildRun> {
   const rssFile = `${options.dbPath}.rss`;
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), '--import', `data:text/javascript,${encodeURIComponent(REPORT_PEAK_RSS)}`, BUILT_CLI, 'collect'],
+    [
+      ...(options.nodeArgs ?? []),
+      '--import',
+      `data:text/javascript,${encodeURIComponent(REPORT_PEAK_RSS)}`,
+      BUILT_CLI,
+      'collect',
+    ],
     {
       env: {
         PATH: process.env.PATH ?? '',
@@ -79,7 +90,10 @@ export interface EndlessResult {
 /** The endless servers measured: the issue's 1,000-row pages, and big pages just under the frame limit. */
 export const ENDLESS_CASES: Array<{ name: string; fault: Fault; env?: Record<string, string> }> = [
   { name: 'endless 1,000-row pages (defaults)', fault: { kind: 'infinite_list', persistent: true } },
-  { name: 'endless 20,000-row pages, ~3.3 MB each (defaults)', fault: { kind: 'endless_big_pages', rows: 20_000, persistent: true } },
+  {
+    name: 'endless 20,000-row pages, ~3.3 MB each (defaults)',
+    fault: { kind: 'endless_big_pages', rows: 20_000, persistent: true },
+  },
   {
     name: 'endless 100,000-row pages, ~16 MB each (TIERWATCH_MAX_FRAME_BYTES=32MiB)',
     fault: { kind: 'endless_big_pages', rows: 100_000, persistent: true },
@@ -95,9 +109,19 @@ export async function benchEndless(cases = ENDLESS_CASES): Promise<EndlessResult
     const sim = await startSimulator({ host: '127.0.0.1', port: 0 });
     try {
       sim.inject(c.fault);
-      const run = await runBuiltCollect({ url: sim.url, dbPath: path.join(dir, 'h.db'), ...(c.env === undefined ? {} : { env: c.env }) });
+      const run = await runBuiltCollect({
+        url: sim.url,
+        dbPath: path.join(dir, 'h.db'),
+        ...(c.env === undefined ? {} : { env: c.env }),
+      });
       const code = /"code":"([A-Z_]+)"/.exec(run.stderr)?.[1] ?? null;
-      results.push({ case: c.name, exit: run.exit, error_code: code, peak_rss_bytes: run.peakRssBytes, wall_ms: Math.round(run.wallMs) });
+      results.push({
+        case: c.name,
+        exit: run.exit,
+        error_code: code,
+        peak_rss_bytes: run.peakRssBytes,
+        wall_ms: Math.round(run.wallMs),
+      });
     } finally {
       await sim.close();
       rmSync(dir, { recursive: true, force: true });

@@ -14,12 +14,19 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { changesBetween, diffBetween, snapshotAt, snapshotRoute, snapshotSql, symbolHistory, historyBounds } from '../src/query/index.ts';
+import {
+  changesBetween,
+  diffBetween,
+  snapshotAt,
+  snapshotRoute,
+  snapshotSql,
+  symbolHistory,
+  historyBounds,
+} from '../src/query/index.ts';
 import { openDatabase, type StoreDb } from '../src/store/db.ts';
 import { assertSize, checkTarget, median, nowMs, percentile, round, type TargetCheck } from './stats.ts';
 import { buildYearHistory, QUERY_SYMBOL, YEAR_RUNS, YEAR_TIERS } from './year-history.ts';
 import { BUILT_CLI as CLI } from './paths.ts';
-
 
 interface Timed {
   samples: number;
@@ -34,8 +41,12 @@ interface Timed {
 /** A query figure against its target, beside the floor measured in the same run. */
 function queryTarget(what: string, timed: Timed, limitMs: number): TargetCheck {
   return checkTarget({
-    target: `${what} ≤ ${limitMs} ms`, value: timed.p50_ms, unit: 'ms (p50)',
-    baseline: timed.floor_p50_ms, baselineName: `floor: read ${timed.rows} rows by primary key`, limit: limitMs,
+    target: `${what} ≤ ${limitMs} ms`,
+    value: timed.p50_ms,
+    unit: 'ms (p50)',
+    baseline: timed.floor_p50_ms,
+    baselineName: `floor: read ${timed.rows} rows by primary key`,
+    limit: limitMs,
   });
 }
 
@@ -88,7 +99,9 @@ function floorFor(db: StoreDb, rows: number, runs: number): number {
 }
 
 function plan(db: StoreDb, sql: string, params: unknown[]): string[] {
-  return (db.sqlite.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((row) => row.detail);
+  return (db.sqlite.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map(
+    (row) => row.detail,
+  );
 }
 
 function count(iterator: Iterable<unknown>): number {
@@ -97,12 +110,19 @@ function count(iterator: Iterable<unknown>): number {
   return n;
 }
 
-async function timeCommand(args: string[], env: Record<string, string>, runs: number): Promise<{ p50_ms: number; min_ms: number; samples: number; stdout_bytes: number }> {
+async function timeCommand(
+  args: string[],
+  env: Record<string, string>,
+  runs: number,
+): Promise<{ p50_ms: number; min_ms: number; samples: number; stdout_bytes: number }> {
   const samples: number[] = [];
   let stdoutBytes = 0;
   for (let i = 0; i < runs + 1; i++) {
     const start = nowMs();
-    const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = 0;
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.length));
@@ -113,7 +133,12 @@ async function timeCommand(args: string[], env: Record<string, string>, runs: nu
     if (i > 0) samples.push(elapsed); // the first run warms the page cache
     stdoutBytes = out;
   }
-  return { p50_ms: round(median(samples)), min_ms: round(Math.min(...samples)), samples: samples.length, stdout_bytes: stdoutBytes };
+  return {
+    p50_ms: round(median(samples)),
+    min_ms: round(Math.min(...samples)),
+    samples: samples.length,
+    stdout_bytes: stdoutBytes,
+  };
 }
 
 export async function benchQueries(options: { runs?: number; cliRuns?: number } = {}) {
@@ -126,16 +151,60 @@ export async function benchQueries(options: { runs?: number; cliRuns?: number } 
     const db = openDatabase(dbPath, { readonly: true });
     try {
       const bounds = historyBounds(db);
-      if (bounds === null || bounds.last_observed_at !== expect.lastObservedAt) throw new Error(`year history ends at ${bounds?.last_observed_at}, expected ${expect.lastObservedAt}`);
+      if (bounds === null || bounds.last_observed_at !== expect.lastObservedAt) {
+        throw new Error(`year history ends at ${bounds?.last_observed_at}, expected ${expect.lastObservedAt}`);
+      }
       const points = expect.snapshotPoints;
       const oneSymbol = { symbols: [QUERY_SYMBOL] };
 
-      const snapshotOne = timeQuery(db, 'snapshot --symbol', points, runs, (p) => snapshotAt(db, p.at, oneSymbol).length, () => expect.queryLadder);
-      const snapshotAll = timeQuery(db, 'snapshot (everything)', points, runs, (p) => snapshotAt(db, p.at).length, (p) => p.tiers);
-      const diffWeek = timeQuery(db, 'diff (one week)', [0], runs, () => diffBetween(db, expect.weekFrom, expect.lastObservedAt).length, () => expect.weekDiffRows);
-      const diffYear = timeQuery(db, 'diff (the year)', [0], Math.max(5, Math.round(runs / 4)), () => diffBetween(db, expect.firstObservedAt, expect.lastObservedAt).length, () => expect.yearDiffRows);
-      const changes7d = timeQuery(db, 'changes --since 7d', [0], runs, () => count(changesBetween(db, { since: expect.changesSince })), () => expect.changesSinceRows);
-      const history = timeQuery(db, 'history SYMBOL', [0], runs, () => symbolHistory(db, QUERY_SYMBOL).length, () => expect.historyRows);
+      const snapshotOne = timeQuery(
+        db,
+        'snapshot --symbol',
+        points,
+        runs,
+        (p) => snapshotAt(db, p.at, oneSymbol).length,
+        () => expect.queryLadder,
+      );
+      const snapshotAll = timeQuery(
+        db,
+        'snapshot (everything)',
+        points,
+        runs,
+        (p) => snapshotAt(db, p.at).length,
+        (p) => p.tiers,
+      );
+      const diffWeek = timeQuery(
+        db,
+        'diff (one week)',
+        [0],
+        runs,
+        () => diffBetween(db, expect.weekFrom, expect.lastObservedAt).length,
+        () => expect.weekDiffRows,
+      );
+      const diffYear = timeQuery(
+        db,
+        'diff (the year)',
+        [0],
+        Math.max(5, Math.round(runs / 4)),
+        () => diffBetween(db, expect.firstObservedAt, expect.lastObservedAt).length,
+        () => expect.yearDiffRows,
+      );
+      const changes7d = timeQuery(
+        db,
+        'changes --since 7d',
+        [0],
+        runs,
+        () => count(changesBetween(db, { since: expect.changesSince })),
+        () => expect.changesSinceRows,
+      );
+      const history = timeQuery(
+        db,
+        'history SYMBOL',
+        [0],
+        runs,
+        () => symbolHistory(db, QUERY_SYMBOL).length,
+        () => expect.historyRows,
+      );
 
       // Query plans of the snapshots at their median point, for the record.
       const middle = points[Math.floor(points.length / 2)]!.at;
@@ -151,10 +220,18 @@ export async function benchQueries(options: { runs?: number; cliRuns?: number } 
         const env = { TIERWATCH_DB: dbPath, LOG_LEVEL: 'warn' };
         const nodeBaseline = await timeCommand(['-e', '0'], env, cliRuns);
         const version = await timeCommand([CLI, '--version'], env, cliRuns);
-        const snapshot = await timeCommand([CLI, 'snapshot', '--at', middle, '--symbol', QUERY_SYMBOL, '--format', 'json'], env, cliRuns);
+        const snapshot = await timeCommand(
+          [CLI, 'snapshot', '--at', middle, '--symbol', QUERY_SYMBOL, '--format', 'json'],
+          env,
+          cliRuns,
+        );
         cli = {
           node_baseline: { what: 'node -e 0', ...nodeBaseline },
-          version: { what: 'tierwatch --version', ...version, ratio_to_node: round(version.p50_ms / nodeBaseline.p50_ms, 2) },
+          version: {
+            what: 'tierwatch --version',
+            ...version,
+            ratio_to_node: round(version.p50_ms / nodeBaseline.p50_ms, 2),
+          },
           snapshot_one_symbol: {
             what: `tierwatch snapshot --at T --symbol ${QUERY_SYMBOL} --format json`,
             ...snapshot,
@@ -165,10 +242,18 @@ export async function benchQueries(options: { runs?: number; cliRuns?: number } 
 
       return {
         history: {
-          tiers: YEAR_TIERS, runs: year.runs, ok_runs: year.okRuns, tier_versions: year.versions, tier_changes: year.changes,
-          bytes: year.bytes, build_s: year.build_s, first_observed_at: expect.firstObservedAt, last_observed_at: expect.lastObservedAt,
+          tiers: YEAR_TIERS,
+          runs: year.runs,
+          ok_runs: year.okRuns,
+          tier_versions: year.versions,
+          tier_changes: year.changes,
+          bytes: year.bytes,
+          build_s: year.build_s,
+          first_observed_at: expect.firstObservedAt,
+          last_observed_at: expect.lastObservedAt,
         },
-        floor: 'median time to read the same number of tier_version rows by primary-key range (per query: floor_p50_ms)',
+        floor:
+          'median time to read the same number of tier_version rows by primary-key range (per query: floor_p50_ms)',
         snapshot_one_symbol: snapshotOne,
         snapshot_everything: snapshotAll,
         diff_week: diffWeek,

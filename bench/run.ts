@@ -42,7 +42,11 @@ const { values } = parseArgs({
   },
 });
 const only = new Set((values.only?.split(',') ?? SECTIONS).map((name) => name.trim()) as Section[]);
-for (const name of only) if (!SECTIONS.includes(name)) throw new Error(`--only: unknown section ${JSON.stringify(name)} (${SECTIONS.join(', ')})`);
+for (const name of only) {
+  if (!SECTIONS.includes(name)) {
+    throw new Error(`--only: unknown section ${JSON.stringify(name)} (${SECTIONS.join(', ')})`);
+  }
+}
 const quick = values.quick === true;
 
 function machine(loadAtStart: number[]) {
@@ -66,7 +70,10 @@ function machine(loadAtStart: number[]) {
 /** Runs one universe size in its own process (bench/sweep-worker.ts) and returns its figures. */
 function sweepSize(tiers: number, repeats: number): Promise<SweepSizeResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(HERE, 'sweep-worker.ts'), [String(tiers), String(repeats)], { execPath: process.execPath, stdio: 'inherit' });
+    const child = fork(path.join(HERE, 'sweep-worker.ts'), [String(tiers), String(repeats)], {
+      execPath: process.execPath,
+      stdio: 'inherit',
+    });
     child.once('message', (message: { result?: SweepSizeResult; error?: string }) => {
       if (message.result !== undefined) resolve(message.result);
       else reject(new Error(`sweep benchmark of ${tiers} tiers failed: ${message.error}`));
@@ -89,20 +96,38 @@ async function benchSweeps() {
   const mid = bySize['10000']!;
   const targets: Record<string, TargetCheck> = {
     steady_100k_unchanged: checkTarget({
-      target: 'steady-state sweep of 100,000 tiers ≤ 0.5 s and ≤ 2× the floor (unchanged)', value: big.steady.unchanged.total_p50_ms!,
-      unit: 'ms (p50)', baseline: big.floor.p50_ms, baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison', limit: 500, ratioLimit: { max: 2 },
+      target: 'steady-state sweep of 100,000 tiers ≤ 0.5 s and ≤ 2× the floor (unchanged)',
+      value: big.steady.unchanged.total_p50_ms!,
+      unit: 'ms (p50)',
+      baseline: big.floor.p50_ms,
+      baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison',
+      limit: 500,
+      ratioLimit: { max: 2 },
     }),
     steady_100k_changed_1pct: checkTarget({
-      target: 'steady-state sweep of 100,000 tiers ≤ 0.5 s and ≤ 2× the floor (1% changed)', value: big.steady.changed_1pct.total_p50_ms!,
-      unit: 'ms (p50)', baseline: big.floor.p50_ms, baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison', limit: 500, ratioLimit: { max: 2 },
+      target: 'steady-state sweep of 100,000 tiers ≤ 0.5 s and ≤ 2× the floor (1% changed)',
+      value: big.steady.changed_1pct.total_p50_ms!,
+      unit: 'ms (p50)',
+      baseline: big.floor.p50_ms,
+      baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison',
+      limit: 500,
+      ratioLimit: { max: 2 },
     }),
     steady_10k_unchanged: checkTarget({
-      target: 'steady-state sweep of 10,000 tiers ≤ 100 ms (unchanged)', value: mid.steady.unchanged.total_p50_ms!,
-      unit: 'ms (p50)', baseline: mid.floor.p50_ms, baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison', limit: 100,
+      target: 'steady-state sweep of 10,000 tiers ≤ 100 ms (unchanged)',
+      value: mid.steady.unchanged.total_p50_ms!,
+      unit: 'ms (p50)',
+      baseline: mid.floor.p50_ms,
+      baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison',
+      limit: 100,
     }),
     steady_10k_changed_1pct: checkTarget({
-      target: 'steady-state sweep of 10,000 tiers ≤ 100 ms (1% changed)', value: mid.steady.changed_1pct.total_p50_ms!,
-      unit: 'ms (p50)', baseline: mid.floor.p50_ms, baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison', limit: 100,
+      target: 'steady-state sweep of 10,000 tiers ≤ 100 ms (1% changed)',
+      value: mid.steady.changed_1pct.total_p50_ms!,
+      unit: 'ms (p50)',
+      baseline: mid.floor.p50_ms,
+      baselineName: 'floor: decode + JSON.parse of the pages + keyed comparison',
+      limit: 100,
     }),
   };
   return { page_size: 1000, change_fraction: 0.01, by_tiers: bySize, targets };
@@ -120,10 +145,13 @@ function warnIfStaleBuild(): void {
     return;
   }
   const built = fs.statSync(cli).mtimeMs;
-  const newest = (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true }))
+  const newest = fs
+    .readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
     .reduce((latest, entry) => Math.max(latest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs), 0);
-  if (newest > built) progress('warning: src/ is newer than dist/: run `npm run build` so the CLI figures measure the current code');
+  if (newest > built) {
+    progress('warning: src/ is newer than dist/: run `npm run build` so the CLI figures measure the current code');
+  }
 }
 
 const began = performance.now();
@@ -145,7 +173,9 @@ if (only.has('upgrade')) {
   results.upgrade = await benchUpgrade().catch((error: Error) => ({ error: error.message }));
 }
 if (only.has('daemon')) {
-  progress('daemon: tierwatch run against 10,000 tiers (first start, a restart, a restart serving /metrics), reading its RSS between sweeps');
+  progress(
+    'daemon: tierwatch run against 10,000 tiers (first start, a restart, a restart serving /metrics), reading its RSS between sweeps',
+  );
   results.daemon = await benchDaemon({ sweeps: quick ? 3 : 5 });
 }
 if (only.has('endless')) {
@@ -165,5 +195,7 @@ results.machine.duration_s = round((performance.now() - began) / 1000, 1);
 
 fs.writeFileSync(values.out, `${JSON.stringify(results, null, 2)}\n`);
 const { text, markdown } = render(results);
-process.stdout.write(`${text}\n\nResults: ${path.relative(process.cwd(), values.out)} (${results.machine.duration_s} s)\n`);
+process.stdout.write(
+  `${text}\n\nResults: ${path.relative(process.cwd(), values.out)} (${results.machine.duration_s} s)\n`,
+);
 if (values.markdown) fs.writeFileSync(values.markdown, `${markdown}\n`);

@@ -92,5 +92,7 @@ export function sampleSync(fn: () => void, runs: number, warmup = 1): number[] {
 
 /** Throws when a measured answer has the wrong size: an empty answer is not fast, it is wrong. */
 export function assertSize(what: string, actual: number, expected: number): void {
-  if (actual !== expected) throw new Error(`benchmark answer check failed: ${what} returned ${actual} rows, expected ${expected}`);
+  if (actual !== expected) {
+    throw new Error(`benchmark answer check failed: ${what} returned ${actual} rows, expected ${expected}`);
+  }
 }

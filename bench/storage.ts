@@ -74,10 +74,19 @@ export async function benchStorage() {
     const tiers = initialTiers();
     const sweepAt = (n: number) => new Date(START + n * SWEEP_INTERVAL_MS);
     const commit = (n: number) => {
-      const runId = store.startRun({ accountId: 'primary', endpoint: 'ws://127.0.0.1/', publicKey: 'bench', startedAt: sweepAt(n) });
+      const runId = store.startRun({
+        accountId: 'primary',
+        endpoint: 'ws://127.0.0.1/',
+        publicKey: 'bench',
+        startedAt: sweepAt(n),
+      });
       return store.commitSweep(runId, {
-        accountId: 'primary', observedAt: new Date(sweepAt(n).getTime() + 900), finishedAt: new Date(sweepAt(n).getTime() + 950),
-        tiers, pages: Math.ceil(TIERS / 999) + 1, maxRemovalRatio: 0.5,
+        accountId: 'primary',
+        observedAt: new Date(sweepAt(n).getTime() + 900),
+        finishedAt: new Date(sweepAt(n).getTime() + 950),
+        tiers,
+        pages: Math.ceil(TIERS / 999) + 1,
+        maxRemovalRatio: 0.5,
       });
     };
 
@@ -123,7 +132,17 @@ export async function benchStorage() {
         if (sweep > 0) mutate(naiveTiers, sweep);
         const observed = new Date(sweepAt(sweep).getTime() + 900).toISOString();
         for (const tier of naiveTiers) {
-          insert.run(sweep + 1, 'primary', tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional, tier.exchange_id, observed);
+          insert.run(
+            sweep + 1,
+            'primary',
+            tier.symbol,
+            tier.leverage,
+            tier.initial_margin,
+            tier.maintenance_margin,
+            tier.max_notional,
+            tier.exchange_id,
+            observed,
+          );
         }
       }
     })();
@@ -138,7 +157,8 @@ export async function benchStorage() {
     // Both grow linearly after the first sweep: when does the history become 100× smaller?
     const growthPerChangedSweep = (afterSweeps - afterFirst) / (SWEEPS - 1);
     const denominator = naivePerSweep - 100 * growthPerChangedSweep;
-    const sweepsFor100x = denominator > 0 ? Math.ceil((100 * (afterFirst - growthPerChangedSweep)) / denominator) : null;
+    const sweepsFor100x =
+      denominator > 0 ? Math.ceil((100 * (afterFirst - growthPerChangedSweep)) / denominator) : null;
     return {
       tiers: TIERS,
       sweeps: SWEEPS,
@@ -163,18 +183,29 @@ export async function benchStorage() {
       targets: {
         first_sweep_bytes: checkTarget({
           target: 'the first sweep costs ≤ 1.5 full copies of the tier list',
-          value: afterFirst, unit: 'bytes', baseline: naivePerSweep, baselineName: 'full copy: bytes per sweep',
+          value: afterFirst,
+          unit: 'bytes',
+          baseline: naivePerSweep,
+          baselineName: 'full copy: bytes per sweep',
           ratioLimit: { max: 1.5 },
         }),
         unchanged_sweep_bytes: checkTarget({
           target: 'an unchanged sweep adds ≤ 1 KB on average',
-          value: perUnchanged, unit: 'bytes', baseline: naivePerSweep, baselineName: 'full copy: bytes per sweep',
-          limit: 1024, ratioIsBaselineOverValue: true,
+          value: perUnchanged,
+          unit: 'bytes',
+          baseline: naivePerSweep,
+          baselineName: 'full copy: bytes per sweep',
+          limit: 1024,
+          ratioIsBaselineOverValue: true,
         }),
         size_vs_full_copy: checkTarget({
           target: 'storage ≥ 100× smaller than the full copy after 200 sweeps',
-          value: afterSweeps, unit: 'bytes', baseline: naiveBytes, baselineName: 'full copy after 200 sweeps',
-          ratioLimit: { min: 100 }, ratioIsBaselineOverValue: true,
+          value: afterSweeps,
+          unit: 'bytes',
+          baseline: naiveBytes,
+          baselineName: 'full copy after 200 sweeps',
+          ratioLimit: { min: 100 },
+          ratioIsBaselineOverValue: true,
         }),
       },
     };

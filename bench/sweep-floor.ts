@@ -14,7 +14,12 @@ export function pagesLikeTheSimulator(universe: readonly SimTier[], pageSize: nu
   for (;;) {
     const offset = held === 0 ? 0 : held - 1;
     const rows = universe.slice(offset, offset + pageSize);
-    pages.push(listFrame('available_leverage_levels_response', rows.map((tier) => wireRow(tier, {}))));
+    pages.push(
+      listFrame(
+        'available_leverage_levels_response',
+        rows.map((tier) => wireRow(tier, {})),
+      ),
+    );
     const fresh = rows.length - (held === 0 ? 0 : 1);
     if (fresh <= 0) return pages;
     held += fresh;
@@ -28,12 +33,16 @@ export type Values = { initial_margin: number; maintenance_margin: number; max_n
  * previous state by key. Returns the changed count. With `fromText` the pages are parsed from
  * ready-made strings instead, leaving out the UTF-8 decoding (reported beside it).
  */
-export function floorPass(pages: readonly Buffer[] | readonly string[], previous: Map<string, Map<string, Values>>): number {
+export function floorPass(
+  pages: readonly Buffer[] | readonly string[],
+  previous: Map<string, Map<string, Values>>,
+): number {
   let changed = 0;
   for (const page of pages) {
     const text = typeof page === 'string' ? page : page.toString('utf8');
-    const rows = (JSON.parse(text) as { available_leverage_levels_response: Array<Values & { symbol: string; leverage: string }> })
-      .available_leverage_levels_response;
+    const rows = (
+      JSON.parse(text) as { available_leverage_levels_response: Array<Values & { symbol: string; leverage: string }> }
+    ).available_leverage_levels_response;
     for (const row of rows) {
       const before = previous.get(row.symbol)?.get(row.leverage);
       if (
@@ -55,7 +64,11 @@ export function previousState(universe: readonly SimTier[]): Map<string, Map<str
   for (const tier of universe) {
     let ladder = state.get(tier.symbol);
     if (ladder === undefined) state.set(tier.symbol, (ladder = new Map()));
-    ladder.set(tier.leverage, { initial_margin: tier.initial_margin, maintenance_margin: tier.maintenance_margin, max_notional: tier.max_notional });
+    ladder.set(tier.leverage, {
+      initial_margin: tier.initial_margin,
+      maintenance_margin: tier.maintenance_margin,
+      max_notional: tier.max_notional,
+    });
   }
   return state;
 }

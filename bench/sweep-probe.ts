@@ -92,13 +92,20 @@ export class DiffMirror {
     const diff = diffTiers(this.current, tiers);
     const elapsed = nowMs() - start;
     const expected = diff.added.length + diff.removed.length + diff.changed.length;
-    if (expected !== changes.length) throw new Error(`diff mirror disagrees with the store: ${expected} vs ${changes.length} changes`);
+    if (expected !== changes.length) {
+      throw new Error(`diff mirror disagrees with the store: ${expected} vs ${changes.length} changes`);
+    }
     for (const change of changes) {
       if (change.change === 'removed') this.current.delete(change.symbol, change.leverage);
       else {
         this.current.set({
-          version_id: 0, symbol: change.symbol, leverage: change.leverage, exchange_id: null,
-          initial_margin: change.new_initial_margin!, maintenance_margin: change.new_maintenance_margin!, max_notional: change.new_max_notional!,
+          version_id: 0,
+          symbol: change.symbol,
+          leverage: change.leverage,
+          exchange_id: null,
+          initial_margin: change.new_initial_margin!,
+          maintenance_margin: change.new_maintenance_margin!,
+          max_notional: change.new_max_notional!,
         });
       }
     }

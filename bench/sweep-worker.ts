@@ -118,8 +118,12 @@ async function cliCollect(config: Config, dbPath: string): Promise<{ wall_ms: nu
   const start = nowMs();
   const child = spawn(command, args, {
     env: {
-      PATH: process.env.PATH ?? '', QFEX_WS_URL: config.wsUrl, QFEX_PUBLIC_KEY: DEMO_PUBLIC_KEY, QFEX_SECRET_KEY: DEMO_SECRET_KEY,
-      TIERWATCH_DB: dbPath, LOG_LEVEL: 'warn',
+      PATH: process.env.PATH ?? '',
+      QFEX_WS_URL: config.wsUrl,
+      QFEX_PUBLIC_KEY: DEMO_PUBLIC_KEY,
+      QFEX_SECRET_KEY: DEMO_SECRET_KEY,
+      TIERWATCH_DB: dbPath,
+      LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -145,13 +149,17 @@ async function measure(tiers: number, repeats: number) {
     {
       // The reconstruction must be byte-for-byte what the simulator sends: check the first page's rows.
       const probe = await openSession({
-        url: sim.url, credentials: { kind: 'hmac', publicKey: DEMO_PUBLIC_KEY, secretKey: DEMO_SECRET_KEY },
+        url: sim.url,
+        credentials: { kind: 'hmac', publicKey: DEMO_PUBLIC_KEY, secretKey: DEMO_SECRET_KEY },
         timeouts: { connectMs: 10_000, authMs: 10_000, requestMs: 30_000, idleMs: 60_000 },
       });
       const served = await probe.requestLeveragePage(PAGE_SIZE, 0);
       probe.close();
-      const rebuilt = (JSON.parse(pages[0]!) as { available_leverage_levels_response: unknown[] }).available_leverage_levels_response;
-      if (JSON.stringify(served) !== JSON.stringify(rebuilt)) throw new Error('the floor pages differ from what the simulator serves');
+      const rebuilt = (JSON.parse(pages[0]!) as { available_leverage_levels_response: unknown[] })
+        .available_leverage_levels_response;
+      if (JSON.stringify(served) !== JSON.stringify(rebuilt)) {
+        throw new Error('the floor pages differ from what the simulator serves');
+      }
     }
     const pageBuffers = pages.map((page) => Buffer.from(page, 'utf8'));
     const floorSamples: number[] = [];
@@ -221,7 +229,11 @@ async function measure(tiers: number, repeats: number) {
       try {
         writer.store.markAbandonedRuns(new Date());
         openMs = nowMs() - began;
-        result = await sweepAccount(oneShotConfig, 'primary', { store: probe.timedStore, logger, openSession: probe.timedOpen });
+        result = await sweepAccount(oneShotConfig, 'primary', {
+          store: probe.timedStore,
+          logger,
+          openSession: probe.timedOpen,
+        });
       } finally {
         const closing = nowMs();
         writer.close();
@@ -235,7 +247,12 @@ async function measure(tiers: number, repeats: number) {
     await runOneShot(null); // the first fills the database
     const oneShot = async (expected: number) => {
       const samples: SweepSample[] = [];
-      const extra = { open_p50_ms: [] as number[], close_p50_ms: [] as number[], load_current_p50_ms: [] as number[], sweep_only_p50_ms: [] as number[] };
+      const extra = {
+        open_p50_ms: [] as number[],
+        close_p50_ms: [] as number[],
+        load_current_p50_ms: [] as number[],
+        sweep_only_p50_ms: [] as number[],
+      };
       for (let i = 0; i < repeats; i++) {
         if (expected > 0) {
           const count = await sim.change(CHANGE_FRACTION, round_++);
@@ -294,7 +311,8 @@ async function measure(tiers: number, repeats: number) {
           : {
               samples: cli.length,
               wall_p50_ms: round(median(cli.map((run) => run.wall_ms))),
-              peak_rss_bytes: cli[0]!.peak_rss_bytes === null ? null : median(cli.map((run) => run.peak_rss_bytes ?? 0)),
+              peak_rss_bytes:
+                cli[0]!.peak_rss_bytes === null ? null : median(cli.map((run) => run.peak_rss_bytes ?? 0)),
             },
       peak_rss_bytes_after_steady: peakAfterSteady,
       peak_rss_bytes: peakRss,
@@ -317,5 +335,7 @@ try {
   const result = await measure(tiersArg, repeatsArg);
   process.send({ result }, () => process.exit(0));
 } catch (error) {
-  process.send({ error: error instanceof Error ? (error.stack ?? error.message) : String(error) }, () => process.exit(1));
+  process.send({ error: error instanceof Error ? (error.stack ?? error.message) : String(error) }, () =>
+    process.exit(1),
+  );
 }

@@ -51,18 +51,26 @@ export async function benchUpgrade() {
 
     const dbPath = path.join(dir, 'year-0.1.0.db');
     let began = nowMs();
-    const { buildYearHistory } = (await import(path.join(old, 'bench', 'year-history.ts'))) as typeof import('./year-history.ts');
+    const { buildYearHistory } = (await import(
+      path.join(old, 'bench', 'year-history.ts')
+    )) as typeof import('./year-history.ts');
     const year = buildYearHistory(dbPath);
     const buildSeconds = (nowMs() - began) / 1000;
     const bytesBefore = fs.statSync(dbPath).size;
 
     const oldQuery = (await import(path.join(old, 'src', 'query', 'index.ts'))) as unknown as QueryModule;
-    const { openDatabase: openOld } = (await import(path.join(old, 'src', 'store', 'db.ts'))) as typeof import('../src/store/db.ts');
+    const { openDatabase: openOld } = (await import(
+      path.join(old, 'src', 'store', 'db.ts')
+    )) as typeof import('../src/store/db.ts');
     const reader = openOld(dbPath, { readonly: true, migrationsFolder: path.join(old, 'migrations') });
     const expected = answers(oldQuery, reader, SYMBOLS);
     // The whole feed row by row as well, to say exactly which rows differ if its digest does.
     const oldFeed = [...oldQuery.changesBetween(reader, {}, {}, {})] as FeedRow[];
-    const oldCounts = reader.sqlite.prepare('SELECT (SELECT count(*) FROM tier_versions) AS versions, (SELECT count(*) FROM tier_changes) AS changes').get();
+    const oldCounts = reader.sqlite
+      .prepare(
+        'SELECT (SELECT count(*) FROM tier_versions) AS versions, (SELECT count(*) FROM tier_changes) AS changes',
+      )
+      .get();
     reader.close();
 
     // The upgrade killed half-way (see test/fixtures/upgrade-crash-child.ts).
@@ -71,16 +79,30 @@ export async function benchUpgrade() {
     fs.cpSync(defaultMigrationsFolder(), folder, { recursive: true });
     const step2 = fs.readdirSync(folder).find((name) => name.endsWith('_history_v2.sql'))!;
     const sql = fs.readFileSync(path.join(folder, step2), 'utf8');
-    fs.writeFileSync(path.join(folder, step2), sql.replace(/(?=DROP TABLE `tier_version`;)/, 'SELECT crash();--> statement-breakpoint\n'));
+    fs.writeFileSync(
+      path.join(folder, step2),
+      sql.replace(/(?=DROP TABLE `tier_version`;)/, 'SELECT crash();--> statement-breakpoint\n'),
+    );
     began = nowMs();
-    const child = spawnSync(process.execPath, [path.join(ROOT, 'test', 'fixtures', 'upgrade-crash-child.ts'), dbPath, folder], { encoding: 'utf8' });
+    const child = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'test', 'fixtures', 'upgrade-crash-child.ts'), dbPath, folder],
+      { encoding: 'utf8' },
+    );
     const killedAfterSeconds = (nowMs() - began) / 1000;
-    if (child.signal !== 'SIGKILL') throw new Error(`upgrade: the crashing upgrade was not killed: ${child.status} ${child.stdout}${child.stderr}`);
+    if (child.signal !== 'SIGKILL') {
+      throw new Error(`upgrade: the crashing upgrade was not killed: ${child.status} ${child.stdout}${child.stderr}`);
+    }
     const walAfterKill = fs.existsSync(`${dbPath}-wal`) ? fs.statSync(`${dbPath}-wal`).size : 0;
     const afterKill = new Database(dbPath, { readonly: true });
-    const killedCounts = afterKill.prepare('SELECT (SELECT count(*) FROM tier_versions) AS versions, (SELECT count(*) FROM tier_changes) AS changes').get();
+    const killedCounts = afterKill
+      .prepare(
+        'SELECT (SELECT count(*) FROM tier_versions) AS versions, (SELECT count(*) FROM tier_changes) AS changes',
+      )
+      .get();
     afterKill.close();
-    const intactAfterKill = sha256File(dbPath) === hashBefore && JSON.stringify(killedCounts) === JSON.stringify(oldCounts);
+    const intactAfterKill =
+      sha256File(dbPath) === hashBefore && JSON.stringify(killedCounts) === JSON.stringify(oldCounts);
     if (!intactAfterKill) throw new Error('upgrade: the database changed after a killed upgrade');
 
     // The upgrade itself, as the daemon runs it at start.
@@ -99,26 +121,45 @@ export async function benchUpgrade() {
     const actual = answers(query, upgraded, SYMBOLS);
     const newFeed = [...query.changesBetween(upgraded, {}, {}, { includeBaseline: true })];
     upgraded.close();
-    const differing = expected.filter((answer, i) => JSON.stringify(answer) !== JSON.stringify(actual[i])).map((answer) => answer.question);
+    const differing = expected
+      .filter((answer, i) => JSON.stringify(answer) !== JSON.stringify(actual[i]))
+      .map((answer) => answer.question);
     // 0.1.0's bulk benchmark writer (not its HistoryStore) records an edit that happens to leave
     // max_notional as it was as a `changed` row with changed_columns ["max_notional"]; HistoryStore
     // never writes such a row (a change needs a value that differs), and the derived feed gives it
     // changed_columns []. Those rows, and only those, may differ: checked row by row.
-    const rowDifferences = oldFeed.length !== newFeed.length ? [-1] : oldFeed.flatMap((row, i) => (JSON.stringify(row) === JSON.stringify(strip010(newFeed[i]!)) ? [] : [i]));
+    const rowDifferences =
+      oldFeed.length !== newFeed.length
+        ? [-1]
+        : oldFeed.flatMap((row, i) => (JSON.stringify(row) === JSON.stringify(strip010(newFeed[i]!)) ? [] : [i]));
     const noOpRows = rowDifferences.filter((i) => {
       const before = oldFeed[i];
       const after = i >= 0 ? strip010(newFeed[i]!) : undefined;
-      return before !== undefined && after !== undefined && before.change === 'changed' && JSON.stringify(before.before) === JSON.stringify(before.after) &&
-        JSON.stringify({ ...before, changed_columns: [] }) === JSON.stringify(after);
+      return (
+        before !== undefined &&
+        after !== undefined &&
+        before.change === 'changed' &&
+        JSON.stringify(before.before) === JSON.stringify(before.after) &&
+        JSON.stringify({ ...before, changed_columns: [] }) === JSON.stringify(after)
+      );
     });
-    const unexplained = differing.filter((question) => !(question === 'changes' && rowDifferences.length === noOpRows.length));
+    const unexplained = differing.filter(
+      (question) => !(question === 'changes' && rowDifferences.length === noOpRows.length),
+    );
     if (unexplained.length > 0 || rowDifferences.length !== noOpRows.length) {
-      throw new Error(`upgrade: answers differ after the upgrade: ${unexplained.slice(0, 5).join('; ')} (${rowDifferences.length - noOpRows.length} feed rows unexplained)`);
+      throw new Error(
+        `upgrade: answers differ after the upgrade: ${unexplained.slice(0, 5).join('; ')} (${rowDifferences.length - noOpRows.length} feed rows unexplained)`,
+      );
     }
 
     return {
       from_version: `0.1.0 (${V010_COMMIT})`,
-      history: { runs: year.runs, tier_versions: year.versions, tier_changes: year.changes, built_by_0_1_0_s: round(buildSeconds, 1) },
+      history: {
+        runs: year.runs,
+        tier_versions: year.versions,
+        tier_changes: year.changes,
+        built_by_0_1_0_s: round(buildSeconds, 1),
+      },
       questions_compared: expected.length,
       rows_compared: expected.reduce((sum, answer) => sum + answer.rows, 0),
       answers_identical: differing.length === 0,
@@ -129,7 +170,12 @@ export async function benchUpgrade() {
         rowDifferences.length === 0
           ? null
           : `0.1.0's bulk benchmark writer stored ${noOpRows.length} 'changed' row(s) whose values did not change (changed_columns ["max_notional"]); HistoryStore never writes one, and the derived feed shows changed_columns []`,
-      kill_mid_upgrade: { killed_after_s: round(killedAfterSeconds, 1), wal_bytes_left: walAfterKill, database_file_unchanged: true, views_answer: killedCounts },
+      kill_mid_upgrade: {
+        killed_after_s: round(killedAfterSeconds, 1),
+        wal_bytes_left: walAfterKill,
+        database_file_unchanged: true,
+        views_answer: killedCounts,
+      },
       migrations_applied: migrationsApplied,
       upgrade_s: round(upgradeSeconds, 1),
       bytes_0_1_0: bytesBefore,

@@ -33,7 +33,11 @@ async function timeCli(argv: string[], dbPath: string, runs: number): Promise<nu
     const stdout = new Sink();
     const start = nowMs();
     const code = await runCli([...argv, '--format', 'json'], {
-      stdout, stderr: new Sink(), env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' }, stdoutIsTTY: false, signal: new AbortController().signal,
+      stdout,
+      stderr: new Sink(),
+      env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' },
+      stdoutIsTTY: false,
+      signal: new AbortController().signal,
     });
     if (code !== 0) throw new Error(`tierwatch ${argv.join(' ')} exited ${code}`);
     if (i > 0) samples.push(nowMs() - start);
@@ -49,7 +53,9 @@ async function timeGet(url: string, runs: number): Promise<{ p50: number; p95: n
     const response = await fetch(url);
     const body = await response.arrayBuffer();
     const elapsed = nowMs() - start;
-    if (response.status !== 200) throw new Error(`${url} answered ${response.status}: ${Buffer.from(body).toString('utf8').slice(0, 500)}`);
+    if (response.status !== 200) {
+      throw new Error(`${url} answered ${response.status}: ${Buffer.from(body).toString('utf8').slice(0, 500)}`);
+    }
     if (i > 0) samples.push(elapsed); // the first warms the statement cache
     bytes = body.byteLength;
   }
@@ -76,7 +82,13 @@ export async function benchWeb(options: { runs?: number } = {}) {
     const year = buildYearHistory(dbPath);
     const expect = year.expectations;
     const server = await startWebServer({
-      dbPath, token: null, healthMaxAgeMs: 600_000, accounts: null, logger: createLogger({ level: 'silent' }), host: '127.0.0.1', port: 0,
+      dbPath,
+      token: null,
+      healthMaxAgeMs: 600_000,
+      accounts: null,
+      logger: createLogger({ level: 'silent' }),
+      host: '127.0.0.1',
+      port: 0,
     });
     try {
       const at = expect.snapshotPoints[Math.floor(expect.snapshotPoints.length / 2)]!.at;
@@ -86,17 +98,45 @@ export async function benchWeb(options: { runs?: number } = {}) {
       const cases: Array<[string, string, string[] | null]> = [
         ['page: overview', '/', null],
         ['page: symbol (ladder at the last sweep, history, changes)', symbolPath, ['history', QUERY_SYMBOL]],
-        ['page: symbol, a date compared', `${symbolPath}?${q({ at, compare: expect.weekFrom })}`, ['history', QUERY_SYMBOL]],
-        ['page: changes of the last 7 days (first 100)', `/changes?${q({ since: expect.changesSince })}`, ['changes', '--since', expect.changesSince]],
+        [
+          'page: symbol, a date compared',
+          `${symbolPath}?${q({ at, compare: expect.weekFrom })}`,
+          ['history', QUERY_SYMBOL],
+        ],
+        [
+          'page: changes of the last 7 days (first 100)',
+          `/changes?${q({ since: expect.changesSince })}`,
+          ['changes', '--since', expect.changesSince],
+        ],
         ['page: changes, the whole year (first 100)', '/changes', null],
         ['page: changes, the whole year, page 10', `/changes?${q({ page: '10' })}`, null],
-        ['page: diff over one week', `/diff?${q({ from: expect.weekFrom, to: expect.lastObservedAt })}`, ['diff', expect.weekFrom, expect.lastObservedAt]],
+        [
+          'page: diff over one week',
+          `/diff?${q({ from: expect.weekFrom, to: expect.lastObservedAt })}`,
+          ['diff', expect.weekFrom, expect.lastObservedAt],
+        ],
         ['page: runs (last 200)', '/runs', ['runs', '--last', '200']],
-        ['api: snapshot --at T --symbol S', `/api/snapshot?${q({ at, symbol: QUERY_SYMBOL })}`, ['snapshot', '--at', at, '--symbol', QUERY_SYMBOL]],
+        [
+          'api: snapshot --at T --symbol S',
+          `/api/snapshot?${q({ at, symbol: QUERY_SYMBOL })}`,
+          ['snapshot', '--at', at, '--symbol', QUERY_SYMBOL],
+        ],
         ['api: snapshot --at T (whole exchange)', `/api/snapshot?${q({ at })}`, ['snapshot', '--at', at]],
-        ['api: diff over one week', `/api/diff?${q({ from: expect.weekFrom, to: expect.lastObservedAt })}`, ['diff', expect.weekFrom, expect.lastObservedAt]],
-        ['api: diff over the year', `/api/diff?${q({ from: expect.firstObservedAt, to: expect.lastObservedAt })}`, ['diff', expect.firstObservedAt, expect.lastObservedAt]],
-        ['api: changes --since 7d', `/api/changes?${q({ since: expect.changesSince })}`, ['changes', '--since', expect.changesSince]],
+        [
+          'api: diff over one week',
+          `/api/diff?${q({ from: expect.weekFrom, to: expect.lastObservedAt })}`,
+          ['diff', expect.weekFrom, expect.lastObservedAt],
+        ],
+        [
+          'api: diff over the year',
+          `/api/diff?${q({ from: expect.firstObservedAt, to: expect.lastObservedAt })}`,
+          ['diff', expect.firstObservedAt, expect.lastObservedAt],
+        ],
+        [
+          'api: changes --since 7d',
+          `/api/changes?${q({ since: expect.changesSince })}`,
+          ['changes', '--since', expect.changesSince],
+        ],
         ['api: history SYMBOL', `/api/history/${encodeURIComponent(QUERY_SYMBOL)}`, ['history', QUERY_SYMBOL]],
         ['api: runs --last 1000', '/api/runs?last=1000', ['runs', '--last', '1000']],
         ['api: runs (all, the whole year)', '/api/runs', ['runs']],
@@ -111,14 +151,24 @@ export async function benchWeb(options: { runs?: number } = {}) {
         const cliMs = argv === null ? null : await timeCli(argv, dbPath, Math.max(3, Math.round(runs / 3)));
         const page = what.startsWith('page:');
         const row: WebAnswerFigures = {
-          what, path: urlPath, http_p50_ms: round(web.p50), http_p95_ms: round(web.p95), bytes: web.bytes,
+          what,
+          path: urlPath,
+          http_p50_ms: round(web.p50),
+          http_p95_ms: round(web.p95),
+          bytes: web.bytes,
           ...(page ? { weight_with_css_bytes: web.bytes + css } : {}),
-          cli: argv === null ? null : `tierwatch ${argv.join(' ')} --format json`, cli_in_process_p50_ms: cliMs === null ? null : round(cliMs),
+          cli: argv === null ? null : `tierwatch ${argv.join(' ')} --format json`,
+          cli_in_process_p50_ms: cliMs === null ? null : round(cliMs),
         };
         rows.push(row);
-        const key = what.replace(/[^a-z0-9]+/gi, '_').toLowerCase().replace(/^_|_$/g, '');
+        const key = what
+          .replace(/[^a-z0-9]+/gi, '_')
+          .toLowerCase()
+          .replace(/^_|_$/g, '');
         targets[`web_${key}`] = checkTarget({
-          target: `${what} ≤ ${LIMIT_MS} ms`, value: row.http_p50_ms, unit: 'ms (p50, HTTP on loopback)',
+          target: `${what} ≤ ${LIMIT_MS} ms`,
+          value: row.http_p50_ms,
+          unit: 'ms (p50, HTTP on loopback)',
           ...(cliMs === null
             ? { baseline: round(floor), baselineName: 'HTTP floor: GET /healthz' }
             : { baseline: round(cliMs), baselineName: 'the CLI, same question, in process' }),
@@ -126,12 +176,22 @@ export async function benchWeb(options: { runs?: number } = {}) {
         });
         if (page) {
           targets[`weight_${key}`] = checkTarget({
-            target: `${what} ≤ 300 KB`, value: web.bytes + css, unit: 'bytes with its stylesheet',
-            baseline: WEIGHT_LIMIT_BYTES, baselineName: 'the budget', limit: WEIGHT_LIMIT_BYTES,
+            target: `${what} ≤ 300 KB`,
+            value: web.bytes + css,
+            unit: 'bytes with its stylesheet',
+            baseline: WEIGHT_LIMIT_BYTES,
+            baselineName: 'the budget',
+            limit: WEIGHT_LIMIT_BYTES,
           });
         }
       }
-      return { history: { runs: year.runs, tier_versions: year.versions, tier_changes: year.changes }, stylesheet_bytes: css, http_floor_p50_ms: round(floor), answers: rows, targets };
+      return {
+        history: { runs: year.runs, tier_versions: year.versions, tier_changes: year.changes },
+        stylesheet_bytes: css,
+        http_floor_p50_ms: round(floor),
+        answers: rows,
+        targets,
+      };
     } finally {
       await server.close();
     }

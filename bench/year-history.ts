@@ -104,22 +104,39 @@ export function buildYearHistory(dbPath: string): YearHistory {
 
   const open = (tier: Tier, runId: number, at: string, previous: number | null) => {
     const id = nextVersion++;
-    openVersion.run(id, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional, tier.exchange_id, Date.parse(at), runId, previous);
+    openVersion.run(
+      id,
+      tier.symbol,
+      tier.leverage,
+      tier.initial_margin,
+      tier.maintenance_margin,
+      tier.max_notional,
+      tier.exchange_id,
+      Date.parse(at),
+      runId,
+      previous,
+    );
     versions += 1;
     if (tier.symbol === QUERY_SYMBOL) historyRows += 1;
     return id;
   };
   const snapshotState = () => new Map([...live].map(([key, entry]) => [key, valuesKey(entry.tier)]));
   const toTier = (sim: ReturnType<typeof makeTier>): Tier => ({
-    symbol: sim.symbol, leverage: sim.leverage, exchange_id: sim.id,
-    initial_margin: sim.initial_margin, maintenance_margin: sim.maintenance_margin, max_notional: sim.max_notional,
+    symbol: sim.symbol,
+    leverage: sim.leverage,
+    exchange_id: sim.id,
+    initial_margin: sim.initial_margin,
+    maintenance_margin: sim.maintenance_margin,
+    max_notional: sim.max_notional,
   });
 
   // The store's own indexes, dropped for the bulk write and rebuilt from their stored SQL at the
   // end of the same transaction: building an index once is several times faster than updating it
   // row by row, and what ends up on disk is the same schema.
   const indexes = sqlite
-    .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('run_ledger', 'tier_version')`)
+    .prepare(
+      `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ('run_ledger', 'tier_version')`,
+    )
     .all() as Array<{ name: string; sql: string }>;
   const write = sqlite.transaction(() => {
     for (const index of indexes) sqlite.exec(`DROP INDEX "${index.name}"`);
@@ -130,7 +147,18 @@ export function buildYearHistory(dbPath: string): YearHistory {
       const observedAt = new Date(startedMs + 700).toISOString();
       const finishedAt = new Date(startedMs + 760).toISOString();
       if (run > 0 && random() < 0.001) {
-        insertRun.run(runId, startedAt, null, finishedAt, 'failed', 3, null, null, 'QFEX_TIMEOUT', 'the exchange did not answer page 4 within 10000 ms');
+        insertRun.run(
+          runId,
+          startedAt,
+          null,
+          finishedAt,
+          'failed',
+          3,
+          null,
+          null,
+          'QFEX_TIMEOUT',
+          'the exchange did not answer page 4 within 10000 ms',
+        );
         liveCounts.push(live.size);
         continue;
       }
@@ -147,7 +175,11 @@ export function buildYearHistory(dbPath: string): YearHistory {
           if (touched.has(key)) return;
           touched.add(key);
           const before = live.get(key)!.tier;
-          changes.push({ kind: 'changed', before, after: { ...before, max_notional: Math.round(before.max_notional * (0.9 + random() * 0.2)) + 1 } });
+          changes.push({
+            kind: 'changed',
+            before,
+            after: { ...before, max_notional: Math.round(before.max_notional * (0.9 + random() * 0.2)) + 1 },
+          });
         };
         for (let n = Math.floor(random() * 3); n > 0; n--) edit(liveKeys[Math.floor(random() * liveKeys.length)]!);
         if (random() < 1 / 12) {
@@ -156,7 +188,9 @@ export function buildYearHistory(dbPath: string): YearHistory {
         }
         if (random() < 1 / WEEK_RUNS) {
           const symbol = `S${String(++nextSymbol).padStart(6, '0')}-USD`;
-          for (const lev of [1, 2, 3, 4, 5, 10, 15, 20, 25, 30]) changes.push({ kind: 'added', before: null, after: toTier(makeTier(symbol, lev, 250_000)) });
+          for (const lev of [1, 2, 3, 4, 5, 10, 15, 20, 25, 30]) {
+            changes.push({ kind: 'added', before: null, after: toTier(makeTier(symbol, lev, 250_000)) });
+          }
         }
         if (random() < 1 / (WEEK_RUNS * 4)) {
           const victim = live.get(liveKeys[Math.floor(random() * liveKeys.length)]!)!.tier.symbol;
@@ -177,18 +211,30 @@ export function buildYearHistory(dbPath: string): YearHistory {
         let previous: number | null = null;
         if (change.before !== null) {
           const entry = live.get(key)!;
-          if (closeVersion.run(Date.parse(observedAt), entry.version_id).changes !== 1) throw new Error(`year history: version ${entry.version_id} was not open`);
+          if (closeVersion.run(Date.parse(observedAt), entry.version_id).changes !== 1) {
+            throw new Error(`year history: version ${entry.version_id} was not open`);
+          }
           live.delete(key);
           if (change.after !== null) previous = entry.version_id;
         }
-        if (change.after !== null) live.set(key, { version_id: open(change.after, runId, observedAt, previous), tier: change.after });
+        if (change.after !== null) {
+          live.set(key, { version_id: open(change.after, runId, observedAt, previous), tier: change.after });
+        }
         changeRows += 1;
       }
       if (changes.some((change) => change.kind !== 'changed')) {
         liveKeys.length = 0;
         liveKeys.push(...live.keys());
       }
-      finishRun.run(observedAt, finishedAt, Math.ceil(live.size / 999) + 1, live.size, changes.length, run === 0 ? 1 : 0, runId);
+      finishRun.run(
+        observedAt,
+        finishedAt,
+        Math.ceil(live.size / 999) + 1,
+        live.size,
+        changes.length,
+        run === 0 ? 1 : 0,
+        runId,
+      );
       okRuns += 1;
       perRun.push({ observedAt, changes: changes.length });
       liveCounts.push(live.size);
@@ -210,11 +256,15 @@ export function buildYearHistory(dbPath: string): YearHistory {
     for (const key of finalState.keys()) if (!from.has(key)) count += 1;
     return count;
   };
-  if (weekStartState === null || firstState === null) throw new Error('year history: the week-start run failed; pick another seed');
+  if (weekStartState === null || firstState === null) {
+    throw new Error('year history: the week-start run failed; pick another seed');
+  }
   const firstObservedAt = perRun[0]!.observedAt;
   const lastObservedAt = perRun[perRun.length - 1]!.observedAt;
   const changesSince = new Date(Date.parse(lastObservedAt) - 7 * 86_400_000).toISOString();
-  const changesSinceRows = perRun.filter((run) => run.observedAt >= changesSince).reduce((sum, run) => sum + run.changes, 0);
+  const changesSinceRows = perRun
+    .filter((run) => run.observedAt >= changesSince)
+    .reduce((sum, run) => sum + run.changes, 0);
   // Snapshot instants spread over the year (one minute after a sweep), and the live count then.
   const snapshotPoints = [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 0.999].map((position) => {
     const run = Math.floor(position * (YEAR_RUNS - 1));
@@ -224,12 +274,23 @@ export function buildYearHistory(dbPath: string): YearHistory {
   // Check the bulk writer against the real one: an unchanged sweep through HistoryStore on top of
   // this history must load the same current state and find nothing to store.
   const store = new HistoryStore(db, { logger: silentLogger() });
-  const checkRun = store.startRun({ accountId: 'primary', endpoint: 'wss://trade.qfex.com/', publicKey: null, startedAt: new Date(Date.parse(lastObservedAt) + 1000) });
-  const outcome = store.commitSweep(checkRun, {
-    accountId: 'primary', observedAt: new Date(Date.parse(lastObservedAt) + 2000), finishedAt: new Date(Date.parse(lastObservedAt) + 2100),
-    tiers: [...live.values()].map((entry) => entry.tier), pages: 12, maxRemovalRatio: 0.5,
+  const checkRun = store.startRun({
+    accountId: 'primary',
+    endpoint: 'wss://trade.qfex.com/',
+    publicKey: null,
+    startedAt: new Date(Date.parse(lastObservedAt) + 1000),
   });
-  if (outcome.changes.length !== 0) throw new Error(`year history: HistoryStore found ${outcome.changes.length} changes in the bulk-written state`);
+  const outcome = store.commitSweep(checkRun, {
+    accountId: 'primary',
+    observedAt: new Date(Date.parse(lastObservedAt) + 2000),
+    finishedAt: new Date(Date.parse(lastObservedAt) + 2100),
+    tiers: [...live.values()].map((entry) => entry.tier),
+    pages: 12,
+    maxRemovalRatio: 0.5,
+  });
+  if (outcome.changes.length !== 0) {
+    throw new Error(`year history: HistoryStore found ${outcome.changes.length} changes in the bulk-written state`);
+  }
   // Undo the check run's ledger row so the history ends where the model does.
   sqlite.prepare('DELETE FROM run_ledger WHERE run_id = ?').run(checkRun);
   // Closed as the daemon closes it (PRAGMA optimize, WAL checkpoint); no extra ANALYZE.

@@ -16,7 +16,11 @@ const MAX_ROUNDS = 5;
 const LINTED = /\.(ts|js)$/;
 
 function run(tool: string, args: string[]): { status: number | null; stdout: string } {
-  const result = spawnSync(join(BIN, tool), args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const result = spawnSync(join(BIN, tool), args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout };
 }

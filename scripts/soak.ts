@@ -20,7 +20,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator, type Fault, type SimChange, type SimTier } from '../src/sim/index.ts';
+import {
+  DEMO_PUBLIC_KEY,
+  DEMO_SECRET_KEY,
+  startChangeScript,
+  startSimulator,
+  type Fault,
+  type SimChange,
+  type SimTier,
+} from '../src/sim/index.ts';
 import { seededRandom, randomInt } from '../src/sim/random.ts';
 import { openDatabase } from '../src/store/db.ts';
 import { normalizeLeverage } from '../src/history/tier.ts';
@@ -36,7 +44,9 @@ const { values } = parseArgs({
   },
 });
 const minutes = Number(values.minutes);
-if (!(minutes > 0 && minutes <= 24 * 60)) throw new Error(`Expected --minutes to be a number from 0 to 1440, got ${values.minutes}`);
+if (!(minutes > 0 && minutes <= 24 * 60)) {
+  throw new Error(`Expected --minutes to be a number from 0 to 1440, got ${values.minutes}`);
+}
 const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
 const random = seededRandom(seed);
 console.log(`soak: ${minutes} minute(s), seed ${seed} (--seed ${seed} reproduces the fault and change sequence)`);
@@ -93,7 +103,11 @@ function netChanges(before: Map<string, SimTier>, after: Map<string, SimTier>): 
   for (const [key, tier] of after) {
     const old = before.get(key);
     if (old === undefined) lines.push(`added ${key}`);
-    else if (!Object.is(old.initial_margin, tier.initial_margin) || !Object.is(old.maintenance_margin, tier.maintenance_margin) || !Object.is(old.max_notional, tier.max_notional)) {
+    else if (
+      !Object.is(old.initial_margin, tier.initial_margin) ||
+      !Object.is(old.maintenance_margin, tier.maintenance_margin) ||
+      !Object.is(old.max_notional, tier.max_notional)
+    ) {
       lines.push(`changed ${key}`);
     }
   }
@@ -113,8 +127,16 @@ const FAULTS: Array<() => Fault> = [
   () => ({ kind: 'error_reply', code: 'RateLimited', retryAfterMs: 50 + randomInt(random, 200) }),
   () => ({ kind: 'error_reply', code: 'ServerError' }),
   () => ({ kind: 'error_reply', code: 'InvalidParameter' }),
-  () => ({ kind: 'bad_frame', page: 1 + randomInt(random, 2), frame: (['non_json', 'wrong_shape', 'binary', 'unexpected_key'] as const)[randomInt(random, 4)]! }),
-  () => ({ kind: 'malformed_row', page: 1 + randomInt(random, 2), row: { symbol: 'BAD-USD', leverage: '2', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 1 } }),
+  () => ({
+    kind: 'bad_frame',
+    page: 1 + randomInt(random, 2),
+    frame: (['non_json', 'wrong_shape', 'binary', 'unexpected_key'] as const)[randomInt(random, 4)]!,
+  }),
+  () => ({
+    kind: 'malformed_row',
+    page: 1 + randomInt(random, 2),
+    row: { symbol: 'BAD-USD', leverage: '2', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 1 },
+  }),
   () => ({ kind: 'shift_insert', afterPage: 1 }),
   () => ({ kind: 'shift_delete', afterPage: 1 }),
   () => ({ kind: 'delay_page', page: 1, ms: 100 + randomInt(random, 400) }),
@@ -124,7 +146,13 @@ const FAULTS: Array<() => Fault> = [
 
 const dir = mkdtempSync(join(tmpdir(), 'tierwatch-soak-'));
 const dbPath = join(dir, 'soak.db');
-const sim = await startSimulator({ host: '127.0.0.1', port: 0, maxPageSize: 25, pingIntervalMs: 2000, authDeadlineMs: 5000 });
+const sim = await startSimulator({
+  host: '127.0.0.1',
+  port: 0,
+  maxPageSize: 25,
+  pingIntervalMs: 2000,
+  authDeadlineMs: 5000,
+});
 const initial = sim.tiers();
 const script = startChangeScript(sim, { everyMs: 2 ** 30, seed }); // stepped by hand below
 const logFile = join(dir, 'daemon.log');
@@ -149,7 +177,9 @@ const daemon = spawn(process.execPath, [CLI, 'run'], {
   stdio: ['ignore', 'ignore', 'pipe'],
 });
 daemon.stderr.pipe(log);
-const exited = new Promise<number | string>((resolve) => daemon.once('exit', (code, signal) => resolve(code ?? String(signal))));
+const exited = new Promise<number | string>((resolve) =>
+  daemon.once('exit', (code, signal) => resolve(code ?? String(signal))),
+);
 const pid = daemon.pid!;
 
 let lastBusyAt = Date.now();
@@ -188,7 +218,9 @@ while (Date.now() < endAt) {
   }
   if (now - lastProgress >= 60_000) {
     lastProgress = now;
-    console.log(`soak: ${Math.round((now - startedAt) / 60_000)} min, ${steps} change steps, RSS ${rss} KiB, fds ${openFds(pid)}`);
+    console.log(
+      `soak: ${Math.round((now - startedAt) / 60_000)} min, ${steps} change steps, RSS ${rss} KiB, fds ${openFds(pid)}`,
+    );
   }
 }
 
@@ -205,7 +237,9 @@ await new Promise((resolve) => log.end(resolve));
 // ---- the verdict ----
 
 const db = openDatabase(dbPath, { readonly: true });
-const runs = db.sqlite.prepare('SELECT run_id, status, error_code, observed_at FROM runs ORDER BY run_id').all() as Array<{
+const runs = db.sqlite
+  .prepare('SELECT run_id, status, error_code, observed_at FROM runs ORDER BY run_id')
+  .all() as Array<{
   run_id: number;
   status: string;
   error_code: string | null;
@@ -232,12 +266,21 @@ for (const run of okRuns) {
   expectedTotal += expected.length;
   recordedTotal += recorded.length;
   if (JSON.stringify(expected) !== JSON.stringify(recorded)) {
-    mismatches.push(`run ${run.run_id}: expected ${expected.length} (${expected.slice(0, 3).join(', ')}…), recorded ${recorded.length} (${recorded.slice(0, 3).join(', ')}…)`);
+    mismatches.push(
+      `run ${run.run_id}: expected ${expected.length} (${expected.slice(0, 3).join(', ')}…), recorded ${recorded.length} (${recorded.slice(0, 3).join(', ')}…)`,
+    );
   }
   previous = state;
 }
-const integrity = (db.sqlite.pragma('integrity_check') as Array<{ integrity_check: string }>).map((row) => row.integrity_check).join('; ');
-const current = (db.sqlite.prepare("SELECT symbol, leverage FROM tiers_current WHERE account_id = 'primary'").all() as Array<{ symbol: string; leverage: string }>)
+const integrity = (db.sqlite.pragma('integrity_check') as Array<{ integrity_check: string }>)
+  .map((row) => row.integrity_check)
+  .join('; ');
+const current = (
+  db.sqlite.prepare("SELECT symbol, leverage FROM tiers_current WHERE account_id = 'primary'").all() as Array<{
+    symbol: string;
+    leverage: string;
+  }>
+)
   .map((row) => `${row.symbol} ${row.leverage}`)
   .sort();
 const finalMatches = JSON.stringify(current) === JSON.stringify([...previous.keys()].sort());

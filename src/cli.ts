@@ -28,7 +28,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     signalsSeen += 1;
     if (signalsSeen === 1) {
-      process.stderr.write(eventLine('warn', `${signal} received, stopping (send it again to force)`, { signal }, human));
+      process.stderr.write(
+        eventLine('warn', `${signal} received, stopping (send it again to force)`, { signal }, human),
+      );
       // The reason names the signal, so a command can exit with 128 + its number (`query` does).
       shutdown.abort(signal);
     } else {

@@ -33,7 +33,10 @@ export interface AlertsConfig {
 function readWebhookUrls(reader: Reader): string[] {
   const raw = reader.raw('TIERWATCH_WEBHOOK_URL');
   if (raw === null) return [];
-  const urls = raw.value.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  const urls = raw.value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
   const parsed = urls.map((text) => {
     let url: URL;
     try {
@@ -45,13 +48,18 @@ function readWebhookUrls(reader: Reader): string[] {
       throw invalid(raw.name, 'a comma-separated list of http:// or https:// URLs', redactUrl(text));
     }
     if (url.username || url.password) {
-      throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` must not carry credentials (user:password@); sign bodies with TIERWATCH_WEBHOOK_SECRET instead.`);
+      throw new TierwatchError(
+        'CONFIG_INVALID',
+        `\`${raw.name}\` must not carry credentials (user:password@); sign bodies with TIERWATCH_WEBHOOK_SECRET instead.`,
+      );
     }
     return url.href;
   });
   // One outbox row per notification per URL: a URL listed twice would be one queue fed twice.
   const duplicate = parsed.find((url, index) => parsed.indexOf(url) !== index);
-  if (duplicate !== undefined) throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` lists ${redactUrl(duplicate)} twice.`);
+  if (duplicate !== undefined) {
+    throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` lists ${redactUrl(duplicate)} twice.`);
+  }
   return parsed;
 }
 
@@ -76,12 +84,20 @@ export function readAlerts(reader: Reader, secret: SecretSource | null): AlertsC
     throw invalid(format.name, `one of ${WEBHOOK_FORMATS.join(', ')}`, format.value);
   }
   const only = reader.raw('TIERWATCH_ALERT_ONLY');
-  if (only !== null && only.value.toLowerCase() !== 'tightening') throw invalid(only.name, '`tightening` (or unset)', only.value);
+  if (only !== null && only.value.toLowerCase() !== 'tightening') {
+    throw invalid(only.name, '`tightening` (or unset)', only.value);
+  }
   const symbols = reader.raw('TIERWATCH_ALERT_SYMBOLS');
   return {
     webhookUrls: readWebhookUrls(reader),
     format: (format?.value.toLowerCase() ?? 'json') as WebhookFormat,
-    symbols: symbols === null ? [] : symbols.value.split(',').map((part) => part.trim()).filter((part) => part !== ''),
+    symbols:
+      symbols === null
+        ? []
+        : symbols.value
+            .split(',')
+            .map((part) => part.trim())
+            .filter((part) => part !== ''),
     only: only === null ? null : 'tightening',
     secret,
     timeoutMs: reader.duration('TIERWATCH_WEBHOOK_TIMEOUT', 10_000),

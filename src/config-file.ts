@@ -16,7 +16,11 @@ export const SECRET_FILE_MAX_BYTES = 64 * 1024;
 export const CA_FILE_MAX_BYTES = 1024 * 1024;
 
 function refuse(variable: string, path: string, why: string, cause?: unknown): TierwatchError {
-  return new TierwatchError('CONFIG_INVALID', `\`${variable}\` names ${JSON.stringify(path)}, ${why}.`, cause === undefined ? {} : { cause });
+  return new TierwatchError(
+    'CONFIG_INVALID',
+    `\`${variable}\` names ${JSON.stringify(path)}, ${why}.`,
+    cause === undefined ? {} : { cause },
+  );
 }
 
 function kindOf(stats: import('node:fs').Stats): string {
@@ -43,8 +47,12 @@ export function readBoundedFile(variable: string, path: string, maxBytes: number
   }
   try {
     const stats = fstatSync(fd);
-    if (!stats.isFile()) throw refuse(variable, path, `which is ${kindOf(stats)}: give a regular file (a symlink to one is fine)`);
-    if (stats.size > maxBytes) throw refuse(variable, path, `which holds ${stats.size} bytes, more than the ${maxBytes} allowed`);
+    if (!stats.isFile()) {
+      throw refuse(variable, path, `which is ${kindOf(stats)}: give a regular file (a symlink to one is fine)`);
+    }
+    if (stats.size > maxBytes) {
+      throw refuse(variable, path, `which holds ${stats.size} bytes, more than the ${maxBytes} allowed`);
+    }
     // Read one byte past the cap, so a file that grew after fstat is still caught.
     const buffer = Buffer.alloc(maxBytes + 1);
     let length = 0;

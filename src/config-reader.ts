@@ -96,14 +96,21 @@ export function parseDuration(text: string): number | null {
  * A duration setting or flag, checked: a unit, not zero (unless allowed), not above the limit.
  * `fail` builds the error (CONFIG_INVALID for settings, USAGE for flags).
  */
-export function checkDuration(text: string, name: string, limits: DurationLimits, fail: (message: string) => TierwatchError): number {
+export function checkDuration(
+  text: string,
+  name: string,
+  limits: DurationLimits,
+  fail: (message: string) => TierwatchError,
+): number {
   const ms = parseDuration(text);
   const quoted = JSON.stringify(text);
   if (ms === null) {
     const hint = /^\s*\d+(?:\.\d+)?\s*$/.test(text) ? ' (a bare number is ambiguous: add the unit)' : '';
     throw fail(`Expected \`${name}\` to be ${DURATION_FORMS}, got ${quoted}${hint}.`);
   }
-  if (ms === 0 && limits.allowZero !== true) throw fail(`Expected \`${name}\` to be a duration greater than zero, got ${quoted}.`);
+  if (ms === 0 && limits.allowZero !== true) {
+    throw fail(`Expected \`${name}\` to be a duration greater than zero, got ${quoted}.`);
+  }
   const maxMs = limits.maxMs ?? MAX_TIMER_MS;
   if (ms > maxMs) {
     const why = maxMs === MAX_TIMER_MS ? " (Node's timer limit, 2^31-1 ms: a longer timer would fire after 1 ms)" : '';

@@ -21,7 +21,8 @@ export const DEFAULT_DB_PATH = './data/tierwatch.db';
 export const DEFAULT_SCHEDULE = '*/5 * * * *';
 
 /** Where a secret comes from. The value itself is read only when a sweep needs it. */
-export type SecretSource = { from: 'env'; variable: string; value: string } | { from: 'file'; variable: string; path: string };
+export type SecretSource =
+  { from: 'env'; variable: string; value: string } | { from: 'file'; variable: string; path: string };
 
 export interface Config {
   wsUrl: string;
@@ -61,7 +62,15 @@ export interface Config {
 export { redactUrl, WEBHOOK_FORMATS, type AlertsConfig, type WebhookFormat } from './config-alerts.ts';
 /** Flag values given on the command line, keyed by the environment variable they override. */
 export { checkSecretFiles, requireCredentials, resolveCredentials, resolveWebhookSecret } from './credentials.ts';
-export { checkDuration, DURATION_FORMS, MAX_TIMER_MS, parseByteSize, parseDuration, type DurationLimits, type Overrides } from './config-reader.ts';
+export {
+  checkDuration,
+  DURATION_FORMS,
+  MAX_TIMER_MS,
+  parseByteSize,
+  parseDuration,
+  type DurationLimits,
+  type Overrides,
+} from './config-reader.ts';
 
 /** Which variables are secrets: they have no flag, and their values are never shown. */
 export const SECRET_VARIABLES = ['QFEX_SECRET_KEY', 'QFEX_JWT', 'TIERWATCH_WEBHOOK_SECRET'] as const;
@@ -94,11 +103,17 @@ function readWsUrl(reader: Reader): { wsUrl: string; endpoint: string } {
     throw invalid(name, 'a wss:// URL such as wss://trade.qfex.com', text);
   }
   if (url.username || url.password) {
-    throw new TierwatchError('CONFIG_INVALID', `\`${name}\` must not carry credentials; use QFEX_PUBLIC_KEY and QFEX_SECRET_KEY.`);
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`${name}\` must not carry credentials; use QFEX_PUBLIC_KEY and QFEX_SECRET_KEY.`,
+    );
   }
   // A fragment is never sent to the server; one here is a paste error (and broke every sweep).
   if (text.includes('#')) {
-    throw new TierwatchError('CONFIG_INVALID', `\`${name}\` must not have a #fragment (a WebSocket URL has none), got ${JSON.stringify(text)}.`);
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`${name}\` must not have a #fragment (a WebSocket URL has none), got ${JSON.stringify(text)}.`,
+    );
   }
   return { wsUrl: url.toString(), endpoint: normalizeEndpoint(url.href) };
 }
@@ -153,7 +168,10 @@ function readCa(reader: Reader): { ca: string | null; caFile: string | null } {
   if (raw === null) return { ca: null, caFile: null };
   const pem = readBoundedFile(raw.name, raw.value, CA_FILE_MAX_BYTES);
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new TierwatchError('CONFIG_INVALID', `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which holds no PEM certificate.`);
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`${raw.name}\` names ${JSON.stringify(raw.value)}, which holds no PEM certificate.`,
+    );
   }
   return { ca: pem, caFile: raw.value };
 }
@@ -183,7 +201,9 @@ function readSweepBounds(reader: Reader): { maxTiers: number; maxFrameBytes: num
   if (frame !== null) {
     const bytes = parseByteSize(frame.value);
     // Below 64 KiB a full page of 1000 tiers no longer fits; above 256 MiB one frame alone could exhaust the heap.
-    if (bytes === null || bytes < 64 * 1024 || bytes > 256 * 1024 * 1024) throw invalid(frame.name, 'a size from 64KiB to 256MiB, such as 4MiB', frame.value);
+    if (bytes === null || bytes < 64 * 1024 || bytes > 256 * 1024 * 1024) {
+      throw invalid(frame.name, 'a size from 64KiB to 256MiB, such as 4MiB', frame.value);
+    }
     maxFrameBytes = bytes;
   }
   const sweepTimeoutMs = reader.duration('TIERWATCH_SWEEP_TIMEOUT', DEFAULT_SWEEP_TIMEOUT_MS);
@@ -229,17 +249,23 @@ export function loadConfig(env: Env = process.env, overrides: Overrides = {}): C
  * loadConfig, plus the TIERWATCH_* / QFEX_* variables in `env` that no setting reads (typos such
  * as TIERWATCH_SCHEDUEL), each with the nearest known name: for a warning at start.
  */
-export function loadConfigChecked(env: Env = process.env, overrides: Overrides = {}): { config: Config; unknown: UnknownVariable[] } {
+export function loadConfigChecked(
+  env: Env = process.env,
+  overrides: Overrides = {},
+): { config: Config; unknown: UnknownVariable[] } {
   const reader = new Reader(env, overrides);
   const config = readConfig(reader, env);
   return { config, unknown: unknownVariables(Object.keys(env), reader.consulted) };
 }
 
 function readConfig(reader: Reader, env: Env): Config {
-  const httpPort = reader.raw('TIERWATCH_HTTP_PORT') === null ? null : reader.integer('TIERWATCH_HTTP_PORT', 0, 0, 65535);
+  const httpPort =
+    reader.raw('TIERWATCH_HTTP_PORT') === null ? null : reader.integer('TIERWATCH_HTTP_PORT', 0, 0, 65535);
   // Not a timer (it is compared with ages), so not held to the timer limit: a monthly schedule needs more.
   const healthMaxAge =
-    reader.raw('TIERWATCH_HEALTH_MAX_AGE') === null ? null : reader.duration('TIERWATCH_HEALTH_MAX_AGE', 0, { maxMs: 3650 * 86_400_000 });
+    reader.raw('TIERWATCH_HEALTH_MAX_AGE') === null
+      ? null
+      : reader.duration('TIERWATCH_HEALTH_MAX_AGE', 0, { maxMs: 3650 * 86_400_000 });
   const config: Config = {
     ...readWsUrl(reader),
     publicKey: reader.raw('QFEX_PUBLIC_KEY')?.value ?? null,
@@ -279,7 +305,11 @@ function readConfig(reader: Reader, env: Env): Config {
 /** The configuration as it may be logged: where secrets come from, never what they are. */
 export function describeConfig(config: Config): Record<string, unknown> {
   const describeSecret = (source: SecretSource | null) =>
-    source === null ? null : source.from === 'file' ? `file ${source.path} (${source.variable})` : `set (${source.variable})`;
+    source === null
+      ? null
+      : source.from === 'file'
+        ? `file ${source.path} (${source.variable})`
+        : `set (${source.variable})`;
   return {
     endpoint: config.endpoint,
     publicKey: config.publicKey,

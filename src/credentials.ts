@@ -24,7 +24,12 @@ function readSecretValue(source: SecretSource): string {
   if (source.from === 'env') return source.value;
   const text = readBoundedFile(source.variable, source.path, SECRET_FILE_MAX_BYTES);
   const value = text.trim();
-  if (value === '') throw new TierwatchError('CONFIG_INVALID', `\`${source.variable}\` names ${JSON.stringify(source.path)}, which is empty.`);
+  if (value === '') {
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`${source.variable}\` names ${JSON.stringify(source.path)}, which is empty.`,
+    );
+  }
   return value;
 }
 

@@ -26,18 +26,22 @@ export const ERROR_CODES = {
   TIER_LIMIT_REACHED: 'the exchange listed more than TIERWATCH_MAX_TIERS tiers without an end',
   SWEEP_TIMEOUT: 'the sweep did not finish within TIERWATCH_SWEEP_TIMEOUT',
   EMPTY_SWEEP: 'the exchange returned no tiers at all',
-  MASS_REMOVAL: 'the sweep would remove more of the current tiers than TIERWATCH_MAX_REMOVAL_RATIO allows, or has lost more than that of the largest sweep of the last 24 h',
-  CLOCK_BEHIND: "the sweep was observed before the account's last observation: the clock went back, or the history is stamped in the future",
+  MASS_REMOVAL:
+    'the sweep would remove more of the current tiers than TIERWATCH_MAX_REMOVAL_RATIO allows, or has lost more than that of the largest sweep of the last 24 h',
+  CLOCK_BEHIND:
+    "the sweep was observed before the account's last observation: the clock went back, or the history is stamped in the future",
   // The database.
   ENDPOINT_MISMATCH: 'the database belongs to another endpoint',
   DB_SCHEMA_TOO_NEW: 'the database was migrated by a newer tierwatch',
   DB_NEEDS_MIGRATION: 'a read-only open found a database an older tierwatch made: run `tierwatch migrate`',
   DB_LOCKED: 'another tierwatch process is writing to this database',
-  DB_LEADERSHIP_LOST: "another collector took over the shared (Postgres) history: this one's lease epoch is stale, so its write was not stored",
+  DB_LEADERSHIP_LOST:
+    "another collector took over the shared (Postgres) history: this one's lease epoch is stale, so its write was not stored",
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
   REWOUND: 'not a failure of the run: it was discarded by `tierwatch rewind` (recorded on its ledger row)',
-  DB_FOREIGN: 'the database file belongs to another program (tables of its own, no tierwatch marker); it is left untouched',
+  DB_FOREIGN:
+    'the database file belongs to another program (tables of its own, no tierwatch marker); it is left untouched',
   DB_CORRUPT: 'the database file is corrupt or not a SQLite database',
   DB_REPLACED: 'the database file was deleted or replaced while the daemon had it open',
   DB_READ_FAILED: 'the database cannot be read (permissions, or a WAL file that needs write access to the folder)',

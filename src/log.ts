@@ -59,7 +59,14 @@ export function noColor(env: Record<string, string | undefined>): boolean {
   return (env.NO_COLOR ?? '') !== '';
 }
 
-const LEVEL_COLOURS: Record<string, string> = { fatal: '\u001b[35m', error: '\u001b[31m', warn: '\u001b[33m', info: '\u001b[32m', debug: '\u001b[90m', trace: '\u001b[90m' };
+const LEVEL_COLOURS: Record<string, string> = {
+  fatal: '\u001b[35m',
+  error: '\u001b[31m',
+  warn: '\u001b[33m',
+  info: '\u001b[32m',
+  debug: '\u001b[90m',
+  trace: '\u001b[90m',
+};
 const PLAIN_VALUE = /^[\w.:/@+-]+$/;
 /** Fields every line has, shown in the line's head rather than as key=value. */
 const HEAD_FIELDS = new Set(['level', 'time', 'msg', 'service']);
@@ -85,7 +92,10 @@ export function prettyLine(json: string, color: boolean): string {
   const label = level.toUpperCase().padEnd(5);
   const fields = Object.entries(entry)
     .filter(([key]) => !HEAD_FIELDS.has(key))
-    .map(([key, value]) => `${key}=${typeof value === 'string' && PLAIN_VALUE.test(value) ? value : JSON.stringify(value)}`);
+    .map(
+      ([key, value]) =>
+        `${key}=${typeof value === 'string' && PLAIN_VALUE.test(value) ? value : JSON.stringify(value)}`,
+    );
   const text = escapeControl([fieldText(entry.time ?? ''), label, fieldText(entry.msg ?? ''), ...fields].join(' '));
   if (!color) return `${text}\n`;
   const colour = LEVEL_COLOURS[level] ?? '';
@@ -108,7 +118,12 @@ function prettyDestination(target: DestinationStream | undefined, color: boolean
  * A log event written without a logger (a signal, or a failure before the command made one), in the
  * same shape as the logger's lines: JSON, or a human line on a terminal.
  */
-export function eventLine(level: 'fatal' | 'error' | 'warn' | 'info', msg: string, fields: Record<string, unknown>, human: { pretty: boolean; color: boolean }): string {
+export function eventLine(
+  level: 'fatal' | 'error' | 'warn' | 'info',
+  msg: string,
+  fields: Record<string, unknown>,
+  human: { pretty: boolean; color: boolean },
+): string {
   const json = JSON.stringify({ level, time: new Date().toISOString(), service: 'tierwatch', ...fields, msg });
   return human.pretty ? prettyLine(json, human.color) : `${json}\n`;
 }
@@ -117,8 +132,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pino = loadPino();
   const level = options.level ?? 'info';
   const usePretty = options.pretty ?? (options.destination === undefined && process.stderr.isTTY === true);
-  const color = options.color ?? (!noColor(process.env) && options.destination === undefined && process.stderr.isTTY === true);
-  const destination = usePretty ? prettyDestination(options.destination, color) : (options.destination ?? pino.destination({ dest: 2, sync: true }));
+  const color =
+    options.color ?? (!noColor(process.env) && options.destination === undefined && process.stderr.isTTY === true);
+  const destination = usePretty
+    ? prettyDestination(options.destination, color)
+    : (options.destination ?? pino.destination({ dest: 2, sync: true }));
   return pino(
     {
       level,
@@ -135,7 +153,12 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 export function snakeCaseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(snakeCaseKeys);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key.replace(/[A-Z]/g, (upper) => `_${upper.toLowerCase()}`), snakeCaseKeys(inner)]));
+  return Object.fromEntries(
+    Object.entries(value).map(([key, inner]) => [
+      key.replace(/[A-Z]/g, (upper) => `_${upper.toLowerCase()}`),
+      snakeCaseKeys(inner),
+    ]),
+  );
 }
 
 /** A logger that writes nothing, for library code called without one. */

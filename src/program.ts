@@ -13,19 +13,42 @@ export type { CliIo } from './commands/context.ts';
 
 function addSharedFlags(command: Command, spec: CommandSpec): void {
   const groups = spec.flags ?? [];
-  if (groups.includes('db')) command.option('--db <path>', 'SQLite database file (env TIERWATCH_DB, default ./data/tierwatch.db)');
+  if (groups.includes('db')) {
+    command.option('--db <path>', 'SQLite database file (env TIERWATCH_DB, default ./data/tierwatch.db)');
+  }
   if (groups.includes('exchange')) {
     command
       .option('--url <url>', 'QFEX trade WebSocket URL (env QFEX_WS_URL, default wss://trade.qfex.com)')
-      .option('--public-key <key>', 'QFEX public API key (env QFEX_PUBLIC_KEY); the secret comes only from QFEX_SECRET_KEY or QFEX_SECRET_KEY_FILE')
-      .option('--accounts <ids>', 'comma-separated `primary` and/or subaccount ids (env QFEX_ACCOUNT_IDS, default primary)')
+      .option(
+        '--public-key <key>',
+        'QFEX public API key (env QFEX_PUBLIC_KEY); the secret comes only from QFEX_SECRET_KEY or QFEX_SECRET_KEY_FILE',
+      )
+      .option(
+        '--accounts <ids>',
+        'comma-separated `primary` and/or subaccount ids (env QFEX_ACCOUNT_IDS, default primary)',
+      )
       .option('--ca-file <path>', 'extra trusted certificate authority, PEM (env QFEX_CA_FILE)')
       .option('--page-size <n>', 'tiers asked for per page, 1 to 1000 (env TIERWATCH_PAGE_SIZE, default 1000)')
       .option('--max-pages <n>', 'pages after which a sweep fails loudly (env TIERWATCH_MAX_PAGES, default 10000)');
   }
-  if (groups.includes('schedule')) command.option('--schedule <cron>', 'cron schedule, UTC, seconds field allowed (env TIERWATCH_SCHEDULE, default */5 * * * *)');
+  if (groups.includes('schedule')) {
+    command.option(
+      '--schedule <cron>',
+      'cron schedule, UTC, seconds field allowed (env TIERWATCH_SCHEDULE, default */5 * * * *)',
+    );
+  }
   if (groups.length > 0) {
-    command.addOption(new Option('--log-level <level>', 'log level (env LOG_LEVEL, default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']));
+    command.addOption(
+      new Option('--log-level <level>', 'log level (env LOG_LEVEL, default info)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
+    );
   }
 }
 
@@ -64,7 +87,9 @@ async function runCommand(spec: CommandSpec, context: ReturnType<typeof createCo
     // A SQLite error that reached this far (a corrupt page met by a query, a full disk) still gets its code.
     const error = sqliteErrorToTierwatch(thrown, 'reading or writing the database') ?? coerceError(thrown);
     const message = `tierwatch ${spec.name}: ${error.message}${error.code === 'INTERNAL' ? ' (this is a bug)' : ''}`;
-    if (spec.name === 'run' && context.io.stderrIsTTY !== true && logsFailure(context, error, thrown, message)) return exitCodeFor(error);
+    if (spec.name === 'run' && context.io.stderrIsTTY !== true && logsFailure(context, error, thrown, message)) {
+      return exitCodeFor(error);
+    }
     context.io.stderr.write(`${message}\n`);
     if (error.code === 'INTERNAL') {
       try {
@@ -82,7 +107,12 @@ async function runCommand(spec: CommandSpec, context: ReturnType<typeof createCo
  * start-up failure is a JSON log line like every other line. False when the logger cannot say it
  * (LOG_LEVEL=silent): then the plain line is written, since a daemon that fails must say why.
  */
-function logsFailure(context: ReturnType<typeof createContext>, error: TierwatchError, thrown: unknown, message: string): boolean {
+function logsFailure(
+  context: ReturnType<typeof createContext>,
+  error: TierwatchError,
+  thrown: unknown,
+  message: string,
+): boolean {
   try {
     const logger = context.logger();
     if (!logger.isLevelEnabled('fatal')) return false;

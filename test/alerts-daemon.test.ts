@@ -54,7 +54,14 @@ test('`tierwatch run` delivers a signed notification after the baseline; `tierwa
       TIERWATCH_WEBHOOK_SECRET: WEBHOOK_SECRET,
     };
     const edited = await baselineThenEdit(h, env, receiver);
-    const io = { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: false, signal: stop.signal, logDestination: logs };
+    const io = {
+      stdout: new PassThrough(),
+      stderr: new PassThrough(),
+      env,
+      stdoutIsTTY: false,
+      signal: stop.signal,
+      logDestination: logs,
+    };
     const exit = runCli(['run'], io);
     await delivered;
     stop.abort();
@@ -69,19 +76,29 @@ test('`tierwatch run` delivers a signed notification after the baseline; `tierwa
     assert.equal(body.changes[0].change, 'changed');
     assert.equal(body.changes[0].classification, 'tightening', 'max_notional halved');
     const timestamp = String(request.headers['x-tierwatch-timestamp']);
-    assert.equal(verifySignature(WEBHOOK_SECRET, timestamp, request.body, String(request.headers['x-tierwatch-signature'])), true);
+    assert.equal(
+      verifySignature(WEBHOOK_SECRET, timestamp, request.body, String(request.headers['x-tierwatch-signature'])),
+      true,
+    );
 
     const stdout = new PassThrough();
     let listed = '';
     stdout.on('data', (chunk: Buffer) => (listed += chunk.toString('utf8')));
-    assert.equal(await runCli(['alerts', '--format', 'json'], { ...io, stdout, signal: new AbortController().signal }), 0);
+    assert.equal(
+      await runCli(['alerts', '--format', 'json'], { ...io, stdout, signal: new AbortController().signal }),
+      0,
+    );
     const rows = JSON.parse(listed) as Array<Record<string, unknown>>;
     assert.equal(rows.length, 1);
     assert.equal(rows[0]!.status, 'delivered');
     assert.equal(rows[0]!.notification_id, body.id);
     assert.equal(rows[0]!.url, `http://127.0.0.1:${receiver.port}/…`);
 
-    const everything = [logs.text(), listed, ...receiver.requests.map((r) => `${JSON.stringify(r.headers)}\n${r.body}`)].join('\n');
+    const everything = [
+      logs.text(),
+      listed,
+      ...receiver.requests.map((r) => `${JSON.stringify(r.headers)}\n${r.body}`),
+    ].join('\n');
     for (const secret of [DEMO_SECRET_KEY, WEBHOOK_SECRET, 'secret-path-token']) {
       assert.ok(!everything.includes(secret), `${secret} must not appear in payloads, listings or logs`);
     }
@@ -106,9 +123,22 @@ test('`tierwatch alerts` table shows pending notifications with their failed att
   });
   try {
     const stop = new AbortController();
-    const env = { ...h.env, TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_DB: `${h.dir}/daemon.db`, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '1' };
+    const env = {
+      ...h.env,
+      TIERWATCH_SCHEDULE: '0 0 1 1 *',
+      TIERWATCH_DB: `${h.dir}/daemon.db`,
+      TIERWATCH_WEBHOOK_URL: receiver.url,
+      TIERWATCH_WEBHOOK_RETRIES: '1',
+    };
     await baselineThenEdit(h, env, receiver);
-    const io = { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: false, signal: stop.signal, logDestination: new LogCapture() };
+    const io = {
+      stdout: new PassThrough(),
+      stderr: new PassThrough(),
+      env,
+      stdoutIsTTY: false,
+      signal: stop.signal,
+      logDestination: new LogCapture(),
+    };
     const exit = runCli(['run'], io);
     await failedTwice;
     stop.abort();
@@ -116,7 +146,14 @@ test('`tierwatch alerts` table shows pending notifications with their failed att
     const stdout = new PassThrough();
     let table = '';
     stdout.on('data', (chunk: Buffer) => (table += chunk.toString('utf8')));
-    assert.equal(await runCli(['alerts', '--pending', '--format', 'table'], { ...io, stdout, signal: new AbortController().signal }), 0);
+    assert.equal(
+      await runCli(['alerts', '--pending', '--format', 'table'], {
+        ...io,
+        stdout,
+        signal: new AbortController().signal,
+      }),
+      0,
+    );
     assert.match(table, /changes/);
     assert.match(table, /pending/);
     assert.match(table, /✗ .*answered HTTP 500/);

@@ -26,7 +26,9 @@ async function outbox(env: Record<string, string>): Promise<Array<Record<string,
   return JSON.parse(run.stdout) as Array<Record<string, any>>;
 }
 
-async function withReceiver(work: (h: Harness, receiver: Receiver, env: Record<string, string>) => Promise<void>): Promise<void> {
+async function withReceiver(
+  work: (h: Harness, receiver: Receiver, env: Record<string, string>) => Promise<void>,
+): Promise<void> {
   const h = await startHarness();
   const receiver = new Receiver();
   await receiver.listen();
@@ -60,7 +62,11 @@ test('a notification the receiver answers 400 is dead at once; the next one to t
     assert.equal(warn.deadReason, 'rejected');
     assert.match(String(warn.msg), /HTTP 400/);
     assert.match(String(warn.msg), /tierwatch alerts retry 1/);
-    assert.doesNotMatch(first.logs.text(), /secret-path-token/, 'the URL path (a credential for Slack) is never logged');
+    assert.doesNotMatch(
+      first.logs.text(),
+      /secret-path-token/,
+      'the URL path (a credential for Slack) is never logged',
+    );
 
     h.sim.editTier('primary', 'META-USD', '20', { max_notional: 50_000 });
     assert.equal((await runCliCaptured(['collect'], { env })).code, 0);
@@ -69,7 +75,10 @@ test('a notification the receiver answers 400 is dead at once; the next one to t
     assert.equal(receiver.bodies()[1]!.changes[0].symbol, 'META-USD');
 
     const rows = await outbox(env);
-    assert.deepEqual(rows.map((row) => row.status), ['dead', 'delivered']);
+    assert.deepEqual(
+      rows.map((row) => row.status),
+      ['dead', 'delivered'],
+    );
     assert.equal(rows[0]!.attempts, 1);
     assert.match(rows[0]!.dead_reason, /refused it for good: answered HTTP 400/);
     assert.ok(rows[0]!.dead_at);
@@ -80,7 +89,10 @@ test('a notification the receiver answers 400 is dead at once; the next one to t
     assert.match(table.stdout, /0 pending, 1 dead of 2 shown/);
     assert.match(table.stdout, /tierwatch alerts retry ID\|--dead/);
     const deadOnly = await runCliCaptured(['alerts', '--dead', '--format', 'json'], { env });
-    assert.deepEqual(JSON.parse(deadOnly.stdout).map((row: any) => row.outbox_id), [1]);
+    assert.deepEqual(
+      JSON.parse(deadOnly.stdout).map((row: any) => row.outbox_id),
+      [1],
+    );
   });
 });
 
@@ -91,8 +103,19 @@ test('408 and 429 are retried like a 5xx; other 4xx (401, 404, 413) are dead; a 
   const metrics = new SweepMetrics({ processMetrics: false });
   let now = at(0);
   let ids = 0;
-  const config = history.config({ TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '2', TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '5' });
-  const alerting = new Alerting(config, { db: history.db, store: history.store, logger: history.logger, now: () => now, newId: () => `n-${++ids}`, counters: metrics });
+  const config = history.config({
+    TIERWATCH_WEBHOOK_URL: receiver.url,
+    TIERWATCH_WEBHOOK_RETRIES: '2',
+    TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '5',
+  });
+  const alerting = new Alerting(config, {
+    db: history.db,
+    store: history.store,
+    logger: history.logger,
+    now: () => now,
+    newId: () => `n-${++ids}`,
+    counters: metrics,
+  });
   const run = async (tiers: typeof BASE, minutes: number) => {
     now = at(minutes);
     sweep(history.store, tiers, now);
@@ -105,24 +128,41 @@ test('408 and 429 are retried like a 5xx; other 4xx (401, 404, 413) are dead; a 
     // 408, then 429, then ok: three attempts of one pass, delivered.
     receiver.behaviour = (index) => (index === 0 ? 408 : index === 1 ? 429 : 'ok');
     await run(BASE, 0);
-    assert.deepEqual(listOutbox(history.db).map((row) => [row.status, row.attempts]), [['delivered', 3]]);
+    assert.deepEqual(
+      listOutbox(history.db).map((row) => [row.status, row.attempts]),
+      [['delivered', 3]],
+    );
 
     // Each of these is refused for good at its first attempt; the next run's notification still goes out.
     for (const [index, status] of [401, 404, 413].entries()) {
       receiver.behaviour = () => status;
       await run([tier('META-USD', '20', 0.05, 0.025, 90_000 - index), BASE[1]!], 5 + index);
     }
-    assert.deepEqual(listOutbox(history.db).map((row) => [row.status, row.attempts]), [['delivered', 3], ['dead', 1], ['dead', 1], ['dead', 1]]);
+    assert.deepEqual(
+      listOutbox(history.db).map((row) => [row.status, row.attempts]),
+      [
+        ['delivered', 3],
+        ['dead', 1],
+        ['dead', 1],
+        ['dead', 1],
+      ],
+    );
 
     // 500 every time, 3 attempts per pass: pending after the first pass, dead at the 5th attempt (second pass).
     receiver.behaviour = () => 500;
     await run([tier('META-USD', '20', 0.05, 0.025, 70_000), BASE[1]!], 10);
-    assert.deepEqual(listOutbox(history.db, { pendingOnly: true }).map((row) => row.attempts), [3]);
+    assert.deepEqual(
+      listOutbox(history.db, { pendingOnly: true }).map((row) => row.attempts),
+      [3],
+    );
     await run([tier('META-USD', '20', 0.05, 0.025, 60_000), BASE[1]!], 15);
     const rows = listOutbox(history.db);
     assert.equal(rows[4]!.status, 'dead');
     assert.equal(rows[4]!.attempts, 5, 'no attempt beyond the limit');
-    assert.match(rows[4]!.dead_reason!, /after 5 failed attempts \(TIERWATCH_WEBHOOK_MAX_ATTEMPTS=5\); last error: answered HTTP 500/);
+    assert.match(
+      rows[4]!.dead_reason!,
+      /after 5 failed attempts \(TIERWATCH_WEBHOOK_MAX_ATTEMPTS=5\); last error: answered HTTP 500/,
+    );
     assert.equal(rows[5]!.status, 'pending');
     assert.equal(rows[5]!.attempts, 3, 'the next one is tried in the same pass, no longer held back');
 
@@ -144,8 +184,19 @@ test('a notification older than TIERWATCH_WEBHOOK_MAX_AGE is dead without anothe
   await receiver.listen();
   let now = at(0);
   let ids = 0;
-  const config = history.config({ TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_RETRIES: '0', TIERWATCH_WEBHOOK_MAX_AGE: '2h' });
-  const make = () => new Alerting(config, { db: history.db, store: history.store, logger: history.logger, now: () => now, newId: () => `n-${++ids}` });
+  const config = history.config({
+    TIERWATCH_WEBHOOK_URL: receiver.url,
+    TIERWATCH_WEBHOOK_RETRIES: '0',
+    TIERWATCH_WEBHOOK_MAX_AGE: '2h',
+  });
+  const make = () =>
+    new Alerting(config, {
+      db: history.db,
+      store: history.store,
+      logger: history.logger,
+      now: () => now,
+      newId: () => `n-${++ids}`,
+    });
   let alerting = make();
   try {
     alerting.start();
@@ -166,8 +217,14 @@ test('a notification older than TIERWATCH_WEBHOOK_MAX_AGE is dead without anothe
     await afterCommit();
     await alerting.idle();
     const rows = listOutbox(history.db);
-    assert.deepEqual(rows.map((row) => row.status), ['dead', 'delivered']);
-    assert.match(rows[0]!.dead_reason!, /not delivered within 2h of being queued \(TIERWATCH_WEBHOOK_MAX_AGE\); last error: answered HTTP 503/);
+    assert.deepEqual(
+      rows.map((row) => row.status),
+      ['dead', 'delivered'],
+    );
+    assert.match(
+      rows[0]!.dead_reason!,
+      /not delivered within 2h of being queued \(TIERWATCH_WEBHOOK_MAX_AGE\); last error: answered HTTP 503/,
+    );
     assert.equal(rows[0]!.attempts, 1, 'no attempt once too old');
     assert.equal(receiver.requests.length, 2);
     const warn = history.logs.lines.find((line) => line.deadReason === 'age');
@@ -189,7 +246,10 @@ test('`alerts retry ID|--dead` and `alerts drop ID` act on dead notifications un
     receiver.behaviour = () => 'ok';
     h.sim.editTier('primary', 'META-USD', '20', { max_notional: 40_000 });
     assert.equal((await runCliCaptured(['collect'], { env })).code, 0);
-    assert.deepEqual((await outbox(env)).map((row) => row.status), ['dead', 'dead', 'delivered']);
+    assert.deepEqual(
+      (await outbox(env)).map((row) => row.status),
+      ['dead', 'dead', 'delivered'],
+    );
 
     const usage = async (args: string[], pattern: RegExp) => {
       const result = await runCliCaptured(['alerts', ...args], { env });
@@ -215,24 +275,40 @@ test('`alerts retry ID|--dead` and `alerts drop ID` act on dead notifications un
     } finally {
       lock.release();
     }
-    assert.deepEqual((await outbox(env)).map((row) => row.status), ['dead', 'dead', 'delivered']);
+    assert.deepEqual(
+      (await outbox(env)).map((row) => row.status),
+      ['dead', 'dead', 'delivered'],
+    );
 
     const retried = await runCliCaptured(['alerts', 'retry', '2'], { env });
     assert.equal(retried.code, 0, retried.stderr);
     assert.match(retried.stdout, /Retrying notification 2 \(changes, run 3\)/);
     let rows = await outbox(env);
-    assert.deepEqual(rows.map((row) => [row.status, row.attempts, row.dead_reason]), [['dead', 1, rows[0]!.dead_reason], ['pending', 0, null], ['delivered', 1, null]]);
+    assert.deepEqual(
+      rows.map((row) => [row.status, row.attempts, row.dead_reason]),
+      [
+        ['dead', 1, rows[0]!.dead_reason],
+        ['pending', 0, null],
+        ['delivered', 1, null],
+      ],
+    );
 
     // The next pass sends it (the receiver accepts it now).
     assert.equal((await runCliCaptured(['collect'], { env })).code, 0);
     rows = await outbox(env);
-    assert.deepEqual(rows.map((row) => row.status), ['dead', 'delivered', 'delivered']);
+    assert.deepEqual(
+      rows.map((row) => row.status),
+      ['dead', 'delivered', 'delivered'],
+    );
     assert.equal(JSON.parse(receiver.requests.at(-1)!.body).run.run_id, 3);
 
     const dropped = await runCliCaptured(['alerts', 'drop', '1'], { env });
     assert.equal(dropped.code, 0, dropped.stderr);
     assert.match(dropped.stdout, /Dropped dead notification 1 \(changes, run 2\)/);
-    assert.deepEqual((await outbox(env)).map((row) => row.outbox_id), [2, 3]);
+    assert.deepEqual(
+      (await outbox(env)).map((row) => row.outbox_id),
+      [2, 3],
+    );
 
     const none = await runCliCaptured(['alerts', 'retry', '--dead'], { env });
     assert.equal(none.code, 0);
@@ -246,13 +322,22 @@ test('`alerts retry --dead` puts every dead notification back; a missing databas
     assert.equal((await runCliCaptured(['collect'], { env })).code, 0);
     h.sim.editTier('primary', 'META-USD', '20', { max_notional: 50_000 });
     assert.equal((await runCliCaptured(['collect'], { env })).code, 0);
-    assert.deepEqual((await outbox(env)).map((row) => row.status), ['dead', 'dead']);
+    assert.deepEqual(
+      (await outbox(env)).map((row) => row.status),
+      ['dead', 'dead'],
+    );
     const result = await runCliCaptured(['alerts', 'retry', '--dead'], { env });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout.trim().split('\n').length, 2);
     const db = openDatabase(h.dbPath, { readonly: true });
     try {
-      assert.deepEqual(listOutbox(db).map((row) => [row.status, row.attempts]), [['pending', 0], ['pending', 0]]);
+      assert.deepEqual(
+        listOutbox(db).map((row) => [row.status, row.attempts]),
+        [
+          ['pending', 0],
+          ['pending', 0],
+        ],
+      );
     } finally {
       db.close();
     }
@@ -270,6 +355,15 @@ test('settings: TIERWATCH_WEBHOOK_MAX_ATTEMPTS (default 50) and TIERWATCH_WEBHOO
   assert.deepEqual([defaults.maxAttempts, defaults.maxAgeMs], [50, 24 * 3_600_000]);
   const set = loadConfig({ TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '7', TIERWATCH_WEBHOOK_MAX_AGE: '90m' }).alerts;
   assert.deepEqual([set.maxAttempts, set.maxAgeMs], [7, 90 * 60_000]);
-  assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '0' }), (error: any) => error.code === 'CONFIG_INVALID' && /TIERWATCH_WEBHOOK_MAX_ATTEMPTS/.test(error.message) && /"0"/.test(error.message));
-  assert.throws(() => loadConfig({ TIERWATCH_WEBHOOK_MAX_AGE: 'a day' }), (error: any) => error.code === 'CONFIG_INVALID' && /TIERWATCH_WEBHOOK_MAX_AGE/.test(error.message));
+  assert.throws(
+    () => loadConfig({ TIERWATCH_WEBHOOK_MAX_ATTEMPTS: '0' }),
+    (error: any) =>
+      error.code === 'CONFIG_INVALID' &&
+      /TIERWATCH_WEBHOOK_MAX_ATTEMPTS/.test(error.message) &&
+      /"0"/.test(error.message),
+  );
+  assert.throws(
+    () => loadConfig({ TIERWATCH_WEBHOOK_MAX_AGE: 'a day' }),
+    (error: any) => error.code === 'CONFIG_INVALID' && /TIERWATCH_WEBHOOK_MAX_AGE/.test(error.message),
+  );
 });

@@ -19,7 +19,12 @@ const BASE = [tier('META-USD', '20', 0.05, 0.025, 100_000), tier('BTC-USD', '50'
 /** The fake clock every Alerting in these tests reads. */
 function clock(start = at(0)) {
   let now = start;
-  return { now: () => now, set: (date: Date) => { now = date; } };
+  return {
+    now: () => now,
+    set: (date: Date) => {
+      now = date;
+    },
+  };
 }
 
 async function setup(env: Record<string, string> = {}, receivers = 1) {
@@ -33,9 +38,21 @@ async function setup(env: Record<string, string> = {}, receivers = 1) {
   const time = clock();
   let ids = 0;
   const config = history.config({ TIERWATCH_WEBHOOK_URL: hooks.map((hook) => hook.url).join(','), ...env });
-  const make = () => new Alerting(config, { db: history.db, store: history.store, logger: history.logger, now: time.now, newId: () => `n-${++ids}` });
+  const make = () =>
+    new Alerting(config, {
+      db: history.db,
+      store: history.store,
+      logger: history.logger,
+      now: time.now,
+      newId: () => `n-${++ids}`,
+    });
   return {
-    history, receivers: hooks, receiver: hooks[0]!, time, config, make,
+    history,
+    receivers: hooks,
+    receiver: hooks[0]!,
+    time,
+    config,
+    make,
     async close(alerting?: Alerting) {
       await alerting?.stop();
       for (const hook of hooks) await hook.close();
@@ -57,10 +74,20 @@ test('a run with changes sends exactly one notification per URL with the run, th
     for (const receiver of s.receivers) assert.equal(receiver.requests.length, 1);
 
     s.time.set(at(5));
-    const runId = sweep(s.history.store, [tier('META-USD', '20', 0.05, 0.025, 50_000), tier('BTC-USD', '50', 0.01, 0.01, 2_000_000), tier('ETH-USD', '25', 0.04, 0.02, 500_000)], at(5));
+    const runId = sweep(
+      s.history.store,
+      [
+        tier('META-USD', '20', 0.05, 0.025, 50_000),
+        tier('BTC-USD', '50', 0.01, 0.01, 2_000_000),
+        tier('ETH-USD', '25', 0.04, 0.02, 500_000),
+      ],
+      at(5),
+    );
     await afterCommit();
     await alerting.idle();
-    for (const receiver of s.receivers) assert.equal(receiver.requests.length, 2, 'one more notification, not one per change');
+    for (const receiver of s.receivers) {
+      assert.equal(receiver.requests.length, 2, 'one more notification, not one per change');
+    }
 
     const request = s.receiver.requests[1]!;
     assert.equal(request.method, 'POST');
@@ -74,7 +101,12 @@ test('a run with changes sends exactly one notification per URL with the run, th
     assert.deepEqual(body.summary, { tightening: 1, loosening: 2, mixed: 0 });
     const bySymbol = Object.fromEntries(body.changes.map((change: any) => [change.symbol, change]));
     assert.deepEqual(bySymbol['META-USD'], {
-      run_id: runId, observed_at: at(5).toISOString(), account_id: 'primary', symbol: 'META-USD', leverage: '20', change: 'changed',
+      run_id: runId,
+      observed_at: at(5).toISOString(),
+      account_id: 'primary',
+      symbol: 'META-USD',
+      leverage: '20',
+      change: 'changed',
       changed_columns: ['max_notional'],
       before: { initial_margin: 0.05, maintenance_margin: 0.025, max_notional: 100_000 },
       after: { initial_margin: 0.05, maintenance_margin: 0.025, max_notional: 50_000 },
@@ -93,7 +125,15 @@ test('a run with changes sends exactly one notification per URL with the run, th
 
     // An unchanged run sends nothing.
     s.time.set(at(10));
-    sweep(s.history.store, [tier('META-USD', '20', 0.05, 0.025, 50_000), tier('BTC-USD', '50', 0.01, 0.01, 2_000_000), tier('ETH-USD', '25', 0.04, 0.02, 500_000)], at(10));
+    sweep(
+      s.history.store,
+      [
+        tier('META-USD', '20', 0.05, 0.025, 50_000),
+        tier('BTC-USD', '50', 0.01, 0.01, 2_000_000),
+        tier('ETH-USD', '25', 0.04, 0.02, 500_000),
+      ],
+      at(10),
+    );
     await afterCommit();
     await alerting.idle();
     for (const receiver of s.receivers) assert.equal(receiver.requests.length, 2);
@@ -112,9 +152,25 @@ test('a sweep rolled back leaves no notification behind (outbox written in the s
     sweep(s.history.store, BASE, at(0));
     await afterCommit();
     await alerting.idle();
-    const runId = s.history.store.startRun({ accountId: 'primary', endpoint: 'wss://sim.test', publicKey: null, startedAt: at(5) });
+    const runId = s.history.store.startRun({
+      accountId: 'primary',
+      endpoint: 'wss://sim.test',
+      publicKey: null,
+      startedAt: at(5),
+    });
     // Removing every tier with a removal ratio of 0.1 is refused: MASS_REMOVAL, nothing stored.
-    assert.throws(() => s.history.store.commitSweep(runId, { accountId: 'primary', observedAt: at(5), finishedAt: at(5), tiers: [tier('X-USD', '1', 1, 1, 1)], pages: 1, maxRemovalRatio: 0.1 }), { code: 'MASS_REMOVAL' });
+    assert.throws(
+      () =>
+        s.history.store.commitSweep(runId, {
+          accountId: 'primary',
+          observedAt: at(5),
+          finishedAt: at(5),
+          tiers: [tier('X-USD', '1', 1, 1, 1)],
+          pages: 1,
+          maxRemovalRatio: 0.1,
+        }),
+      { code: 'MASS_REMOVAL' },
+    );
     await afterCommit();
     await alerting.idle();
     assert.equal(listOutbox(s.history.db).length, 1);
@@ -127,7 +183,13 @@ test('a sweep rolled back leaves no notification behind (outbox written in the s
 test('a receiver answering 500 gets every notification later, once each, in run order; attempts are counted', async () => {
   const s = await setup();
   const metrics = new SweepMetrics({ processMetrics: false });
-  const alerting = new Alerting(s.config, { db: s.history.db, store: s.history.store, logger: s.history.logger, now: s.time.now, counters: metrics });
+  const alerting = new Alerting(s.config, {
+    db: s.history.db,
+    store: s.history.store,
+    logger: s.history.logger,
+    now: s.time.now,
+    counters: metrics,
+  });
   try {
     s.receiver.behaviour = () => 500;
     alerting.start();
@@ -141,7 +203,10 @@ test('a receiver answering 500 gets every notification later, once each, in run 
     await alerting.idle();
     // Both still pending: the first holds back the second (order), so the second was never tried.
     const pending = listOutbox(s.history.db, { pendingOnly: true });
-    assert.deepEqual(pending.map((row) => row.run_id), runs);
+    assert.deepEqual(
+      pending.map((row) => row.run_id),
+      runs,
+    );
     assert.equal(pending[0]!.attempts, 4, 'two passes × (first try + 1 retry)');
     assert.equal(pending[0]!.last_error, 'answered HTTP 500 Internal Server Error');
     assert.equal(pending[1]!.attempts, 0);
@@ -150,14 +215,22 @@ test('a receiver answering 500 gets every notification later, once each, in run 
     s.receiver.behaviour = () => 'ok';
     alerting.afterRun();
     await alerting.idle();
-    assert.deepEqual(s.receiver.bodies().map((body) => body.run.run_id), runs, 'each once, in order');
+    assert.deepEqual(
+      s.receiver.bodies().map((body) => body.run.run_id),
+      runs,
+      'each once, in order',
+    );
     assert.equal(new Set(s.receiver.requests.map((r) => r.headers['idempotency-key'])).size, 2);
     assert.equal(listOutbox(s.history.db, { pendingOnly: true }).length, 0);
     const exposition = await metrics.registry.metrics();
     assert.match(exposition, /tierwatch_alert_deliveries_total\{result="failed"\} 4/);
     assert.match(exposition, /tierwatch_alert_deliveries_total\{result="delivered"\} 2/);
     assert.match(exposition, /tierwatch_alerts_pending 0/);
-    assert.ok(s.history.logs.lines.some((line) => line.level === 'warn' && String(line.msg).includes('webhook delivery failed')));
+    assert.ok(
+      s.history.logs.lines.some(
+        (line) => line.level === 'warn' && String(line.msg).includes('webhook delivery failed'),
+      ),
+    );
   } finally {
     await s.close(alerting);
   }
@@ -207,7 +280,10 @@ test('a receiver that is down: notifications wait in the outbox across a restart
     await afterCommit();
     await alerting.idle();
     const before = listOutbox(s.history.db, { pendingOnly: true });
-    assert.deepEqual(before.map((row) => row.run_id), runs);
+    assert.deepEqual(
+      before.map((row) => row.run_id),
+      runs,
+    );
     assert.match(before[0]!.last_error ?? '', /ECONNREFUSED/);
     assert.ok(!(before[0]!.last_error ?? '').includes('secret-path-token'), 'the URL path is not in the stored error');
 
@@ -219,9 +295,15 @@ test('a receiver that is down: notifications wait in the outbox across a restart
     alerting = s.make();
     alerting.start();
     await alerting.idle();
-    assert.deepEqual(s.receiver.bodies().map((body) => body.run.run_id), runs);
+    assert.deepEqual(
+      s.receiver.bodies().map((body) => body.run.run_id),
+      runs,
+    );
     assert.equal(s.receiver.requests.length, 3, 'each sent once');
-    const maxNotional = s.receiver.bodies().slice(1).map((body) => body.changes[0].after.max_notional);
+    const maxNotional = s.receiver
+      .bodies()
+      .slice(1)
+      .map((body) => body.changes[0].after.max_notional);
     assert.deepEqual(maxNotional, [80_000, 60_000]);
     assert.equal(listOutbox(s.history.db, { pendingOnly: true }).length, 0);
   } finally {
@@ -248,7 +330,14 @@ test('delivery never delays collection: a sweep commits while a delivery hangs',
     assert.equal(s.receiver.hanging, 1, 'the delivery was still hanging when the sweep committed');
     const pending = listOutbox(s.history.db, { pendingOnly: true });
     assert.equal(pending.length, 2);
-    assert.deepEqual(pending.map((row) => [row.attempts, row.last_error]), [[0, null], [0, null]], 'no attempt had ended');
+    assert.deepEqual(
+      pending.map((row) => [row.attempts, row.last_error]),
+      [
+        [0, null],
+        [0, null],
+      ],
+      'no attempt had ended',
+    );
     // Shutdown aborts the hanging delivery at once (an hour before its timeout); both stay
     // pending for the next start. The bound is only a guard against a hang.
     const stopping = performance.now();

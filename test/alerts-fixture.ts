@@ -43,7 +43,12 @@ export class Receiver {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
       req.on('end', () => {
-        const request = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+        const request = {
+          method: req.method ?? '',
+          path: req.url ?? '',
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        };
         const index = this.requests.length;
         this.requests.push(request);
         const behaviour = this.behaviour(index, request);
@@ -148,7 +153,13 @@ export function alertHistory(): AlertHistory {
   return history;
 }
 
-export function tier(symbol: string, leverage: string, initial_margin: number, maintenance_margin: number, max_notional: number): Tier {
+export function tier(
+  symbol: string,
+  leverage: string,
+  initial_margin: number,
+  maintenance_margin: number,
+  max_notional: number,
+): Tier {
   return { symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id: null };
 }
 

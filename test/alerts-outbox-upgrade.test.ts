@@ -33,29 +33,74 @@ test('a 0.1.0 outbox keeps its rows through the upgrade, and its pending notific
     h.db.close();
     rmSync(h.dbPath, { force: true });
     const old = openDatabase(h.dbPath, { migrationsFolder: migrationsOf010(h.dir) });
-    old.sqlite.exec(`INSERT INTO run_ledger (account_id, endpoint, started_at, status) VALUES ('primary', '${h.sim.url}', '2026-11-30T00:00:00.000Z', 'ok')`);
+    old.sqlite.exec(
+      `INSERT INTO run_ledger (account_id, endpoint, started_at, status) VALUES ('primary', '${h.sim.url}', '2026-11-30T00:00:00.000Z', 'ok')`,
+    );
     const insert = old.sqlite.prepare(
       `INSERT INTO alert_outbox (notification_id, kind, url, format, run_id, created_at, body, status, attempts, last_attempt_at, last_error, delivered_at)
        VALUES (?, ?, ?, 'json', ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    insert.run('old-delivered', 'stale', receiver.url, null, '2026-11-30T00:00:00.000Z', '{"type":"stale"}', 'delivered', 1, '2026-11-30T00:00:01.000Z', null, '2026-11-30T00:00:01.000Z');
+    insert.run(
+      'old-delivered',
+      'stale',
+      receiver.url,
+      null,
+      '2026-11-30T00:00:00.000Z',
+      '{"type":"stale"}',
+      'delivered',
+      1,
+      '2026-11-30T00:00:01.000Z',
+      null,
+      '2026-11-30T00:00:01.000Z',
+    );
     const pendingCreated = new Date().toISOString();
-    insert.run('old-pending', 'changes', receiver.url, 1, pendingCreated, '{"type":"changes","from":"0.1.0"}', 'pending', 7, pendingCreated, 'answered HTTP 500', null);
-    const before = old.sqlite.prepare('SELECT * FROM alert_outbox ORDER BY outbox_id').all() as Array<Record<string, unknown>>;
-    assert.throws(() => old.sqlite.prepare(`UPDATE alert_outbox SET status = 'dead'`).run(), /CHECK constraint failed/, '0.1.0 knows no dead status');
+    insert.run(
+      'old-pending',
+      'changes',
+      receiver.url,
+      1,
+      pendingCreated,
+      '{"type":"changes","from":"0.1.0"}',
+      'pending',
+      7,
+      pendingCreated,
+      'answered HTTP 500',
+      null,
+    );
+    const before = old.sqlite.prepare('SELECT * FROM alert_outbox ORDER BY outbox_id').all() as Array<
+      Record<string, unknown>
+    >;
+    assert.throws(
+      () => old.sqlite.prepare(`UPDATE alert_outbox SET status = 'dead'`).run(),
+      /CHECK constraint failed/,
+      '0.1.0 knows no dead status',
+    );
     old.close();
 
     const migrated = await runCliCaptured(['migrate'], { env: h.env });
     assert.equal(migrated.code, 0, migrated.stderr);
     const db = openDatabase(h.dbPath);
     try {
-      const after = db.sqlite.prepare('SELECT * FROM alert_outbox ORDER BY outbox_id').all() as Array<Record<string, unknown>>;
-      assert.deepEqual(after, before.map((row) => ({ ...row, dead_at: null, dead_reason: null })));
+      const after = db.sqlite.prepare('SELECT * FROM alert_outbox ORDER BY outbox_id').all() as Array<
+        Record<string, unknown>
+      >;
+      assert.deepEqual(
+        after,
+        before.map((row) => ({ ...row, dead_at: null, dead_reason: null })),
+      );
       assert.deepEqual(db.sqlite.pragma('foreign_key_check'), []);
       assert.deepEqual(db.sqlite.pragma('integrity_check'), [{ integrity_check: 'ok' }]);
-      const indexes = db.sqlite.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert_outbox' AND sql IS NOT NULL ORDER BY name`).pluck().all();
+      const indexes = db.sqlite
+        .prepare(
+          `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alert_outbox' AND sql IS NOT NULL ORDER BY name`,
+        )
+        .pluck()
+        .all();
       assert.deepEqual(indexes, ['alert_outbox_notification_url_uq', 'alert_outbox_pending_idx']);
-      assert.throws(() => db.sqlite.prepare(`UPDATE alert_outbox SET status = 'gone' WHERE outbox_id = 1`).run(), /CHECK constraint failed/);
+      assert.throws(
+        () => db.sqlite.prepare(`UPDATE alert_outbox SET status = 'gone' WHERE outbox_id = 1`).run(),
+        /CHECK constraint failed/,
+      );
     } finally {
       db.close();
     }
@@ -65,7 +110,10 @@ test('a 0.1.0 outbox keeps its rows through the upgrade, and its pending notific
     const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url };
     const collected = await runCliCaptured(['collect'], { env });
     assert.equal(collected.code, 0, collected.stderr);
-    assert.deepEqual(receiver.distinct().map((request) => request.headers['idempotency-key']), ['old-pending']);
+    assert.deepEqual(
+      receiver.distinct().map((request) => request.headers['idempotency-key']),
+      ['old-pending'],
+    );
     assert.equal(receiver.requests[0]!.body, '{"type":"changes","from":"0.1.0"}');
     const first = h.sim.tiers()[0]!;
     h.sim.editTier('primary', first.symbol, first.leverage, { max_notional: first.max_notional / 2 });

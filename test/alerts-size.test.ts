@@ -31,7 +31,12 @@ async function bigSweep(format: 'json' | 'slack', added: SimTier[]) {
   await receiver.listen();
   refusingBig(receiver);
   h.db.close();
-  const env = { ...h.env, TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_WEBHOOK_FORMAT: format, TIERWATCH_WEBHOOK_RETRIES: '0' };
+  const env = {
+    ...h.env,
+    TIERWATCH_WEBHOOK_URL: receiver.url,
+    TIERWATCH_WEBHOOK_FORMAT: format,
+    TIERWATCH_WEBHOOK_RETRIES: '0',
+  };
   const baseline = await runCliCaptured(['collect'], { env });
   assert.equal(baseline.code, 0, baseline.stderr);
   assert.equal(receiver.requests.length, 0, 'the baseline is not alerted');
@@ -39,7 +44,9 @@ async function bigSweep(format: 'json' | 'slack', added: SimTier[]) {
   const result = await runCliCaptured(['collect'], { env });
   assert.equal(result.code, 0, result.stderr);
   return {
-    h, receiver, env,
+    h,
+    receiver,
+    env,
     async close() {
       await receiver.close();
       await h.close();
@@ -103,7 +110,10 @@ test('slack: a sweep that adds 3,000 tiers sends a text within the limit, with t
     const listed = await runPrinted(more[1]!, s.env);
     const rows = JSON.parse(listed.stdout);
     assert.equal(rows.length, ADDED_TIERS);
-    assert.ok(rows.every((row: any) => row.run_id === 2), 'the run after the baseline');
+    assert.ok(
+      rows.every((row: any) => row.run_id === 2),
+      'the run after the baseline',
+    );
   } finally {
     await s.close();
   }
@@ -128,7 +138,9 @@ test('slack: strings from the exchange arrive inert (&, <, > escaped), and huge 
   }
 
   // 30 symbols of 20,000 characters each: both formats stay within their limits.
-  const huge = Array.from({ length: 30 }, (_, index) => makeTier(`${String(index).padStart(2, '0')}${'<X>'.repeat(6_666)}`, 5, 100_000));
+  const huge = Array.from({ length: 30 }, (_, index) =>
+    makeTier(`${String(index).padStart(2, '0')}${'<X>'.repeat(6_666)}`, 5, 100_000),
+  );
   for (const format of ['slack', 'json'] as const) {
     const big = await bigSweep(format, huge);
     try {

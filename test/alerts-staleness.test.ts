@@ -20,7 +20,14 @@ test('stale once after the threshold, not again on later checks, failed runs or 
   let now = at(0);
   let ids = 0;
   const config = history.config({ TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_HEALTH_MAX_AGE: '10m' });
-  const make = () => new Alerting(config, { db: history.db, store: history.store, logger: history.logger, now: () => now, newId: () => `n-${++ids}` });
+  const make = () =>
+    new Alerting(config, {
+      db: history.db,
+      store: history.store,
+      logger: history.logger,
+      now: () => now,
+      newId: () => `n-${++ids}`,
+    });
   let alerting = make();
   try {
     alerting.start();
@@ -38,8 +45,19 @@ test('stale once after the threshold, not again on later checks, failed runs or 
     for (const minutes of [12, 15, 20]) {
       now = at(minutes);
       // A failed run: recorded in the ledger, then the daemon's after-run check.
-      const runId = history.store.startRun({ accountId: 'primary', endpoint: 'wss://sim.test', publicKey: null, startedAt: now });
-      history.store.failRun(runId, { status: 'failed', code: 'QFEX_CONNECT', message: 'refused', pages: 0, finishedAt: now });
+      const runId = history.store.startRun({
+        accountId: 'primary',
+        endpoint: 'wss://sim.test',
+        publicKey: null,
+        startedAt: now,
+      });
+      history.store.failRun(runId, {
+        status: 'failed',
+        code: 'QFEX_CONNECT',
+        message: 'refused',
+        pages: 0,
+        finishedAt: now,
+      });
       alerting.afterRun();
       assert.equal(alerting.checkStaleness(), null);
     }
@@ -79,8 +97,17 @@ test('stale once after the threshold, not again on later checks, failed runs or 
     await alerting.idle();
     assert.equal(receiver.requests.length, 3);
     const recovered = JSON.parse(receiver.requests[2]!.body);
-    assert.deepEqual(recovered, { id: recovered.id, type: 'recovered', at: at(41).toISOString(), last_success_at: at(41).toISOString(), stale_since: at(11).toISOString() });
-    assert.deepEqual(receiver.requests.map((request) => request.headers['x-tierwatch-event']), ['changes', 'stale', 'recovered']);
+    assert.deepEqual(recovered, {
+      id: recovered.id,
+      type: 'recovered',
+      at: at(41).toISOString(),
+      last_success_at: at(41).toISOString(),
+      stale_since: at(11).toISOString(),
+    });
+    assert.deepEqual(
+      receiver.requests.map((request) => request.headers['x-tierwatch-event']),
+      ['changes', 'stale', 'recovered'],
+    );
   } finally {
     await alerting.stop();
     await receiver.close();
@@ -93,8 +120,17 @@ test('a fresh daemon with no successful run yet gets a full threshold before it 
   const receiver = new Receiver();
   await receiver.listen();
   let now = at(0);
-  const config = history.config({ TIERWATCH_WEBHOOK_URL: receiver.url, TIERWATCH_HEALTH_MAX_AGE: '10m', TIERWATCH_WEBHOOK_FORMAT: 'slack' });
-  const alerting = new Alerting(config, { db: history.db, store: history.store, logger: history.logger, now: () => now });
+  const config = history.config({
+    TIERWATCH_WEBHOOK_URL: receiver.url,
+    TIERWATCH_HEALTH_MAX_AGE: '10m',
+    TIERWATCH_WEBHOOK_FORMAT: 'slack',
+  });
+  const alerting = new Alerting(config, {
+    db: history.db,
+    store: history.store,
+    logger: history.logger,
+    now: () => now,
+  });
   try {
     alerting.start();
     now = at(9);
@@ -103,7 +139,10 @@ test('a fresh daemon with no successful run yet gets a full threshold before it 
     assert.equal(alerting.checkStaleness(), 'stale');
     await alerting.idle();
     assert.equal(receiver.requests.length, 1);
-    assert.match(JSON.parse(receiver.requests[0]!.body).text, /^tierwatch: collection is STALE — account primary: no successful sweep since tierwatch started at 2026-03-01T12:00:00\.000Z, 660 s ago\./);
+    assert.match(
+      JSON.parse(receiver.requests[0]!.body).text,
+      /^tierwatch: collection is STALE — account primary: no successful sweep since tierwatch started at 2026-03-01T12:00:00\.000Z, 660 s ago\./,
+    );
   } finally {
     await alerting.stop();
     await receiver.close();

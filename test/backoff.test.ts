@@ -8,8 +8,14 @@ import assert from 'node:assert/strict';
 import { backoffDelay } from '../src/backoff.ts';
 
 test('exponential from baseMs with jitter on the upper half', () => {
-  assert.deepEqual([0, 1, 2, 3].map((attempt) => backoffDelay(attempt, { baseMs: 100, maxMs: 10_000, random: () => 0 })), [50, 100, 200, 400]);
-  assert.deepEqual([0, 1, 2, 3].map((attempt) => backoffDelay(attempt, { baseMs: 100, maxMs: 10_000, random: () => 0.5 })), [75, 150, 300, 600]);
+  assert.deepEqual(
+    [0, 1, 2, 3].map((attempt) => backoffDelay(attempt, { baseMs: 100, maxMs: 10_000, random: () => 0 })),
+    [50, 100, 200, 400],
+  );
+  assert.deepEqual(
+    [0, 1, 2, 3].map((attempt) => backoffDelay(attempt, { baseMs: 100, maxMs: 10_000, random: () => 0.5 })),
+    [75, 150, 300, 600],
+  );
 });
 
 test('capped before the jitter by default: waits at the cap stay spread over [max/2, max]', () => {
@@ -20,5 +26,8 @@ test('capped before the jitter by default: waits at the cap stay spread over [ma
 test("capped after the jitter for the pager: the exchange's retry-after hint is honoured up to the cap", () => {
   assert.equal(backoffDelay(10, { baseMs: 100, maxMs: 1000, random: () => 0, cap: 'after-jitter' }), 1000);
   assert.equal(backoffDelay(0, { baseMs: 10, maxMs: 1000, random: () => 0.5, hintMs: 300, cap: 'after-jitter' }), 300);
-  assert.equal(backoffDelay(0, { baseMs: 10, maxMs: 1000, random: () => 0.5, hintMs: 5000, cap: 'after-jitter' }), 1000);
+  assert.equal(
+    backoffDelay(0, { baseMs: 10, maxMs: 1000, random: () => 0.5, hintMs: 5000, cap: 'after-jitter' }),
+    1000,
+  );
 });

@@ -20,7 +20,8 @@ const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 const cli = (argv: string[], env: Record<string, string | undefined> = {}) => runCliCaptured(argv, { env });
 
 test('--version prints the package version; no command prints help and exits 2', async () => {
-  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
   assert.deepEqual(await cli(['--version']).then((r) => [r.code, r.stdout.trim()]), [0, version]);
   const bare = await cli([]);
   assert.equal(bare.code, 2);
@@ -50,7 +51,10 @@ test('bad usage and bad configuration exit 2 with a message naming the problem',
   const noKeys = await cli(['check'], {});
   assert.equal(noKeys.code, 2);
   assert.match(noKeys.stderr, /No credentials/);
-  const plainWs = await cli(['collect', '--url', 'ws://203.0.113.5:80'], { QFEX_PUBLIC_KEY: 'p', QFEX_SECRET_KEY: 's' });
+  const plainWs = await cli(['collect', '--url', 'ws://203.0.113.5:80'], {
+    QFEX_PUBLIC_KEY: 'p',
+    QFEX_SECRET_KEY: 's',
+  });
   assert.equal(plainWs.code, 2);
   assert.match(plainWs.stderr, /loopback/);
 });
@@ -61,7 +65,12 @@ test('collect and check against the simulator; health judges the result', async 
     h.db.close();
     const check = await cli(['check'], h.env);
     assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, new RegExp(`ok  primary: authenticated at ${h.sim.url.replace(/[/.]/g, '\\$&')}/; first page has ${h.sim.tiers().length} valid tier`));
+    assert.match(
+      check.stdout,
+      new RegExp(
+        `ok  primary: authenticated at ${h.sim.url.replace(/[/.]/g, '\\$&')}/; first page has ${h.sim.tiers().length} valid tier`,
+      ),
+    );
     assert.ok(!existsSync(`${h.dbPath}.lock`), 'check writes nothing');
 
     const collect = await cli(['collect'], h.env);
@@ -105,7 +114,10 @@ test('the health verdict: every account within the threshold, derived from the s
     10 * 60_000,
     now,
   );
-  assert.deepEqual(stale, { healthy: false, reason: 'account sub: last successful sweep at 2026-11-24T11:40:00.000Z, 1200 s ago (limit 600 s)' });
+  assert.deepEqual(stale, {
+    healthy: false,
+    reason: 'account sub: last successful sweep at 2026-11-24T11:40:00.000Z, 1200 s ago (limit 600 s)',
+  });
   assert.equal(defaultHealthThresholdMs('*/5 * * * *'), 10 * 60_000);
   assert.equal(defaultHealthThresholdMs('*/2 * * * * *'), 60_000, 'never under a minute');
   assert.equal(defaultHealthThresholdMs('0 * * * *'), 2 * 3_600_000);
@@ -123,7 +135,10 @@ test('one writer per database: a second writer is refused naming the holder, and
     held.release();
 
     // Across processes: a daemon holds it; collect is refused; SIGKILL frees it at once.
-    const daemon = spawn(process.execPath, [CLI, 'run'], { env: { ...process.env, ...h.env, TIERWATCH_SCHEDULE: '0 0 1 1 *' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const daemon = spawn(process.execPath, [CLI, 'run'], {
+      env: { ...process.env, ...h.env, TIERWATCH_SCHEDULE: '0 0 1 1 *' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let daemonLog = '';
     daemon.stderr.on('data', (chunk: Buffer) => (daemonLog += chunk.toString('utf8')));
     const exited = once(daemon, 'exit');

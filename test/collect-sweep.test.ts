@@ -22,7 +22,9 @@ function historyDump(h: Harness): unknown {
 
 function current(h: Harness, account = 'primary'): Array<Record<string, unknown>> {
   return h.db.sqlite
-    .prepare('SELECT symbol, leverage, initial_margin, maintenance_margin, max_notional FROM tiers_current WHERE account_id = ? ORDER BY symbol, leverage')
+    .prepare(
+      'SELECT symbol, leverage, initial_margin, maintenance_margin, max_notional FROM tiers_current WHERE account_id = ? ORDER BY symbol, leverage',
+    )
     .all(account) as Array<Record<string, unknown>>;
 }
 
@@ -100,7 +102,9 @@ test('A → B → A is two changes and the B version survives', async () => {
     const config = h.config();
     const first = await sweepAccount(config, 'primary', h);
     assertOk(first);
-    const original = h.sim.tiers().find((tier) => tier.symbol === 'META-USD' && normalizeLeverage(tier.leverage) === '20')!;
+    const original = h.sim
+      .tiers()
+      .find((tier) => tier.symbol === 'META-USD' && normalizeLeverage(tier.leverage) === '20')!;
     h.sim.editTier('primary', 'META-USD', '20', { max_notional: 50_000 });
     const second = await sweepAccount(config, 'primary', h);
     assertOk(second);
@@ -109,17 +113,37 @@ test('A → B → A is two changes and the B version survives', async () => {
     assertOk(third);
 
     const changes = h.db.sqlite
-      .prepare("SELECT run_id, change, changed_columns, old_max_notional, new_max_notional FROM tier_changes WHERE symbol = 'META-USD' AND leverage = '20' AND change = 'changed' ORDER BY run_id")
+      .prepare(
+        "SELECT run_id, change, changed_columns, old_max_notional, new_max_notional FROM tier_changes WHERE symbol = 'META-USD' AND leverage = '20' AND change = 'changed' ORDER BY run_id",
+      )
       .all();
     assert.deepEqual(changes, [
-      { run_id: second.runId, change: 'changed', changed_columns: '["max_notional"]', old_max_notional: original.max_notional, new_max_notional: 50_000 },
-      { run_id: third.runId, change: 'changed', changed_columns: '["max_notional"]', old_max_notional: 50_000, new_max_notional: original.max_notional },
+      {
+        run_id: second.runId,
+        change: 'changed',
+        changed_columns: '["max_notional"]',
+        old_max_notional: original.max_notional,
+        new_max_notional: 50_000,
+      },
+      {
+        run_id: third.runId,
+        change: 'changed',
+        changed_columns: '["max_notional"]',
+        old_max_notional: 50_000,
+        new_max_notional: original.max_notional,
+      },
     ]);
     const versions = h.db.sqlite
-      .prepare("SELECT max_notional, valid_from, valid_to FROM tier_versions WHERE symbol = 'META-USD' AND leverage = '20' ORDER BY valid_from")
+      .prepare(
+        "SELECT max_notional, valid_from, valid_to FROM tier_versions WHERE symbol = 'META-USD' AND leverage = '20' ORDER BY valid_from",
+      )
       .all();
     assert.deepEqual(versions, [
-      { max_notional: original.max_notional, valid_from: first.observedAt.toISOString(), valid_to: second.observedAt.toISOString() },
+      {
+        max_notional: original.max_notional,
+        valid_from: first.observedAt.toISOString(),
+        valid_to: second.observedAt.toISOString(),
+      },
       { max_notional: 50_000, valid_from: second.observedAt.toISOString(), valid_to: third.observedAt.toISOString() },
       { max_notional: original.max_notional, valid_from: third.observedAt.toISOString(), valid_to: null },
     ]);
@@ -139,17 +163,30 @@ test('a removed tier is closed once and a re-listed one is a new version', async
     assertOk(await sweepAccount(config, 'primary', h)); // still gone: no second "removed"
     h.sim.listSymbol('primary', 'NEW-USD', { levels: [1, 2] });
     const relisted = h.sim.tiers().find((tier) => tier.symbol === 'AAPL-USD') as SimTier;
-    h.sim.addTier('primary', { ...relisted, leverage: '5', initial_margin: 0.2, maintenance_margin: 0.1, max_notional: 12_345 });
+    h.sim.addTier('primary', {
+      ...relisted,
+      leverage: '5',
+      initial_margin: 0.2,
+      maintenance_margin: 0.1,
+      max_notional: 12_345,
+    });
     const back = await sweepAccount(config, 'primary', h);
     assertOk(back);
 
     const aapl5 = h.db.sqlite
       .prepare("SELECT run_id, change FROM tier_changes WHERE symbol = 'AAPL-USD' AND leverage = '5' ORDER BY run_id")
       .all() as Array<{ run_id: number; change: string }>;
-    assert.deepEqual(aapl5.map((row) => row.change), ['added', 'removed', 'added']);
+    assert.deepEqual(
+      aapl5.map((row) => row.change),
+      ['added', 'removed', 'added'],
+    );
     assert.equal(aapl5[1]!.run_id, removed.runId);
     assert.equal(aapl5[2]!.run_id, back.runId);
-    const versions = h.db.sqlite.prepare("SELECT max_notional, valid_to IS NULL AS open FROM tier_versions WHERE symbol = 'AAPL-USD' AND leverage = '5' ORDER BY valid_from").all();
+    const versions = h.db.sqlite
+      .prepare(
+        "SELECT max_notional, valid_to IS NULL AS open FROM tier_versions WHERE symbol = 'AAPL-USD' AND leverage = '5' ORDER BY valid_from",
+      )
+      .all();
     assert.equal(versions.length, 2);
     assert.deepEqual(versions[1], { max_notional: 12_345, open: 1 });
     assert.deepEqual(current(h), expected(h.sim.tiers()));
@@ -176,7 +213,11 @@ test('a socket dropped mid-sweep leaves the history untouched, and a retry on a 
     assert.equal(ledger.pages, 2);
 
     h.sim.inject({ kind: 'drop_at_page', page: 2 });
-    const retried = await sweepAccount(h.config({ TIERWATCH_PAGE_SIZE: '10', TIERWATCH_SWEEP_RETRIES: '1' }), 'primary', h);
+    const retried = await sweepAccount(
+      h.config({ TIERWATCH_PAGE_SIZE: '10', TIERWATCH_SWEEP_RETRIES: '1' }),
+      'primary',
+      h,
+    );
     assertOk(retried);
     assert.deepEqual(
       retried.changes.map((change) => [change.symbol, change.leverage, change.change, change.changed_columns]),
@@ -191,7 +232,19 @@ test('one malformed row fails the whole sweep, naming the row, and stores nothin
   const h = await startHarness();
   try {
     const config = h.config({ TIERWATCH_PAGE_SIZE: '10' });
-    h.sim.inject({ kind: 'malformed_row', page: 2, index: 3, row: { id: 'x', symbol: 'PLTR-USD', leverage: '3', initial_margin: 0.2, maintenance_margin: 0.5, max_notional: 1000 } });
+    h.sim.inject({
+      kind: 'malformed_row',
+      page: 2,
+      index: 3,
+      row: {
+        id: 'x',
+        symbol: 'PLTR-USD',
+        leverage: '3',
+        initial_margin: 0.2,
+        maintenance_margin: 0.5,
+        max_notional: 1000,
+      },
+    });
     const result = await sweepAccount(config, 'primary', h);
     assertFailed(result, 'ROW_INVALID');
     if (!result.ok) assert.match(result.error.message, /PLTR-USD/);
@@ -218,7 +271,9 @@ test('an auth rejection fails the run with QFEX_AUTH_REJECTED and never logs the
 
 test('every legacy form the exchange may send is accepted and stored the same', async () => {
   const modern = await startHarness();
-  const legacy = await startHarness({ legacy: { authSuccess: true, flatErrors: true, maxPosition: true, numericLeverage: true } });
+  const legacy = await startHarness({
+    legacy: { authSuccess: true, flatErrors: true, maxPosition: true, numericLeverage: true },
+  });
   try {
     assertOk(await sweepAccount(modern.config(), 'primary', modern));
     assertOk(await sweepAccount(legacy.config(), 'primary', legacy));
@@ -260,7 +315,13 @@ test('several accounts are swept on their own connections, as their own runs', a
     );
   const h = await startHarness(
     {
-      keys: [{ publicKey: 'qfex_pub_demo_tierwatch', secretKey: 'qfex_secret_demo_tierwatch_not_a_real_key', accounts: ['primary', SUBACCOUNT] }],
+      keys: [
+        {
+          publicKey: 'qfex_pub_demo_tierwatch',
+          secretKey: 'qfex_secret_demo_tierwatch_not_a_real_key',
+          accounts: ['primary', SUBACCOUNT],
+        },
+      ],
       universe: { primary: universe(1), [SUBACCOUNT]: universe(3) },
     },
     { QFEX_ACCOUNT_IDS: `primary,${SUBACCOUNT}` },
@@ -286,10 +347,13 @@ test('a database bound to one endpoint refuses another', async () => {
   const h = await startHarness();
   try {
     assertOk(await sweepAccount(h.config(), 'primary', h));
-    await assert.rejects(sweepAccount(h.config({ QFEX_WS_URL: 'ws://127.0.0.1:1' }), 'primary', h), (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'ENDPOINT_MISMATCH');
-      return true;
-    });
+    await assert.rejects(
+      sweepAccount(h.config({ QFEX_WS_URL: 'ws://127.0.0.1:1' }), 'primary', h),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'ENDPOINT_MISMATCH');
+        return true;
+      },
+    );
   } finally {
     await h.close();
   }

@@ -34,13 +34,22 @@ test('durations above the timer limit, zero timeouts and bare numbers are refuse
   try {
     h.db.close();
     const cases: Array<[Record<string, string>, RegExp]> = [
-      [{ TIERWATCH_REQUEST_TIMEOUT: '25d' }, /`TIERWATCH_REQUEST_TIMEOUT` to be at most 2147483647ms \(about 24\.8 days\) \(Node's timer limit.*got "25d"/],
+      [
+        { TIERWATCH_REQUEST_TIMEOUT: '25d' },
+        /`TIERWATCH_REQUEST_TIMEOUT` to be at most 2147483647ms \(about 24\.8 days\) \(Node's timer limit.*got "25d"/,
+      ],
       [{ TIERWATCH_CONNECT_TIMEOUT: '600h' }, /`TIERWATCH_CONNECT_TIMEOUT` to be at most .*got "600h"/],
       [{ TIERWATCH_SHUTDOWN_TIMEOUT: '30d' }, /`TIERWATCH_SHUTDOWN_TIMEOUT`/],
       [{ TIERWATCH_REQUEST_TIMEOUT: '0s' }, /`TIERWATCH_REQUEST_TIMEOUT` to be a duration greater than zero, got "0s"/],
       [{ TIERWATCH_WEBHOOK_TIMEOUT: '0ms' }, /`TIERWATCH_WEBHOOK_TIMEOUT` to be a duration greater than zero/],
-      [{ TIERWATCH_REQUEST_TIMEOUT: '0' }, /`TIERWATCH_REQUEST_TIMEOUT` to be a duration with a unit: 500ms, 10s, 5m, 1h or 2d, got "0" \(a bare number is ambiguous/],
-      [{ TIERWATCH_REQUEST_TIMEOUT: '5000' }, /`TIERWATCH_REQUEST_TIMEOUT` to be a duration with a unit: 500ms, 10s, 5m, 1h or 2d, got "5000"/],
+      [
+        { TIERWATCH_REQUEST_TIMEOUT: '0' },
+        /`TIERWATCH_REQUEST_TIMEOUT` to be a duration with a unit: 500ms, 10s, 5m, 1h or 2d, got "0" \(a bare number is ambiguous/,
+      ],
+      [
+        { TIERWATCH_REQUEST_TIMEOUT: '5000' },
+        /`TIERWATCH_REQUEST_TIMEOUT` to be a duration with a unit: 500ms, 10s, 5m, 1h or 2d, got "5000"/,
+      ],
       [{ TIERWATCH_HEALTH_MAX_AGE: '5' }, /`TIERWATCH_HEALTH_MAX_AGE` to be a duration with a unit/],
       [{ QFEX_WS_URL: `${h.sim.url}/#frag` }, /`QFEX_WS_URL` must not have a #fragment.*#frag/],
     ];
@@ -51,7 +60,9 @@ test('durations above the timer limit, zero timeouts and bare numbers are refuse
     }
     assert.equal(h.sim.stats.connections, 0, 'nothing was attempted');
     // The limit itself is accepted; the health threshold is no timer and may be longer.
-    const ok = await runCliCaptured(['collect'], { env: { ...h.env, TIERWATCH_SHUTDOWN_TIMEOUT: '2147483647ms', TIERWATCH_HEALTH_MAX_AGE: '60d' } });
+    const ok = await runCliCaptured(['collect'], {
+      env: { ...h.env, TIERWATCH_SHUTDOWN_TIMEOUT: '2147483647ms', TIERWATCH_HEALTH_MAX_AGE: '60d' },
+    });
     assert.equal(ok.code, 0, ok.stderr);
   } finally {
     await h.close();
@@ -67,7 +78,15 @@ test('a bare-number duration flag is refused with exit 2 and the accepted forms'
     const health = await runCliCaptured(['health', '--max-age', '5', '--db', join(dir, 'none.db')]);
     assert.equal(health.code, 2, health.stdout);
     assert.match(health.stderr, /`--max-age` to be a duration with a unit.*got "5"/);
-    const change = await runCliCaptured(['demo', '--duration', '1s', '--change-every', '0s', '--db', join(dir, 'demo.db')]);
+    const change = await runCliCaptured([
+      'demo',
+      '--duration',
+      '1s',
+      '--change-every',
+      '0s',
+      '--db',
+      join(dir, 'demo.db'),
+    ]);
     assert.equal(change.code, 2);
     assert.match(change.stderr, /`--change-every` to be a duration greater than zero/);
   } finally {
@@ -95,7 +114,9 @@ test('an unreadable, empty, oversized or not-regular secret file exits 2 at star
       assert.equal(result.code, 2, `${path}: ${result.stderr}`);
       assert.match(result.stderr, message);
     }
-    const webhook = await runCliCaptured(['collect'], { env: { ...h.env, TIERWATCH_WEBHOOK_URL: 'http://127.0.0.1:9/', TIERWATCH_WEBHOOK_SECRET_FILE: empty } });
+    const webhook = await runCliCaptured(['collect'], {
+      env: { ...h.env, TIERWATCH_WEBHOOK_URL: 'http://127.0.0.1:9/', TIERWATCH_WEBHOOK_SECRET_FILE: empty },
+    });
     assert.equal(webhook.code, 2);
     assert.match(webhook.stderr, /`TIERWATCH_WEBHOOK_SECRET_FILE` names .*, which is empty/);
     const check = await runCliCaptured(['check'], { env: { ...env, QFEX_SECRET_KEY_FILE: empty } });
@@ -119,7 +140,11 @@ test('QFEX_SECRET_KEY_FILE=/dev/zero is refused at once, without growing memory'
   try {
     h.db.close();
     // Under a 2 GB address-space limit: reading /dev/zero to its (never) end fails; capped, it is refused at once.
-    const zero = spawnCli(['collect'], { ...h.env, QFEX_SECRET_KEY: '', QFEX_SECRET_KEY_FILE: '/dev/zero' }, { shell: 'ulimit -v 2000000' });
+    const zero = spawnCli(
+      ['collect'],
+      { ...h.env, QFEX_SECRET_KEY: '', QFEX_SECRET_KEY_FILE: '/dev/zero' },
+      { shell: 'ulimit -v 2000000' },
+    );
     assert.equal(await exitWithin(zero, 45_000), 2, zero.stderr());
     assert.match(zero.stderr(), /`QFEX_SECRET_KEY_FILE` names "\/dev\/zero", which is a character device/);
   } finally {
@@ -139,7 +164,11 @@ test('a FIFO as a secret file does not hang collect: exit 2 at once', async () =
     assert.match(piped.stderr(), /`QFEX_SECRET_KEY_FILE` names ".*secret\.fifo", which is a FIFO \(named pipe\)/);
     const db = openDatabase(h.dbPath, { readonly: true });
     try {
-      assert.equal(db.sqlite.prepare("SELECT count(*) FROM runs WHERE status = 'running'").pluck().get(), 0, 'no run left running');
+      assert.equal(
+        db.sqlite.prepare("SELECT count(*) FROM runs WHERE status = 'running'").pluck().get(),
+        0,
+        'no run left running',
+      );
     } finally {
       db.close();
     }
@@ -152,7 +181,13 @@ test('an unknown TIERWATCH_* or QFEX_* variable is warned about once, with the n
   const h = await startHarness();
   try {
     h.db.close();
-    const env = { ...h.env, TIERWATCH_SCHEDUEL: '*/1 * * * *', QFEX_PUBLIC_KYE: 'x', TIERWATCH_ENTIRELY_MADE_UP_THING: '1', OTHER_APP_SETTING: '1' };
+    const env = {
+      ...h.env,
+      TIERWATCH_SCHEDUEL: '*/1 * * * *',
+      QFEX_PUBLIC_KYE: 'x',
+      TIERWATCH_ENTIRELY_MADE_UP_THING: '1',
+      OTHER_APP_SETTING: '1',
+    };
     const result = await runCliCaptured(['collect'], { env });
     assert.equal(result.code, 0, result.stderr);
     const warnings = result.logs.lines.filter((line) => typeof line.variable === 'string');
@@ -164,10 +199,20 @@ test('an unknown TIERWATCH_* or QFEX_* variable is warned about once, with the n
         ['warn', 'TIERWATCH_SCHEDUEL', 'TIERWATCH_SCHEDULE'],
       ],
     );
-    assert.equal(warnings[2]!.msg, 'TIERWATCH_SCHEDUEL is not a tierwatch setting and is ignored; did you mean TIERWATCH_SCHEDULE?');
+    assert.equal(
+      warnings[2]!.msg,
+      'TIERWATCH_SCHEDUEL is not a tierwatch setting and is ignored; did you mean TIERWATCH_SCHEDULE?',
+    );
     // Every documented setting, its *_FILE form included, is known.
     const known = await runCliCaptured(['collect'], {
-      env: { ...h.env, QFEX_SECRET_KEY: '', QFEX_SECRET_KEY_FILE: join(h.dir, 'k'), QFEX_JWT_FILE: '', TIERWATCH_WEBHOOK_SECRET: '', TIERWATCH_HTTP_HOST: '127.0.0.1' },
+      env: {
+        ...h.env,
+        QFEX_SECRET_KEY: '',
+        QFEX_SECRET_KEY_FILE: join(h.dir, 'k'),
+        QFEX_JWT_FILE: '',
+        TIERWATCH_WEBHOOK_SECRET: '',
+        TIERWATCH_HTTP_HOST: '127.0.0.1',
+      },
     });
     assert.equal(known.logs.lines.filter((line) => typeof line.variable === 'string').length, 0, known.logs.text());
   } finally {

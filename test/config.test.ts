@@ -38,21 +38,54 @@ test('an empty variable counts as unset', () => {
 });
 
 test('bad values name the variable and quote what they got', () => {
-  assert.match(configError(() => loadConfig({ TIERWATCH_PAGE_SIZE: '0' })), /`TIERWATCH_PAGE_SIZE` to be an integer from 1 to 1000, got "0"/);
-  assert.match(configError(() => loadConfig({ TIERWATCH_MAX_PAGES: 'lots' })), /`TIERWATCH_MAX_PAGES`.*"lots"/);
-  assert.match(configError(() => loadConfig({ TIERWATCH_SCHEDULE: '61 * * * *' })), /`TIERWATCH_SCHEDULE` to be a cron expression.*"61 \* \* \* \*"/);
-  assert.match(configError(() => loadConfig({ TIERWATCH_REQUEST_TIMEOUT: 'soon' })), /`TIERWATCH_REQUEST_TIMEOUT` to be a duration/);
-  assert.match(configError(() => loadConfig({ TIERWATCH_MAX_REMOVAL_RATIO: '1.5' })), /`TIERWATCH_MAX_REMOVAL_RATIO`/);
-  assert.match(configError(() => loadConfig({ LOG_LEVEL: 'loud' })), /`LOG_LEVEL` to be one of/);
-  assert.match(configError(() => loadConfig({ QFEX_ACCOUNT_IDS: 'primary,,x' })), /`QFEX_ACCOUNT_IDS`/);
-  assert.match(configError(() => loadConfig({ QFEX_ACCOUNT_IDS: 'primary,primary' })), /lists "primary" twice/);
-  assert.match(configError(() => loadConfig({ QFEX_CA_FILE: '/nonexistent/ca.pem' })), /`QFEX_CA_FILE` names "\/nonexistent\/ca.pem", which cannot be read/);
+  assert.match(
+    configError(() => loadConfig({ TIERWATCH_PAGE_SIZE: '0' })),
+    /`TIERWATCH_PAGE_SIZE` to be an integer from 1 to 1000, got "0"/,
+  );
+  assert.match(
+    configError(() => loadConfig({ TIERWATCH_MAX_PAGES: 'lots' })),
+    /`TIERWATCH_MAX_PAGES`.*"lots"/,
+  );
+  assert.match(
+    configError(() => loadConfig({ TIERWATCH_SCHEDULE: '61 * * * *' })),
+    /`TIERWATCH_SCHEDULE` to be a cron expression.*"61 \* \* \* \*"/,
+  );
+  assert.match(
+    configError(() => loadConfig({ TIERWATCH_REQUEST_TIMEOUT: 'soon' })),
+    /`TIERWATCH_REQUEST_TIMEOUT` to be a duration/,
+  );
+  assert.match(
+    configError(() => loadConfig({ TIERWATCH_MAX_REMOVAL_RATIO: '1.5' })),
+    /`TIERWATCH_MAX_REMOVAL_RATIO`/,
+  );
+  assert.match(
+    configError(() => loadConfig({ LOG_LEVEL: 'loud' })),
+    /`LOG_LEVEL` to be one of/,
+  );
+  assert.match(
+    configError(() => loadConfig({ QFEX_ACCOUNT_IDS: 'primary,,x' })),
+    /`QFEX_ACCOUNT_IDS`/,
+  );
+  assert.match(
+    configError(() => loadConfig({ QFEX_ACCOUNT_IDS: 'primary,primary' })),
+    /lists "primary" twice/,
+  );
+  assert.match(
+    configError(() => loadConfig({ QFEX_CA_FILE: '/nonexistent/ca.pem' })),
+    /`QFEX_CA_FILE` names "\/nonexistent\/ca.pem", which cannot be read/,
+  );
 });
 
 test('a flag overrides the environment and is the name blamed', () => {
-  const config = loadConfig({ TIERWATCH_PAGE_SIZE: '500' }, { TIERWATCH_PAGE_SIZE: { value: '250', flag: '--page-size' } });
+  const config = loadConfig(
+    { TIERWATCH_PAGE_SIZE: '500' },
+    { TIERWATCH_PAGE_SIZE: { value: '250', flag: '--page-size' } },
+  );
   assert.equal(config.pageSize, 250);
-  assert.match(configError(() => loadConfig({}, { TIERWATCH_PAGE_SIZE: { value: '2000', flag: '--page-size' } })), /`--page-size`/);
+  assert.match(
+    configError(() => loadConfig({}, { TIERWATCH_PAGE_SIZE: { value: '2000', flag: '--page-size' } })),
+    /`--page-size`/,
+  );
 });
 
 test('plain ws:// is accepted only for loopback hosts', () => {
@@ -60,10 +93,20 @@ test('plain ws:// is accepted only for loopback hosts', () => {
     assert.doesNotThrow(() => loadConfig({ QFEX_WS_URL: url }), url);
   }
   for (const url of ['ws://trade.qfex.com', 'ws://10.0.0.1:80', 'ws://192.168.1.2', 'ws://128.0.0.1']) {
-    assert.match(configError(() => loadConfig({ QFEX_WS_URL: url })), /loopback/, url);
+    assert.match(
+      configError(() => loadConfig({ QFEX_WS_URL: url })),
+      /loopback/,
+      url,
+    );
   }
-  assert.match(configError(() => loadConfig({ QFEX_WS_URL: 'https://trade.qfex.com' })), /wss:\/\//);
-  assert.match(configError(() => loadConfig({ QFEX_WS_URL: 'not a url' })), /`QFEX_WS_URL`/);
+  assert.match(
+    configError(() => loadConfig({ QFEX_WS_URL: 'https://trade.qfex.com' })),
+    /wss:\/\//,
+  );
+  assert.match(
+    configError(() => loadConfig({ QFEX_WS_URL: 'not a url' })),
+    /`QFEX_WS_URL`/,
+  );
 });
 
 test('the endpoint ignores the query string and the root slash', () => {
@@ -83,9 +126,18 @@ test('durations', () => {
 });
 
 test('credentials: required pair, secret files re-read at every call, never both sources', () => {
-  assert.match(configError(() => requireCredentials(loadConfig({}))), /No credentials/);
-  assert.match(configError(() => requireCredentials(loadConfig({ QFEX_SECRET_KEY: 's' }))), /`QFEX_PUBLIC_KEY` is not set/);
-  assert.match(configError(() => loadConfig({ QFEX_SECRET_KEY: 's', QFEX_SECRET_KEY_FILE: '/x' })), /either `QFEX_SECRET_KEY` or `QFEX_SECRET_KEY_FILE`/);
+  assert.match(
+    configError(() => requireCredentials(loadConfig({}))),
+    /No credentials/,
+  );
+  assert.match(
+    configError(() => requireCredentials(loadConfig({ QFEX_SECRET_KEY: 's' }))),
+    /`QFEX_PUBLIC_KEY` is not set/,
+  );
+  assert.match(
+    configError(() => loadConfig({ QFEX_SECRET_KEY: 's', QFEX_SECRET_KEY_FILE: '/x' })),
+    /either `QFEX_SECRET_KEY` or `QFEX_SECRET_KEY_FILE`/,
+  );
 
   const dir = mkdtempSync(join(tmpdir(), 'tierwatch-config-'));
   try {
@@ -94,9 +146,16 @@ test('credentials: required pair, secret files re-read at every call, never both
     const config = loadConfig({ QFEX_PUBLIC_KEY: 'qfex_pub_x', QFEX_SECRET_KEY_FILE: file });
     assert.deepEqual(resolveCredentials(config), { kind: 'hmac', publicKey: 'qfex_pub_x', secretKey: 'first-secret' });
     writeFileSync(file, 'rotated-secret');
-    assert.deepEqual(resolveCredentials(config), { kind: 'hmac', publicKey: 'qfex_pub_x', secretKey: 'rotated-secret' });
+    assert.deepEqual(resolveCredentials(config), {
+      kind: 'hmac',
+      publicKey: 'qfex_pub_x',
+      secretKey: 'rotated-secret',
+    });
     writeFileSync(file, '\n');
-    assert.match(configError(() => resolveCredentials(config)), /`QFEX_SECRET_KEY_FILE` names .* which is empty/);
+    assert.match(
+      configError(() => resolveCredentials(config)),
+      /`QFEX_SECRET_KEY_FILE` names .* which is empty/,
+    );
     rmSync(file);
     const message = configError(() => resolveCredentials(config));
     assert.match(message, /cannot be read \(ENOENT\)/);
@@ -108,7 +167,11 @@ test('credentials: required pair, secret files re-read at every call, never both
 });
 
 test('the described configuration shows where secrets come from, never their values', () => {
-  const config = loadConfig({ QFEX_PUBLIC_KEY: 'qfex_pub_visible', QFEX_SECRET_KEY: 'qfex_secret_SHOULD_NOT_APPEAR', QFEX_JWT: 'jwt-SHOULD-NOT-APPEAR' });
+  const config = loadConfig({
+    QFEX_PUBLIC_KEY: 'qfex_pub_visible',
+    QFEX_SECRET_KEY: 'qfex_secret_SHOULD_NOT_APPEAR',
+    QFEX_JWT: 'jwt-SHOULD-NOT-APPEAR',
+  });
   const text = JSON.stringify(describeConfig(config));
   assert.ok(text.includes('qfex_pub_visible'));
   assert.ok(!text.includes('SHOULD_NOT_APPEAR'));

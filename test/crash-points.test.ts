@@ -10,7 +10,17 @@ import assert from 'node:assert/strict';
 import { openDatabase } from '../src/store/db.ts';
 import type { SimTier } from '../src/sim/index.ts';
 import { startHarness, type Harness } from './helpers/harness.ts';
-import { historyDumpOf, historyViolations, integrityOf, ledger, netChanges, recordedChanges, spawnCli, currentTiers, simCurrent } from './helpers/faults.ts';
+import {
+  historyDumpOf,
+  historyViolations,
+  integrityOf,
+  ledger,
+  netChanges,
+  recordedChanges,
+  spawnCli,
+  currentTiers,
+  simCurrent,
+} from './helpers/faults.ts';
 
 let h: Harness;
 let env: Record<string, string>;
@@ -27,7 +37,11 @@ function withDb<T>(work: (sqlite: ReturnType<typeof openDatabase>['sqlite']) => 
 }
 
 function changesOfRun(runId: number): string[] {
-  return withDb((sqlite) => recordedChanges(sqlite.prepare('SELECT change, symbol, leverage FROM tier_changes WHERE run_id = ?').all(runId) as never));
+  return withDb((sqlite) =>
+    recordedChanges(
+      sqlite.prepare('SELECT change, symbol, leverage FROM tier_changes WHERE run_id = ?').all(runId) as never,
+    ),
+  );
 }
 
 async function collect(extraEnv: Record<string, string> = {}): Promise<{ code: number | string; stderr: string }> {
@@ -75,7 +89,9 @@ for (const point of ['in-transaction', 'between-pages'] as const) {
       assert.deepEqual(historyViolations(sqlite), []);
       assert.deepEqual(currentTiers(sqlite), simCurrent(recorded), 'tiers_current still shows the last complete sweep');
     });
-    if (point === 'between-pages') assert.equal(h.sim.stats.lastRequests.at(-1)?.page, 1, 'killed after the first page');
+    if (point === 'between-pages') {
+      assert.equal(h.sim.stats.lastRequests.at(-1)?.page, 1, 'killed after the first page');
+    }
 
     const next = await collect();
     assert.equal(next.code, 0, next.stderr);
@@ -107,5 +123,9 @@ test('SIGKILL right after the commit: the sweep is stored whole and its run is o
   const last = withDb((sqlite) => ledger(sqlite).at(-1)!);
   assert.equal(last.status, 'ok');
   assert.equal(last.changes, 0, 'nothing changed since the killed (but complete) sweep');
-  assert.deepEqual(withDb((sqlite) => ledger(sqlite).filter((row) => row.status === 'running')), [], 'no run is left running');
+  assert.deepEqual(
+    withDb((sqlite) => ledger(sqlite).filter((row) => row.status === 'running')),
+    [],
+    'no run is left running',
+  );
 });

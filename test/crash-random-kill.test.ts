@@ -54,9 +54,13 @@ test(`random SIGKILLs of a busy daemon (seed ${SEED}, ${ROUNDS} rounds) never le
         const runs = ledger(db.sqlite);
         const running = runs.filter((run) => run.status === 'running');
         assert.ok(running.length <= 1, `only the killed run may be running, found ${running.length}`);
-        for (const earlier of killedRuns) assert.equal(runs.find((run) => run.run_id === earlier)?.status, 'abandoned', `run ${earlier}`);
+        for (const earlier of killedRuns) {
+          assert.equal(runs.find((run) => run.run_id === earlier)?.status, 'abandoned', `run ${earlier}`);
+        }
         killedRuns.push(...running.map((run) => run.run_id));
-        t.diagnostic(`round ${round}: killed ${midSweep ? 'after a sweep started' : 'at a random moment'}; ${runs.length} runs, ${running.length} left running`);
+        t.diagnostic(
+          `round ${round}: killed ${midSweep ? 'after a sweep started' : 'at a random moment'}; ${runs.length} runs, ${running.length} left running`,
+        );
       } finally {
         db.close();
       }
@@ -68,7 +72,10 @@ test(`random SIGKILLs of a busy daemon (seed ${SEED}, ${ROUNDS} rounds) never le
     try {
       const runs = ledger(db.sqlite);
       for (const earlier of killedRuns) assert.equal(runs.find((run) => run.run_id === earlier)?.status, 'abandoned');
-      assert.deepEqual(runs.filter((run) => run.status === 'running'), []);
+      assert.deepEqual(
+        runs.filter((run) => run.status === 'running'),
+        [],
+      );
       assert.ok(runs.filter((run) => run.status === 'ok').length >= 2, 'the daemon made progress between kills');
       assert.deepEqual(currentTiers(db.sqlite), simCurrent(h.sim.tiers()), 'collection resumed and converged');
       assert.deepEqual(historyViolations(db.sqlite), []);

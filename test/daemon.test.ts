@@ -18,7 +18,9 @@ const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 function runs(dbPath: string): Array<Record<string, unknown>> {
   const db = openDatabase(dbPath, { readonly: true });
   try {
-    return db.sqlite.prepare('SELECT run_id, status, error_code FROM runs ORDER BY run_id').all() as Array<Record<string, unknown>>;
+    return db.sqlite.prepare('SELECT run_id, status, error_code FROM runs ORDER BY run_id').all() as Array<
+      Record<string, unknown>
+    >;
   } finally {
     db.close();
   }
@@ -28,7 +30,11 @@ function runs(dbPath: string): Array<Record<string, unknown>> {
  * Resolves with the first log line (parsed) that satisfies the predicate. The timeout only guards
  * against a hang: on a loaded machine a daemon's start and first sweep can take many seconds.
  */
-function waitForLog(logs: LogCapture | NodeJS.ReadableStream, predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+function waitForLog(
+  logs: LogCapture | NodeJS.ReadableStream,
+  predicate: (line: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('timed out waiting for a log line')), timeoutMs);
     let buffer = '';
@@ -81,7 +87,10 @@ test('the daemon sweeps at start and on every firing, then stops cleanly', async
     await threeSweeps;
     stop.abort();
     assert.ok(seen.every((result) => result.ok));
-    assert.deepEqual(seen.map((result) => result.runId), [1, 2, 3]);
+    assert.deepEqual(
+      seen.map((result) => result.runId),
+      [1, 2, 3],
+    );
     // The first firing after start comes from the schedule, not from a loop: the times differ.
     const [firstSweep, , thirdSweep] = seen;
     assert.ok(firstSweep?.ok && thirdSweep?.ok && thirdSweep.observedAt > firstSweep.observedAt);
@@ -132,7 +141,10 @@ test('`tierwatch run` serves /healthz and /metrics while it runs', async () => {
 });
 
 function spawnCli(args: string[], env: Record<string, string>): ChildProcess & { stderrText: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let text = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => (text += chunk));
@@ -177,7 +189,12 @@ test('a real daemon process: SIGTERM mid-sweep exits 0 with an aborted run; SIGK
 test('a second signal forces the daemon out at once', async () => {
   const h = await startHarness();
   try {
-    const env = { ...h.env, TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_REQUEST_TIMEOUT: '60s', TIERWATCH_SHUTDOWN_TIMEOUT: '60s' };
+    const env = {
+      ...h.env,
+      TIERWATCH_SCHEDULE: '0 0 1 1 *',
+      TIERWATCH_REQUEST_TIMEOUT: '60s',
+      TIERWATCH_SHUTDOWN_TIMEOUT: '60s',
+    };
     h.db.close();
     // A page that never comes and a client that ignores the abort would hang shutdown for a minute;
     // the second SIGINT must not wait for it.

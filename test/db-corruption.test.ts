@@ -62,48 +62,60 @@ function assertCorruptReported(args: string[], result: { code: number; stdout: s
   assert.doesNotMatch(result.stderr, /this is a bug|\n\s+at /, name);
 }
 
-test('the last pages overwritten with garbage: every command says DB_CORRUPT in one line, exit 1 (found at open by quick_check)', { timeout: 240_000 }, async () => {
-  const h = await startHarness();
-  try {
-    await history(h);
-    garble(h.dbPath, -8, 11);
-    for (const args of COMMANDS) {
-      const result = await runCliCaptured(args, { env: { ...h.env, LOG_LEVEL: 'silent' } });
-      assertCorruptReported(args, result);
-      assert.match(result.stderr, /quick_check/, args[0]);
+test(
+  'the last pages overwritten with garbage: every command says DB_CORRUPT in one line, exit 1 (found at open by quick_check)',
+  { timeout: 240_000 },
+  async () => {
+    const h = await startHarness();
+    try {
+      await history(h);
+      garble(h.dbPath, -8, 11);
+      for (const args of COMMANDS) {
+        const result = await runCliCaptured(args, { env: { ...h.env, LOG_LEVEL: 'silent' } });
+        assertCorruptReported(args, result);
+        assert.match(result.stderr, /quick_check/, args[0]);
+      }
+    } finally {
+      await h.close().catch(() => undefined);
     }
-  } finally {
-    await h.close().catch(() => undefined);
-  }
-});
+  },
+);
 
-test('every page after the first overwritten: every command says DB_CORRUPT in one line, exit 1', { timeout: 240_000 }, async () => {
-  const h = await startHarness();
-  try {
-    await history(h);
-    garble(h.dbPath, 2, 13);
-    for (const args of COMMANDS) {
-      const result = await runCliCaptured(args, { env: { ...h.env, LOG_LEVEL: 'silent' } });
-      assertCorruptReported(args, result);
+test(
+  'every page after the first overwritten: every command says DB_CORRUPT in one line, exit 1',
+  { timeout: 240_000 },
+  async () => {
+    const h = await startHarness();
+    try {
+      await history(h);
+      garble(h.dbPath, 2, 13);
+      for (const args of COMMANDS) {
+        const result = await runCliCaptured(args, { env: { ...h.env, LOG_LEVEL: 'silent' } });
+        assertCorruptReported(args, result);
+      }
+    } finally {
+      await h.close().catch(() => undefined);
     }
-  } finally {
-    await h.close().catch(() => undefined);
-  }
-});
+  },
+);
 
-test('a file whose first page is garbage is refused by the header check, before SQLite reads it', { timeout: 120_000 }, async () => {
-  const h = await startHarness();
-  try {
-    await history(h);
-    garble(h.dbPath, 1, 12);
-    const before = fs.readFileSync(h.dbPath);
-    for (const args of [['runs', '--format', 'json'], ['collect']]) {
-      const result = await runCliCaptured(args, { env: { ...h.env, LOG_LEVEL: 'silent' } });
-      assertCorruptReported(args, result);
-      assert.match(result.stderr, /its first bytes are not a SQLite header/);
+test(
+  'a file whose first page is garbage is refused by the header check, before SQLite reads it',
+  { timeout: 120_000 },
+  async () => {
+    const h = await startHarness();
+    try {
+      await history(h);
+      garble(h.dbPath, 1, 12);
+      const before = fs.readFileSync(h.dbPath);
+      for (const args of [['runs', '--format', 'json'], ['collect']]) {
+        const result = await runCliCaptured(args, { env: { ...h.env, LOG_LEVEL: 'silent' } });
+        assertCorruptReported(args, result);
+        assert.match(result.stderr, /its first bytes are not a SQLite header/);
+      }
+      assert.ok(fs.readFileSync(h.dbPath).equals(before), 'left as it was');
+    } finally {
+      await h.close().catch(() => undefined);
     }
-    assert.ok(fs.readFileSync(h.dbPath).equals(before), 'left as it was');
-  } finally {
-    await h.close().catch(() => undefined);
-  }
-});
+  },
+);

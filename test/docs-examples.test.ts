@@ -26,7 +26,16 @@
 import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +43,13 @@ import { buildDemoHistory, type DemoHistory } from './helpers/demo-history.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((name) => name.endsWith('.md')).sort().map((name) => `docs/${name}`)];
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((name) => name.endsWith('.md'))
+    .sort()
+    .map((name) => `docs/${name}`),
+];
 /** One command's bound; the slowest (`tierwatch query`, a process of its own) takes ~1 s here. */
 const COMMAND_TIMEOUT_MS = 30_000;
 const LONG_RUNNING = /^(?:[A-Z_]+=\S*\s+)*tierwatch\s+(?:run|demo|simulate|serve)\b/;
@@ -62,11 +77,15 @@ export function extractBlocks(page: string, text: string): Block[] {
     if (lang !== 'sh' && lang !== 'console' && lang !== 'sql') continue;
     let previous = start - 1;
     while (previous >= 0 && lines[previous]!.trim() === '') previous -= 1;
-    const comment = previous >= 0 ? /^<!-- docs-test: (skip|exit|simulator)(?: (\d+))? — (.+?) -->$/.exec(lines[previous]!) : null;
+    const comment =
+      previous >= 0 ? /^<!-- docs-test: (skip|exit|simulator)(?: (\d+))? — (.+?) -->$/.exec(lines[previous]!) : null;
     if (previous >= 0 && comment === null && lines[previous]!.startsWith('<!-- docs-test')) {
       assert.fail(`${page}:${previous + 1}: unreadable docs-test comment: ${lines[previous]}`);
     }
-    const directive = comment === null ? null : { kind: comment[1] as Directive['kind'], code: Number(comment[2] ?? 0), reason: comment[3]! };
+    const directive =
+      comment === null
+        ? null
+        : { kind: comment[1] as Directive['kind'], code: Number(comment[2] ?? 0), reason: comment[3]! };
     blocks.push({ page, line: start + 1, lang, lines: body, directive });
   }
   return blocks;
@@ -90,14 +109,12 @@ function shellCommands(lines: string[]): string[] {
 
 /** What depends on the clock of the run, not on the history: the age of the last sweep, "now". */
 function normalise(output: string): string[] {
-  const lines = output
-    .split('\n')
-    .map((line) =>
-      line
-        .replace(/\((?:\d+[smhdw] ?)+ ago\)/g, '(AGO)')
-        .replace(/^Tiers at \d{4}-\d\d-\d\dT[\d:.]+Z:$/, 'Tiers at (NOW):')
-        .trimEnd(),
-    );
+  const lines = output.split('\n').map((line) =>
+    line
+      .replace(/\((?:\d+[smhdw] ?)+ ago\)/g, '(AGO)')
+      .replace(/^Tiers at \d{4}-\d\d-\d\dT[\d:.]+Z:$/, 'Tiers at (NOW):')
+      .trimEnd(),
+  );
   while (lines.length > 0 && lines.at(-1) === '') lines.pop();
   return lines;
 }
@@ -144,7 +161,10 @@ let historyDir: string;
 let baseEnv: NodeJS.ProcessEnv;
 
 before(async () => {
-  assert.ok(existsSync(join(BIN, 'tierwatch')), 'node_modules/.bin/tierwatch links the built CLI: run `npm run build` (npm ci does)');
+  assert.ok(
+    existsSync(join(BIN, 'tierwatch')),
+    'node_modules/.bin/tierwatch links the built CLI: run `npm run build` (npm ci does)',
+  );
   historyDir = mkdtempSync(join(tmpdir(), 'tierwatch-docs-history-'));
   history = await buildDemoHistory(join(historyDir, 'demo.db'));
   const env: NodeJS.ProcessEnv = {};
@@ -179,7 +199,11 @@ async function runShellBlock(block: Block, exports: string[], cwd: string): Prom
       continue;
     }
     const outcome = await runCommand(command, exports, cwd, baseEnv);
-    assert.equal(outcome.status, expected, `${block.page}:${block.line}: \`${command}\` exited ${outcome.status ?? outcome.signal}, expected ${expected}:\n${outcome.output}`);
+    assert.equal(
+      outcome.status,
+      expected,
+      `${block.page}:${block.line}: \`${command}\` exited ${outcome.status ?? outcome.signal}, expected ${expected}:\n${outcome.output}`,
+    );
   }
 }
 
@@ -197,7 +221,11 @@ async function runConsoleBlock(block: Block, exports: string[], cwd: string): Pr
     const where = `${block.page}:${block.line}: \`${step.command}\``;
     if (step.command === 'echo $?') {
       assert.ok(last !== null, `${where} follows a command`);
-      assert.equal(String(last.status), step.expected.join('\n').trim(), `${block.page}:${block.line}: exit status of \`${lastCommand}\``);
+      assert.equal(
+        String(last.status),
+        step.expected.join('\n').trim(),
+        `${block.page}:${block.line}: exit status of \`${lastCommand}\``,
+      );
       continue;
     }
     if (step.command.startsWith('export ')) {
@@ -206,8 +234,14 @@ async function runConsoleBlock(block: Block, exports: string[], cwd: string): Pr
     }
     last = await runCommand(step.command, exports, cwd, baseEnv);
     lastCommand = step.command;
-    if (steps[index + 1]?.command !== 'echo $?') assert.equal(last.status, 0, `${where} exited ${last.status ?? last.signal}:\n${last.output}`);
-    assert.deepEqual(normalise(last.output), normalise(step.expected.join('\n')), `${where} prints what the page shows`);
+    if (steps[index + 1]?.command !== 'echo $?') {
+      assert.equal(last.status, 0, `${where} exited ${last.status ?? last.signal}:\n${last.output}`);
+    }
+    assert.deepEqual(
+      normalise(last.output),
+      normalise(step.expected.join('\n')),
+      `${where} prints what the page shows`,
+    );
   }
 }
 
@@ -221,7 +255,11 @@ async function runSqlBlock(block: Block, cwd: string): Promise<void> {
   assert.ok(statements.length > 0, `${block.page}:${block.line}: an sql block holds a statement`);
   for (const statement of statements) {
     const outcome = await runCommand(`tierwatch query --db ./data/demo.db ${shellQuote(statement)}`, [], cwd, baseEnv);
-    assert.equal(outcome.status, 0, `${block.page}:${block.line}: \`${statement}\` exited ${outcome.status ?? outcome.signal}:\n${outcome.output}`);
+    assert.equal(
+      outcome.status,
+      0,
+      `${block.page}:${block.line}: \`${statement}\` exited ${outcome.status ?? outcome.signal}:\n${outcome.output}`,
+    );
   }
 }
 
@@ -301,7 +339,9 @@ test('every relative link in README.md and docs/ reaches a file, and its #anchor
         broken.push(`${page}: ${target} (no file ${relative(ROOT, path)})`);
         continue;
       }
-      if (anchor !== undefined && !anchors(readFileSync(path, 'utf8')).has(anchor)) broken.push(`${page}: ${target} (no such heading)`);
+      if (anchor !== undefined && !anchors(readFileSync(path, 'utf8')).has(anchor)) {
+        broken.push(`${page}: ${target} (no such heading)`);
+      }
     }
   }
   assert.deepEqual(broken, []);

@@ -23,7 +23,9 @@ test('a read-only query in another process answers while a sweep holds its write
     // gains a row and every current version a bogus value, none of it committed yet.
     h.db.sqlite.exec('BEGIN IMMEDIATE');
     h.db.sqlite
-      .prepare(`INSERT INTO run_ledger (account_id, endpoint, public_key, started_at, status) VALUES ('primary', 'x', NULL, '2030-01-01T00:00:00.000Z', 'running')`)
+      .prepare(
+        `INSERT INTO run_ledger (account_id, endpoint, public_key, started_at, status) VALUES ('primary', 'x', NULL, '2030-01-01T00:00:00.000Z', 'running')`,
+      )
       .run();
     h.db.sqlite.prepare(`UPDATE tier_version SET max_notional = -1 WHERE valid_to IS NULL`).run();
     assert.ok(h.db.sqlite.inTransaction);
@@ -34,12 +36,17 @@ test('a read-only query in another process answers while a sweep holds its write
     // it cannot succeed before the ROLLBACK below, because the ROLLBACK waits for it.
     const events: string[] = [];
     const readerDone = (name: string) => (code: number | string) => {
-      events.push(`${name} exited ${code} ${h.db.sqlite.inTransaction ? 'while the write transaction was open' : 'after the write transaction'}`);
+      events.push(
+        `${name} exited ${code} ${h.db.sqlite.inTransaction ? 'while the write transaction was open' : 'after the write transaction'}`,
+      );
       return code;
     };
     const reader = spawnCli(['changes', '--include-baseline', '--format', 'json'], { ...h.env, LOG_LEVEL: 'warn' });
     const runsReader = spawnCli(['runs', '--format', 'json'], { ...h.env, LOG_LEVEL: 'warn' });
-    const [code, runsCode] = await Promise.all([reader.exited.then(readerDone('changes')), runsReader.exited.then(readerDone('runs'))]);
+    const [code, runsCode] = await Promise.all([
+      reader.exited.then(readerDone('changes')),
+      runsReader.exited.then(readerDone('runs')),
+    ]);
     events.push('write transaction rolled back');
     h.db.sqlite.exec('ROLLBACK');
 
@@ -59,9 +66,15 @@ test('a read-only query in another process answers while a sweep holds its write
     }
     const changes = JSON.parse(reader.stdout()) as Array<{ new_max_notional: number | null }>;
     assert.equal(changes.length, h.sim.tiers().length, 'the committed first sweep (the baseline), every tier added');
-    assert.ok(changes.every((change) => change.new_max_notional !== -1), 'nothing uncommitted is visible');
+    assert.ok(
+      changes.every((change) => change.new_max_notional !== -1),
+      'nothing uncommitted is visible',
+    );
     const runs = JSON.parse(runsReader.stdout()) as Array<{ run_id: number; status: string }>;
-    assert.deepEqual(runs.map((run) => [run.run_id, run.status]), [[first.runId, 'ok']]);
+    assert.deepEqual(
+      runs.map((run) => [run.run_id, run.status]),
+      [[first.runId, 'ok']],
+    );
 
     // And the sweep still commits after the readers were there.
     const second = await sweepAccount(config, 'primary', h);

@@ -12,7 +12,15 @@ import { sweepAccount } from '../src/collect/sweep.ts';
 import { openSession } from '../src/qfex/client.ts';
 import { openDatabase } from '../src/store/db.ts';
 import { startHarness, type Harness } from './helpers/harness.ts';
-import { historyDump, historyDumpOf, integrityOf, ledger, netChanges, recordedChanges, spawnCli } from './helpers/faults.ts';
+import {
+  historyDump,
+  historyDumpOf,
+  integrityOf,
+  ledger,
+  netChanges,
+  recordedChanges,
+  spawnCli,
+} from './helpers/faults.ts';
 
 function listMany(h: Harness, prefix: string, symbols: number): void {
   for (let i = 0; i < symbols; i++) h.sim.listSymbol('primary', `${prefix}${i}-USD`, { levels: [1, 2, 3, 5, 10] });
@@ -106,7 +114,10 @@ test('a file size limit (ulimit -f) on a child collect: exit 1, DISK_FULL in the
     // process says why and exits 1.
     const tiny = spawnCli(['collect'], env, { shell: 'ulimit -f 8' });
     assert.equal(await tiny.exited, 1);
-    assert.match(tiny.stderr(), /^tierwatch collect: .* failed: the file size limit \(ulimit -f, 8192 bytes\) is reached/m);
+    assert.match(
+      tiny.stderr(),
+      /^tierwatch collect: .* failed: the file size limit \(ulimit -f, 8192 bytes\) is reached/m,
+    );
 
     const next = spawnCli(['collect'], env);
     assert.equal(await next.exited, 0, next.stderr());
@@ -114,7 +125,9 @@ test('a file size limit (ulimit -f) on a child collect: exit 1, DISK_FULL in the
     try {
       const run = ledger(after.sqlite).at(-1)!;
       assert.equal(run.status, 'ok');
-      const changes = after.sqlite.prepare('SELECT change, symbol, leverage FROM tier_changes WHERE run_id = ?').all(run.run_id) as never;
+      const changes = after.sqlite
+        .prepare('SELECT change, symbol, leverage FROM tier_changes WHERE run_id = ?')
+        .all(run.run_id) as never;
       assert.deepEqual(recordedChanges(changes), netChanges(recorded, h.sim.tiers()));
     } finally {
       after.close();

@@ -19,6 +19,10 @@ test("docs/reliability.md's error-code table lists exactly the codes of src/erro
     [],
     'codes missing from the table in docs/reliability.md',
   );
-  assert.deepEqual(documented.filter((code) => !known.includes(code!)), [], 'codes in the table that do not exist');
+  assert.deepEqual(
+    documented.filter((code) => !known.includes(code!)),
+    [],
+    'codes in the table that do not exist',
+  );
   assert.equal(new Set(documented).size, documented.length, 'each code has one row');
 });

@@ -47,7 +47,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tierwatch-fault-matrix-'));
   tls = makeTestTls(dir);
   // maxPageSize 7 below the requested 1000: every sweep of the plain matrix pages under a server cap.
-  plain = await matrix({ maxPageSize: 7, authDeadlineMs: 1500, now: () => Date.now() + exchangeClock.offsetMs }, (h) => `ws://localhost:${h.sim.port}`);
+  plain = await matrix(
+    { maxPageSize: 7, authDeadlineMs: 1500, now: () => Date.now() + exchangeClock.offsetMs },
+    (h) => `ws://localhost:${h.sim.port}`,
+  );
   secure = await matrix({ tls: { key: tls.key, cert: tls.cert } }, (h) => h.sim.url);
   secure.baseEnv.QFEX_CA_FILE = tls.caFile;
   stallServer = createServer((socket) => stallSockets.push(socket));
@@ -133,7 +136,10 @@ test('fault matrix: TLS', async (t) => {
       },
     });
   });
-  await t.test('the private CA trusted through QFEX_CA_FILE: the sweep succeeds', caseBody(secure, { name: 'trusted through QFEX_CA_FILE', expect: 'ok' }));
+  await t.test(
+    'the private CA trusted through QFEX_CA_FILE: the sweep succeeds',
+    caseBody(secure, { name: 'trusted through QFEX_CA_FILE', expect: 'ok' }),
+  );
 });
 
 test('fault matrix: a mass removal above the threshold is MASS_REMOVAL; TIERWATCH_MAX_REMOVAL_RATIO=1 lets it through', async () => {

@@ -17,9 +17,14 @@ const SCRIPT = fileURLToPath(new URL('../docker/healthcheck.sh', import.meta.url
 function check(env: Record<string, string>): Promise<{ status: number | null; stdout: string }> {
   // PATH without node: the /healthz branch must not need it.
   return new Promise((resolve) => {
-    execFile('/bin/bash', [SCRIPT], { env: { PATH: '/usr/bin:/bin', ...env }, encoding: 'utf8', timeout: 20_000 }, (error, stdout) => {
-      resolve({ status: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout });
-    });
+    execFile(
+      '/bin/bash',
+      [SCRIPT],
+      { env: { PATH: '/usr/bin:/bin', ...env }, encoding: 'utf8', timeout: 20_000 },
+      (error, stdout) => {
+        resolve({ status: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout });
+      },
+    );
   });
 }
 

@@ -5,7 +5,14 @@ import { CurrentTiers } from '../src/history/current-tiers.ts';
 import type { Tier } from '../src/history/tier.ts';
 import { isTierwatchError } from '../src/errors.ts';
 
-function tier(symbol: string, leverage: string, im = 0.05, mm = 0.025, notional = 100_000, id: string | null = null): Tier {
+function tier(
+  symbol: string,
+  leverage: string,
+  im = 0.05,
+  mm = 0.025,
+  notional = 100_000,
+  id: string | null = null,
+): Tier {
   return { symbol, leverage, initial_margin: im, maintenance_margin: mm, max_notional: notional, exchange_id: id };
 }
 
@@ -30,7 +37,9 @@ describe('diffTiers', () => {
   });
 
   it('ignores a change of exchange_id alone', () => {
-    const diff = diffTiers(currentOf([tier('CL-USD', '5', 0.2, 0.1, 5e5, 'a')]), [tier('CL-USD', '5', 0.2, 0.1, 5e5, 'b')]);
+    const diff = diffTiers(currentOf([tier('CL-USD', '5', 0.2, 0.1, 5e5, 'a')]), [
+      tier('CL-USD', '5', 0.2, 0.1, 5e5, 'b'),
+    ]);
     assert.equal(diff.unchanged, 1);
     assert.equal(diff.changed.length, 0);
   });
@@ -46,7 +55,10 @@ describe('diffTiers', () => {
   });
 
   it('finds removals, keeping the stored version to close', () => {
-    const diff = diffTiers(currentOf([tier('A', '1'), tier('B', '1'), tier('C', '1')]), [tier('B', '1'), tier('D', '1')]);
+    const diff = diffTiers(currentOf([tier('A', '1'), tier('B', '1'), tier('C', '1')]), [
+      tier('B', '1'),
+      tier('D', '1'),
+    ]);
     assert.deepEqual(
       diff.removed.map((r) => [r.symbol, r.version_id]),
       [
@@ -96,7 +108,10 @@ describe('CurrentTiers', () => {
     assert.equal(tiers.delete('A', '1'), true);
     assert.equal(tiers.delete('A', '1'), false);
     assert.equal(tiers.get('A', '1'), undefined);
-    assert.deepEqual([...tiers.values()].map((v) => v.version_id), [2]);
+    assert.deepEqual(
+      [...tiers.values()].map((v) => v.version_id),
+      [2],
+    );
     assert.equal(tiers.size, 1);
   });
 });

@@ -30,7 +30,13 @@ before(async () => {
   // A server cap of 7 rows: every sweep takes several pages, so "page 2" and "page 3" exist.
   sim = await startSimulator({ host: '127.0.0.1', port: 0, maxPageSize: 7 });
   dir = mkdtempSync(join(tmpdir(), 'tierwatch-hostile-'));
-  env = { ...FAST_ENV, QFEX_WS_URL: sim.url, QFEX_PUBLIC_KEY: DEMO_PUBLIC_KEY, QFEX_SECRET_KEY: DEMO_SECRET_KEY, TIERWATCH_DB: join(dir, 'h.db') };
+  env = {
+    ...FAST_ENV,
+    QFEX_WS_URL: sim.url,
+    QFEX_PUBLIC_KEY: DEMO_PUBLIC_KEY,
+    QFEX_SECRET_KEY: DEMO_SECRET_KEY,
+    TIERWATCH_DB: join(dir, 'h.db'),
+  };
   const first = await runCliCaptured(['collect'], { env });
   assert.equal(first.code, 0, first.stderr);
 });
@@ -50,7 +56,9 @@ interface LedgerRow {
 function lastRun(): LedgerRow {
   const db = openDatabase(env.TIERWATCH_DB!, { readonly: true });
   try {
-    return db.sqlite.prepare('SELECT status, error_code, error_message, pages FROM runs ORDER BY run_id DESC LIMIT 1').get() as LedgerRow;
+    return db.sqlite
+      .prepare('SELECT status, error_code, error_message, pages FROM runs ORDER BY run_id DESC LIMIT 1')
+      .get() as LedgerRow;
   } finally {
     db.close();
   }
@@ -93,7 +101,14 @@ function assertStoredExactly(run: CapturedRun, label: string): void {
 async function assertFailsCleanly(faults: Fault[], extra: Record<string, string>, code: string): Promise<CapturedRun> {
   const history = historyDumpOf(env.TIERWATCH_DB!);
   const run = await collect(faults, extra);
-  assert.equal(run.code, 1, run.logs.raw.filter((line) => !line.includes(`"leverage page"`)).join("\n").slice(-3000));
+  assert.equal(
+    run.code,
+    1,
+    run.logs.raw
+      .filter((line) => !line.includes(`"leverage page"`))
+      .join('\n')
+      .slice(-3000),
+  );
   const row = lastRun();
   assert.equal(row.status, 'failed');
   assert.equal(row.error_code, code, row.error_message ?? '');
@@ -133,7 +148,10 @@ test('errors naming another request (add_order), while auth or a page is awaited
 });
 
 test('an unsolicited ServerError with no echo right after auth is skipped or retried, never fatal', async () => {
-  assertStoredExactly(await collect([{ kind: 'unsolicited_error', when: 'after_auth_answer', code: 'ServerError', about: null }]), 'unsolicited ServerError');
+  assertStoredExactly(
+    await collect([{ kind: 'unsolicited_error', when: 'after_auth_answer', code: 'ServerError', about: null }]),
+    'unsolicited ServerError',
+  );
 });
 
 test('a stale page answer: the pager notices, and continues on a fresh connection', async () => {
@@ -152,7 +170,11 @@ test('RateLimited or ServerError in answer to auth is retried (fresh connection)
     assert.equal(sim.stats.connections - connections, 2, code);
   }
   // Still bounded: always refused is QFEX_RATE_LIMITED after TIERWATCH_PAGE_RETRIES.
-  await assertFailsCleanly([{ kind: 'reject_auth', mode: 'err_frame', code: 'RateLimited', persistent: true }], { TIERWATCH_PAGE_RETRIES: '2' }, 'QFEX_RATE_LIMITED');
+  await assertFailsCleanly(
+    [{ kind: 'reject_auth', mode: 'err_frame', code: 'RateLimited', persistent: true }],
+    { TIERWATCH_PAGE_RETRIES: '2' },
+    'QFEX_RATE_LIMITED',
+  );
 });
 
 test('a page nested 200,000 levels deep is QFEX_PROTOCOL, not a stack overflow', async () => {
@@ -161,7 +183,9 @@ test('a page nested 200,000 levels deep is QFEX_PROTOCOL, not a stack overflow',
 });
 
 function lastRunMessage(run: CapturedRun): string {
-  const line = run.logs.lines.find((entry) => entry.code === 'QFEX_PROTOCOL' && typeof entry.msg === 'string' && entry.msg.startsWith('sweep failed'));
+  const line = run.logs.lines.find(
+    (entry) => entry.code === 'QFEX_PROTOCOL' && typeof entry.msg === 'string' && entry.msg.startsWith('sweep failed'),
+  );
   return typeof line?.msg === 'string' ? line.msg : '';
 }
 
@@ -177,26 +201,46 @@ test('a page larger than asked is kept, with one warning', async () => {
 test('a server that drips rows is stopped by TIERWATCH_SWEEP_TIMEOUT: SWEEP_TIMEOUT', async () => {
   // One row per page, 400 ms late: the drip alone would take (tiers × 400 ms) ≈ 25 s; the deadline ends it after 1 s.
   const history = historyDumpOf(env.TIERWATCH_DB!);
-  const run = await collect([{ kind: 'drip', ms: 400 }], { TIERWATCH_SWEEP_TIMEOUT: '1s', TIERWATCH_REQUEST_TIMEOUT: '5s' });
+  const run = await collect([{ kind: 'drip', ms: 400 }], {
+    TIERWATCH_SWEEP_TIMEOUT: '1s',
+    TIERWATCH_REQUEST_TIMEOUT: '5s',
+  });
   assert.equal(run.code, 1);
   // Stopped by the deadline, not by the end of the list: far fewer pages than the one-row pages a full drip needs.
   const stopped = lastRun();
   assert.ok(stopped.pages < 20, `the drip was stopped after ${stopped.pages} pages`);
   assert.equal(stopped.error_code, 'SWEEP_TIMEOUT');
   assert.deepEqual(historyDumpOf(env.TIERWATCH_DB!), history, 'a failed run leaves the history as it was');
-  assert.ok(run.logs.lines.some((line) => line.code === 'SWEEP_TIMEOUT' && /TIERWATCH_SWEEP_TIMEOUT/.test(String(line.msg))));
+  assert.ok(
+    run.logs.lines.some((line) => line.code === 'SWEEP_TIMEOUT' && /TIERWATCH_SWEEP_TIMEOUT/.test(String(line.msg))),
+  );
   assertStoredExactly(await collect([]), 'after SWEEP_TIMEOUT');
 });
 
 test('an endless list of big pages is stopped by TIERWATCH_MAX_TIERS: TIER_LIMIT_REACHED', async () => {
-  const run = await assertFailsCleanly([{ kind: 'endless_big_pages', rows: 5000 }], { TIERWATCH_MAX_TIERS: '12000' }, 'TIER_LIMIT_REACHED');
-  assert.ok(run.logs.lines.some((line) => line.code === 'TIER_LIMIT_REACHED' && /TIERWATCH_MAX_TIERS/.test(String(line.msg))));
+  const run = await assertFailsCleanly(
+    [{ kind: 'endless_big_pages', rows: 5000 }],
+    { TIERWATCH_MAX_TIERS: '12000' },
+    'TIER_LIMIT_REACHED',
+  );
+  assert.ok(
+    run.logs.lines.some((line) => line.code === 'TIER_LIMIT_REACHED' && /TIERWATCH_MAX_TIERS/.test(String(line.msg))),
+  );
 });
 
 test('a frame above TIERWATCH_MAX_FRAME_BYTES is QFEX_FRAME_TOO_LARGE; a larger setting accepts it', async () => {
-  await assertFailsCleanly([{ kind: 'bad_frame', page: 2, frame: 'oversized', bytes: 300 * 1024 }], { TIERWATCH_MAX_FRAME_BYTES: '256KiB' }, 'QFEX_FRAME_TOO_LARGE');
+  await assertFailsCleanly(
+    [{ kind: 'bad_frame', page: 2, frame: 'oversized', bytes: 300 * 1024 }],
+    { TIERWATCH_MAX_FRAME_BYTES: '256KiB' },
+    'QFEX_FRAME_TOO_LARGE',
+  );
   // The same frame (the page plus padding) under a limit that fits it is just a page.
-  assertStoredExactly(await collect([{ kind: 'bad_frame', page: 2, frame: 'oversized', bytes: 300 * 1024 }], { TIERWATCH_MAX_FRAME_BYTES: '1MiB' }), 'frame within the limit');
+  assertStoredExactly(
+    await collect([{ kind: 'bad_frame', page: 2, frame: 'oversized', bytes: 300 * 1024 }], {
+      TIERWATCH_MAX_FRAME_BYTES: '1MiB',
+    }),
+    'frame within the limit',
+  );
 });
 
 test('the bounds are settings that name themselves when invalid (exit 2)', async () => {
@@ -232,7 +276,11 @@ test('skipped frames are counted in tierwatch_ignored_frames_total{type}', async
     metrics.record(result);
     const text = await metrics.registry.metrics();
     const pages = result.ok ? result.pages : 0;
-    assert.match(text, new RegExp(`tierwatch_ignored_frames_total\\{type="heartbeat"\\} ${pages - 1}\\b`), 'on every page but the one that had the new type');
+    assert.match(
+      text,
+      new RegExp(`tierwatch_ignored_frames_total\\{type="heartbeat"\\} ${pages - 1}\\b`),
+      'on every page but the one that had the new type',
+    );
     assert.match(text, /tierwatch_ignored_frames_total\{type="unknown"\} 1\b/);
   } finally {
     sim.clearFaults();

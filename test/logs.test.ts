@@ -19,7 +19,10 @@ const CLI = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 /** Every key of a log line, nested ones included, is snake_case. */
 function camelKeys(value: unknown, path = ''): string[] {
   if (value === null || typeof value !== 'object') return [];
-  return Object.entries(value).flatMap(([key, inner]) => [...(/^[a-z0-9_]+$/.test(key) || Array.isArray(value) ? [] : [`${path}${key}`]), ...camelKeys(inner, `${path}${key}.`)]);
+  return Object.entries(value).flatMap(([key, inner]) => [
+    ...(/^[a-z0-9_]+$/.test(key) || Array.isArray(value) ? [] : [`${path}${key}`]),
+    ...camelKeys(inner, `${path}${key}.`),
+  ]);
 }
 
 function parseLines(text: string): Array<Record<string, unknown>> {
@@ -39,7 +42,13 @@ test('a log shipper reading the daemon’s stderr sees only JSON: start, sweeps,
   const h = await startHarness();
   try {
     h.db.close();
-    const env = { ...process.env, ...h.env, TIERWATCH_SCHEDULE: '* * * * * *', TIERWATCH_SWEEP_RETRIES: '0', LOG_LEVEL: 'info' };
+    const env = {
+      ...process.env,
+      ...h.env,
+      TIERWATCH_SCHEDULE: '* * * * * *',
+      TIERWATCH_SWEEP_RETRIES: '0',
+      LOG_LEVEL: 'info',
+    };
     const daemon = spawn(process.execPath, [CLI, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     daemon.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
@@ -81,7 +90,13 @@ test('a log shipper reading the daemon’s stderr sees only JSON: start, sweeps,
 
 test('a daemon that cannot start says why in one JSON line when stderr is not a terminal', async () => {
   const child = spawn(process.execPath, [CLI, 'run'], {
-    env: { ...process.env, QFEX_PUBLIC_KEY: 'p', QFEX_SECRET_KEY: 's', TIERWATCH_PAGE_SIZE: '0', TIERWATCH_DB: '/nonexistent/x.db' },
+    env: {
+      ...process.env,
+      QFEX_PUBLIC_KEY: 'p',
+      QFEX_SECRET_KEY: 's',
+      TIERWATCH_PAGE_SIZE: '0',
+      TIERWATCH_DB: '/nonexistent/x.db',
+    },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -103,7 +118,15 @@ test('on a terminal: one line per event, UTC, control characters escaped, no col
     let text = '';
     out.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
     const context = createContext(
-      { stdout: new PassThrough(), stderr: new PassThrough(), env, stdoutIsTTY: true, stderrIsTTY: true, signal: new AbortController().signal, logDestination: out },
+      {
+        stdout: new PassThrough(),
+        stderr: new PassThrough(),
+        env,
+        stdoutIsTTY: true,
+        stderrIsTTY: true,
+        signal: new AbortController().signal,
+        logDestination: out,
+      },
       {},
       [],
     );
@@ -115,7 +138,10 @@ test('on a terminal: one line per event, UTC, control characters escaped, no col
   const plain = capture({ NO_COLOR: '1' })();
   const lines = plain.split('\n').filter(Boolean);
   assert.equal(lines.length, 2, plain);
-  assert.match(lines[0]!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARN {2}sweep failed: EVIL\\x1B\[2J\\x1B\]0;pwned\\x07\\r\\u202E\\x9B31m-USD /);
+  assert.match(
+    lines[0]!,
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARN {2}sweep failed: EVIL\\x1B\[2J\\x1B\]0;pwned\\x07\\r\\u202E\\x9B31m-USD /,
+  );
   assert.match(lines[0]!, / run_id=3 /);
   // eslint-disable-next-line no-control-regex
   assert.doesNotMatch(plain, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, 'nothing raw, no colour');

@@ -17,7 +17,8 @@ test('20 → 11 → 6 → 3 → 2 → 1 tiers: the erosion is refused from 6 on,
   const h = await startHarness({ universe: { primary: UNIVERSE } });
   try {
     h.db.close();
-    const collect = async (extra: Record<string, string> = {}) => runCliCaptured(['collect'], { env: { ...h.env, ...extra } });
+    const collect = async (extra: Record<string, string> = {}) =>
+      runCliCaptured(['collect'], { env: { ...h.env, ...extra } });
     /** The simulator removes tiers until `count` are left. */
     const shrinkTo = (count: number) => {
       for (const tier of h.sim.tiers().slice(count)) h.sim.removeTier('primary', tier.symbol, tier.leverage);
@@ -34,8 +35,12 @@ test('20 → 11 → 6 → 3 → 2 → 1 tiers: the erosion is refused from 6 on,
     const lastRun = () => {
       const db = openDatabase(h.dbPath, { readonly: true });
       try {
-        return db.sqlite.prepare('SELECT status, error_code, error_message FROM runs ORDER BY run_id DESC LIMIT 1').get() as {
-          status: string; error_code: string | null; error_message: string | null;
+        return db.sqlite
+          .prepare('SELECT status, error_code, error_message FROM runs ORDER BY run_id DESC LIMIT 1')
+          .get() as {
+          status: string;
+          error_code: string | null;
+          error_message: string | null;
         };
       } finally {
         db.close();
@@ -57,7 +62,10 @@ test('20 → 11 → 6 → 3 → 2 → 1 tiers: the erosion is refused from 6 on,
       assert.equal(current(), 11, 'nothing was stored');
       if (count === 6) {
         // 5 of the 11 current tiers is under half: only the window catches it.
-        assert.match(run.error_message!, /finds 6 tiers, 14 fewer than the 20 of its largest sweep in the last 24 h \(more than 50% gone\); nothing was stored/);
+        assert.match(
+          run.error_message!,
+          /finds 6 tiers, 14 fewer than the 20 of its largest sweep in the last 24 h \(more than 50% gone\); nothing was stored/,
+        );
       }
     }
 

@@ -19,7 +19,11 @@ const PEAK_RSS_LIMIT = 300 * 1024 * 1024;
 function runs(dbPath: string): Array<{ run_id: number; status: string; error_code: string | null }> {
   const db = openDatabase(dbPath, { readonly: true });
   try {
-    return db.sqlite.prepare('SELECT run_id, status, error_code FROM runs ORDER BY run_id').all() as Array<{ run_id: number; status: string; error_code: string | null }>;
+    return db.sqlite.prepare('SELECT run_id, status, error_code FROM runs ORDER BY run_id').all() as Array<{
+      run_id: number;
+      status: string;
+      error_code: string | null;
+    }>;
   } finally {
     db.close();
   }
@@ -36,7 +40,10 @@ test('tierwatch collect against an endless server stops at TIERWATCH_MAX_TIERS u
     assert.equal(result.exit, 1, result.case);
     assert.equal(result.error_code, 'TIER_LIMIT_REACHED', result.case);
     assert.ok(result.peak_rss_bytes !== null, `${result.case}: the child reported its peak`);
-    assert.ok(result.peak_rss_bytes < PEAK_RSS_LIMIT, `${result.case}: peak RSS ${Math.round(result.peak_rss_bytes / 1048576)} MiB`);
+    assert.ok(
+      result.peak_rss_bytes < PEAK_RSS_LIMIT,
+      `${result.case}: peak RSS ${Math.round(result.peak_rss_bytes / 1048576)} MiB`,
+    );
   }
 });
 
@@ -53,7 +60,10 @@ test('a collect aborted out of memory leaves its run running; the next start mar
       nodeArgs: ['--max-old-space-size=48'],
       env: { TIERWATCH_MAX_TIERS: '100000000', TIERWATCH_MAX_PAGES: '1000000', TIERWATCH_SWEEP_TIMEOUT: '4m' },
     });
-    assert.ok(dead.exit === 'SIGABRT' || dead.exit === 134, `expected an abort, got ${dead.exit}: ${dead.stderr.slice(-500)}`);
+    assert.ok(
+      dead.exit === 'SIGABRT' || dead.exit === 134,
+      `expected an abort, got ${dead.exit}: ${dead.stderr.slice(-500)}`,
+    );
     assert.match(dead.stderr, /heap out of memory/i);
     const [left] = runs(dbPath);
     assert.equal(left?.status, 'running', 'the dead process could not record its run');

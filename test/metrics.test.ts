@@ -21,7 +21,9 @@ function promtoolAvailable(): boolean {
 /** `promtool check metrics` on `exposition`: its complaints, empty when it is clean. */
 function promtoolComplaints(exposition: string): string {
   const result = spawnSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
-  return result.status === 0 ? `${result.stdout}${result.stderr}`.trim() : `exit ${String(result.status)}: ${result.stdout}${result.stderr}`;
+  return result.status === 0
+    ? `${result.stdout}${result.stderr}`.trim()
+    : `exit ${String(result.status)}: ${result.stdout}${result.stderr}`;
 }
 
 test('the daemon’s /metrics: standard names, build info, every series from the start, promtool clean', async (t) => {
@@ -39,15 +41,38 @@ test('the daemon’s /metrics: standard names, build info, every series from the
     assert.match(exposition, /^process_resident_memory_bytes \d/m);
     assert.match(exposition, /^nodejs_heap_size_used_bytes \d/m);
     assert.doesNotMatch(exposition, /tierwatch_(process|nodejs)_/);
-    assert.match(exposition, new RegExp(`^tierwatch_build_info\\{version="${packageVersion().replace(/\./g, '\\.')}",node_version="${process.version}"\\} 1$`, 'm'));
-    for (const status of RUN_OUTCOMES) assert.match(exposition, new RegExp(`^tierwatch_runs_total\\{account="primary",status="${status}"\\} ${status === 'ok' ? 1 : 0}$`, 'm'));
-    for (const change of CHANGE_KINDS) assert.match(exposition, new RegExp(`^tierwatch_changes_total\\{account="primary",change="${change}"\\} \\d+$`, 'm'));
-    for (const code of Object.keys(ERROR_CODES)) assert.match(exposition, new RegExp(`^tierwatch_run_failures_total\\{account="primary",code="${code}"\\} 0$`, 'm'));
+    assert.match(
+      exposition,
+      new RegExp(
+        `^tierwatch_build_info\\{version="${packageVersion().replace(/\./g, '\\.')}",node_version="${process.version}"\\} 1$`,
+        'm',
+      ),
+    );
+    for (const status of RUN_OUTCOMES) {
+      assert.match(
+        exposition,
+        new RegExp(`^tierwatch_runs_total\\{account="primary",status="${status}"\\} ${status === 'ok' ? 1 : 0}$`, 'm'),
+      );
+    }
+    for (const change of CHANGE_KINDS) {
+      assert.match(
+        exposition,
+        new RegExp(`^tierwatch_changes_total\\{account="primary",change="${change}"\\} \\d+$`, 'm'),
+      );
+    }
+    for (const code of Object.keys(ERROR_CODES)) {
+      assert.match(
+        exposition,
+        new RegExp(`^tierwatch_run_failures_total\\{account="primary",code="${code}"\\} 0$`, 'm'),
+      );
+    }
     assert.match(exposition, /^tierwatch_alert_deliveries_total\{result="failed"\} 0$/m);
     assert.match(exposition, /^tierwatch_alerts_pending 0$/m);
 
     if (!promtoolAvailable()) {
-      if (process.env.CI === 'true') assert.fail('promtool is missing; CI must install it (apt-get install -y prometheus)');
+      if (process.env.CI === 'true') {
+        assert.fail('promtool is missing; CI must install it (apt-get install -y prometheus)');
+      }
       t.skip('promtool not installed (apt-get install -y prometheus); CI=true makes this a failure');
       return;
     }
@@ -59,8 +84,22 @@ test('the daemon’s /metrics: standard names, build info, every series from the
 
 test('a failed run counts under its error code; the status and kind lists match the schema', async () => {
   const metrics = new SweepMetrics({ processMetrics: false, accountIds: ['primary', 'sub1'] });
-  metrics.record({ ok: false, runId: 1, accountId: 'sub1', durationMs: 12, error: new TierwatchError('QFEX_TIMEOUT', 'page 2 did not arrive in time'), ignoredFrames: {} });
-  metrics.record({ ok: false, runId: 2, accountId: 'sub1', durationMs: 3, error: new TierwatchError('ABORTED', 'stopped'), ignoredFrames: {} });
+  metrics.record({
+    ok: false,
+    runId: 1,
+    accountId: 'sub1',
+    durationMs: 12,
+    error: new TierwatchError('QFEX_TIMEOUT', 'page 2 did not arrive in time'),
+    ignoredFrames: {},
+  });
+  metrics.record({
+    ok: false,
+    runId: 2,
+    accountId: 'sub1',
+    durationMs: 3,
+    error: new TierwatchError('ABORTED', 'stopped'),
+    ignoredFrames: {},
+  });
   const text = await metrics.registry.metrics();
   assert.match(text, /^tierwatch_run_failures_total\{account="sub1",code="QFEX_TIMEOUT"\} 1$/m);
   assert.match(text, /^tierwatch_run_failures_total\{account="sub1",code="ABORTED"\} 1$/m);

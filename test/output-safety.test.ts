@@ -14,7 +14,8 @@ const T3 = '2026-10-01T00:10:00.000Z';
 
 // ESC[2J clears the screen; OSC 0 retitles the window; OSC 8 makes a hyperlink; CR overwrites the
 // line; U+202E reverses what follows; U+009B is a one-byte CSI; NUL.
-const HOSTILE = 'EVIL\u001b[2J\u001b]0;pwned\u0007\u001b]8;;https://evil.test\u001b\\link\u001b]8;;\u001b\\\r\u202e\u009b31m\u0000-USD';
+const HOSTILE =
+  'EVIL\u001b[2J\u001b]0;pwned\u0007\u001b]8;;https://evil.test\u001b\\link\u001b]8;;\u001b\\\r\u202e\u009b31m\u0000-USD';
 // eslint-disable-next-line no-control-regex
 const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
@@ -24,9 +25,25 @@ function widest(text: string): number {
 
 describe('table output at scale', () => {
   it('renders 200,000 rows in linear time without crashing (cli-table3 overflowed its stack)', () => {
-    const rows = Array.from({ length: 200_000 }, (_, i) => [String(i), `SYM${i % 977}-USD`, `${(i % 50) + 1}x`, 'changed', `max_notional ${i} → ${i + 1}`]);
+    const rows = Array.from({ length: 200_000 }, (_, i) => [
+      String(i),
+      `SYM${i % 977}-USD`,
+      `${(i % 50) + 1}x`,
+      'changed',
+      `max_notional ${i} → ${i + 1}`,
+    ]);
     const started = performance.now();
-    const text = renderTable([{ title: 'n', align: 'right' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' }, { title: 'what' }], rows, 'none');
+    const text = renderTable(
+      [
+        { title: 'n', align: 'right' },
+        { title: 'symbol' },
+        { title: 'leverage', align: 'right' },
+        { title: 'change' },
+        { title: 'what' },
+      ],
+      rows,
+      'none',
+    );
     const seconds = (performance.now() - started) / 1000;
     assert.equal(text.split('\n').length, 200_000 + 3);
     // The bound is loose on purpose (a loaded machine); cli-table3 crashed here within two seconds.
@@ -64,13 +81,33 @@ describe('hostile exchange strings and terminals', () => {
   let h: TempHistory;
   before(() => {
     h = tempHistory();
-    h.sweep('primary', T1, [tier(HOSTILE, '20', 0.05, 0.025, 190_000), tier('=HYPERLINK("https://evil.test","x")', '5', 0.2, 0.1, 1_000_000), tier('META-USD', '20', 0.05, 0.025, 190_000)]);
-    h.sweep('primary', T2, [tier(HOSTILE, '20', 0.05, 0.025, 150_000), tier('@SUM(A1)', '5', 0.2, 0.1, 1_000_000), tier('META-USD', '20', 0.1, 0.05, 150_000)]);
-    h.sweep('primary', T3, [tier(HOSTILE, '20', 0.05, 0.025, 150_000), tier('+CMD', '5', 0.2, 0.1, 1_000_000), tier('-2+3', '5', 0.2, 0.1, 1_000_000), tier('META-USD', '20', 0.1, 0.05, 150_000)]);
+    h.sweep('primary', T1, [
+      tier(HOSTILE, '20', 0.05, 0.025, 190_000),
+      tier('=HYPERLINK("https://evil.test","x")', '5', 0.2, 0.1, 1_000_000),
+      tier('META-USD', '20', 0.05, 0.025, 190_000),
+    ]);
+    h.sweep('primary', T2, [
+      tier(HOSTILE, '20', 0.05, 0.025, 150_000),
+      tier('@SUM(A1)', '5', 0.2, 0.1, 1_000_000),
+      tier('META-USD', '20', 0.1, 0.05, 150_000),
+    ]);
+    h.sweep('primary', T3, [
+      tier(HOSTILE, '20', 0.05, 0.025, 150_000),
+      tier('+CMD', '5', 0.2, 0.1, 1_000_000),
+      tier('-2+3', '5', 0.2, 0.1, 1_000_000),
+      tier('META-USD', '20', 0.1, 0.05, 150_000),
+    ]);
   });
   after(() => h.close());
 
-  const tableCommands = [['changes'], ['diff', T1, T3], ['history', '*'], ['snapshot', '--at', T2], ['runs'], ['query', 'SELECT run_id, symbol, change, changed_columns FROM tier_changes']];
+  const tableCommands = [
+    ['changes'],
+    ['diff', T1, T3],
+    ['history', '*'],
+    ['snapshot', '--at', T2],
+    ['runs'],
+    ['query', 'SELECT run_id, symbol, change, changed_columns FROM tier_changes'],
+  ];
 
   it('shows control characters from the exchange escaped in every table', async () => {
     for (const argv of tableCommands) {
@@ -99,9 +136,15 @@ describe('hostile exchange strings and terminals', () => {
       // 88 columns: the direction column (history v2) takes what 80 left the description.
       const changes = await cli(plain.dbPath, ['changes'], { tty: true, columns: 88 });
       assert.ok(widest(changes.stdout) <= 88, changes.stdout);
-      assert.match(changes.stdout, /^2026-10-01 +primary +META-USD +20x +changed +tightening +max_notional 190,000 →\nT00:05:00\.000Z +150,000 \(−21\.1%\)$/m);
+      assert.match(
+        changes.stdout,
+        /^2026-10-01 +primary +META-USD +20x +changed +tightening +max_notional 190,000 →\nT00:05:00\.000Z +150,000 \(−21\.1%\)$/m,
+      );
       const wide = await cli(plain.dbPath, ['changes'], { tty: true, columns: 200 });
-      assert.match(wide.stdout, /^2026-10-01T00:05:00\.000Z +primary +META-USD +20x +changed +tightening +max_notional 190,000 → 150,000 \(−21\.1%\)$/m);
+      assert.match(
+        wide.stdout,
+        /^2026-10-01T00:05:00\.000Z +primary +META-USD +20x +changed +tightening +max_notional 190,000 → 150,000 \(−21\.1%\)$/m,
+      );
     } finally {
       plain.close();
     }
@@ -110,7 +153,10 @@ describe('hostile exchange strings and terminals', () => {
   it('leaves JSON and CSV untouched on a narrow terminal', async () => {
     const json = await cli(h.dbPath, ['snapshot', '--format', 'json'], { tty: true, columns: 40 });
     const rows = JSON.parse(json.stdout) as Array<{ symbol: string }>;
-    assert.ok(rows.some((row) => row.symbol === HOSTILE), 'the JSON keeps the symbol exactly');
+    assert.ok(
+      rows.some((row) => row.symbol === HOSTILE),
+      'the JSON keeps the symbol exactly',
+    );
   });
 
   it('neutralises CSV cells a spreadsheet would run as formulas, and only text cells', async () => {
@@ -121,7 +167,12 @@ describe('hostile exchange strings and terminals', () => {
     assert.match(old.stdout, /\nprimary,"'=HYPERLINK\(""https:\/\/evil\.test"",""x""\)",5,/);
     const changes = await cli(h.dbPath, ['changes', '--format', 'csv']);
     assert.match(changes.stdout, /,'@SUM\(A1\),5,added,/);
-    const query = await cli(h.dbPath, ['query', "SELECT -1.5 AS n, '-1.5' AS t, '=1+1' AS f, '\tx' AS tab, 'a-b' AS inner_dash", '--format', 'csv']);
+    const query = await cli(h.dbPath, [
+      'query',
+      "SELECT -1.5 AS n, '-1.5' AS t, '=1+1' AS f, '\tx' AS tab, 'a-b' AS inner_dash",
+      '--format',
+      'csv',
+    ]);
     assert.equal(query.stdout, "n,t,f,tab,inner_dash\n-1.5,'-1.5,'=1+1,'\tx,a-b\n");
   });
 });

@@ -35,7 +35,10 @@ function loadedBy(body: string): { packages: string[]; drizzleFiles: string[]; r
     const result = await (async () => { ${body} })();
     process.stdout.write(JSON.stringify({ packages: [...loaded].sort(), drizzleFiles: [...drizzleFiles].sort(), result }));
   `;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(child.status, 0, child.stderr);
   return JSON.parse(child.stdout) as { packages: string[]; drizzleFiles: string[]; result: unknown };
 }
@@ -59,7 +62,7 @@ test('tierwatch --version loads no database, logging, network or metrics package
   }
 });
 
-test('a writable open migrates in process with drizzle\'s migrator, loaded only through its CommonJS SQLite entries, first start or restart', () => {
+test("a writable open migrates in process with drizzle's migrator, loaded only through its CommonJS SQLite entries, first start or restart", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-lazy-'));
   try {
     const dbPath = path.join(dir, 'nested', 'history.db');
@@ -75,16 +78,28 @@ test('a writable open migrates in process with drizzle\'s migrator, loaded only 
       return { applied, tables, appliedAgain };
     `);
     // Every migration the journal lists (counted, so a new migration does not break this test).
-    const journal = JSON.parse(fs.readFileSync(path.resolve(SRC, '..', 'migrations', 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };
+    const journal = JSON.parse(
+      fs.readFileSync(path.resolve(SRC, '..', 'migrations', 'meta', '_journal.json'), 'utf8'),
+    ) as { entries: unknown[] };
     assert.deepEqual(result, { applied: journal.entries.length, tables: 4, appliedAgain: 0 });
     assert.ok(packages.includes('better-sqlite3'));
     // The migrator runs in this process now (no child), but through drizzle's CommonJS entries: the
     // ESM entry would load every dialect drizzle has (~800 ms and ~250 MB against ~130 ms and ~23 MB).
-    assert.ok(drizzleFiles.some((file) => file.startsWith('better-sqlite3/migrator')), `drizzle's migrator ran here: ${drizzleFiles.join(', ')}`);
-    assert.deepEqual(drizzleFiles.filter((file) => !file.endsWith('.cjs')), [], 'only CommonJS files of drizzle are loaded');
+    assert.ok(
+      drizzleFiles.some((file) => file.startsWith('better-sqlite3/migrator')),
+      `drizzle's migrator ran here: ${drizzleFiles.join(', ')}`,
+    );
+    assert.deepEqual(
+      drizzleFiles.filter((file) => !file.endsWith('.cjs')),
+      [],
+      'only CommonJS files of drizzle are loaded',
+    );
     // (drizzle's shared SQL module pulls a few pg-core column files in; the other dialects stay out.)
     for (const dialect of ['mysql-core/', 'singlestore-core/', 'gel-core/', 'node-postgres/', 'mysql2/']) {
-      assert.ok(!drizzleFiles.some((file) => file.startsWith(dialect)), `${dialect} is loaded: ${drizzleFiles.length} drizzle files`);
+      assert.ok(
+        !drizzleFiles.some((file) => file.startsWith(dialect)),
+        `${dialect} is loaded: ${drizzleFiles.length} drizzle files`,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -96,7 +111,10 @@ test('a query command loads neither the collector (ws), metrics, drizzle nor pin
   try {
     const dbPath = path.join(dir, 'history.db');
     // The database is made by another process: migrating loads drizzle, and that is not what is measured.
-    const made = spawnSync(process.execPath, [path.join(SRC, 'cli.ts'), 'migrate', '--db', dbPath], { encoding: 'utf8', timeout: 60_000 });
+    const made = spawnSync(process.execPath, [path.join(SRC, 'cli.ts'), 'migrate', '--db', dbPath], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(made.status, 0, made.stderr);
     const { packages, result } = loadedBy(`
       const { runCli } = await import(${JSON.stringify(url('program.ts'))});

@@ -28,7 +28,10 @@ test('a successful sweep copies its WAL into the database file before it returns
     assert.notEqual(fileDigest(h.dbPath), before, 'the database file holds the sweep');
     const reader = openDatabase(h.dbPath, { readonly: true });
     try {
-      const rows = reader.sqlite.prepare(`SELECT count(*) FROM tiers_current WHERE account_id = 'primary'`).pluck().get();
+      const rows = reader.sqlite
+        .prepare(`SELECT count(*) FROM tiers_current WHERE account_id = 'primary'`)
+        .pluck()
+        .get();
       assert.equal(rows, h.sim.tiers().length);
     } finally {
       reader.close();
@@ -53,7 +56,10 @@ test('the WAL does not grow from sweep to sweep: each sweep reuses the space the
     }
     // Twelve rounds of 60 new tiers write more frames than the first sweep did; appended to one
     // another (no checkpoint) they would have grown the WAL well past it.
-    assert.ok(walBytes(h.dbPath) <= afterFirst, `WAL ${walBytes(h.dbPath)} B after the rounds, ${afterFirst} B after the first sweep`);
+    assert.ok(
+      walBytes(h.dbPath) <= afterFirst,
+      `WAL ${walBytes(h.dbPath)} B after the rounds, ${afterFirst} B after the first sweep`,
+    );
   } finally {
     await h.close();
   }

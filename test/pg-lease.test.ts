@@ -43,8 +43,9 @@ async function acquireWithin(candidate: LeaderLease, deadlineMs: number): Promis
   for (;;) {
     const epoch = await candidate.tryAcquire();
     if (epoch !== null) return { epoch, waitedMs: Date.now() - started };
-    if (Date.now() - started > deadlineMs)
+    if (Date.now() - started > deadlineMs) {
       assert.fail(`${candidate.holder} did not take the lease within ${deadlineMs} ms`);
+    }
     await delay(50);
   }
 }
@@ -248,8 +249,9 @@ test(
     const waitForEvents = async (count: number, deadlineMs: number) => {
       const until = Date.now() + deadlineMs;
       while (events.length < count) {
-        if (Date.now() > until)
+        if (Date.now() > until) {
           assert.fail(`expected ${count} elections within ${deadlineMs} ms, saw ${JSON.stringify(events)}`);
+        }
         await delay(25);
       }
     };

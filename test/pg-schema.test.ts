@@ -55,8 +55,9 @@ test(
       // The whole shape at once, so a failure shows every difference.
       assert.deepEqual(pgShape, sqliteShape);
       // The public views are the documented contract.
-      for (const [view, columns] of Object.entries(VIEW_COLUMNS))
+      for (const [view, columns] of Object.entries(VIEW_COLUMNS)) {
         assert.deepEqual(pgShape.views[view], [...columns], view);
+      }
       // Issue 15: runs gains leader_epoch at the END of the view, on both backends (NULL on SQLite).
       assert.equal(pgShape.views.runs?.at(-1), 'leader_epoch');
       assert.equal(sqliteShape.views.runs?.at(-1), 'leader_epoch');

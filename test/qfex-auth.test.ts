@@ -55,10 +55,13 @@ test('JWT auth message', () => {
     type: 'auth',
     params: { jwt: 'a.b.c' },
   });
-  assert.deepEqual(buildAuthMessage({ kind: 'jwt', token: 'a.b.c', publicKey: 'pk' }, { nowMs: 0, nonce: 'ff', accountId: 'sub' }), {
-    type: 'auth',
-    params: { jwt: 'a.b.c', account_id: 'sub' },
-  });
+  assert.deepEqual(
+    buildAuthMessage({ kind: 'jwt', token: 'a.b.c', publicKey: 'pk' }, { nowMs: 0, nonce: 'ff', accountId: 'sub' }),
+    {
+      type: 'auth',
+      params: { jwt: 'a.b.c', account_id: 'sub' },
+    },
+  );
 });
 
 function makeJwt(payload: unknown): string {

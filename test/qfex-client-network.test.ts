@@ -52,7 +52,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tierwatch-qfex-tls-'));
   const tls = makeTestTls(dir);
   caPem = tls.caPem;
-  tlsSim = await startSimulator({ tls: { key: tls.key, cert: tls.cert }, keys: [{ publicKey: PUBLIC, secretKey: SECRET }] });
+  tlsSim = await startSimulator({
+    tls: { key: tls.key, cert: tls.cert },
+    keys: [{ publicKey: PUBLIC, secretKey: SECRET }],
+  });
 });
 
 after(async () => {
@@ -62,7 +65,13 @@ after(async () => {
 });
 
 function options(url: string, overrides: Partial<QfexClientOptions> = {}): QfexClientOptions {
-  return { url, credentials: { kind: 'hmac', publicKey: PUBLIC, secretKey: SECRET }, timeouts, lookup: fakeLookup, ...overrides };
+  return {
+    url,
+    credentials: { kind: 'hmac', publicKey: PUBLIC, secretKey: SECRET },
+    timeouts,
+    lookup: fakeLookup,
+    ...overrides,
+  };
 }
 
 test('wss:// with the private CA given through `ca` connects, authenticates and pages', async () => {
@@ -99,7 +108,11 @@ test('a TLS server that stalls the handshake is QFEX_TIMEOUT after connectMs', a
   const sockets: Socket[] = [];
   const port = await listen(createServer((socket) => sockets.push(socket)));
   const started = performance.now();
-  const error = await rejectsWith(openSession(options(`wss://localhost:${port}`, { ca: caPem, timeouts: { ...timeouts, connectMs: 100 } })), 'QFEX_TIMEOUT', /handshake/);
+  const error = await rejectsWith(
+    openSession(options(`wss://localhost:${port}`, { ca: caPem, timeouts: { ...timeouts, connectMs: 100 } })),
+    'QFEX_TIMEOUT',
+    /handshake/,
+  );
   assert.ok(performance.now() - started < 1000);
   assert.equal(error.retryable, true);
   assert.equal(sockets.length, 1);
@@ -140,7 +153,10 @@ interface Scripted {
   received: unknown[];
 }
 
-async function scripted(onMessage: (ws: WebSocket, message: Record<string, unknown>) => void, verifyStatus?: number): Promise<Scripted> {
+async function scripted(
+  onMessage: (ws: WebSocket, message: Record<string, unknown>) => void,
+  verifyStatus?: number,
+): Promise<Scripted> {
   const requests: IncomingMessage[] = [];
   const received: unknown[] = [];
   const wss = new WebSocketServer({
@@ -175,13 +191,17 @@ test('the public key goes in ?api_key=, the secret and the JWT never in the URL'
     if (message.type === 'auth') ws.send('{"authenticated":true}');
   });
   (await openSession(options(server.url))).close();
-  (await openSession(options(server.url, { credentials: { kind: 'jwt', token: 'h.p.s', publicKey: 'qfex_pub_jwt' } }))).close();
+  (
+    await openSession(options(server.url, { credentials: { kind: 'jwt', token: 'h.p.s', publicKey: 'qfex_pub_jwt' } }))
+  ).close();
   (await openSession(options(server.url, { credentials: { kind: 'jwt', token: 'h.p.s' } }))).close();
   assert.deepEqual(
     server.requests.map((request) => request.url),
     [`/?api_key=${PUBLIC}`, '/?api_key=qfex_pub_jwt', '/'],
   );
-  const [hmac, jwt] = server.received as Array<{ params: { hmac?: { signature: string; nonce: string }; jwt?: string; account_id?: string } }>;
+  const [hmac, jwt] = server.received as Array<{
+    params: { hmac?: { signature: string; nonce: string }; jwt?: string; account_id?: string };
+  }>;
   assert.match(hmac!.params.hmac!.signature, /^[0-9a-f]{64}$/);
   assert.match(hmac!.params.hmac!.nonce, /^[0-9a-f]{32}$/);
   assert.equal(jwt!.params.jwt, 'h.p.s');
@@ -191,7 +211,11 @@ test('the public key goes in ?api_key=, the secret and the JWT never in the URL'
 test('HTTP 401/403 at the upgrade is QFEX_AUTH_REJECTED; a 503 is QFEX_CONNECT', async () => {
   for (const status of [401, 403]) {
     const server = await scripted(() => {}, status);
-    const error = await rejectsWith(openSession(options(server.url)), 'QFEX_AUTH_REJECTED', new RegExp(`HTTP ${status}`));
+    const error = await rejectsWith(
+      openSession(options(server.url)),
+      'QFEX_AUTH_REJECTED',
+      new RegExp(`HTTP ${status}`),
+    );
     assert.equal(error.retryable, false);
   }
   const unavailable = await scripted(() => {}, 503);
@@ -205,8 +229,12 @@ test('pushes during paging are skipped; a leverage page before auth is skipped t
       ws.send('{"type":"auth","result":"success"}');
       return;
     }
-    ws.send(JSON.stringify({ type: 'subscribed', connection_id: 'c', message_id: 7, channel: 'v4_balances', contents: [] }));
-    ws.send(JSON.stringify({ available_leverage_levels_response: [{ symbol: 'X-USD' }], $schema: 'https://example/schema' }));
+    ws.send(
+      JSON.stringify({ type: 'subscribed', connection_id: 'c', message_id: 7, channel: 'v4_balances', contents: [] }),
+    );
+    ws.send(
+      JSON.stringify({ available_leverage_levels_response: [{ symbol: 'X-USD' }], $schema: 'https://example/schema' }),
+    );
   });
   const session = await openSession(options(polite.url));
   try {
@@ -217,12 +245,20 @@ test('pushes during paging are skipped; a leverage page before auth is skipped t
 
   const eager = await scripted((ws) => ws.send('{"available_leverage_levels_response":[]}'));
   const ignored: string[] = [];
-  await rejectsWith(openSession(options(eager.url, { timeouts: { ...timeouts, authMs: 300 }, onIgnoredFrame: (type) => ignored.push(type) })), 'QFEX_TIMEOUT', /auth message/);
+  await rejectsWith(
+    openSession(
+      options(eager.url, { timeouts: { ...timeouts, authMs: 300 }, onIgnoredFrame: (type) => ignored.push(type) }),
+    ),
+    'QFEX_TIMEOUT',
+    /auth message/,
+  );
   assert.deepEqual(ignored, ['available_leverage_levels_response']);
 });
 
 test('an error frame answering the auth message is QFEX_AUTH_REJECTED with the exchange code', async () => {
-  const server = await scripted((ws) => ws.send(JSON.stringify({ type: 'error', error_code: 'PermissionDenied', message: 'bad signature' })));
+  const server = await scripted((ws) =>
+    ws.send(JSON.stringify({ type: 'error', error_code: 'PermissionDenied', message: 'bad signature' })),
+  );
   await rejectsWith(openSession(options(server.url)), 'QFEX_AUTH_REJECTED', /PermissionDenied: bad signature/);
 });
 

@@ -10,7 +10,13 @@ import { TierwatchError } from '../src/errors.ts';
 import { createLogger } from '../src/log.ts';
 import { openSession, type QfexClientOptions, type QfexSession } from '../src/qfex/client.ts';
 import { fetchAllTiers } from '../src/qfex/paginate.ts';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../src/sim/index.ts';
+import {
+  DEMO_PUBLIC_KEY,
+  DEMO_SECRET_KEY,
+  startSimulator,
+  type Simulator,
+  type SimulatorOptions,
+} from '../src/sim/index.ts';
 
 const SECRET = 'qfex_secret_RECOGNISABLE_7f3a9c';
 const PUBLIC = 'qfex_pub_test_client';
@@ -34,7 +40,11 @@ after(async () => {
 });
 
 async function simulator(options: SimulatorOptions = {}): Promise<Simulator> {
-  const sim = await startSimulator({ keys: [{ publicKey: PUBLIC, secretKey: SECRET, accounts: ['primary'] }], pingIntervalMs: 1000, ...options });
+  const sim = await startSimulator({
+    keys: [{ publicKey: PUBLIC, secretKey: SECRET, accounts: ['primary'] }],
+    pingIntervalMs: 1000,
+    ...options,
+  });
   simulators.push(sim);
   return sim;
 }
@@ -71,12 +81,19 @@ async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: Re
   assert.fail(`expected ${code}`);
 }
 
-const pageOptions = { pageSize: 1000, maxPages: 100, maxShiftRetries: 2, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 50 } };
+const pageOptions = {
+  pageSize: 1000,
+  maxPages: 100,
+  maxShiftRetries: 2,
+  retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 50 },
+};
 
 test('HMAC auth, then a full sweep against a server that caps pages at 7 rows', async () => {
   const sim = await simulator({ maxPageSize: 7 });
   const expected = sim.tiers();
-  const result = await withSession(clientOptions(sim), (session) => fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions));
+  const result = await withSession(clientOptions(sim), (session) =>
+    fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions),
+  );
   assert.equal(result.tiers.length, expected.length);
   assert.deepEqual(
     result.tiers.map((tier) => [tier.symbol, tier.leverage, tier.max_notional, tier.exchange_id]),
@@ -87,7 +104,9 @@ test('HMAC auth, then a full sweep against a server that caps pages at 7 rows', 
 });
 
 test('every legacy form: old auth success shape, max_position, numeric leverage, flat errors', async () => {
-  const sim = await simulator({ legacy: { authSuccess: true, maxPosition: true, numericLeverage: true, flatErrors: true } });
+  const sim = await simulator({
+    legacy: { authSuccess: true, maxPosition: true, numericLeverage: true, flatErrors: true },
+  });
   const expected = sim.tiers();
   await withSession(clientOptions(sim), async (session) => {
     const result = await fetchAllTiers((l, o) => session.requestLeveragePage(l, o), { ...pageOptions, pageSize: 50 });
@@ -101,7 +120,9 @@ test('every legacy form: old auth success shape, max_position, numeric leverage,
 });
 
 test('a subaccount gets its own tiers; the primary account sends no account_id', async () => {
-  const primary = [{ id: 'p1', symbol: 'AAPL-USD', leverage: '1', initial_margin: 1, maintenance_margin: 0.5, max_notional: 100 }];
+  const primary = [
+    { id: 'p1', symbol: 'AAPL-USD', leverage: '1', initial_margin: 1, maintenance_margin: 0.5, max_notional: 100 },
+  ];
   const sub = [
     { id: 's1', symbol: 'META-USD', leverage: '2', initial_margin: 0.5, maintenance_margin: 0.25, max_notional: 50 },
     { id: 's2', symbol: 'META-USD', leverage: '4', initial_margin: 0.25, maintenance_margin: 0.125, max_notional: 25 },
@@ -110,10 +131,18 @@ test('a subaccount gets its own tiers; the primary account sends no account_id',
     keys: [{ publicKey: PUBLIC, secretKey: SECRET, accounts: ['primary', '11111111-1111-1111-1111-111111111111'] }],
     universe: { primary, '11111111-1111-1111-1111-111111111111': sub },
   });
-  const subRows = await withSession(clientOptions(sim, { accountId: '11111111-1111-1111-1111-111111111111' }), (s) => s.requestLeveragePage(100, 0));
-  assert.deepEqual(subRows.map((row) => (row as { id: string }).id), ['s1', 's2']);
+  const subRows = await withSession(clientOptions(sim, { accountId: '11111111-1111-1111-1111-111111111111' }), (s) =>
+    s.requestLeveragePage(100, 0),
+  );
+  assert.deepEqual(
+    subRows.map((row) => (row as { id: string }).id),
+    ['s1', 's2'],
+  );
   const primaryRows = await withSession(clientOptions(sim), (s) => s.requestLeveragePage(100, 0));
-  assert.deepEqual(primaryRows.map((row) => (row as { id: string }).id), ['p1']);
+  assert.deepEqual(
+    primaryRows.map((row) => (row as { id: string }).id),
+    ['p1'],
+  );
   await rejectsWith(openSession(clientOptions(sim, { accountId: 'not-mine' })), 'QFEX_AUTH_REJECTED');
 });
 
@@ -121,7 +150,9 @@ test('auth rejected in every way the server can say it, never naming the secret'
   for (const mode of ['authenticated_false', 'err_frame', 'http_401', 'close'] as const) {
     const sim = await simulator({ authFailureMode: mode });
     const error = await rejectsWith(
-      openSession(clientOptions(sim, { credentials: { kind: 'hmac', publicKey: PUBLIC, secretKey: 'qfex_secret_WRONG_e1d2' } })),
+      openSession(
+        clientOptions(sim, { credentials: { kind: 'hmac', publicKey: PUBLIC, secretKey: 'qfex_secret_WRONG_e1d2' } }),
+      ),
       'QFEX_AUTH_REJECTED',
     );
     assert.equal(error.retryable, false, mode);
@@ -132,7 +163,11 @@ test('auth rejected in every way the server can say it, never naming the secret'
 
 test('an unknown key and an injected rejection are QFEX_AUTH_REJECTED', async () => {
   const sim = await simulator();
-  await rejectsWith(openSession(clientOptions(sim, { credentials: { kind: 'hmac', publicKey: 'qfex_pub_nobody', secretKey: SECRET } })), 'QFEX_AUTH_REJECTED', /authenticated":false/);
+  await rejectsWith(
+    openSession(clientOptions(sim, { credentials: { kind: 'hmac', publicKey: 'qfex_pub_nobody', secretKey: SECRET } })),
+    'QFEX_AUTH_REJECTED',
+    /authenticated":false/,
+  );
   sim.inject({ kind: 'reject_auth', mode: 'err_frame' });
   await rejectsWith(openSession(clientOptions(sim)), 'QFEX_AUTH_REJECTED', /rejected the authentication with \w+/);
   assert.equal(sim.stats.lastAuthFailure, 'injected');
@@ -154,42 +189,65 @@ test('JWT auth works, and an expiry within 10 minutes is warned about without lo
       },
     }),
   });
-  const rows = await withSession(clientOptions(sim, { credentials: { kind: 'jwt', token }, logger, now: () => nowMs }), (s) => s.requestLeveragePage(5, 0));
+  const rows = await withSession(
+    clientOptions(sim, { credentials: { kind: 'jwt', token }, logger, now: () => nowMs }),
+    (s) => s.requestLeveragePage(5, 0),
+  );
   assert.equal(rows.length, 5);
-  const warning = lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 'warn' && /expires within 10 minutes/.test(entry.msg));
+  const warning = lines
+    .map((line) => JSON.parse(line))
+    .find((entry) => entry.level === 'warn' && /expires within 10 minutes/.test(entry.msg));
   assert.equal(warning?.jwt_expires_at, '2026-06-01T12:05:00.000Z');
   assert.ok(!lines.join('').includes('SIGNATURE_JWT_c4f1'));
-  await rejectsWith(openSession(clientOptions(sim, { credentials: { kind: 'jwt', token: 'a.b.c' } })), 'QFEX_AUTH_REJECTED');
+  await rejectsWith(
+    openSession(clientOptions(sim, { credentials: { kind: 'jwt', token: 'a.b.c' } })),
+    'QFEX_AUTH_REJECTED',
+  );
 });
 
 test('the socket dropped mid-sweep is QFEX_CLOSED (retryable), naming the close code', async () => {
   const sim = await simulator({ maxPageSize: 5 });
   sim.inject({ kind: 'drop_at_page', page: 3 });
   const error = await withSession(clientOptions(sim), (session) =>
-    rejectsWith(fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions), 'QFEX_CLOSED', /code 1006/),
+    rejectsWith(
+      fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions),
+      'QFEX_CLOSED',
+      /code 1006/,
+    ),
   );
   assert.equal(error.retryable, true);
   sim.inject({ kind: 'drop_before_page', page: 2, closeCode: 1011 });
   await withSession(clientOptions(sim), (session) =>
-    rejectsWith(fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions), 'QFEX_CLOSED', /code 1011/),
+    rejectsWith(
+      fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions),
+      'QFEX_CLOSED',
+      /code 1011/,
+    ),
   );
 });
 
 test('a page that never comes is QFEX_TIMEOUT, and the session is not reused after it', async () => {
   const sim = await simulator();
   sim.inject({ kind: 'never_answer_page', page: 2 });
-  await withSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 400, idleMs: 5000 } }), async (session) => {
-    await session.requestLeveragePage(3, 0);
-    const error = await rejectsWith(session.requestLeveragePage(3, 2), 'QFEX_TIMEOUT', /offset 2/);
-    assert.equal(error.retryable, true);
-    await rejectsWith(session.requestLeveragePage(3, 2), 'QFEX_TIMEOUT');
-  });
+  await withSession(
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 400, idleMs: 5000 } }),
+    async (session) => {
+      await session.requestLeveragePage(3, 0);
+      const error = await rejectsWith(session.requestLeveragePage(3, 2), 'QFEX_TIMEOUT', /offset 2/);
+      assert.equal(error.retryable, true);
+      await rejectsWith(session.requestLeveragePage(3, 2), 'QFEX_TIMEOUT');
+    },
+  );
 });
 
 test('an auth reply that never comes is QFEX_TIMEOUT', async () => {
   const sim = await simulator();
   sim.inject({ kind: 'never_answer_auth' });
-  await rejectsWith(openSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 80, requestMs: 2000, idleMs: 5000 } })), 'QFEX_TIMEOUT', /auth/);
+  await rejectsWith(
+    openSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 80, requestMs: 2000, idleMs: 5000 } })),
+    'QFEX_TIMEOUT',
+    /auth/,
+  );
 });
 
 test("the server's unauthenticated deadline closing the socket during auth is QFEX_AUTH_REJECTED", async () => {
@@ -203,8 +261,10 @@ test('a server that neither pings nor answers pings is noticed: QFEX_CLOSED', as
   sim.inject({ kind: 'stop_pings' });
   sim.inject({ kind: 'ignore_client_pings' });
   sim.inject({ kind: 'never_answer_page' });
-  await withSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 10_000, idleMs: 120 } }), (session) =>
-    rejectsWith(session.requestLeveragePage(10, 0), 'QFEX_CLOSED', /no frame \(pings included\) for 120 ms/),
+  await withSession(
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 10_000, idleMs: 120 } }),
+    (session) =>
+      rejectsWith(session.requestLeveragePage(10, 0), 'QFEX_CLOSED', /no frame \(pings included\) for 120 ms/),
   );
 });
 
@@ -212,8 +272,9 @@ test('pings keep a slow answer alive: a page delayed past idleMs still arrives',
   const sim = await simulator({ pingIntervalMs: 25 });
   sim.inject({ kind: 'delay_page', ms: 700 });
   sim.inject({ kind: 'ignore_client_pings' });
-  const rows = await withSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 3000, idleMs: 400 } }), (s) =>
-    s.requestLeveragePage(4, 0),
+  const rows = await withSession(
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 3000, idleMs: 400 } }),
+    (s) => s.requestLeveragePage(4, 0),
   );
   assert.equal(rows.length, 4);
   assert.ok(sim.stats.pingsSent >= 10);
@@ -222,8 +283,9 @@ test('pings keep a slow answer alive: a page delayed past idleMs still arrives',
 test('our own pings keep a quiet but healthy server alive', async () => {
   const sim = await simulator({ pingIntervalMs: 60_000 });
   sim.inject({ kind: 'delay_page', ms: 700 });
-  const rows = await withSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 3000, idleMs: 400 } }), (s) =>
-    s.requestLeveragePage(4, 0),
+  const rows = await withSession(
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 3000, idleMs: 400 } }),
+    (s) => s.requestLeveragePage(4, 0),
   );
   assert.equal(rows.length, 4);
   assert.ok(sim.stats.pongsReceived === 0 && sim.stats.pingsSent === 0);
@@ -267,7 +329,11 @@ test('malformed frames are QFEX_PROTOCOL (binary, not JSON, wrong shape); a fram
   for (const frame of ['binary', 'non_json', 'wrong_shape', 'oversized'] as const) {
     sim.inject({ kind: 'bad_frame', frame, bytes: 200_000 });
     await withSession(clientOptions(sim, { maxPayloadBytes: 100_000 }), (session) =>
-      rejectsWith(session.requestLeveragePage(5, 0), frame === 'oversized' ? 'QFEX_FRAME_TOO_LARGE' : 'QFEX_PROTOCOL', frame === 'oversized' ? /larger than/ : undefined),
+      rejectsWith(
+        session.requestLeveragePage(5, 0),
+        frame === 'oversized' ? 'QFEX_FRAME_TOO_LARGE' : 'QFEX_PROTOCOL',
+        frame === 'oversized' ? /larger than/ : undefined,
+      ),
     );
   }
 });
@@ -276,17 +342,30 @@ test('a response type we never asked for is skipped and counted: the request wai
   const sim = await simulator();
   sim.inject({ kind: 'bad_frame', frame: 'unexpected_key' });
   const ignored: string[] = [];
-  await withSession(clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 300, idleMs: 5000 }, onIgnoredFrame: (type) => ignored.push(type) }), (session) =>
-    rejectsWith(session.requestLeveragePage(5, 0), 'QFEX_TIMEOUT'),
+  await withSession(
+    clientOptions(sim, {
+      timeouts: { connectMs: 2000, authMs: 2000, requestMs: 300, idleMs: 5000 },
+      onIgnoredFrame: (type) => ignored.push(type),
+    }),
+    (session) => rejectsWith(session.requestLeveragePage(5, 0), 'QFEX_TIMEOUT'),
   );
   assert.deepEqual(ignored, ['unknown']);
 });
 
 test('a malformed row fails the sweep with ROW_INVALID', async () => {
   const sim = await simulator({ maxPageSize: 10 });
-  sim.inject({ kind: 'malformed_row', page: 2, index: 3, row: { symbol: 'META-USD', leverage: '3', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 5 } });
+  sim.inject({
+    kind: 'malformed_row',
+    page: 2,
+    index: 3,
+    row: { symbol: 'META-USD', leverage: '3', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 5 },
+  });
   await withSession(clientOptions(sim), (session) =>
-    rejectsWith(fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions), 'ROW_INVALID', /offset 12 .*initial_margin/),
+    rejectsWith(
+      fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions),
+      'ROW_INVALID',
+      /offset 12 .*initial_margin/,
+    ),
   );
 });
 
@@ -294,7 +373,9 @@ test('a list shifted during paging (insert and delete before the offset) is dete
   for (const kind of ['shift_insert', 'shift_delete'] as const) {
     const sim = await simulator({ maxPageSize: 6 });
     sim.inject({ kind, afterPage: 2 });
-    const result = await withSession(clientOptions(sim), (session) => fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions));
+    const result = await withSession(clientOptions(sim), (session) =>
+      fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions),
+    );
     const now = sim.tiers();
     assert.deepEqual(
       result.tiers.map((tier) => `${tier.symbol}/${tier.leverage}`),
@@ -309,10 +390,18 @@ test('an exchange that always returns a full page hits PAGE_LIMIT_REACHED; an em
   const sim = await simulator();
   sim.inject({ kind: 'infinite_list' });
   await withSession(clientOptions(sim), (session) =>
-    rejectsWith(fetchAllTiers((l, o) => session.requestLeveragePage(l, o), { ...pageOptions, pageSize: 20, maxPages: 6 }), 'PAGE_LIMIT_REACHED'),
+    rejectsWith(
+      fetchAllTiers((l, o) => session.requestLeveragePage(l, o), { ...pageOptions, pageSize: 20, maxPages: 6 }),
+      'PAGE_LIMIT_REACHED',
+    ),
   );
   sim.inject({ kind: 'empty_list' });
-  await withSession(clientOptions(sim), (session) => rejectsWith(fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions), 'EMPTY_SWEEP'));
+  await withSession(clientOptions(sim), (session) =>
+    rejectsWith(
+      fetchAllTiers((l, o) => session.requestLeveragePage(l, o), pageOptions),
+      'EMPTY_SWEEP',
+    ),
+  );
 });
 
 test('aborting closes the socket and rejects the pending page with ABORTED', async () => {

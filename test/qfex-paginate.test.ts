@@ -27,7 +27,9 @@ function row(symbol: string, leverage: number): RawRow {
 function universe(count: number): RawRow[] {
   const rows: RawRow[] = [];
   for (let i = 0; rows.length < count; i++) {
-    for (let leverage = 1; leverage <= 10 && rows.length < count; leverage++) rows.push(row(`SYM${String(i).padStart(6, '0')}-USD`, leverage));
+    for (let leverage = 1; leverage <= 10 && rows.length < count; leverage++) {
+      rows.push(row(`SYM${String(i).padStart(6, '0')}-USD`, leverage));
+    }
   }
   return rows;
 }
@@ -94,7 +96,10 @@ test('a list that fits one page takes one more request to confirm the end', asyn
   const exchange = fakeExchange(universe(30));
   const result = await fetchAllTiers(exchange.requestPage, options());
   assert.equal(result.tiers.length, 30);
-  assert.deepEqual(exchange.calls.map((call) => call.offset), [0, 29]);
+  assert.deepEqual(
+    exchange.calls.map((call) => call.offset),
+    [0, 29],
+  );
   assert.equal(result.tiers[0]?.exchange_id, 'SYM000000-USD/1');
 });
 
@@ -102,12 +107,18 @@ test('a server that caps pages at one row is not mistaken for the end', async ()
   const exchange = fakeExchange(universe(3), 1);
   const result = await fetchAllTiers(exchange.requestPage, options({ pageSize: 1 }));
   assert.equal(result.tiers.length, 3);
-  assert.deepEqual(exchange.calls.map((call) => call.offset), [0, 1, 2, 3]);
+  assert.deepEqual(
+    exchange.calls.map((call) => call.offset),
+    [0, 1, 2, 3],
+  );
 });
 
 test('observedAt is the instant the last page arrived', async () => {
   let tick = 0;
-  const result = await fetchAllTiers(fakeExchange(universe(25), 10).requestPage, options({ now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, ++tick)) }));
+  const result = await fetchAllTiers(
+    fakeExchange(universe(25), 10).requestPage,
+    options({ now: () => new Date(Date.UTC(2026, 0, 1, 0, 0, ++tick)) }),
+  );
   assert.equal(result.pages, 4);
   assert.equal(result.observedAt.toISOString(), '2026-01-01T00:00:04.000Z');
 });
@@ -120,7 +131,10 @@ test('a row inserted before the offset during paging restarts the sweep from 0',
   const result = await fetchAllTiers(exchange.requestPage, options());
   assert.equal(result.tiers.length, 251);
   assert.equal(result.tiers[0]?.symbol, 'AAA-USD');
-  assert.deepEqual(exchange.calls.map((call) => call.offset), [0, 99, 0, 99, 198, 250]);
+  assert.deepEqual(
+    exchange.calls.map((call) => call.offset),
+    [0, 99, 0, 99, 198, 250],
+  );
   assert.equal(result.requests, 6);
   assert.equal(result.pages, 4);
 });
@@ -143,7 +157,10 @@ test('the overlap row changing value mid-sweep is a shift too', async () => {
   });
   const result = await fetchAllTiers(exchange.requestPage, options());
   assert.equal(result.tiers[99]?.max_notional, 1);
-  assert.deepEqual(exchange.calls.map((call) => call.offset), [0, 99, 0, 99, 149]);
+  assert.deepEqual(
+    exchange.calls.map((call) => call.offset),
+    [0, 99, 0, 99, 149],
+  );
 });
 
 test('rows deleted at the end so that the overlap row is gone: shift', async () => {
@@ -159,7 +176,11 @@ test('a list that keeps shifting fails with PAGINATION_INCONSISTENT after the bo
   const exchange = fakeExchange(universe(250), 100, (call, rows) => {
     if (call % 2 === 0) rows.unshift(row(`NEW${inserted++}-USD`, 1));
   });
-  await rejectsWith(fetchAllTiers(exchange.requestPage, options({ maxShiftRetries: 2 })), 'PAGINATION_INCONSISTENT', /3 passes/);
+  await rejectsWith(
+    fetchAllTiers(exchange.requestPage, options({ maxShiftRetries: 2 })),
+    'PAGINATION_INCONSISTENT',
+    /3 passes/,
+  );
   assert.equal(exchange.calls.filter((call) => call.offset === 0).length, 3);
 });
 
@@ -167,14 +188,22 @@ test('the same (symbol, leverage) twice in one sweep is a shift', async () => {
   const list = universe(5);
   list.push({ ...list[2]!, leverage: '3.0' });
   const exchange = fakeExchange(list);
-  await rejectsWith(fetchAllTiers(exchange.requestPage, options({ maxShiftRetries: 1 })), 'PAGINATION_INCONSISTENT', /SYM000000-USD 3 came twice/);
+  await rejectsWith(
+    fetchAllTiers(exchange.requestPage, options({ maxShiftRetries: 1 })),
+    'PAGINATION_INCONSISTENT',
+    /SYM000000-USD 3 came twice/,
+  );
   assert.equal(exchange.calls.length, 2);
 });
 
 test('an exchange that always returns a full page hits the page limit loudly', async () => {
   const requestPage = async (limit: number, offset: number) =>
     Array.from({ length: limit }, (_, index) => row(`S${offset + index}-USD`, 2));
-  await rejectsWith(fetchAllTiers(requestPage, options({ pageSize: 10, maxPages: 5 })), 'PAGE_LIMIT_REACHED', /5 pages/);
+  await rejectsWith(
+    fetchAllTiers(requestPage, options({ pageSize: 10, maxPages: 5 })),
+    'PAGE_LIMIT_REACHED',
+    /5 pages/,
+  );
 });
 
 test('the page limit counts the final empty page: maxPages must leave room for it', async () => {
@@ -192,7 +221,11 @@ test('one bad row fails the whole sweep with ROW_INVALID naming it, without retr
   const list = universe(150);
   (list[120] as unknown as Record<string, unknown>).initial_margin = 'NaN';
   const exchange = fakeExchange(list, 100);
-  const error = await rejectsWith(fetchAllTiers(exchange.requestPage, options()), 'ROW_INVALID', /offset 120 \(symbol "SYM000012-USD", leverage "1"\)/);
+  const error = await rejectsWith(
+    fetchAllTiers(exchange.requestPage, options()),
+    'ROW_INVALID',
+    /offset 120 \(symbol "SYM000012-USD", leverage "1"\)/,
+  );
   assert.equal(error.details?.field, 'initial_margin');
   assert.equal(exchange.calls.length, 2);
 });
@@ -244,7 +277,10 @@ test('other request failures pass through untouched and are not retried', async 
 test('an aborted signal stops paging with ABORTED, also during a backoff', async () => {
   const controller = new AbortController();
   controller.abort();
-  await rejectsWith(fetchAllTiers(fakeExchange(universe(5)).requestPage, options({ signal: controller.signal })), 'ABORTED');
+  await rejectsWith(
+    fetchAllTiers(fakeExchange(universe(5)).requestPage, options({ signal: controller.signal })),
+    'ABORTED',
+  );
 
   const during = new AbortController();
   const requestPage = async () => {
@@ -275,13 +311,19 @@ test('100,000 tiers in pages of 1000 are paged and validated quickly', async (t)
 
 test('TIERWATCH_MAX_TIERS bounds what one pass holds, whatever the page sizes: TIER_LIMIT_REACHED', async () => {
   // An endless list served in pages five times larger than asked: the bound is on tiers held, not on pages.
-  const endless = { requestPage: async (_limit: number, offset: number) => Array.from({ length: 50 }, (_, i) => row(`E${offset + i}-USD`, 1)) };
-  await assert.rejects(fetchAllTiers(endless.requestPage, options({ pageSize: 10, maxTiers: 120 })), (error: unknown) => {
-    assert.ok(error instanceof TierwatchError);
-    assert.equal(error.code, 'TIER_LIMIT_REACHED');
-    assert.match(error.message, /more than 120 tiers \(TIERWATCH_MAX_TIERS\)/);
-    return true;
-  });
+  const endless = {
+    requestPage: async (_limit: number, offset: number) =>
+      Array.from({ length: 50 }, (_, i) => row(`E${offset + i}-USD`, 1)),
+  };
+  await assert.rejects(
+    fetchAllTiers(endless.requestPage, options({ pageSize: 10, maxTiers: 120 })),
+    (error: unknown) => {
+      assert.ok(error instanceof TierwatchError);
+      assert.equal(error.code, 'TIER_LIMIT_REACHED');
+      assert.match(error.message, /more than 120 tiers \(TIERWATCH_MAX_TIERS\)/);
+      return true;
+    },
+  );
 });
 
 test('a page larger than asked is kept, with one warning per pass; the list comes back whole and in order', async () => {
@@ -299,7 +341,10 @@ test('a page larger than asked is kept, with one warning per pass; the list come
     },
     options({ pageSize: 10, logger }),
   );
-  assert.deepEqual(result.tiers.map((tier) => tier.exchange_id), list.map((r) => r.id));
+  assert.deepEqual(
+    result.tiers.map((tier) => tier.exchange_id),
+    list.map((r) => r.id),
+  );
   assert.equal(warnings.length, 1);
 });
 

@@ -28,12 +28,19 @@ test('auth frames: both success shapes, and rejection', () => {
 
 test('leverage page frame, with unknown extra keys ignored', () => {
   const rows = [{ symbol: 'META-USD', leverage: '1' }];
-  assert.deepEqual(parseFrame(text({ available_leverage_levels_response: rows }), false), { kind: 'leverage_page', rows });
+  assert.deepEqual(parseFrame(text({ available_leverage_levels_response: rows }), false), {
+    kind: 'leverage_page',
+    rows,
+  });
   assert.deepEqual(parseFrame(text({ available_leverage_levels_response: [], $schema: 'x' }), false), {
     kind: 'leverage_page',
     rows: [],
   });
-  assertCode(() => parseFrame(text({ available_leverage_levels_response: { rows } }), false), 'QFEX_PROTOCOL', /not an array/);
+  assertCode(
+    () => parseFrame(text({ available_leverage_levels_response: { rows } }), false),
+    'QFEX_PROTOCOL',
+    /not an array/,
+  );
   assertCode(() => parseFrame(text({ available_leverage_levels_response: null }), false), 'QFEX_PROTOCOL');
 });
 
@@ -63,7 +70,10 @@ test('nested err frames, as documented', () => {
     retryAfterMs: null,
   });
   // incoming_message may be a string echo of unparsable input.
-  const invalid = parseFrame(text({ err: { error_code: 'InvalidJSONFormat', message: 'bad', incoming_message: '{oops' } }), false);
+  const invalid = parseFrame(
+    text({ err: { error_code: 'InvalidJSONFormat', message: 'bad', incoming_message: '{oops' } }),
+    false,
+  );
   assert.equal(invalid.kind === 'error' && invalid.incomingType, null);
   assert.equal(parseFrame(text({ err: { error_code: 'RateLimited', retry_after_ms: 40 } }), false).kind, 'error');
   const hinted = parseFrame(text({ err: { error_code: 'RateLimited', retry_after_ms: 40 } }), false);
@@ -73,23 +83,32 @@ test('nested err frames, as documented', () => {
 });
 
 test('flat legacy error frames', () => {
-  assert.deepEqual(parseFrame(text({ type: 'error', error_code: 'InvalidParameter', message: 'limit too large' }), false), {
-    kind: 'error',
-    errorCode: 'InvalidParameter',
-    message: 'limit too large',
-    incomingType: null,
-    retryAfterMs: null,
-  });
+  assert.deepEqual(
+    parseFrame(text({ type: 'error', error_code: 'InvalidParameter', message: 'limit too large' }), false),
+    {
+      kind: 'error',
+      errorCode: 'InvalidParameter',
+      message: 'limit too large',
+      incomingType: null,
+      retryAfterMs: null,
+    },
+  );
   assertCode(() => parseFrame(text({ type: 'error' }), false), 'QFEX_PROTOCOL');
 });
 
 test('pushes we do not use, and frames we do not know, are "other" (skipped by the session, not failed)', () => {
   assert.deepEqual(parseFrame(text({ subscribed: 'order_responses' }), false), { kind: 'other', key: 'subscribed' });
   assert.deepEqual(
-    parseFrame(text({ type: 'subscribed', connection_id: 'c', message_id: 1, channel: 'v4_balances', contents: [] }), false),
+    parseFrame(
+      text({ type: 'subscribed', connection_id: 'c', message_id: 1, channel: 'v4_balances', contents: [] }),
+      false,
+    ),
     { kind: 'other', key: 'subscribed' },
   );
-  assert.deepEqual(parseFrame(text({ user_leverage_response: [] }), false), { kind: 'other', key: 'user_leverage_response' });
+  assert.deepEqual(parseFrame(text({ user_leverage_response: [] }), false), {
+    kind: 'other',
+    key: 'user_leverage_response',
+  });
   assert.deepEqual(parseFrame(text({ notice: { message: 'maintenance' } }), false), { kind: 'other', key: 'notice' });
   assert.deepEqual(parseFrame(text({ type: 'heartbeat' }), false), { kind: 'other', key: 'heartbeat' });
   assert.deepEqual(parseFrame(text({}), false), { kind: 'other', key: 'unknown' });
@@ -142,12 +161,18 @@ test('a valid row becomes a Tier; legacy max_position, numeric leverage, missing
     max_notional: 100000,
   });
   const { max_notional: _notional, id: _id, ...rest } = goodRow;
-  const legacy = validateTierRow({ ...rest, max_position: 195000, leverage: 20.0, extra: { nested: true } }, { offset: 3 });
+  const legacy = validateTierRow(
+    { ...rest, max_position: 195000, leverage: 20.0, extra: { nested: true } },
+    { offset: 3 },
+  );
   assert.equal(legacy.max_notional, 195000);
   assert.equal(legacy.leverage, '20');
   assert.equal(legacy.exchange_id, null);
   assert.equal(validateTierRow({ ...goodRow, leverage: '20.50' }, { offset: 0 }).leverage, '20.5');
-  assert.equal(validateTierRow({ ...goodRow, initial_margin: 1, maintenance_margin: 1 }, { offset: 0 }).initial_margin, 1);
+  assert.equal(
+    validateTierRow({ ...goodRow, initial_margin: 1, maintenance_margin: 1 }, { offset: 0 }).initial_margin,
+    1,
+  );
 });
 
 test('each validation rule broken in turn is ROW_INVALID naming the row and the rule', () => {
@@ -190,7 +215,9 @@ test('each validation rule broken in turn is ROW_INVALID naming the row and the 
     if (typeof row.symbol === 'string' && row.symbol.trim() !== '') assert.match(error.message, /META-USD/);
     assert.equal(error.details?.offset, 1234);
   }
-  for (const notRow of [null, 'row', 5, [goodRow]]) assertCode(() => validateTierRow(notRow, { offset: 0 }), 'ROW_INVALID', /JSON object/);
+  for (const notRow of [null, 'row', 5, [goodRow]]) {
+    assertCode(() => validateTierRow(notRow, { offset: 0 }), 'ROW_INVALID', /JSON object/);
+  }
 });
 
 // --- Fuzz: an independent oracle decides whether a row is valid. ---
@@ -199,7 +226,8 @@ function oracleValid(row: unknown): boolean {
   if (typeof row !== 'object' || row === null || Array.isArray(row)) return false;
   const r = row as Record<string, unknown>;
   if (typeof r.symbol !== 'string' || r.symbol.trim().length === 0) return false;
-  const lev = typeof r.leverage === 'number' ? String(r.leverage) : typeof r.leverage === 'string' ? r.leverage.trim() : null;
+  const lev =
+    typeof r.leverage === 'number' ? String(r.leverage) : typeof r.leverage === 'string' ? r.leverage.trim() : null;
   if (lev === null || !/^\d+(\.\d+)?$/.test(lev) || Number(lev) <= 0) return false;
   const margin = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= 1;
   if (!margin(r.initial_margin) || !margin(r.maintenance_margin)) return false;
@@ -211,7 +239,24 @@ function oracleValid(row: unknown): boolean {
 }
 
 const anyValue = fc.oneof(
-  fc.constantFrom<unknown>('NaN', 'Infinity', '-Infinity', '', ' ', '0', '1', '20', '20.0', '0.5', '-1', '1e3', null, true, [], {}),
+  fc.constantFrom<unknown>(
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '',
+    ' ',
+    '0',
+    '1',
+    '20',
+    '20.0',
+    '0.5',
+    '-1',
+    '1e3',
+    null,
+    true,
+    [],
+    {},
+  ),
   fc.double(),
   fc.double({ min: 0, max: 1, noNaN: true }),
   fc.integer({ min: -5, max: 200 }),
@@ -222,7 +267,11 @@ const rowArbitrary = fc.record(
   {
     id: fc.oneof(fc.uuid(), anyValue),
     symbol: fc.oneof(fc.constantFrom('META-USD', 'AAPL-USD', 'SP500-USD'), anyValue),
-    leverage: fc.oneof(fc.constantFrom('1', '2', '20', '20.0', '0.5', '100'), fc.integer({ min: 1, max: 100 }), anyValue),
+    leverage: fc.oneof(
+      fc.constantFrom('1', '2', '20', '20.0', '0.5', '100'),
+      fc.integer({ min: 1, max: 100 }),
+      anyValue,
+    ),
     initial_margin: fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }), anyValue),
     maintenance_margin: fc.oneof(fc.double({ min: 0, max: 1, noNaN: true }), anyValue),
     max_notional: fc.oneof(fc.double({ min: 0, max: 1e9, noNaN: true }), anyValue),
@@ -241,11 +290,17 @@ const rowArbitrary = fc.record(
 const positiveFraction = fc.double({ min: 0, max: 1, minExcluded: true, noNaN: true });
 const validRowArbitrary = fc
   .tuple(
-    fc.oneof(fc.constantFrom('META-USD', 'AAPL-USD', 'SP500-USD'), fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s.trim() !== '')),
+    fc.oneof(
+      fc.constantFrom('META-USD', 'AAPL-USD', 'SP500-USD'),
+      fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s.trim() !== ''),
+    ),
     fc.oneof(
       fc.constantFrom('1', '2', '20', '20.0', '0.5', '100', ' 20 '),
       fc.integer({ min: 1, max: 100 }),
-      fc.tuple(fc.integer({ min: 0, max: 200 }), fc.stringMatching(/^\d{1,4}$/)).map(([whole, decimals]) => `${whole}.${decimals}`).filter((lev) => Number(lev) > 0),
+      fc
+        .tuple(fc.integer({ min: 0, max: 200 }), fc.stringMatching(/^\d{1,4}$/))
+        .map(([whole, decimals]) => `${whole}.${decimals}`)
+        .filter((lev) => Number(lev) > 0),
     ),
     fc.tuple(positiveFraction, positiveFraction).map(([a, b]) => (a >= b ? [a, b] : [b, a])),
     fc.double({ min: 0, max: 1e12, minExcluded: true, noNaN: true }),
@@ -328,28 +383,31 @@ const frameArbitrary = fc
 
 test('fuzz: parseFrame (and validating the rows it returns) throws only TierwatchErrors', () => {
   fc.assert(
-    fc.property(fc.oneof(frameArbitrary, fc.record({ data: fc.json(), binary: fc.constant(false) })), ({ data, binary }) => {
-      try {
-        const frame = parseFrame(Buffer.from(data), binary);
-        assert.ok(!binary, 'a binary frame was accepted');
-        if (frame.kind === 'leverage_page') {
-          assert.ok(Array.isArray(frame.rows));
-          frame.rows.forEach((row, offset) => {
-            try {
-              validateTierRow(row, { offset });
-              assert.ok(oracleValid(row), `accepted an invalid row ${JSON.stringify(row)}`);
-            } catch (error) {
-              if (!(error instanceof TierwatchError)) throw error;
-              assert.equal(error.code, 'ROW_INVALID');
-            }
-          });
+    fc.property(
+      fc.oneof(frameArbitrary, fc.record({ data: fc.json(), binary: fc.constant(false) })),
+      ({ data, binary }) => {
+        try {
+          const frame = parseFrame(Buffer.from(data), binary);
+          assert.ok(!binary, 'a binary frame was accepted');
+          if (frame.kind === 'leverage_page') {
+            assert.ok(Array.isArray(frame.rows));
+            frame.rows.forEach((row, offset) => {
+              try {
+                validateTierRow(row, { offset });
+                assert.ok(oracleValid(row), `accepted an invalid row ${JSON.stringify(row)}`);
+              } catch (error) {
+                if (!(error instanceof TierwatchError)) throw error;
+                assert.equal(error.code, 'ROW_INVALID');
+              }
+            });
+          }
+          if (frame.kind === 'error') assert.equal(typeof frame.errorCode, 'string');
+        } catch (error) {
+          assert.ok(error instanceof TierwatchError, `threw ${String(error)}`);
+          assert.ok(error.code === 'QFEX_PROTOCOL' || error.code === 'ROW_INVALID', error.code);
         }
-        if (frame.kind === 'error') assert.equal(typeof frame.errorCode, 'string');
-      } catch (error) {
-        assert.ok(error instanceof TierwatchError, `threw ${String(error)}`);
-        assert.ok(error.code === 'QFEX_PROTOCOL' || error.code === 'ROW_INVALID', error.code);
-      }
-    }),
+      },
+    ),
     { numRuns: 3000 },
   );
 });

@@ -15,7 +15,12 @@ import { LogCapture } from './helpers/harness.ts';
 const SECRET = 'qfex_secret_"quoted"\\slash';
 const JWT = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.SIGNATUREPART123456';
 const NONCE = '00112233445566778899aabbccddeeff';
-const AUTH = JSON.stringify(buildAuthMessage({ kind: 'hmac', publicKey: 'qfex_pub_x', secretKey: SECRET }, { nowMs: 1_760_545_414_000, nonce: NONCE }));
+const AUTH = JSON.stringify(
+  buildAuthMessage(
+    { kind: 'hmac', publicKey: 'qfex_pub_x', secretKey: SECRET },
+    { nowMs: 1_760_545_414_000, nonce: NONCE },
+  ),
+);
 const SIGNATURE = (JSON.parse(AUTH) as { params: { hmac: { signature: string } } }).params.hmac.signature;
 
 function hmacRedactor(): Redactor {
@@ -28,9 +33,22 @@ test('every form of the secret key, signature, nonce and auth frame is scrubbed'
   const redactor = hmacRedactor();
   for (const secret of [SECRET, SIGNATURE, NONCE, AUTH]) {
     const bytes = Buffer.from(secret, 'utf8');
-    for (const form of [secret, JSON.stringify(secret), JSON.stringify(JSON.stringify(secret)), bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) {
+    for (const form of [
+      secret,
+      JSON.stringify(secret),
+      JSON.stringify(JSON.stringify(secret)),
+      bytes.toString('base64'),
+      bytes.toString('base64url'),
+      bytes.toString('hex'),
+      bytes.toString('hex').toUpperCase(),
+    ]) {
       const scrubbed = redactor.scrub(`echo: ${form} (end)`);
-      for (const leaked of secretForms(secret)) assert.ok(!scrubbed.includes(leaked), `${secret.slice(0, 20)} as ${form.slice(0, 20)}: ${scrubbed.slice(0, 120)}`);
+      for (const leaked of secretForms(secret)) {
+        assert.ok(
+          !scrubbed.includes(leaked),
+          `${secret.slice(0, 20)} as ${form.slice(0, 20)}: ${scrubbed.slice(0, 120)}`,
+        );
+      }
       assert.ok(scrubbed.includes(REDACTED));
     }
   }
@@ -46,9 +64,17 @@ test('a JWT and each of its three parts are scrubbed', () => {
 
 test('scrubFrame keeps a frame valid JSON when it quotes the auth message as a value, and sees through \\u escapes', () => {
   const redactor = hmacRedactor();
-  const echoed = JSON.stringify({ err: { error_code: 'PermissionDenied', message: `bad auth ${AUTH}`, incoming_message: JSON.parse(AUTH) as unknown } });
+  const echoed = JSON.stringify({
+    err: { error_code: 'PermissionDenied', message: `bad auth ${AUTH}`, incoming_message: JSON.parse(AUTH) as unknown },
+  });
   const scrubbed = redactor.scrubFrame(echoed);
-  const parsed = JSON.parse(scrubbed) as { err: { error_code: string; message: string; incoming_message: { params: { hmac: { signature: string; nonce: string } } } } };
+  const parsed = JSON.parse(scrubbed) as {
+    err: {
+      error_code: string;
+      message: string;
+      incoming_message: { params: { hmac: { signature: string; nonce: string } } };
+    };
+  };
   assert.equal(parsed.err.error_code, 'PermissionDenied');
   assert.equal(parsed.err.message, `bad auth ${REDACTED}`);
   assert.equal(parsed.err.incoming_message.params.hmac.signature, REDACTED);
@@ -62,7 +88,11 @@ test('scrubFrame keeps a frame valid JSON when it quotes the auth message as a v
 test('scrubError keeps the code and retryability, scrubs message, details and causes, and returns a clean error as is', () => {
   const redactor = hmacRedactor();
   const cause = new SyntaxError(`Unexpected token in ${SIGNATURE}`);
-  const error = new TierwatchError('QFEX_RATE_LIMITED', `answered ${AUTH}`, { retryable: true, cause, details: { exchangeMessage: `nonce ${NONCE}`, retryAfterMs: 5 } });
+  const error = new TierwatchError('QFEX_RATE_LIMITED', `answered ${AUTH}`, {
+    retryable: true,
+    cause,
+    details: { exchangeMessage: `nonce ${NONCE}`, retryAfterMs: 5 },
+  });
   const scrubbed = redactor.scrubError(error);
   assert.ok(scrubbed instanceof TierwatchError);
   assert.equal(scrubbed.code, 'QFEX_RATE_LIMITED');
@@ -81,19 +111,30 @@ test('a redacting logger scrubs messages, fields, errors and child bindings, inc
   const redactor = Redactor.forCredentials({ kind: 'hmac', publicKey: 'qfex_pub_x', secretKey: SECRET });
   const log = redactingLogger(createLogger({ level: 'debug', destination: capture }), redactor);
   redactor.learnSentAuthFrame(AUTH);
-  log.child({ quoted: SIGNATURE }).warn({ exchangeMessage: `echo ${AUTH}`, err: new Error(`nonce ${NONCE}`) }, `message with ${SECRET}`);
+  log
+    .child({ quoted: SIGNATURE })
+    .warn({ exchangeMessage: `echo ${AUTH}`, err: new Error(`nonce ${NONCE}`) }, `message with ${SECRET}`);
   log.trace({ never: 'written' }, 'below the level');
   assert.equal(capture.lines.length, 1);
   const text = capture.text();
-  for (const secret of [SECRET, SIGNATURE, NONCE, AUTH]) for (const form of secretForms(secret)) assert.ok(!text.includes(form), form);
+  for (const secret of [SECRET, SIGNATURE, NONCE, AUTH]) {
+    for (const form of secretForms(secret)) assert.ok(!text.includes(form), form);
+  }
   assert.equal(capture.lines[0]!.quoted, REDACTED);
   assert.equal(capture.lines[0]!.msg, `message with ${REDACTED}`);
 });
 
 test('the transcript writes the auth frame with its public key, nonce, signature and JWT replaced', () => {
   const hmac = JSON.parse(redactAuthFrame(AUTH)) as { params: { hmac: Record<string, unknown> } };
-  assert.deepEqual(hmac.params.hmac, { public_key: REDACTED, nonce: REDACTED, unix_ts: 1_760_545_414, signature: REDACTED });
-  const jwt = JSON.parse(redactAuthFrame(JSON.stringify({ type: 'auth', params: { jwt: JWT, account_id: 'a' } }))) as { params: Record<string, unknown> };
+  assert.deepEqual(hmac.params.hmac, {
+    public_key: REDACTED,
+    nonce: REDACTED,
+    unix_ts: 1_760_545_414,
+    signature: REDACTED,
+  });
+  const jwt = JSON.parse(redactAuthFrame(JSON.stringify({ type: 'auth', params: { jwt: JWT, account_id: 'a' } }))) as {
+    params: Record<string, unknown>;
+  };
   assert.deepEqual(jwt.params, { jwt: REDACTED, account_id: 'a' });
   const page = '{"type":"get_available_leverage_levels","params":{"limit":10,"offset":0}}';
   assert.equal(redactAuthFrame(page), page);

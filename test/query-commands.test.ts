@@ -39,7 +39,14 @@ describe('query commands against a real history', () => {
   after(() => h.close());
 
   const version = (account: string, t: Tier, valid_from: string, valid_to: string | null, run_id: number) => ({
-    account_id: account, symbol: t.symbol, leverage: t.leverage, ...values(t), exchange_id: null, valid_from, valid_to, run_id,
+    account_id: account,
+    symbol: t.symbol,
+    leverage: t.leverage,
+    ...values(t),
+    exchange_id: null,
+    valid_from,
+    valid_to,
+    run_id,
     leverage_value: Number(t.leverage),
   });
 
@@ -68,8 +75,17 @@ describe('query commands against a real history', () => {
         version('primary', metaA, T4, null, run.p4!),
         version('primary', us100, T4, null, run.p4!),
       ]);
-      const atRun = await cliJson<Array<{ symbol: string }>>(h.dbPath, ['snapshot', '--at', `run:${run.p4}`, '--account', 'primary']);
-      assert.deepEqual(atRun.map((row) => row.symbol), ['AAPL-USD', 'META-USD', 'META-USD', 'US_100']);
+      const atRun = await cliJson<Array<{ symbol: string }>>(h.dbPath, [
+        'snapshot',
+        '--at',
+        `run:${run.p4}`,
+        '--account',
+        'primary',
+      ]);
+      assert.deepEqual(
+        atRun.map((row) => row.symbol),
+        ['AAPL-USD', 'META-USD', 'META-USD', 'US_100'],
+      );
     });
 
     it('before history begins exits 1 saying when it begins', async () => {
@@ -85,34 +101,88 @@ describe('query commands against a real history', () => {
 
     it('filters by account and symbol patterns', async () => {
       const rows = await cliJson<Array<{ account_id: string; symbol: string; leverage: string }>>(h.dbPath, [
-        'snapshot', '--at', T3B, '--account', 'sub*', '--symbol', '*-USD',
+        'snapshot',
+        '--at',
+        T3B,
+        '--account',
+        'sub*',
+        '--symbol',
+        '*-USD',
       ]);
-      assert.deepEqual(rows.map((row) => [row.account_id, row.symbol, row.leverage]), [['sub1', 'META-USD', '20']]);
+      assert.deepEqual(
+        rows.map((row) => [row.account_id, row.symbol, row.leverage]),
+        [['sub1', 'META-USD', '20']],
+      );
     });
   });
 
   describe('diff', () => {
     it('is net of what happened in between: A → B → A and removed-then-relisted vanish', async () => {
       assert.deepEqual(await cliJson(h.dbPath, ['diff', T1, T4]), [
-        { account_id: 'primary', symbol: 'AAPL-USD', leverage: '5', change: 'added', changed_columns: [], before: null, after: values(aapl) },
         {
-          account_id: 'sub1', symbol: 'META-USD', leverage: '20', change: 'changed',
-          changed_columns: ['initial_margin', 'maintenance_margin'], before: values(subMeta), after: values(subMeta2),
+          account_id: 'primary',
+          symbol: 'AAPL-USD',
+          leverage: '5',
+          change: 'added',
+          changed_columns: [],
+          before: null,
+          after: values(aapl),
+        },
+        {
+          account_id: 'sub1',
+          symbol: 'META-USD',
+          leverage: '20',
+          change: 'changed',
+          changed_columns: ['initial_margin', 'maintenance_margin'],
+          before: values(subMeta),
+          after: values(subMeta2),
         },
       ]);
     });
 
     it('leaves out a tier added and removed again in between', async () => {
       assert.deepEqual(await cliJson(h.dbPath, ['diff', `run:${run.p3}`, `run:${run.p5}`, '--account', 'primary']), [
-        { account_id: 'primary', symbol: 'META-USD', leverage: '20', change: 'changed', changed_columns: ['max_notional'], before: values(metaB), after: values(metaA) },
-        { account_id: 'primary', symbol: 'US_100', leverage: '5', change: 'added', changed_columns: [], before: null, after: values(us100) },
+        {
+          account_id: 'primary',
+          symbol: 'META-USD',
+          leverage: '20',
+          change: 'changed',
+          changed_columns: ['max_notional'],
+          before: values(metaB),
+          after: values(metaA),
+        },
+        {
+          account_id: 'primary',
+          symbol: 'US_100',
+          leverage: '5',
+          change: 'added',
+          changed_columns: [],
+          before: null,
+          after: values(us100),
+        },
       ]);
     });
 
     it('reports a removal with before and a null after; TO defaults to now; the ends are half-open', async () => {
       assert.deepEqual(await cliJson(h.dbPath, ['diff', T1, T3]), [
-        { account_id: 'primary', symbol: 'META-USD', leverage: '20', change: 'changed', changed_columns: ['max_notional'], before: values(metaA), after: values(metaB) },
-        { account_id: 'primary', symbol: 'US_100', leverage: '5', change: 'removed', changed_columns: [], before: values(us100), after: null },
+        {
+          account_id: 'primary',
+          symbol: 'META-USD',
+          leverage: '20',
+          change: 'changed',
+          changed_columns: ['max_notional'],
+          before: values(metaA),
+          after: values(metaB),
+        },
+        {
+          account_id: 'primary',
+          symbol: 'US_100',
+          leverage: '5',
+          change: 'removed',
+          changed_columns: [],
+          before: values(us100),
+          after: null,
+        },
       ]);
       assert.deepEqual(await cliJson(h.dbPath, ['diff', T5]), []);
     });
@@ -131,17 +201,43 @@ describe('query commands against a real history', () => {
     it('is the feed oldest first, --since inclusive and --until exclusive', async () => {
       assert.deepEqual(await cliJson(h.dbPath, ['changes', '--since', T3, '--until', T4]), [
         {
-          run_id: run.p3, observed_at: T3, account_id: 'primary', symbol: 'META-USD', leverage: '20', change: 'changed',
-          changed_columns: ['max_notional'], before: values(metaA), after: values(metaB), classification: 'tightening', baseline: false,
+          run_id: run.p3,
+          observed_at: T3,
+          account_id: 'primary',
+          symbol: 'META-USD',
+          leverage: '20',
+          change: 'changed',
+          changed_columns: ['max_notional'],
+          before: values(metaA),
+          after: values(metaB),
+          classification: 'tightening',
+          baseline: false,
         },
         {
-          run_id: run.p3, observed_at: T3, account_id: 'primary', symbol: 'US_100', leverage: '5', change: 'removed',
-          changed_columns: [], before: values(us100), after: null, classification: 'tightening', baseline: false,
+          run_id: run.p3,
+          observed_at: T3,
+          account_id: 'primary',
+          symbol: 'US_100',
+          leverage: '5',
+          change: 'removed',
+          changed_columns: [],
+          before: values(us100),
+          after: null,
+          classification: 'tightening',
+          baseline: false,
         },
         {
-          run_id: run.s3, observed_at: T3B, account_id: 'sub1', symbol: 'META-USD', leverage: '20', change: 'changed',
-          changed_columns: ['initial_margin', 'maintenance_margin'], before: values(subMeta), after: values(subMeta2),
-          classification: 'tightening', baseline: false,
+          run_id: run.s3,
+          observed_at: T3B,
+          account_id: 'sub1',
+          symbol: 'META-USD',
+          leverage: '20',
+          change: 'changed',
+          changed_columns: ['initial_margin', 'maintenance_margin'],
+          before: values(subMeta),
+          after: values(subMeta2),
+          classification: 'tightening',
+          baseline: false,
         },
       ]);
     });
@@ -151,8 +247,20 @@ describe('query commands against a real history', () => {
       assert.equal(all.length, 4 + 3 + 3 + 1); // first sweeps (the baseline), run p3 + s3, run p4, run p5
       const news = await cliJson<unknown[]>(h.dbPath, ['changes']);
       assert.equal(news.length, 3 + 3 + 1, 'without --include-baseline, the first sweeps are left out');
-      const some = await cliJson<Array<{ run_id: number; change: string }>>(h.dbPath, ['changes', '--account', 'primary', '--symbol', 'AAPL-USD']);
-      assert.deepEqual(some.map((row) => [row.run_id, row.change]), [[run.p4, 'added'], [run.p5, 'removed']]);
+      const some = await cliJson<Array<{ run_id: number; change: string }>>(h.dbPath, [
+        'changes',
+        '--account',
+        'primary',
+        '--symbol',
+        'AAPL-USD',
+      ]);
+      assert.deepEqual(
+        some.map((row) => [row.run_id, row.change]),
+        [
+          [run.p4, 'added'],
+          [run.p5, 'removed'],
+        ],
+      );
     });
 
     it('writes NDJSON one object per line and CSV flattened like the tier_changes view', async () => {
@@ -220,15 +328,35 @@ describe('query commands against a real history', () => {
   describe('runs', () => {
     it('lists the ledger oldest first with the runs view’s columns; --failed and --last narrow it', async () => {
       const all = await cliJson<Array<Record<string, unknown>>>(h.dbPath, ['runs']);
-      assert.deepEqual(all.map((row) => row.run_id), [run.p1, run.s1, run.pFail, run.p3, run.s3, run.p4, run.p5]);
+      assert.deepEqual(
+        all.map((row) => row.run_id),
+        [run.p1, run.s1, run.pFail, run.p3, run.s3, run.p4, run.p5],
+      );
       assert.deepEqual(Object.keys(all[0]!), [
-        'run_id', 'account_id', 'endpoint', 'started_at', 'observed_at', 'finished_at', 'status', 'pages', 'tiers',
-        'changes', 'error_code', 'error_message', 'public_key',
+        'run_id',
+        'account_id',
+        'endpoint',
+        'started_at',
+        'observed_at',
+        'finished_at',
+        'status',
+        'pages',
+        'tiers',
+        'changes',
+        'error_code',
+        'error_message',
+        'public_key',
       ]);
       const failed = await cliJson<Array<Record<string, unknown>>>(h.dbPath, ['runs', '--failed']);
-      assert.deepEqual(failed.map((row) => [row.run_id, row.status, row.error_code]), [[run.pFail, 'failed', 'QFEX_TIMEOUT']]);
+      assert.deepEqual(
+        failed.map((row) => [row.run_id, row.status, row.error_code]),
+        [[run.pFail, 'failed', 'QFEX_TIMEOUT']],
+      );
       const last = await cliJson<Array<Record<string, unknown>>>(h.dbPath, ['runs', '--last', '2']);
-      assert.deepEqual(last.map((row) => row.run_id), [run.p4, run.p5]);
+      assert.deepEqual(
+        last.map((row) => row.run_id),
+        [run.p4, run.p5],
+      );
       const bad = await cli(h.dbPath, ['runs', '--last', '0']);
       assert.equal(bad.code, 2);
     });
@@ -242,8 +370,14 @@ describe('query commands against a real history', () => {
   describe('query', () => {
     it('runs a read-only statement and keeps the query’s own columns', async () => {
       assert.deepEqual(
-        await cliJson(h.dbPath, ['query', 'SELECT account_id, count(*) AS n FROM tiers_current GROUP BY account_id ORDER BY 1']),
-        [{ account_id: 'primary', n: 3 }, { account_id: 'sub1', n: 1 }],
+        await cliJson(h.dbPath, [
+          'query',
+          'SELECT account_id, count(*) AS n FROM tiers_current GROUP BY account_id ORDER BY 1',
+        ]),
+        [
+          { account_id: 'primary', n: 3 },
+          { account_id: 'sub1', n: 1 },
+        ],
       );
       const csv = await cli(h.dbPath, ['query', "SELECT 'a,b' AS x, NULL AS y", '--format', 'csv']);
       assert.equal(csv.stdout, 'x,y\n"a,b",\n');
@@ -283,14 +417,20 @@ describe('symbol wildcards', () => {
   before(() => {
     h = tempHistory();
     h.sweep('primary', T1, [
-      tier('US_100', '5', 0.2, 0.1, 1e6), tier('US1100', '5', 0.2, 0.1, 1e6), tier('A?B', '5', 0.2, 0.1, 1e6),
-      tier('AXB', '5', 0.2, 0.1, 1e6), tier('[X]', '5', 0.2, 0.1, 1e6), tier('X', '5', 0.2, 0.1, 1e6),
+      tier('US_100', '5', 0.2, 0.1, 1e6),
+      tier('US1100', '5', 0.2, 0.1, 1e6),
+      tier('A?B', '5', 0.2, 0.1, 1e6),
+      tier('AXB', '5', 0.2, 0.1, 1e6),
+      tier('[X]', '5', 0.2, 0.1, 1e6),
+      tier('X', '5', 0.2, 0.1, 1e6),
     ]);
   });
   after(() => h.close());
 
   const symbols = async (...patterns: string[]) =>
-    (await cliJson<Array<{ symbol: string }>>(h.dbPath, ['snapshot', ...patterns.flatMap((p) => ['--symbol', p])])).map((row) => row.symbol);
+    (await cliJson<Array<{ symbol: string }>>(h.dbPath, ['snapshot', ...patterns.flatMap((p) => ['--symbol', p])])).map(
+      (row) => row.symbol,
+    );
 
   it('treats only * as a wildcard: _ ? [ ] match themselves', async () => {
     assert.deepEqual(await symbols('US_100'), ['US_100']);

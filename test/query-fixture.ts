@@ -12,7 +12,13 @@ import { runCliCaptured } from './helpers/harness.ts';
 
 export const ENDPOINT = 'wss://sim.test/';
 
-export function tier(symbol: string, leverage: string, initial_margin: number, maintenance_margin: number, max_notional: number): Tier {
+export function tier(
+  symbol: string,
+  leverage: string,
+  initial_margin: number,
+  maintenance_margin: number,
+  max_notional: number,
+): Tier {
   return { symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id: null };
 }
 
@@ -40,14 +46,32 @@ export function tempHistory(): TempHistory {
     store,
     sweep(accountId, at, tiers) {
       const when = new Date(at);
-      const runId = store.startRun({ accountId, endpoint: ENDPOINT, publicKey: 'test-public-key', startedAt: new Date(when.getTime() - 1000) });
-      store.commitSweep(runId, { accountId, observedAt: when, finishedAt: new Date(when.getTime() + 5), tiers, pages: 1, maxRemovalRatio: 1 });
+      const runId = store.startRun({
+        accountId,
+        endpoint: ENDPOINT,
+        publicKey: 'test-public-key',
+        startedAt: new Date(when.getTime() - 1000),
+      });
+      store.commitSweep(runId, {
+        accountId,
+        observedAt: when,
+        finishedAt: new Date(when.getTime() + 5),
+        tiers,
+        pages: 1,
+        maxRemovalRatio: 1,
+      });
       return runId;
     },
     fail(accountId, at, status = 'failed') {
       const when = new Date(at);
       const runId = store.startRun({ accountId, endpoint: ENDPOINT, publicKey: 'test-public-key', startedAt: when });
-      store.failRun(runId, { status, code: 'QFEX_TIMEOUT', message: 'page 2 did not arrive in time', pages: 1, finishedAt: new Date(when.getTime() + 10) });
+      store.failRun(runId, {
+        status,
+        code: 'QFEX_TIMEOUT',
+        message: 'page 2 did not arrive in time',
+        pages: 1,
+        finishedAt: new Date(when.getTime() + 10),
+      });
       return runId;
     },
     close() {
@@ -64,7 +88,11 @@ export interface CliResult {
 }
 
 /** Runs `tierwatch <argv>` in process against `dbPath`, stdout not a terminal unless `tty`. */
-export async function cli(dbPath: string, argv: string[], options: { tty?: boolean; columns?: number } = {}): Promise<CliResult> {
+export async function cli(
+  dbPath: string,
+  argv: string[],
+  options: { tty?: boolean; columns?: number } = {},
+): Promise<CliResult> {
   const { code, stdout, stderr } = await runCliCaptured(argv, {
     env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' },
     tty: options.tty ?? false,

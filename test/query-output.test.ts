@@ -9,7 +9,10 @@ const shape: RecordShape<{ n: number; s: string | null }> = {
   csv: (row) => [row.n, row.s],
 };
 
-async function capture(format: 'json' | 'ndjson' | 'csv', rows: Array<{ n: number; s: string | null }>): Promise<string> {
+async function capture(
+  format: 'json' | 'ndjson' | 'csv',
+  rows: Array<{ n: number; s: string | null }>,
+): Promise<string> {
   const out = new PassThrough();
   let text = '';
   out.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
@@ -19,7 +22,10 @@ async function capture(format: 'json' | 'ndjson' | 'csv', rows: Array<{ n: numbe
 
 describe('writeRecords', () => {
   it('writes a JSON array, NDJSON lines and quoted CSV, and empty answers as [] / nothing / a header', async () => {
-    const rows = [{ n: 1, s: 'a,"b"' }, { n: 0.6666666666666666, s: null }];
+    const rows = [
+      { n: 1, s: 'a,"b"' },
+      { n: 0.6666666666666666, s: null },
+    ];
     assert.deepEqual(JSON.parse(await capture('json', rows)), rows);
     assert.equal(await capture('ndjson', rows), '{"n":1,"s":"a,\\"b\\""}\n{"n":0.6666666666666666,"s":null}\n');
     assert.equal(await capture('csv', rows), 'n,s\n1,"a,""b"""\n0.6666666666666666,\n');

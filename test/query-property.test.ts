@@ -32,13 +32,26 @@ type Step =
   | { kind: 'fail'; account: string; gapMs: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({
-    kind: fc.constant('sweep' as const),
-    account: fc.constantFrom(...ACCOUNTS),
-    gapMs: fc.integer({ min: 1, max: 600_000 }),
-    tiers: fc.array(fc.option(valuesArb, { freq: 3 }), { minLength: identityKeys.length, maxLength: identityKeys.length }),
-  }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('fail' as const), account: fc.constantFrom(...ACCOUNTS), gapMs: fc.integer({ min: 1, max: 600_000 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('sweep' as const),
+      account: fc.constantFrom(...ACCOUNTS),
+      gapMs: fc.integer({ min: 1, max: 600_000 }),
+      tiers: fc.array(fc.option(valuesArb, { freq: 3 }), {
+        minLength: identityKeys.length,
+        maxLength: identityKeys.length,
+      }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('fail' as const),
+      account: fc.constantFrom(...ACCOUNTS),
+      gapMs: fc.integer({ min: 1, max: 600_000 }),
+    }),
+  },
 );
 
 interface ModelVersion extends Values {
@@ -50,8 +63,15 @@ interface ModelVersion extends Values {
 }
 
 const sameValues = (a: Values, b: Values) => COLUMNS.every((column) => Object.is(a[column], b[column]));
-const pick = (v: Values): Values => ({ initial_margin: v.initial_margin, maintenance_margin: v.maintenance_margin, max_notional: v.max_notional });
-const byTier = (a: { account_id: string; symbol: string; leverage: string }, b: { account_id: string; symbol: string; leverage: string }) =>
+const pick = (v: Values): Values => ({
+  initial_margin: v.initial_margin,
+  maintenance_margin: v.maintenance_margin,
+  max_notional: v.max_notional,
+});
+const byTier = (
+  a: { account_id: string; symbol: string; leverage: string },
+  b: { account_id: string; symbol: string; leverage: string },
+) =>
   (a.account_id < b.account_id ? -1 : a.account_id > b.account_id ? 1 : 0) ||
   (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0) ||
   Number(a.leverage) - Number(b.leverage);
@@ -70,7 +90,14 @@ function modelVersions(sweeps: Array<{ account: string; at: string; tiers: Array
         open.delete(key);
       }
       if (now !== null && !open.has(key)) {
-        const version: ModelVersion = { account_id: sweep.account, symbol, leverage, ...pick(now), valid_from: sweep.at, valid_to: null };
+        const version: ModelVersion = {
+          account_id: sweep.account,
+          symbol,
+          leverage,
+          ...pick(now),
+          valid_from: sweep.at,
+          valid_to: null,
+        };
         versions.push(version);
         open.set(key, version);
       }
@@ -79,23 +106,29 @@ function modelVersions(sweeps: Array<{ account: string; at: string; tiers: Array
   return versions;
 }
 
-const validAt = (version: ModelVersion, at: string) => version.valid_from <= at && (version.valid_to === null || at < version.valid_to);
+const validAt = (version: ModelVersion, at: string) =>
+  version.valid_from <= at && (version.valid_to === null || at < version.valid_to);
 
 function modelDiff(versions: ModelVersion[], from: string, to: string) {
   const keys = new Map<string, { account_id: string; symbol: string; leverage: string }>();
   for (const version of versions) keys.set(`${version.account_id}|${version.symbol}|${version.leverage}`, version);
   const rows = [];
   for (const [key, id] of keys) {
-    const at = (t: string) => versions.find((v) => `${v.account_id}|${v.symbol}|${v.leverage}` === key && validAt(v, t));
+    const at = (t: string) =>
+      versions.find((v) => `${v.account_id}|${v.symbol}|${v.leverage}` === key && validAt(v, t));
     const before = at(from);
     const after = at(to);
     const base = { account_id: id.account_id, symbol: id.symbol, leverage: id.leverage };
     if (before === undefined && after === undefined) continue;
-    if (before === undefined) rows.push({ ...base, change: 'added', changed_columns: [], before: null, after: pick(after!) });
-    else if (after === undefined) rows.push({ ...base, change: 'removed', changed_columns: [], before: pick(before), after: null });
-    else {
+    if (before === undefined) {
+      rows.push({ ...base, change: 'added', changed_columns: [], before: null, after: pick(after!) });
+    } else if (after === undefined) {
+      rows.push({ ...base, change: 'removed', changed_columns: [], before: pick(before), after: null });
+    } else {
       const changed = COLUMNS.filter((column) => !Object.is(before[column], after[column]));
-      if (changed.length > 0) rows.push({ ...base, change: 'changed', changed_columns: changed, before: pick(before), after: pick(after) });
+      if (changed.length > 0) {
+        rows.push({ ...base, change: 'changed', changed_columns: changed, before: pick(before), after: pick(after) });
+      }
     }
   }
   return rows.sort(byTier);
@@ -121,7 +154,9 @@ describe('query property: snapshot, diff and history agree with a model of the s
               }
               const tiers = identityKeys.flatMap(({ symbol, leverage }, index) => {
                 const values = step.tiers[index];
-                return values ? [tier(symbol, leverage, values.initial_margin, values.maintenance_margin, values.max_notional)] : [];
+                return values
+                  ? [tier(symbol, leverage, values.initial_margin, values.maintenance_margin, values.max_notional)]
+                  : [];
               });
               h.sweep(step.account, at, tiers);
               sweeps.push({ account: step.account, at, tiers: step.tiers });
@@ -131,13 +166,18 @@ describe('query property: snapshot, diff and history agree with a model of the s
               rows.map(({ exchange_id: _e, run_id: _r, leverage_value: _l, ...rest }) => rest);
 
             if (sweeps.length === 0) {
-              assert.throws(() => snapshotAt(h.db, new Date(clock)), (e: unknown) => isTierwatchError(e, 'DB_EMPTY') && /empty/.test(e.message));
+              assert.throws(
+                () => snapshotAt(h.db, new Date(clock)),
+                (e: unknown) => isTierwatchError(e, 'DB_EMPTY') && /empty/.test(e.message),
+              );
               return;
             }
             // Points: on a sweep's observed_at, a millisecond either side, and once past the end.
             const instants = sweeps.map((sweep) => Date.parse(sweep.at));
             const point = ([n, , shift]: [number, number, number]) =>
-              new Date(n % (instants.length + 1) === instants.length ? clock + 1 : instants[n % instants.length]! + shift).toISOString();
+              new Date(
+                n % (instants.length + 1) === instants.length ? clock + 1 : instants[n % instants.length]! + shift,
+              ).toISOString();
             const first = sweeps[0]!.at;
 
             for (const pickPair of pointPicks) {
@@ -145,7 +185,10 @@ describe('query property: snapshot, diff and history agree with a model of the s
               const b = point([pickPair[1], 0, pickPair[2]]);
               for (const at of [a, b]) {
                 if (at < first) {
-                  assert.throws(() => snapshotAt(h.db, at), (e: unknown) => isTierwatchError(e, 'DB_EMPTY') && e.message.includes(first));
+                  assert.throws(
+                    () => snapshotAt(h.db, at),
+                    (e: unknown) => isTierwatchError(e, 'DB_EMPTY') && e.message.includes(first),
+                  );
                   continue;
                 }
                 const expected = versions.filter((v) => validAt(v, at)).sort(byTier);
@@ -153,7 +196,10 @@ describe('query property: snapshot, diff and history agree with a model of the s
               }
               const [from, to] = a <= b ? [a, b] : [b, a];
               if (from < first) {
-                assert.throws(() => diffBetween(h.db, from, to), (e: unknown) => isTierwatchError(e, 'DB_EMPTY'));
+                assert.throws(
+                  () => diffBetween(h.db, from, to),
+                  (e: unknown) => isTierwatchError(e, 'DB_EMPTY'),
+                );
               } else {
                 assert.deepEqual(diffBetween(h.db, from, to), modelDiff(versions, from, to), `diff ${from} → ${to}`);
               }

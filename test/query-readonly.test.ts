@@ -11,7 +11,10 @@ describe('splitStatements', () => {
   it('splits at top-level semicolons only, keeping strings, identifiers and comments whole', () => {
     const pieces = splitStatements(`SELECT ';' AS "a;b", [c;d] FROM t -- x; y
       ; /* ; */ SELECT 'it''s'; ;  -- only a comment`);
-    assert.deepEqual(pieces.map((piece) => piece.text), [`SELECT ';' AS "a;b", [c;d] FROM t -- x; y`, `/* ; */ SELECT 'it''s'`]);
+    assert.deepEqual(
+      pieces.map((piece) => piece.text),
+      [`SELECT ';' AS "a;b", [c;d] FROM t -- x; y`, `/* ; */ SELECT 'it''s'`],
+    );
     assert.equal(pieces[1]!.code.trimStart().startsWith('SELECT'), true);
   });
 });
@@ -57,10 +60,18 @@ describe('tierwatch query refuses anything but a plain read', () => {
   for (const sql of refused) {
     it(`refuses ${JSON.stringify(sql)} with exit 2 and writes nothing`, async () => {
       assert.throws(
-        () => prepareReadOnly(db.sqlite, sql.replaceAll('ATTACHED', path.join(h.dir, 'attached.db')).replaceAll('COPY', path.join(h.dir, 'copy.db'))),
+        () =>
+          prepareReadOnly(
+            db.sqlite,
+            sql.replaceAll('ATTACHED', path.join(h.dir, 'attached.db')).replaceAll('COPY', path.join(h.dir, 'copy.db')),
+          ),
         (error: unknown) => isTierwatchError(error, 'USAGE') && /Refused .*read-only/.test(error.message),
       );
-      const result = await cli(h.dbPath, ['query', '--', sql.replaceAll('ATTACHED', path.join(h.dir, 'attached.db')).replaceAll('COPY', path.join(h.dir, 'copy.db'))]);
+      const result = await cli(h.dbPath, [
+        'query',
+        '--',
+        sql.replaceAll('ATTACHED', path.join(h.dir, 'attached.db')).replaceAll('COPY', path.join(h.dir, 'copy.db')),
+      ]);
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, /Refused/);
       assert.equal(result.stdout, '');
@@ -88,7 +99,12 @@ describe('tierwatch query refuses anything but a plain read', () => {
       assert.equal(result.code, 0, `${sql}: ${result.stderr}`);
       assert.deepEqual(JSON.parse(result.stdout), expected, sql);
     }
-    for (const sql of ['PRAGMA table_info(runs)', 'PRAGMA index_list(tier_version)', 'EXPLAIN QUERY PLAN SELECT * FROM runs', 'PRAGMA quick_check']) {
+    for (const sql of [
+      'PRAGMA table_info(runs)',
+      'PRAGMA index_list(tier_version)',
+      'EXPLAIN QUERY PLAN SELECT * FROM runs',
+      'PRAGMA quick_check',
+    ]) {
       const result = await cli(h.dbPath, ['query', sql, '--format', 'ndjson']);
       assert.equal(result.code, 0, `${sql}: ${result.stderr}`);
       assert.ok(result.stdout.length > 0, sql);

@@ -20,7 +20,8 @@ import { cli, tempHistory, tier, type TempHistory } from './query-fixture.ts';
 import { CLI, spawnCli, type CliChild } from './helpers/faults.ts';
 
 /** Never returns a row: count(*) over an endless recursion, reading `runs` so it holds a snapshot. */
-const RUNAWAY = 'WITH RECURSIVE r(x) AS (SELECT count(*) FROM runs UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r';
+const RUNAWAY =
+  'WITH RECURSIVE r(x) AS (SELECT count(*) FROM runs UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r';
 
 /** Whether `pid` is a live process (a zombie waiting to be reaped counts as gone). */
 function running(pid: number): boolean {
@@ -46,7 +47,10 @@ async function goneWithin(pid: number, ms: number): Promise<boolean> {
 async function startQuery(dbPath: string, args: string[]): Promise<{ cli: CliChild; queryPid: number }> {
   const child = spawnCli(['query', ...args], { TIERWATCH_DB: dbPath, LOG_LEVEL: 'debug' });
   await child.waitFor('statement started', 60_000);
-  const line = child.stderr().split('\n').find((text) => text.includes('statement started'))!;
+  const line = child
+    .stderr()
+    .split('\n')
+    .find((text) => text.includes('statement started'))!;
   const queryPid = (JSON.parse(line) as { query_pid: number }).query_pid;
   // Its own process, not the CLI's. Whether it still runs is not asked here: with a 5 s --timeout on a
   // loaded machine, the statement can already be stopped by the time this line is read.
@@ -64,18 +68,25 @@ describe('tierwatch query stops: --timeout, SIGINT, SIGTERM', () => {
   });
   after(() => h.close());
 
-  it('ends a runaway statement at --timeout with QUERY_TIMEOUT (exit 1), its process gone', { timeout: 120_000 }, async () => {
-    // The timeout counts from the start of the command; 5 s leaves a loaded machine time to start it.
-    const { cli: child, queryPid } = await startQuery(h.dbPath, ['--timeout', '5s', RUNAWAY]);
-    const code = await child.exited;
-    assert.equal(code, 1, child.stderr());
-    assert.match(child.stderr(), /tierwatch query: The statement ran longer than --timeout 5s and was stopped/);
-    assert.doesNotMatch(child.stderr(), /this is a bug/);
-    assert.equal(child.stdout(), '');
-    assert.ok(await goneWithin(queryPid, 10_000), 'the statement process is killed');
-  });
+  it(
+    'ends a runaway statement at --timeout with QUERY_TIMEOUT (exit 1), its process gone',
+    { timeout: 120_000 },
+    async () => {
+      // The timeout counts from the start of the command; 5 s leaves a loaded machine time to start it.
+      const { cli: child, queryPid } = await startQuery(h.dbPath, ['--timeout', '5s', RUNAWAY]);
+      const code = await child.exited;
+      assert.equal(code, 1, child.stderr());
+      assert.match(child.stderr(), /tierwatch query: The statement ran longer than --timeout 5s and was stopped/);
+      assert.doesNotMatch(child.stderr(), /this is a bug/);
+      assert.equal(child.stdout(), '');
+      assert.ok(await goneWithin(queryPid, 10_000), 'the statement process is killed');
+    },
+  );
 
-  for (const [signal, expected] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, expected] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     it(`stops at once on ${signal} with exit ${expected}`, { timeout: 120_000 }, async () => {
       const { cli: child, queryPid } = await startQuery(h.dbPath, ['--timeout', '10m', RUNAWAY]);
       assert.ok(running(queryPid), 'the statement is running when the signal is sent');
@@ -91,12 +102,16 @@ describe('tierwatch query stops: --timeout, SIGINT, SIGTERM', () => {
     });
   }
 
-  it('an orphaned statement dies with its parent: the CLI killed with SIGKILL leaves nothing reading', { timeout: 120_000 }, async () => {
-    const { cli: child, queryPid } = await startQuery(h.dbPath, ['--timeout', '10m', RUNAWAY]);
-    child.child.kill('SIGKILL');
-    await child.exited;
-    assert.ok(await goneWithin(queryPid, 15_000), 'the statement process noticed its parent was gone');
-  });
+  it(
+    'an orphaned statement dies with its parent: the CLI killed with SIGKILL leaves nothing reading',
+    { timeout: 120_000 },
+    async () => {
+      const { cli: child, queryPid } = await startQuery(h.dbPath, ['--timeout', '10m', RUNAWAY]);
+      child.child.kill('SIGKILL');
+      await child.exited;
+      assert.ok(await goneWithin(queryPid, 15_000), 'the statement process noticed its parent was gone');
+    },
+  );
 
   it('takes --timeout as a duration, 30s by default, and refuses anything else with exit 2', async () => {
     const help = await cli(h.dbPath, ['query', '--help']);
@@ -111,62 +126,81 @@ describe('tierwatch query stops: --timeout, SIGINT, SIGTERM', () => {
 });
 
 describe('a runaway query next to a writer: the WAL stays bounded', () => {
-  it('grows while the reader holds its snapshot, and stops growing once --timeout ends it', { timeout: 180_000 }, async (t) => {
-    const h = tempHistory();
-    try {
-      const ladder = Array.from({ length: 40 }, (_, index) => `S${index}-USD`);
-      let round = 0;
-      // One sweep changes every tier (max_notional alternates), then checkpoints, as the daemon does.
-      const sweep = (): ReturnType<StoreDb['checkpoint']> => {
-        round += 1;
-        const at = new Date(Date.parse('2026-10-01T00:00:00.000Z') + round * 60_000).toISOString();
-        h.sweep('primary', at, ladder.map((symbol) => tier(symbol, '10', 0.1, 0.05, round % 2 === 0 ? 100_000 : 120_000)));
-        return h.db.checkpoint();
-      };
-      for (let i = 0; i < 4; i++) sweep();
-      const before = walBytes(h.dbPath);
+  it(
+    'grows while the reader holds its snapshot, and stops growing once --timeout ends it',
+    { timeout: 180_000 },
+    async (t) => {
+      const h = tempHistory();
+      try {
+        const ladder = Array.from({ length: 40 }, (_, index) => `S${index}-USD`);
+        let round = 0;
+        // One sweep changes every tier (max_notional alternates), then checkpoints, as the daemon does.
+        const sweep = (): ReturnType<StoreDb['checkpoint']> => {
+          round += 1;
+          const at = new Date(Date.parse('2026-10-01T00:00:00.000Z') + round * 60_000).toISOString();
+          h.sweep(
+            'primary',
+            at,
+            ladder.map((symbol) => tier(symbol, '10', 0.1, 0.05, round % 2 === 0 ? 100_000 : 120_000)),
+          );
+          return h.db.checkpoint();
+        };
+        for (let i = 0; i < 4; i++) sweep();
+        const before = walBytes(h.dbPath);
 
-      // 10 s, counted from the command's start: a loaded machine can take 5 s just to start it.
-      const { cli: child } = await startQuery(h.dbPath, ['--timeout', '10s', RUNAWAY]);
-      let ended = false;
-      void child.exited.then(() => (ended = true));
-      let during = before;
-      let largestStep = 0;
-      let blocked = 0;
-      while (!ended) {
-        const result = sweep();
-        if (result.checkpointedFrames < result.walFrames) blocked += 1;
-        const size = walBytes(h.dbPath);
-        largestStep = Math.max(largestStep, size - during);
-        during = Math.max(during, size);
-        // Paced, not as fast as the machine allows: the WAL must show the reader's effect without
-        // writing hundreds of MB to a shared disk (a sweep is ~0.4 MB here).
-        await delay(100);
-      }
-      assert.equal(await child.exited, 1, child.stderr());
-      assert.match(child.stderr(), /--timeout 10s/);
-      // The reader's snapshot kept the checkpoints from completing, so the WAL grew past its old size.
-      assert.ok(blocked > 0 && during > before, `before ${before} B, during ${during} B, ${blocked} blocked checkpoints`);
+        // 10 s, counted from the command's start: a loaded machine can take 5 s just to start it.
+        const { cli: child } = await startQuery(h.dbPath, ['--timeout', '10s', RUNAWAY]);
+        let ended = false;
+        void child.exited.then(() => (ended = true));
+        let during = before;
+        let largestStep = 0;
+        let blocked = 0;
+        while (!ended) {
+          const result = sweep();
+          if (result.checkpointedFrames < result.walFrames) blocked += 1;
+          const size = walBytes(h.dbPath);
+          largestStep = Math.max(largestStep, size - during);
+          during = Math.max(during, size);
+          // Paced, not as fast as the machine allows: the WAL must show the reader's effect without
+          // writing hundreds of MB to a shared disk (a sweep is ~0.4 MB here).
+          await delay(100);
+        }
+        assert.equal(await child.exited, 1, child.stderr());
+        assert.match(child.stderr(), /--timeout 10s/);
+        // The reader's snapshot kept the checkpoints from completing, so the WAL grew past its old size.
+        assert.ok(
+          blocked > 0 && during > before,
+          `before ${before} B, during ${during} B, ${blocked} blocked checkpoints`,
+        );
 
-      // With the reader gone, the next sweep appends once more and its checkpoint copies everything;
-      // later sweeps reuse the WAL from its start instead of appending: the size stays where it is.
-      const first = sweep();
-      assert.equal(first.busy, false);
-      assert.equal(first.checkpointedFrames, first.walFrames, 'the first checkpoint after the query is complete');
-      const settled = walBytes(h.dbPath);
-      assert.ok(settled <= during + largestStep, `settled at ${settled} B, more than ${during} B + one sweep (${largestStep} B)`);
-      let afterwards = 0;
-      for (let i = 0; i < 20; i++) {
-        const result = sweep();
-        assert.equal(result.checkpointedFrames, result.walFrames);
-        afterwards = Math.max(afterwards, walBytes(h.dbPath));
+        // With the reader gone, the next sweep appends once more and its checkpoint copies everything;
+        // later sweeps reuse the WAL from its start instead of appending: the size stays where it is.
+        const first = sweep();
+        assert.equal(first.busy, false);
+        assert.equal(first.checkpointedFrames, first.walFrames, 'the first checkpoint after the query is complete');
+        const settled = walBytes(h.dbPath);
+        assert.ok(
+          settled <= during + largestStep,
+          `settled at ${settled} B, more than ${during} B + one sweep (${largestStep} B)`,
+        );
+        let afterwards = 0;
+        for (let i = 0; i < 20; i++) {
+          const result = sweep();
+          assert.equal(result.checkpointedFrames, result.walFrames);
+          afterwards = Math.max(afterwards, walBytes(h.dbPath));
+        }
+        assert.ok(
+          afterwards <= settled,
+          `the WAL grew again to ${afterwards} B after the reader was gone (settled at ${settled} B)`,
+        );
+        t.diagnostic(
+          `WAL: ${before} B before, up to ${during} B while the query ran (${blocked} blocked checkpoints), at most ${afterwards} B over 20 more sweeps`,
+        );
+      } finally {
+        h.close();
       }
-      assert.ok(afterwards <= settled, `the WAL grew again to ${afterwards} B after the reader was gone (settled at ${settled} B)`);
-      t.diagnostic(`WAL: ${before} B before, up to ${during} B while the query ran (${blocked} blocked checkpoints), at most ${afterwards} B over 20 more sweeps`);
-    } finally {
-      h.close();
-    }
-  });
+    },
+  );
 });
 
 describe('SQL runtime errors are usage errors', () => {
@@ -219,7 +253,8 @@ describe('the guard covers pragma_* table-valued functions; the connection is qu
       // A writable connection: what stops the statement here is the guard, not the read-only open.
       assert.throws(
         () => prepareReadOnly(h.db.sqlite, sql),
-        (error: unknown) => isTierwatchError(error, 'USAGE') && /Refused .*not on the list of read-only pragmas/.test(error.message),
+        (error: unknown) =>
+          isTierwatchError(error, 'USAGE') && /Refused .*not on the list of read-only pragmas/.test(error.message),
         sql,
       );
       const result = await cli(h.dbPath, ['query', sql]);
@@ -272,12 +307,21 @@ describe('rows stream from the statement process in batches', () => {
     assert.ok(json.stdout.startsWith('[\n{"x":1,') && json.stdout.endsWith('}\n]\n'));
 
     const ndjson = await cli(h.dbPath, ['query', MANY, '--format', 'ndjson']);
-    assert.deepEqual(ndjson.stdout.trimEnd().split('\n').map((line) => JSON.parse(line)), expected);
+    assert.deepEqual(
+      ndjson.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line)),
+      expected,
+    );
 
     const csv = await cli(h.dbPath, ['query', MANY, '--format', 'csv']);
     const lines = csv.stdout.trimEnd().split('\n');
     assert.equal(lines[0], 'x,label,half,blob');
-    assert.deepEqual(lines.slice(1), expected.map((row) => `${row.x},row ${row.x},${row.half ?? ''},00ff`));
+    assert.deepEqual(
+      lines.slice(1),
+      expected.map((row) => `${row.x},row ${row.x},${row.half ?? ''},00ff`),
+    );
 
     const table = await cli(h.dbPath, ['query', MANY], { tty: true });
     assert.equal(table.code, 0, table.stderr);
@@ -291,18 +335,43 @@ describe('rows stream from the statement process in batches', () => {
   });
 
   it('rows larger than a batch arrive whole', async () => {
-    const result = await cli(h.dbPath, ['query', `WITH v(x) AS (VALUES (1), (2), (3)) SELECT x, printf('%.*c', 300000, 'a') AS wide FROM v`, '--format', 'ndjson']);
+    const result = await cli(h.dbPath, [
+      'query',
+      `WITH v(x) AS (VALUES (1), (2), (3)) SELECT x, printf('%.*c', 300000, 'a') AS wide FROM v`,
+      '--format',
+      'ndjson',
+    ]);
     assert.equal(result.code, 0, result.stderr);
-    const rows = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as { x: number; wide: string });
-    assert.deepEqual(rows.map((row) => [row.x, row.wide.length]), [[1, 300_000], [2, 300_000], [3, 300_000]]);
+    const rows = result.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { x: number; wide: string });
+    assert.deepEqual(
+      rows.map((row) => [row.x, row.wide.length]),
+      [
+        [1, 300_000],
+        [2, 300_000],
+        [3, 300_000],
+      ],
+    );
   });
 
   it('an endless answer piped into `head` ends when head does, with exit 0', { timeout: 120_000 }, async () => {
     const endless = 'WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT x FROM r';
-    const shell = spawn('bash', ['-c', '"$0" "$1" query "$2" --format ndjson --timeout 10m | head -n 3; echo "cli=${PIPESTATUS[0]}"', process.execPath, CLI, endless], {
-      env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const shell = spawn(
+      'bash',
+      [
+        '-c',
+        '"$0" "$1" query "$2" --format ndjson --timeout 10m | head -n 3; echo "cli=${PIPESTATUS[0]}"',
+        process.execPath,
+        CLI,
+        endless,
+      ],
+      {
+        env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     shell.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
@@ -312,56 +381,63 @@ describe('rows stream from the statement process in batches', () => {
     assert.equal(out, '{"x":1}\n{"x":2}\n{"x":3}\ncli=0\n', err);
   });
 
-  it('a stdout nobody reads pauses the statement instead of filling memory; reading again finishes it', { timeout: 180_000 }, async (t) => {
-    const total = 100_000;
-    const sql = `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT ${total}) SELECT x, printf('%.*c', 200, 'v') AS pad FROM r`;
-    const child = spawn(process.execPath, [CLI, 'query', sql, '--format', 'ndjson', '--timeout', '10m'], {
-      env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'debug' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = once(child, 'exit');
-    let stderr = '';
-    const started = new Promise<number>((resolve) => {
-      child.stderr.setEncoding('utf8').on('data', (text: string) => {
-        stderr += text;
-        const match = /"query_pid":(\d+)/.exec(stderr);
-        if (match) resolve(Number(match[1]));
+  it(
+    'a stdout nobody reads pauses the statement instead of filling memory; reading again finishes it',
+    { timeout: 180_000 },
+    async (t) => {
+      const total = 100_000;
+      const sql = `WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT ${total}) SELECT x, printf('%.*c', 200, 'v') AS pad FROM r`;
+      const child = spawn(process.execPath, [CLI, 'query', sql, '--format', 'ndjson', '--timeout', '10m'], {
+        env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'debug' },
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-    });
-    const queryPid = await started;
-    // stdout is not read: the pipe fills, the CLI stops asking for batches, the statement waits.
-    // Nothing signals "idle", so watch both processes' CPU time until it stops moving.
-    const cpu = (pid: number): number => {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return Number(fields[11]) + Number(fields[12]);
-    };
-    let previous = -1;
-    let still = 0;
-    const deadline = Date.now() + 90_000;
-    while (still < 3) {
-      assert.ok(Date.now() < deadline, 'the processes never went idle');
-      const now = cpu(child.pid!) + cpu(queryPid);
-      still = now === previous ? still + 1 : 0;
-      previous = now;
-      await new Promise((resolve) => setTimeout(resolve, 300));
-    }
-    assert.ok(running(queryPid), 'the statement is paused, not finished: it has not sent every row ahead');
-    const rss = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
-    const [cliRss, queryRss] = [rss(child.pid!), rss(queryPid)];
-    // The answer is ~21 MB of NDJSON; held whole it would sit in one of the two processes.
-    assert.ok(cliRss < 150e6 && queryRss < 150e6, `RSS while paused: CLI ${cliRss} B, statement ${queryRss} B`);
+      const exited = once(child, 'exit');
+      let stderr = '';
+      const started = new Promise<number>((resolve) => {
+        child.stderr.setEncoding('utf8').on('data', (text: string) => {
+          stderr += text;
+          const match = /"query_pid":(\d+)/.exec(stderr);
+          if (match) resolve(Number(match[1]));
+        });
+      });
+      const queryPid = await started;
+      // stdout is not read: the pipe fills, the CLI stops asking for batches, the statement waits.
+      // Nothing signals "idle", so watch both processes' CPU time until it stops moving.
+      const cpu = (pid: number): number => {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return Number(fields[11]) + Number(fields[12]);
+      };
+      let previous = -1;
+      let still = 0;
+      const deadline = Date.now() + 90_000;
+      while (still < 3) {
+        assert.ok(Date.now() < deadline, 'the processes never went idle');
+        const now = cpu(child.pid!) + cpu(queryPid);
+        still = now === previous ? still + 1 : 0;
+        previous = now;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      assert.ok(running(queryPid), 'the statement is paused, not finished: it has not sent every row ahead');
+      const rss = (pid: number): number =>
+        Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+      const [cliRss, queryRss] = [rss(child.pid!), rss(queryPid)];
+      // The answer is ~21 MB of NDJSON; held whole it would sit in one of the two processes.
+      assert.ok(cliRss < 150e6 && queryRss < 150e6, `RSS while paused: CLI ${cliRss} B, statement ${queryRss} B`);
 
-    let lines = 0;
-    let last = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => {
-      const parts = (last + text).split('\n');
-      last = parts.pop()!;
-      lines += parts.length;
-    });
-    const [code] = await exited;
-    assert.equal(code, 0, stderr);
-    assert.equal(lines, total);
-    t.diagnostic(`RSS while stdout was not read: CLI ${(cliRss / 1e6).toFixed(0)} MB, statement ${(queryRss / 1e6).toFixed(0)} MB (answer ~${((total * 220) / 1e6).toFixed(0)} MB)`);
-  });
+      let lines = 0;
+      let last = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => {
+        const parts = (last + text).split('\n');
+        last = parts.pop()!;
+        lines += parts.length;
+      });
+      const [code] = await exited;
+      assert.equal(code, 0, stderr);
+      assert.equal(lines, total);
+      t.diagnostic(
+        `RSS while stdout was not read: CLI ${(cliRss / 1e6).toFixed(0)} MB, statement ${(queryRss / 1e6).toFixed(0)} MB (answer ~${((total * 220) / 1e6).toFixed(0)} MB)`,
+      );
+    },
+  );
 });

@@ -25,10 +25,14 @@ describe('tierwatch query --format table at scale', () => {
     try {
       h.sweep('primary', '2026-10-01T00:00:00.000Z', [tier('BTC-USD', '10', 0.1, 0.05, 1000)]);
       const started = performance.now();
-      const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, CLI, 'query', SQL, '--format', 'table', '--timeout', '5m'], {
-        env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'silent' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [`--max-old-space-size=${HEAP_MB}`, CLI, 'query', SQL, '--format', 'table', '--timeout', '5m'],
+        {
+          env: { ...process.env, TIERWATCH_DB: h.dbPath, LOG_LEVEL: 'silent' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       // Only counted and the edges kept: the test itself must not hold the table either.
       let lines = 0;
       let head = '';

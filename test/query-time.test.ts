@@ -38,13 +38,35 @@ describe('time arguments', () => {
     const spec = parseTimeArgument('run:42', NOW, '--at');
     assert.deepEqual(spec, { kind: 'run', runId: 42 });
     const lookup = (id: number) =>
-      id === 42 ? { observed_at: '2026-10-01T00:00:00.000Z', status: 'ok' } : id === 43 ? { observed_at: null, status: 'failed' } : undefined;
+      id === 42
+        ? { observed_at: '2026-10-01T00:00:00.000Z', status: 'ok' }
+        : id === 43
+          ? { observed_at: null, status: 'failed' }
+          : undefined;
     assert.equal(resolveTime(spec, lookup, '--at'), '2026-10-01T00:00:00.000Z');
-    assert.throws(() => resolveTime({ kind: 'run', runId: 43 }, lookup, '--at'), /run 43 has no observed_at \(its status is failed\)/);
+    assert.throws(
+      () => resolveTime({ kind: 'run', runId: 43 }, lookup, '--at'),
+      /run 43 has no observed_at \(its status is failed\)/,
+    );
     assert.throws(() => resolveTime({ kind: 'run', runId: 7 }, lookup, '--at'), /no run 7/);
   });
 
-  for (const bad of ['yesterday', '', '2026-13-01', '2026-02-30', '2026-10-01T24:00', '2026-10-01T12:60', '7 d', '-7d', '7y', 'run:', 'run:x', '1696118400', '2026/10/01', '2026-10-01T12:00:00+25:00']) {
+  for (const bad of [
+    'yesterday',
+    '',
+    '2026-13-01',
+    '2026-02-30',
+    '2026-10-01T24:00',
+    '2026-10-01T12:60',
+    '7 d',
+    '-7d',
+    '7y',
+    'run:',
+    'run:x',
+    '1696118400',
+    '2026/10/01',
+    '2026-10-01T12:00:00+25:00',
+  ]) {
     it(`rejects ${JSON.stringify(bad)} with USAGE naming the flag and the accepted forms`, () => {
       assert.throws(
         () => parseTimeArgument(bad, NOW, '--since'),
@@ -70,7 +92,10 @@ describe('filter patterns', () => {
   it('uses equality for exact names and GLOB for patterns', () => {
     assert.deepEqual(patternCondition('symbol', []), { sql: '1', params: [] });
     assert.deepEqual(patternCondition('symbol', ['A', 'A']), { sql: 'symbol = ?', params: ['A'] });
-    assert.deepEqual(patternCondition('symbol', ['A', 'B', '*-USD']), { sql: '(symbol IN (?, ?) OR symbol GLOB ?)', params: ['A', 'B', '*-USD'] });
+    assert.deepEqual(patternCondition('symbol', ['A', 'B', '*-USD']), {
+      sql: '(symbol IN (?, ?) OR symbol GLOB ?)',
+      params: ['A', 'B', '*-USD'],
+    });
   });
 
   it('matchesPattern agrees with the SQL meaning', () => {
@@ -90,7 +115,10 @@ describe('output format choice', () => {
   });
 
   it('ends tables with the age of the last successful sweep', () => {
-    assert.equal(lastSweepLine('2026-10-08T11:55:00.000Z', NOW), 'Last successful sweep: 2026-10-08T11:55:00.000Z (5m ago).');
+    assert.equal(
+      lastSweepLine('2026-10-08T11:55:00.000Z', NOW),
+      'Last successful sweep: 2026-10-08T11:55:00.000Z (5m ago).',
+    );
     assert.equal(lastSweepLine(null, NOW), 'No sweep has succeeded yet.');
   });
 });

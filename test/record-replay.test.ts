@@ -64,7 +64,10 @@ async function startReplay(file: string, extra: string[] = []): Promise<Replay> 
     signal: controller.signal,
     logDestination: logs,
   });
-  const url = await Promise.race([listening, exited.then((code) => Promise.reject(new Error(`simulate --replay exited with ${code}: ${out}`)))]);
+  const url = await Promise.race([
+    listening,
+    exited.then((code) => Promise.reject(new Error(`simulate --replay exited with ${code}: ${out}`))),
+  ]);
   return {
     url,
     stdout: () => out,
@@ -81,11 +84,23 @@ function storedHistory(dbPath: string): { versions: unknown[]; changes: unknown[
   const db = openDatabase(dbPath, { readonly: true });
   try {
     const strip = (rows: unknown[]) =>
-      rows.map((row) => Object.fromEntries(Object.entries(row as Record<string, unknown>).filter(([key]) => !/(_at|_from|_to|run_id|endpoint)$/.test(key))));
+      rows.map((row) =>
+        Object.fromEntries(
+          Object.entries(row as Record<string, unknown>).filter(
+            ([key]) => !/(_at|_from|_to|run_id|endpoint)$/.test(key),
+          ),
+        ),
+      );
     return {
-      versions: strip(db.sqlite.prepare('SELECT * FROM tier_versions ORDER BY account_id, symbol, leverage, valid_from').all()),
-      changes: strip(db.sqlite.prepare('SELECT * FROM tier_changes ORDER BY account_id, symbol, leverage, run_id').all()),
-      runs: strip(db.sqlite.prepare('SELECT account_id, status, tiers, changes, error_code FROM runs ORDER BY run_id').all()),
+      versions: strip(
+        db.sqlite.prepare('SELECT * FROM tier_versions ORDER BY account_id, symbol, leverage, valid_from').all(),
+      ),
+      changes: strip(
+        db.sqlite.prepare('SELECT * FROM tier_changes ORDER BY account_id, symbol, leverage, run_id').all(),
+      ),
+      runs: strip(
+        db.sqlite.prepare('SELECT account_id, status, tiers, changes, error_code FROM runs ORDER BY run_id').all(),
+      ),
     };
   } finally {
     db.close();
@@ -106,12 +121,20 @@ test('check --record, then collect against simulate --replay, stores what collec
   assert.match(recorded.stdout, new RegExp(`ok {2}${SUBACCOUNT}: .* read 23 valid tier`));
   assert.match(recorded.stdout, /transcript: .*session\.jsonl \(\d+ frame\(s\), credentials removed\)/);
 
-  const lines = readFileSync(transcript, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  const lines = readFileSync(transcript, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   assert.equal(lines[0]!.transcript, 'tierwatch');
   const frames = lines.slice(1);
   assert.deepEqual([...new Set(frames.map((frame) => frame.session))], [1, 2], 'one session per account');
-  assert.ok(frames.every((frame) => typeof frame.at === 'string' && (frame.dir === 'sent' || frame.dir === 'received')));
-  assert.ok(frames.some((frame) => frame.dir === 'received' && String(frame.text).includes('RateLimited')), 'the RateLimited answer is recorded');
+  assert.ok(
+    frames.every((frame) => typeof frame.at === 'string' && (frame.dir === 'sent' || frame.dir === 'received')),
+  );
+  assert.ok(
+    frames.some((frame) => frame.dir === 'received' && String(frame.text).includes('RateLimited')),
+    'the RateLimited answer is recorded',
+  );
   const auth = JSON.parse(String(frames[0]!.text)) as { type: string; params: { hmac: Record<string, unknown> } };
   assert.equal(auth.type, 'auth');
   assert.deepEqual(
@@ -130,24 +153,39 @@ test('check --record, then collect against simulate --replay, stores what collec
     const replayDb = join(h.dir, 'replayed.db');
     // Any credentials are accepted: the transcript's signature is redacted.
     const replayed = await runCliCaptured(['collect'], {
-      env: env({ TIERWATCH_DB: replayDb, QFEX_WS_URL: replay.url, QFEX_PUBLIC_KEY: 'qfex_pub_someone_else', QFEX_SECRET_KEY: 'qfex_secret_not_the_recorded_one' }),
+      env: env({
+        TIERWATCH_DB: replayDb,
+        QFEX_WS_URL: replay.url,
+        QFEX_PUBLIC_KEY: 'qfex_pub_someone_else',
+        QFEX_SECRET_KEY: 'qfex_secret_not_the_recorded_one',
+      }),
     });
     assert.equal(replayed.code, 0, replayed.stderr + replayed.logs.text() + replay.logs());
     const expected = storedHistory(liveDb);
     assert.ok(expected.versions.length > 23);
     assert.deepEqual(storedHistory(replayDb), expected);
     // The replay answered the retried page with the recorded RateLimited first, as the exchange did.
-    assert.ok(replayed.logs.lines.some((line) => line.code === 'QFEX_RATE_LIMITED'), 'the recorded RateLimited was replayed');
+    assert.ok(
+      replayed.logs.lines.some((line) => line.code === 'QFEX_RATE_LIMITED'),
+      'the recorded RateLimited was replayed',
+    );
 
     // A page size the transcript never saw asks for requests it does not hold: a clear failure.
-    const mismatch = await runCliCaptured(['collect'], { env: env({ TIERWATCH_DB: replayDb, QFEX_WS_URL: replay.url, TIERWATCH_PAGE_SIZE: '5' }) });
+    const mismatch = await runCliCaptured(['collect'], {
+      env: env({ TIERWATCH_DB: replayDb, QFEX_WS_URL: replay.url, TIERWATCH_PAGE_SIZE: '5' }),
+    });
     assert.equal(mismatch.code, 1);
-    const runs = await runCliCaptured(['runs', '--failed', '--format', 'json'], { env: env({ TIERWATCH_DB: replayDb }) });
+    const runs = await runCliCaptured(['runs', '--failed', '--format', 'json'], {
+      env: env({ TIERWATCH_DB: replayDb }),
+    });
     const failed = JSON.parse(runs.stdout) as Array<{ error_code: string; error_message: string }>;
     assert.equal(failed.length, 2);
     for (const run of failed) {
       assert.equal(run.error_code, 'QFEX_ERROR');
-      assert.match(run.error_message, /NotInTranscript: the transcript holds no answer to get_available_leverage_levels \{"limit":5,"offset":0\}/);
+      assert.match(
+        run.error_message,
+        /NotInTranscript: the transcript holds no answer to get_available_leverage_levels \{"limit":5,"offset":0\}/,
+      );
       assert.match(run.error_message, /it holds: .*\{"limit":7,"offset":0\}/);
     }
     assert.match(replay.logs(), /"level":"error".*transcript holds no answer/);
@@ -158,7 +196,7 @@ test('check --record, then collect against simulate --replay, stores what collec
   }
 });
 
-test('the shipped transcript of the documentation\'s example frames replays into the documented tiers', async () => {
+test("the shipped transcript of the documentation's example frames replays into the documented tiers", async () => {
   const replay = await startReplay(DOCS_TRANSCRIPT);
   try {
     const dbPath = join(h.dir, 'docs.db');
@@ -167,17 +205,33 @@ test('the shipped transcript of the documentation\'s example frames replays into
     assert.equal(collected.code, 0, collected.stderr + collected.logs.text() + replay.logs());
     const snapshot = await runCliCaptured(['snapshot', '--format', 'json'], { env: base });
     assert.equal(snapshot.code, 0, snapshot.stderr);
-    const tiers = (JSON.parse(snapshot.stdout) as Array<Record<string, unknown>>).map(({ symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id }) => ({
-      symbol,
-      leverage,
-      initial_margin,
-      maintenance_margin,
-      max_notional,
-      exchange_id,
-    }));
+    const tiers = (JSON.parse(snapshot.stdout) as Array<Record<string, unknown>>).map(
+      ({ symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id }) => ({
+        symbol,
+        leverage,
+        initial_margin,
+        maintenance_margin,
+        max_notional,
+        exchange_id,
+      }),
+    );
     assert.deepEqual(tiers, [
-      { symbol: 'META-USD', leverage: '1', initial_margin: 1, maintenance_margin: 0.6666666666666666, max_notional: 195000, exchange_id: '04349aaf-b29c-456d-b255-7b9de6e180c4' },
-      { symbol: 'META-USD', leverage: '2', initial_margin: 0.5, maintenance_margin: 0.3333333333333333, max_notional: 190000, exchange_id: '9dc9cc77-5222-47f3-80fe-16d48fa1082e' },
+      {
+        symbol: 'META-USD',
+        leverage: '1',
+        initial_margin: 1,
+        maintenance_margin: 0.6666666666666666,
+        max_notional: 195000,
+        exchange_id: '04349aaf-b29c-456d-b255-7b9de6e180c4',
+      },
+      {
+        symbol: 'META-USD',
+        leverage: '2',
+        initial_margin: 0.5,
+        maintenance_margin: 0.3333333333333333,
+        max_notional: 190000,
+        exchange_id: '9dc9cc77-5222-47f3-80fe-16d48fa1082e',
+      },
     ]);
     // And check, against the same replay, sees the same (reading every page, recording nothing).
     const check = await runCliCaptured(['check', '--record', join(h.dir, 'docs-again.jsonl')], { env: base });

@@ -19,13 +19,23 @@ import { join } from 'node:path';
 import { COMMANDS } from '../src/commands/index.ts';
 import { AUTH_FAILURE_MODES, ECHO_ENCODINGS, type Fault } from '../src/sim/index.ts';
 import { runCliCaptured, startHarness, type Harness } from './helpers/harness.ts';
-import { credentialsSent, databaseFiles, findLeaks, secretForms, spawnCli, startRecordingProxy, type RecordingProxy } from './helpers/faults.ts';
+import {
+  credentialsSent,
+  databaseFiles,
+  findLeaks,
+  secretForms,
+  spawnCli,
+  startRecordingProxy,
+  type RecordingProxy,
+} from './helpers/faults.ts';
 
 const PUBLIC_KEY = 'qfex_pub_secrets_test';
 const SECRET_KEY = `qfex_secret_SECRETCANARY"${randomBytes(8).toString('hex')}`;
 const JWT = [
   Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'JWT' })).toString('base64url'),
-  Buffer.from(JSON.stringify({ sub: 'secrets-test', exp: Math.floor(Date.now() / 1000) + 86_400 })).toString('base64url'),
+  Buffer.from(JSON.stringify({ sub: 'secrets-test', exp: Math.floor(Date.now() / 1000) + 86_400 })).toString(
+    'base64url',
+  ),
   `JWTSIGCANARY${randomBytes(16).toString('base64url')}`,
 ].join('.');
 
@@ -42,7 +52,10 @@ function keep(label: string, content: string | Buffer): void {
 }
 
 async function cli(label: string, argv: string[], env: Record<string, string>, signal?: AbortSignal): Promise<number> {
-  const { code, stdout, stderr, logs } = await runCliCaptured(argv, { env, ...(signal === undefined ? {} : { signal }) });
+  const { code, stdout, stderr, logs } = await runCliCaptured(argv, {
+    env,
+    ...(signal === undefined ? {} : { signal }),
+  });
   keep(`${label} stdout`, stdout);
   keep(`${label} stderr`, stderr);
   keep(`${label} log`, logs.text());
@@ -111,7 +124,11 @@ test('every failing auth mode, and faults, through check and collect', async () 
   const jwtFault = { ...jwtEnv, ...FAULT_TIMEOUTS };
   for (const mode of AUTH_FAILURE_MODES) {
     h.sim.inject({ kind: 'reject_auth', mode });
-    assert.equal(await cli(`collect reject_auth ${mode}`, ['collect'], { ...hmacFault, TIERWATCH_SWEEP_RETRIES: '0' }), 1, mode);
+    assert.equal(
+      await cli(`collect reject_auth ${mode}`, ['collect'], { ...hmacFault, TIERWATCH_SWEEP_RETRIES: '0' }),
+      1,
+      mode,
+    );
     h.sim.inject({ kind: 'reject_auth', mode });
     assert.equal(await cli(`check reject_auth ${mode}`, ['check'], hmacFault), 1, mode);
     h.sim.inject({ kind: 'reject_auth', mode });
@@ -123,14 +140,22 @@ test('every failing auth mode, and faults, through check and collect', async () 
     { kind: 'never_answer_auth', persistent: true },
     { kind: 'bad_frame', page: 1, frame: 'non_json' },
     { kind: 'bad_frame', page: 1, frame: 'wrong_shape' },
-    { kind: 'malformed_row', page: 1, row: { symbol: 'X-USD', leverage: '2', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 1 } },
+    {
+      kind: 'malformed_row',
+      page: 1,
+      row: { symbol: 'X-USD', leverage: '2', initial_margin: 'NaN', maintenance_margin: 0.1, max_notional: 1 },
+    },
     { kind: 'error_reply', page: 1, code: 'InvalidParameter' },
     { kind: 'error_reply', code: 'RateLimited', retryAfterMs: 1, persistent: true },
     { kind: 'empty_list' },
   ];
   for (const fault of faults) {
     h.sim.inject(fault);
-    const code = await cli(`collect ${fault.kind}`, ['collect'], { ...hmacFault, TIERWATCH_SWEEP_RETRIES: '1', TIERWATCH_PAGE_RETRIES: '1' });
+    const code = await cli(`collect ${fault.kind}`, ['collect'], {
+      ...hmacFault,
+      TIERWATCH_SWEEP_RETRIES: '1',
+      TIERWATCH_PAGE_RETRIES: '1',
+    });
     h.sim.clearFaults();
     assert.equal(code, 1, fault.kind);
   }
@@ -160,7 +185,10 @@ test('child processes: --help, collect, check in err_frame mode, and a daemon wh
   const daemon = spawnCli(['run'], { ...jwtEnv, TIERWATCH_SCHEDULE: '0 0 1 1 *' });
   await daemon.waitFor(/"msg":"sweep ok/);
   keepFiles('while the daemon runs');
-  assert.ok(Object.keys(outputs).some((key) => key.endsWith('-wal') && key.includes('while the daemon runs')), 'the WAL was read while it held the sweep');
+  assert.ok(
+    Object.keys(outputs).some((key) => key.endsWith('-wal') && key.includes('while the daemon runs')),
+    'the WAL was read while it held the sweep',
+  );
   daemon.child.kill('SIGTERM');
   assert.equal(await daemon.exited, 0, daemon.stderr());
   keep('child run stdout', daemon.stdout());
@@ -172,7 +200,10 @@ test('a server that quotes the auth message in its errors, in every encoding, at
   const label = (argv: string[]) => argv.join(' ');
   for (const at of ['auth', 'page'] as const) {
     for (const encoding of ECHO_ENCODINGS) {
-      for (const [method, env] of [['hmac', hmacEnv], ['jwt', jwtEnv]] as const) {
+      for (const [method, env] of [
+        ['hmac', hmacEnv],
+        ['jwt', jwtEnv],
+      ] as const) {
         h.sim.inject({ kind: 'echo', at, encoding });
         const check = await runCliCaptured(['check'], { env });
         keep(`check echo ${at} ${encoding} ${method} stdout`, check.stdout);
@@ -181,15 +212,24 @@ test('a server that quotes the auth message in its errors, in every encoding, at
         // The echo reached the message, and what it quoted was scrubbed.
         assert.match(check.stdout, /\[redacted\]/, `${at} ${encoding} ${method}: ${check.stdout}`);
         h.sim.inject({ kind: 'echo', at, encoding });
-        assert.equal(await cli(`collect echo ${at} ${encoding} ${method}`, ['collect'], { ...env, TIERWATCH_SWEEP_RETRIES: '0' }), 1);
+        assert.equal(
+          await cli(`collect echo ${at} ${encoding} ${method}`, ['collect'], { ...env, TIERWATCH_SWEEP_RETRIES: '0' }),
+          1,
+        );
       }
     }
   }
-  for (const argv of [['runs', '--failed', '--format', 'json'], ['runs', '--failed', '--format', 'table'], ['runs', '--failed', '--format', 'csv']]) {
+  for (const argv of [
+    ['runs', '--failed', '--format', 'json'],
+    ['runs', '--failed', '--format', 'table'],
+    ['runs', '--failed', '--format', 'csv'],
+  ]) {
     assert.equal(await cli(label(argv), argv, hmacEnv), 0);
   }
   const runs = await runCliCaptured(['runs', '--failed', '--last', '20', '--format', 'json'], { env: hmacEnv });
-  const messages = (JSON.parse(runs.stdout) as Array<{ error_message: string | null }>).map((run) => run.error_message ?? '');
+  const messages = (JSON.parse(runs.stdout) as Array<{ error_message: string | null }>).map(
+    (run) => run.error_message ?? '',
+  );
   assert.ok(messages.filter((message) => message.includes('[redacted]')).length >= 20, messages.join('\n'));
   keepFiles('after the echoes');
 });
@@ -227,7 +267,10 @@ test('the leak search finds a planted secret in each form', () => {
     for (const form of forms) {
       assert.ok(secretForms(secret).length >= 4, name);
       const found = findLeaks({ [form]: planted[form] }, { [name]: secret });
-      assert.ok(found.length > 0 && found.every((leak) => leak.startsWith(`${form}: ${name}`)), `${name} planted as ${form}: ${found.join('; ')}`);
+      assert.ok(
+        found.length > 0 && found.every((leak) => leak.startsWith(`${form}: ${name}`)),
+        `${name} planted as ${form}: ${found.join('; ')}`,
+      );
     }
   }
 });
@@ -237,7 +280,13 @@ test('no secret, JWT or its parts, signature, nonce or auth message sent appears
   assert.ok(sent.signatures.length >= 10, `signatures captured: ${sent.signatures.length}`);
   assert.ok(sent.nonces.length >= 10, `nonces captured: ${sent.nonces.length}`);
   const [header, payload, jwtSignature] = JWT.split('.');
-  const secrets: Record<string, string> = { QFEX_SECRET_KEY: SECRET_KEY, QFEX_JWT: JWT, 'JWT header': header!, 'JWT payload': payload!, 'JWT signature': jwtSignature! };
+  const secrets: Record<string, string> = {
+    QFEX_SECRET_KEY: SECRET_KEY,
+    QFEX_JWT: JWT,
+    'JWT header': header!,
+    'JWT payload': payload!,
+    'JWT signature': jwtSignature!,
+  };
   sent.signatures.forEach((signature, index) => (secrets[`signature ${index + 1}`] = signature));
   sent.nonces.forEach((nonce, index) => (secrets[`nonce ${index + 1}`] = nonce));
   sent.authFrames.forEach((frame, index) => (secrets[`auth message ${index + 1}`] = frame));

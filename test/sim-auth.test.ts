@@ -39,7 +39,13 @@ test('each auth failure answers {"authenticated":false} and closes 1008, with it
       ['bad_nonce', authFrame({ ts, nonce: 'not-hex!' })],
       ['bad_nonce', authFrame({ ts, nonce: 'a'.repeat(101) })],
       ['unknown_account', authFrame({ ts, accountId: '22222222-2222-2222-2222-222222222222' })],
-      ['malformed', { type: 'auth', params: { hmac: { public_key: DEMO_PUBLIC_KEY, nonce: 'ab', unix_ts: String(ts), signature: 'x' } } }],
+      [
+        'malformed',
+        {
+          type: 'auth',
+          params: { hmac: { public_key: DEMO_PUBLIC_KEY, nonce: 'ab', unix_ts: String(ts), signature: 'x' } },
+        },
+      ],
     ];
     for (const [reason, frame] of cases) {
       const client = await RawClient.open(sim.url);
@@ -63,11 +69,17 @@ test('account_id selects the subaccount tier set; omitted means primary', async 
     const sub = await authed(sim, authFrame({ accountId: SUB }));
     sub.send({ type: 'get_available_leverage_levels', params: {} });
     const rows = (await sub.json()).available_leverage_levels_response;
-    assert.deepEqual(rows.map((r: any) => `${r.symbol}/${r.leverage}`), ['SUBONLY-USD/1', 'SUBONLY-USD/2']);
+    assert.deepEqual(
+      rows.map((r: any) => `${r.symbol}/${r.leverage}`),
+      ['SUBONLY-USD/1', 'SUBONLY-USD/2'],
+    );
     const primary = await authed(sim);
     primary.send({ type: 'get_available_leverage_levels', params: { limit: 1 } });
     assert.equal((await primary.json()).available_leverage_levels_response[0].symbol, 'AAPL-USD');
-    assert.deepEqual(sim.stats.lastRequests.map((r) => r.account), [SUB, 'primary']);
+    assert.deepEqual(
+      sim.stats.lastRequests.map((r) => r.account),
+      [SUB, 'primary'],
+    );
     sub.ws.close();
     primary.ws.close();
   });
@@ -148,7 +160,9 @@ test('commands before auth get PermissionDenied without closing; a second auth g
     const client = await RawClient.open(sim.url);
     const request = { type: 'get_available_leverage_levels', params: { limit: 10, offset: 0 } };
     client.send(request);
-    assert.deepEqual(await client.json(), { err: { error_code: 'PermissionDenied', message: 'not authenticated', incoming_message: request } });
+    assert.deepEqual(await client.json(), {
+      err: { error_code: 'PermissionDenied', message: 'not authenticated', incoming_message: request },
+    });
     const auth = authFrame();
     client.send(auth);
     assert.deepEqual(await client.json(), { authenticated: true });
@@ -239,27 +253,37 @@ test('the simulator logs what it does but never a secret, a signature or a JWT',
   const logger = createLogger({ level: 'trace', destination: { write: (line: string) => void lines.push(line) } });
   const secret = 'qfex_secret_RECOGNISABLE_7f3a';
   const jwt = 'eyJ.RECOGNISABLE.jwt';
-  await withSim({ logger, keys: [{ publicKey: 'qfex_pub_log', secretKey: secret }], jwts: [{ token: jwt }], authFailureMode: 'err_frame' }, async (sim) => {
-    const frame = authFrame({ publicKey: 'qfex_pub_log', secret });
-    const signature = (frame.params as any).hmac.signature as string;
-    const ok = await RawClient.open(sim.url);
-    ok.send(frame);
-    assert.deepEqual(await ok.json(), { authenticated: true });
-    ok.send({ type: 'get_available_leverage_levels', params: { limit: 2 } });
-    await ok.json();
-    const replay = await RawClient.open(sim.url);
-    replay.send(frame);
-    assert.equal((await replay.json()).err.error_code, 'PermissionDenied');
-    const viaJwt = await RawClient.open(sim.url);
-    viaJwt.send({ type: 'auth', params: { jwt } });
-    assert.deepEqual(await viaJwt.json(), { authenticated: true });
-    sim.editTier('primary', 'META-USD', 1, { max_notional: 1 });
-    ok.ws.close();
-    viaJwt.ws.close();
-    const text = lines.join('');
-    assert.match(text, /authenticated/);
-    assert.match(text, /replayed_nonce/);
-    assert.match(text, /tier change/);
-    for (const needle of [secret, signature, jwt]) assert.equal(text.includes(needle), false, `leaked ${needle.slice(0, 12)}…`);
-  });
+  await withSim(
+    {
+      logger,
+      keys: [{ publicKey: 'qfex_pub_log', secretKey: secret }],
+      jwts: [{ token: jwt }],
+      authFailureMode: 'err_frame',
+    },
+    async (sim) => {
+      const frame = authFrame({ publicKey: 'qfex_pub_log', secret });
+      const signature = (frame.params as any).hmac.signature as string;
+      const ok = await RawClient.open(sim.url);
+      ok.send(frame);
+      assert.deepEqual(await ok.json(), { authenticated: true });
+      ok.send({ type: 'get_available_leverage_levels', params: { limit: 2 } });
+      await ok.json();
+      const replay = await RawClient.open(sim.url);
+      replay.send(frame);
+      assert.equal((await replay.json()).err.error_code, 'PermissionDenied');
+      const viaJwt = await RawClient.open(sim.url);
+      viaJwt.send({ type: 'auth', params: { jwt } });
+      assert.deepEqual(await viaJwt.json(), { authenticated: true });
+      sim.editTier('primary', 'META-USD', 1, { max_notional: 1 });
+      ok.ws.close();
+      viaJwt.ws.close();
+      const text = lines.join('');
+      assert.match(text, /authenticated/);
+      assert.match(text, /replayed_nonce/);
+      assert.match(text, /tier change/);
+      for (const needle of [secret, signature, jwt]) {
+        assert.equal(text.includes(needle), false, `leaked ${needle.slice(0, 12)}…`);
+      }
+    },
+  );
 });

@@ -34,7 +34,14 @@ async function sweep(client: RawClient, limit: number): Promise<{ rows: any[]; s
 }
 
 function wire(t: SimTier) {
-  return { id: t.id, symbol: t.symbol, initial_margin: t.initial_margin, maintenance_margin: t.maintenance_margin, max_notional: t.max_notional, leverage: t.leverage };
+  return {
+    id: t.id,
+    symbol: t.symbol,
+    initial_margin: t.initial_margin,
+    maintenance_margin: t.maintenance_margin,
+    max_notional: t.max_notional,
+    leverage: t.leverage,
+  };
 }
 
 test('a full sweep returns every tier in exchange order with the documented fields', async () => {
@@ -42,7 +49,14 @@ test('a full sweep returns every tier in exchange order with the documented fiel
     const client = await authed(sim);
     const { rows, sizes } = await sweep(client, 1000);
     assert.deepEqual(rows, sim.tiers().map(wire));
-    assert.deepEqual(Object.keys(rows[0]!), ['id', 'symbol', 'initial_margin', 'maintenance_margin', 'max_notional', 'leverage']);
+    assert.deepEqual(Object.keys(rows[0]!), [
+      'id',
+      'symbol',
+      'initial_margin',
+      'maintenance_margin',
+      'max_notional',
+      'leverage',
+    ]);
     assert.deepEqual(sizes, [rows.length, 0]);
     client.send({ type: LIST }); // no params: defaults limit 1000, offset 0
     assert.equal((await client.json()).available_leverage_levels_response.length, rows.length);
@@ -76,7 +90,14 @@ test('legacy forms: max_position, numeric leverage, flat error frames', async ()
   await withSim({ legacy: { maxPosition: true, numericLeverage: true, flatErrors: true } }, async (sim) => {
     const client = await authed(sim);
     const [row] = await page(client, 1, 0);
-    assert.deepEqual(Object.keys(row), ['id', 'symbol', 'initial_margin', 'maintenance_margin', 'max_position', 'leverage']);
+    assert.deepEqual(Object.keys(row), [
+      'id',
+      'symbol',
+      'initial_margin',
+      'maintenance_margin',
+      'max_position',
+      'leverage',
+    ]);
     assert.equal(row.leverage, 1);
     assert.equal(row.max_position, sim.tiers()[0]!.max_notional);
     const bad = pageRequest(0, 0);
@@ -93,7 +114,15 @@ test('legacy forms: max_position, numeric leverage, flat error frames', async ()
 test('InvalidParameter for bad limit/offset and InvalidJSONFormat for bad frames, the socket staying open', async () => {
   await withSim({}, async (sim) => {
     const client = await authed(sim);
-    for (const params of [{ limit: 0 }, { limit: -5 }, { limit: 2.5 }, { limit: '10' }, { offset: -1 }, { offset: 1.5 }, { limit: 10, offset: 'x' }]) {
+    for (const params of [
+      { limit: 0 },
+      { limit: -5 },
+      { limit: 2.5 },
+      { limit: '10' },
+      { offset: -1 },
+      { offset: 1.5 },
+      { limit: 10, offset: 'x' },
+    ]) {
       const request = { type: LIST, params };
       client.send(request);
       const reply = await client.json();
@@ -102,8 +131,20 @@ test('InvalidParameter for bad limit/offset and InvalidJSONFormat for bad frames
       assert.deepEqual(reply.err.incoming_message, request);
     }
     client.send('this is {not json');
-    assert.deepEqual(await client.json(), { err: { error_code: 'InvalidJSONFormat', message: 'message is not valid JSON', incoming_message: 'this is {not json' } });
-    for (const frame of [{ type: 'teleport', params: {} }, { params: {} }, [1, 2], 'null', { type: LIST, params: [] }]) {
+    assert.deepEqual(await client.json(), {
+      err: {
+        error_code: 'InvalidJSONFormat',
+        message: 'message is not valid JSON',
+        incoming_message: 'this is {not json',
+      },
+    });
+    for (const frame of [
+      { type: 'teleport', params: {} },
+      { params: {} },
+      [1, 2],
+      'null',
+      { type: LIST, params: [] },
+    ]) {
       client.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
       assert.equal((await client.json()).err.error_code, 'InvalidJSONFormat', JSON.stringify(frame));
     }
@@ -139,7 +180,10 @@ test('fault: drop at page N destroys the socket on that request, without an answ
     client.send(pageRequest(5, 5));
     await assert.rejects(client.next(), /closed/);
     assert.equal((await client.closed).code, 1006);
-    assert.deepEqual(sim.stats.lastRequests.map((r) => r.rows), [5, -1]);
+    assert.deepEqual(
+      sim.stats.lastRequests.map((r) => r.rows),
+      [5, -1],
+    );
     // Used up: the next connection pages through.
     const again = await authed(sim);
     assert.equal((await sweep(again, 50)).rows.length, sim.tiers().length);
@@ -174,13 +218,20 @@ test('fault: RateLimited once carries a retry-after hint, then the retried page 
     const request = pageRequest(5, 0);
     client.send(request);
     assert.deepEqual(await client.json(), {
-      err: { error_code: 'RateLimited', message: 'You have exceeded the allowed message rate. Retry after 250ms.', incoming_message: request },
+      err: {
+        error_code: 'RateLimited',
+        message: 'You have exceeded the allowed message rate. Retry after 250ms.',
+        incoming_message: request,
+      },
     });
     assert.equal((await page(client, 5, 0)).length, 5, 'page 2: the retry');
     client.send(pageRequest(5, 5));
     assert.equal((await client.json()).err.error_code, 'ServerError', 'page 3');
     assert.equal((await page(client, 5, 5)).length, 5);
-    assert.deepEqual(sim.firedFaults().map((f) => f.kind), ['error_reply', 'error_reply']);
+    assert.deepEqual(
+      sim.firedFaults().map((f) => f.kind),
+      ['error_reply', 'error_reply'],
+    );
     assert.deepEqual(sim.pendingFaults(), []);
     client.ws.close();
   });
@@ -209,20 +260,31 @@ test('fault: a row deleted before the offset after page 1 makes page 2 skip a ro
     await page(client, 5, 0);
     const second = await page(client, 5, 5);
     assert.deepEqual(second[0], before[6], 'row 5 was silently skipped');
-    assert.deepEqual(sim.changeLog.map((c) => [c.kind, c.symbol, c.leverage]), [['removed', before[0]!.symbol, before[0]!.leverage]]);
+    assert.deepEqual(
+      sim.changeLog.map((c) => [c.kind, c.symbol, c.leverage]),
+      [['removed', before[0]!.symbol, before[0]!.leverage]],
+    );
     client.ws.close();
   });
 });
 
 test('fault: a malformed row replaces the given index; delay and never-answer hold the page back', async () => {
   await withSim({}, async (sim) => {
-    sim.inject({ kind: 'malformed_row', page: 1, index: 2, row: { symbol: 'META-USD', leverage: 'NaN', initial_margin: 'Infinity' } });
+    sim.inject({
+      kind: 'malformed_row',
+      page: 1,
+      index: 2,
+      row: { symbol: 'META-USD', leverage: 'NaN', initial_margin: 'Infinity' },
+    });
     sim.inject({ kind: 'delay_page', page: 2, ms: 60 });
     sim.inject({ kind: 'never_answer_page', page: 3 });
     const client = await authed(sim);
     const rows = await page(client, 4, 0);
     assert.deepEqual(rows[2], { symbol: 'META-USD', leverage: 'NaN', initial_margin: 'Infinity' });
-    assert.deepEqual([rows[0], rows[1], rows[3]], [0, 1, 3].map((i) => wire(sim.tiers()[i]!)));
+    assert.deepEqual(
+      [rows[0], rows[1], rows[3]],
+      [0, 1, 3].map((i) => wire(sim.tiers()[i]!)),
+    );
     const started = Date.now();
     assert.equal((await page(client, 4, 4)).length, 4);
     assert.ok(Date.now() - started >= 55, 'delayed');
@@ -254,7 +316,9 @@ test('fault: infinite list always returns a full page of distinct rows; empty li
 
 test('fault: bad frames instead of page N (not JSON, wrong shape, binary, unexpected key, oversized)', async () => {
   await withSim({}, async (sim) => {
-    for (const frame of ['non_json', 'wrong_shape', 'binary', 'unexpected_key'] as const) sim.inject({ kind: 'bad_frame', frame });
+    for (const frame of ['non_json', 'wrong_shape', 'binary', 'unexpected_key'] as const) {
+      sim.inject({ kind: 'bad_frame', frame });
+    }
     const client = await authed(sim);
     client.send(pageRequest(3, 0));
     const nonJson = await client.next();
@@ -288,13 +352,19 @@ test('mutations show in the next pages (also with pre-serialised pages) and in t
     const after = await sweep(client, 10);
     assert.deepEqual(after.rows, sim.tiers().map(wire));
     assert.equal(after.rows.find((r) => r.symbol === 'META-USD' && r.leverage === '20')!.max_notional, 90000);
-    assert.equal(after.rows.some((r) => r.symbol === 'AAPL-USD' && r.leverage === '1'), false);
-    assert.deepEqual(sim.changeLog.map((c) => [c.kind, c.symbol, c.leverage]), [
-      ['changed', 'META-USD', '20'],
-      ['removed', 'AAPL-USD', '1'],
-      ['added', 'NVDA-USD', '1'],
-      ['added', 'NVDA-USD', '2'],
-    ]);
+    assert.equal(
+      after.rows.some((r) => r.symbol === 'AAPL-USD' && r.leverage === '1'),
+      false,
+    );
+    assert.deepEqual(
+      sim.changeLog.map((c) => [c.kind, c.symbol, c.leverage]),
+      [
+        ['changed', 'META-USD', '20'],
+        ['removed', 'AAPL-USD', '1'],
+        ['added', 'NVDA-USD', '1'],
+        ['added', 'NVDA-USD', '2'],
+      ],
+    );
     sim.revertTo(0);
     assert.deepEqual((await sweep(client, 10)).rows, before.rows);
     client.ws.close();
@@ -322,7 +392,29 @@ test('TLS: serves wss:// with the given certificate', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'sim-tls-'));
   try {
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
     } catch {
       t.skip('openssl is not available');
       return;

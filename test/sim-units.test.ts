@@ -14,7 +14,10 @@ import { startChangeScript, startSimulator } from '../src/sim/index.ts';
 import { TierwatchError } from '../src/errors.ts';
 
 test('signature: the two test vectors of the protocol notes', () => {
-  assert.equal(computeSignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414), '222adbb0993646affe345a15f3c5b45e7123d4ff2c38dc4245c81ffb24c66d64');
+  assert.equal(
+    computeSignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414),
+    '222adbb0993646affe345a15f3c5b45e7123d4ff2c38dc4245c81ffb24c66d64',
+  );
   assert.equal(
     computeSignature('qfex_secret_yyyyyy', '00112233445566778899aabbccddeeff', 1760545414),
     '4b2447002bae930f69b2da9bde697d9baa0bc6bdefc63820ec3a393ce646b66d',
@@ -25,7 +28,10 @@ test('signature: verification is case-insensitive unless lowercase-only, and rej
   const sig = '222adbb0993646affe345a15f3c5b45e7123d4ff2c38dc4245c81ffb24c66d64';
   assert.equal(verifySignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414, sig), true);
   assert.equal(verifySignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414, sig.toUpperCase()), true);
-  assert.equal(verifySignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414, sig.toUpperCase(), { lowercaseOnly: true }), false);
+  assert.equal(
+    verifySignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414, sig.toUpperCase(), { lowercaseOnly: true }),
+    false,
+  );
   assert.equal(verifySignature('qfex_secret_yyyyyy', 'c0ffee', 1760545415, sig), false);
   assert.equal(verifySignature('qfex_secret_other', 'c0ffee', 1760545414, sig), false);
   assert.equal(verifySignature('qfex_secret_yyyyyy', 'c0ffee', 1760545414, sig.slice(0, 63)), false);
@@ -43,7 +49,12 @@ test('authenticator: nonce reuse is refused within the window and allowed after 
     now: () => nowMs,
   });
   const params = (ts: number, extra: Record<string, unknown> = {}) => ({
-    hmac: { public_key: 'qfex_pub_x', nonce: 'c0ffee', unix_ts: ts, signature: computeSignature('qfex_secret_yyyyyy', 'c0ffee', ts) },
+    hmac: {
+      public_key: 'qfex_pub_x',
+      nonce: 'c0ffee',
+      unix_ts: ts,
+      signature: computeSignature('qfex_secret_yyyyyy', 'c0ffee', ts),
+    },
     ...extra,
   });
   assert.deepEqual(auth.verify(params(1760545414), null), { ok: true, account: 'primary', principal: 'qfex_pub_x' });
@@ -52,20 +63,38 @@ test('authenticator: nonce reuse is refused within the window and allowed after 
   assert.equal((auth.verify(params(ts2), null) as { reason: string }).reason, 'replayed_nonce');
   nowMs += 15 * 60_000;
   const ts3 = nowMs / 1000;
-  assert.deepEqual(auth.verify(params(ts3, { account_id: 'sub-1' }), null), { ok: true, account: 'sub-1', principal: 'qfex_pub_x' });
+  assert.deepEqual(auth.verify(params(ts3, { account_id: 'sub-1' }), null), {
+    ok: true,
+    account: 'sub-1',
+    principal: 'qfex_pub_x',
+  });
   assert.equal((auth.verify(params(ts3 - 31), null) as { reason: string }).reason, 'stale_timestamp');
 });
 
 test('default universe: documented symbols, sorted, margins and notionals shaped like the docs', () => {
   const tiers = defaultUniverse();
   const symbols = new Set(tiers.map((t) => t.symbol));
-  for (const s of ['AAPL-USD', 'META-USD', 'PLTR-USD', 'GOOG-USD', 'SP500-USD', 'CL-USD', 'US100-USD', 'COPPER-USD', 'NATGAS-USD', 'EUR-USD', 'TSLA-USD']) {
+  for (const s of [
+    'AAPL-USD',
+    'META-USD',
+    'PLTR-USD',
+    'GOOG-USD',
+    'SP500-USD',
+    'CL-USD',
+    'US100-USD',
+    'COPPER-USD',
+    'NATGAS-USD',
+    'EUR-USD',
+    'TSLA-USD',
+  ]) {
     assert.ok(symbols.has(s), s);
   }
   assert.deepEqual([...tiers].sort(compareTiers), tiers);
   const meta = tiers.filter((t) => t.symbol === 'META-USD');
   assert.deepEqual(
-    meta.map((t) => [t.leverage, t.initial_margin, t.maintenance_margin, t.max_notional]).filter(([l]) => ['1', '2', '20'].includes(String(l))),
+    meta
+      .map((t) => [t.leverage, t.initial_margin, t.maintenance_margin, t.max_notional])
+      .filter(([l]) => ['1', '2', '20'].includes(String(l))),
     [
       ['1', 1, 0.6666666666666666, 195000],
       ['2', 0.5, 0.3333333333333333, 190000],
@@ -93,7 +122,10 @@ test('tier book: every mutation is logged with before/after, snapshots are deep 
   const mark = book.mark();
   nowMs = 2000;
   const edit = book.editTier('primary', 'META-USD', '20', { max_notional: 90000 });
-  assert.deepEqual([edit.kind, edit.at, edit.before?.max_notional, edit.after?.max_notional], ['changed', 2000, 100000, 90000]);
+  assert.deepEqual(
+    [edit.kind, edit.at, edit.before?.max_notional, edit.after?.max_notional],
+    ['changed', 2000, 100000, 90000],
+  );
   book.removeTier('primary', 'AAPL-USD', 1);
   book.listSymbol('primary', 'NVDA-USD', { levels: [1, 2] });
   assert.deepEqual(
@@ -165,7 +197,10 @@ test('scenario files: a valid file is expanded; errors name the field', () => {
     assert.deepEqual(scenario.script, { everyMs: 5000, seed: 42 });
 
     const bad = (value: unknown, pattern: RegExp) =>
-      assert.throws(() => parseScenario(value, 'x.json'), (e: unknown) => e instanceof TierwatchError && e.code === 'CONFIG_INVALID' && pattern.test(e.message));
+      assert.throws(
+        () => parseScenario(value, 'x.json'),
+        (e: unknown) => e instanceof TierwatchError && e.code === 'CONFIG_INVALID' && pattern.test(e.message),
+      );
     bad({ maxPageSize: 0 }, /maxPageSize/);
     bad({ maxPagesize: 10 }, /maxPagesize/);
     bad({ faults: [{ kind: 'delay_page' }] }, /faults\.0: .*ms/);
@@ -186,7 +221,10 @@ test('change script: seeded steps are reproducible and every change lands in the
       script.stop();
       assert.ok(made.length >= 30);
       assert.deepEqual(sim.changeLog, made);
-      return { log: made.map((c) => [c.kind, c.symbol, c.leverage, c.after?.max_notional ?? null]), kinds: new Set(made.map((c) => c.kind)) };
+      return {
+        log: made.map((c) => [c.kind, c.symbol, c.leverage, c.after?.max_notional ?? null]),
+        kinds: new Set(made.map((c) => c.kind)),
+      };
     } finally {
       await sim.close();
     }
@@ -208,11 +246,17 @@ test('change script: listed steps, including a revert that restores the earlier 
     script.step();
     assert.equal(sim.tiers().find((t) => t.symbol === 'META-USD' && t.leverage === '10')!.max_notional, 1234);
     script.step();
-    assert.deepEqual(sim.tiers().find((t) => t.symbol === 'META-USD' && t.leverage === '10'), before);
-    assert.deepEqual(sim.changeLog.map((c) => [c.kind, c.before?.max_notional, c.after?.max_notional]), [
-      ['changed', before.max_notional, 1234],
-      ['changed', 1234, before.max_notional],
-    ]);
+    assert.deepEqual(
+      sim.tiers().find((t) => t.symbol === 'META-USD' && t.leverage === '10'),
+      before,
+    );
+    assert.deepEqual(
+      sim.changeLog.map((c) => [c.kind, c.before?.max_notional, c.after?.max_notional]),
+      [
+        ['changed', before.max_notional, 1234],
+        ['changed', 1234, before.max_notional],
+      ],
+    );
     assert.deepEqual(script.step(), [], 'a finished listed script does nothing');
     script.stop();
   } finally {

@@ -38,7 +38,9 @@ test('docs/sql.md documents every column of every view, in order, and nothing el
   const db = openDatabase(join(dir, 'views.db'));
   try {
     for (const view of VIEWS) {
-      const actual = (db.sqlite.prepare(`SELECT name FROM pragma_table_info(?)`).all(view) as Array<{ name: string }>).map((row) => row.name);
+      const actual = (
+        db.sqlite.prepare(`SELECT name FROM pragma_table_info(?)`).all(view) as Array<{ name: string }>
+      ).map((row) => row.name);
       assert.ok(actual.length > 0, `${view} exists`);
       assert.deepEqual(documentedColumns(view), actual, `docs/sql.md's table for ${view}`);
     }

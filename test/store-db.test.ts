@@ -11,7 +11,9 @@ import { isTierwatchError, type ErrorCode } from '../src/errors.ts';
 
 /** How many migrations the package ships: every fresh database gets them all. */
 const MIGRATION_COUNT = (
-  JSON.parse(fs.readFileSync(path.join(defaultMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
+  JSON.parse(fs.readFileSync(path.join(defaultMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as {
+    entries: unknown[];
+  }
 ).entries.length;
 
 let dir: string;
@@ -72,11 +74,27 @@ describe('openDatabase', () => {
       }
       // The documented lists themselves (issue 2 §4), spelled out so the contract cannot drift quietly.
       assert.deepEqual(VIEW_COLUMNS.tier_changes.slice(0, 7), [
-        'run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns',
+        'run_id',
+        'observed_at',
+        'account_id',
+        'symbol',
+        'leverage',
+        'change',
+        'changed_columns',
       ]);
       assert.deepEqual(VIEW_COLUMNS.runs.slice(0, 12), [
-        'run_id', 'account_id', 'endpoint', 'started_at', 'observed_at', 'finished_at', 'status', 'pages', 'tiers',
-        'changes', 'error_code', 'error_message',
+        'run_id',
+        'account_id',
+        'endpoint',
+        'started_at',
+        'observed_at',
+        'finished_at',
+        'status',
+        'pages',
+        'tiers',
+        'changes',
+        'error_code',
+        'error_message',
       ]);
       const types = db.sqlite.prepare(`SELECT name, type FROM pragma_table_info('tier_versions')`).all() as Array<{
         name: string;
@@ -126,7 +144,10 @@ describe('openDatabase', () => {
 
     const blank = path.join(dir, 'blank.db');
     fs.writeFileSync(blank, '');
-    assert.throws(() => openDatabase(blank, { readonly: true }), rejectsWith('DB_NEEDS_MIGRATION', /tierwatch migrate/));
+    assert.throws(
+      () => openDatabase(blank, { readonly: true }),
+      rejectsWith('DB_NEEDS_MIGRATION', /tierwatch migrate/),
+    );
     assert.equal(fs.statSync(blank).size, 0);
   });
 
@@ -145,7 +166,8 @@ describe('openDatabase', () => {
 
   it('maps a file that is not a database to DB_CORRUPT, and leaves it as it was', () => {
     const dbPath = path.join(dir, 'x.db');
-    const text = 'this is not a database, just some text that is long enough to have a header.... and then some more text';
+    const text =
+      'this is not a database, just some text that is long enough to have a header.... and then some more text';
     fs.writeFileSync(dbPath, text);
     assert.throws(() => openDatabase(dbPath), rejectsWith('DB_CORRUPT', /not a SQLite database/));
     assert.equal(fs.readFileSync(dbPath, 'utf8'), text);
@@ -154,7 +176,12 @@ describe('openDatabase', () => {
   it('checkpoints the WAL at close, and close is idempotent', () => {
     const dbPath = path.join(dir, 'x.db');
     const db = openDatabase(dbPath);
-    new HistoryStore(db).startRun({ accountId: 'primary', endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: new Date() });
+    new HistoryStore(db).startRun({
+      accountId: 'primary',
+      endpoint: 'ws://127.0.0.1:1',
+      publicKey: null,
+      startedAt: new Date(),
+    });
     assert.ok(fs.statSync(`${dbPath}-wal`).size > 0);
     db.close();
     db.close();
@@ -166,9 +193,16 @@ describe('openDatabase', () => {
     fs.mkdirSync(path.join(folder, 'meta'), { recursive: true });
     fs.writeFileSync(
       path.join(folder, 'meta', '_journal.json'),
-      JSON.stringify({ version: '7', dialect: 'sqlite', entries: [{ idx: 0, version: '6', when: 1700000000000, tag: '0000_broken', breakpoints: true }] }),
+      JSON.stringify({
+        version: '7',
+        dialect: 'sqlite',
+        entries: [{ idx: 0, version: '6', when: 1700000000000, tag: '0000_broken', breakpoints: true }],
+      }),
     );
-    fs.writeFileSync(path.join(folder, '0000_broken.sql'), 'CREATE TABLE fine (x INTEGER);\n--> statement-breakpoint\nCREATE TABLEX broken (y);\n');
+    fs.writeFileSync(
+      path.join(folder, '0000_broken.sql'),
+      'CREATE TABLE fine (x INTEGER);\n--> statement-breakpoint\nCREATE TABLEX broken (y);\n',
+    );
     const dbPath = path.join(dir, 'x.db');
     assert.throws(
       () => openDatabase(dbPath, { migrationsFolder: folder }),
@@ -177,7 +211,10 @@ describe('openDatabase', () => {
     );
     const probe = new Database(dbPath, { readonly: true });
     try {
-      const tables = probe.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'fine'`).pluck().all();
+      const tables = probe
+        .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'fine'`)
+        .pluck()
+        .all();
       assert.deepEqual(tables, [], 'the failed migration was rolled back as a whole');
     } finally {
       probe.close();
@@ -192,7 +229,8 @@ describe('openDatabase', () => {
       assert.equal(db.sqlite.pragma('wal_autocheckpoint', { simple: true }), WAL_AUTOCHECKPOINT_PAGES);
       assert.deepEqual(reader.checkpoint(), { busy: false, walFrames: 0, checkpointedFrames: 0 });
       const store = new HistoryStore(db);
-      const start = () => store.startRun({ accountId: 'primary', endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: new Date() });
+      const start = () =>
+        store.startRun({ accountId: 'primary', endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: new Date() });
       start();
       const full = db.checkpoint();
       assert.equal(full.busy, false);
@@ -228,7 +266,11 @@ describe('drizzle on demand', () => {
     const db = openDatabase(path.join(dir, 'orm.db'));
     try {
       const { runLedger } = await import('../src/store/schema.ts');
-      db.sqlite.prepare("INSERT INTO run_ledger (account_id, endpoint, started_at, status) VALUES ('primary', 'wss://x/', '2026-01-01T00:00:00.000Z', 'running')").run();
+      db.sqlite
+        .prepare(
+          "INSERT INTO run_ledger (account_id, endpoint, started_at, status) VALUES ('primary', 'wss://x/', '2026-01-01T00:00:00.000Z', 'running')",
+        )
+        .run();
       const rows = db.orm.select({ account: runLedger.account_id, status: runLedger.status }).from(runLedger).all();
       assert.deepEqual(rows, [{ account: 'primary', status: 'running' }]);
     } finally {

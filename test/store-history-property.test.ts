@@ -34,7 +34,14 @@ interface Step {
   repeat: boolean;
   /** Close and reopen the database before this step: the store reloads from disk. */
   reopen: boolean;
-  entries: Array<{ symbol: string; leverage: string; im: number; mm: number; notional: number; exchangeId: string | null }>;
+  entries: Array<{
+    symbol: string;
+    leverage: string;
+    im: number;
+    mm: number;
+    notional: number;
+    exchangeId: string | null;
+  }>;
 }
 
 const stepArbitrary: fc.Arbitrary<Step> = fc.record({
@@ -71,8 +78,14 @@ interface ExpectedChange {
 function modelDirection(old: TierValues | null, now: TierValues | null): ExpectedChange['classification'] {
   if (now === null) return 'tightening';
   if (old === null) return 'loosening';
-  const tighter = now.initial_margin > old.initial_margin || now.maintenance_margin > old.maintenance_margin || now.max_notional < old.max_notional;
-  const looser = now.initial_margin < old.initial_margin || now.maintenance_margin < old.maintenance_margin || now.max_notional > old.max_notional;
+  const tighter =
+    now.initial_margin > old.initial_margin ||
+    now.maintenance_margin > old.maintenance_margin ||
+    now.max_notional < old.max_notional;
+  const looser =
+    now.initial_margin < old.initial_margin ||
+    now.maintenance_margin < old.maintenance_margin ||
+    now.max_notional > old.max_notional;
   return tighter && !looser ? 'tightening' : looser && !tighter ? 'loosening' : 'mixed';
 }
 
@@ -86,7 +99,10 @@ const triple = (v: TierValues): [number, number, number] => [v.initial_margin, v
  */
 function modelErosionReference(okCounts: readonly number[]): number {
   let reference = 0;
-  for (const count of okCounts) reference = reference > 0 && (reference - count) / reference > MAX_REMOVAL_RATIO ? count : Math.max(reference, count);
+  for (const count of okCounts) {
+    reference =
+      reference > 0 && (reference - count) / reference > MAX_REMOVAL_RATIO ? count : Math.max(reference, count);
+  }
   return reference;
 }
 
@@ -95,14 +111,30 @@ function modelErosionReference(okCounts: readonly number[]): number {
  * ratio of the current tiers gone, or more than the ratio of the largest recent sweep (`okCounts`,
  * the tier counts of the account's successful sweeps, oldest first).
  */
-function modelChanges(current: AccountModel, account: string, tiers: Tier[], baseline: 0 | 1, okCounts: readonly number[] = []): ExpectedChange[] | 'refused' {
+function modelChanges(
+  current: AccountModel,
+  account: string,
+  tiers: Tier[],
+  baseline: 0 | 1,
+  okCounts: readonly number[] = [],
+): ExpectedChange[] | 'refused' {
   const changes: ExpectedChange[] = [];
   const incoming = new Map(tiers.map((t) => [keyOf(t.symbol, t.leverage), t]));
   let removed = 0;
   for (const [key, old] of current) {
     if (!incoming.has(key)) {
       removed += 1;
-      changes.push({ account_id: account, symbol: old.symbol, leverage: old.leverage, change: 'removed', changed_columns: '[]', old: triple(old), new: null, classification: modelDirection(old, null), baseline });
+      changes.push({
+        account_id: account,
+        symbol: old.symbol,
+        leverage: old.leverage,
+        change: 'removed',
+        changed_columns: '[]',
+        old: triple(old),
+        new: null,
+        classification: modelDirection(old, null),
+        baseline,
+      });
     }
   }
   if (current.size > 0 && removed / current.size > MAX_REMOVAL_RATIO) return 'refused';
@@ -111,23 +143,46 @@ function modelChanges(current: AccountModel, account: string, tiers: Tier[], bas
   for (const [key, t] of incoming) {
     const old = current.get(key);
     if (old === undefined) {
-      changes.push({ account_id: account, symbol: t.symbol, leverage: t.leverage, change: 'added', changed_columns: '[]', old: null, new: triple(t), classification: modelDirection(null, t), baseline });
+      changes.push({
+        account_id: account,
+        symbol: t.symbol,
+        leverage: t.leverage,
+        change: 'added',
+        changed_columns: '[]',
+        old: null,
+        new: triple(t),
+        classification: modelDirection(null, t),
+        baseline,
+      });
       continue;
     }
     const columns = TRACKED_COLUMNS.filter((c) => old[c] !== t[c]);
     if (columns.length > 0) {
-      changes.push({ account_id: account, symbol: t.symbol, leverage: t.leverage, change: 'changed', changed_columns: JSON.stringify(columns), old: triple(old), new: triple(t), classification: modelDirection(old, t), baseline });
+      changes.push({
+        account_id: account,
+        symbol: t.symbol,
+        leverage: t.leverage,
+        change: 'changed',
+        changed_columns: JSON.stringify(columns),
+        old: triple(old),
+        new: triple(t),
+        classification: modelDirection(old, t),
+        baseline,
+      });
     }
   }
   return changes;
 }
 
 function sortChanges(changes: ExpectedChange[]): ExpectedChange[] {
-  return [...changes].sort((a, b) => `${a.symbol}|${a.leverage}|${a.change}`.localeCompare(`${b.symbol}|${b.leverage}|${b.change}`));
+  return [...changes].sort((a, b) =>
+    `${a.symbol}|${a.leverage}|${a.change}`.localeCompare(`${b.symbol}|${b.leverage}|${b.change}`),
+  );
 }
 
 function storedChanges(db: StoreDb, runId: number): ExpectedChange[] {
-  type Row = Omit<ExpectedChange, 'old' | 'new'> & Record<`${'old' | 'new'}_${(typeof TRACKED_COLUMNS)[number]}`, number | null>;
+  type Row = Omit<ExpectedChange, 'old' | 'new'> &
+    Record<`${'old' | 'new'}_${(typeof TRACKED_COLUMNS)[number]}`, number | null>;
   const rows = db.sqlite.prepare('SELECT * FROM tier_changes WHERE run_id = ?').all(runId) as Row[];
   const values = (im: number | null, mm: number | null, mn: number | null): [number, number, number] | null =>
     im === null || mm === null || mn === null ? null : [im, mm, mn];
@@ -153,7 +208,9 @@ function snapshotAt(db: StoreDb, at: string): string[] {
       )
       .all(at, at) as Array<Record<string, unknown>>
   )
-    .map((r) => JSON.stringify([r.account_id, r.symbol, r.leverage, r.initial_margin, r.maintenance_margin, r.max_notional]))
+    .map((r) =>
+      JSON.stringify([r.account_id, r.symbol, r.leverage, r.initial_margin, r.maintenance_margin, r.max_notional]),
+    )
     .sort();
 }
 
@@ -161,7 +218,9 @@ function modelSnapshot(model: ModelState): string[] {
   const rows: string[] = [];
   for (const [account, tiers] of model) {
     for (const t of tiers.values()) {
-      rows.push(JSON.stringify([account, t.symbol, t.leverage, t.initial_margin, t.maintenance_margin, t.max_notional]));
+      rows.push(
+        JSON.stringify([account, t.symbol, t.leverage, t.initial_margin, t.maintenance_margin, t.max_notional]),
+      );
     }
   }
   return rows.sort();
@@ -202,9 +261,16 @@ describe('history store against a model', () => {
             const observedAt = new Date(T0 + (index + 1) * 60_000);
             // A sweep lists each tier once: the first entry for a key wins.
             const unique = new Map<string, Step['entries'][number]>();
-            for (const e of step.entries) if (!unique.has(keyOf(e.symbol, e.leverage))) unique.set(keyOf(e.symbol, e.leverage), e);
+            for (const e of step.entries) {
+              if (!unique.has(keyOf(e.symbol, e.leverage))) unique.set(keyOf(e.symbol, e.leverage), e);
+            }
             let tiers: Tier[] = [...unique.values()].map((e) => ({
-              symbol: e.symbol, leverage: e.leverage, initial_margin: e.im, maintenance_margin: e.mm, max_notional: e.notional, exchange_id: e.exchangeId,
+              symbol: e.symbol,
+              leverage: e.leverage,
+              initial_margin: e.im,
+              maintenance_margin: e.mm,
+              max_notional: e.notional,
+              exchange_id: e.exchangeId,
             }));
             const previous = lastSent.get(step.account);
             const repeat = step.repeat && previous !== undefined;
@@ -217,12 +283,33 @@ describe('history store against a model', () => {
             const expected = modelChanges(current, step.account, tiers, baseline, okCounts.get(step.account));
             const versionsBefore = count(db, 'tier_version');
             const changesBefore = count(db, 'tier_changes');
-            const runId = store.startRun({ accountId: step.account, endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: observedAt });
-            const sweep = { accountId: step.account, observedAt, finishedAt: observedAt, tiers, pages: 1, maxRemovalRatio: MAX_REMOVAL_RATIO };
+            const runId = store.startRun({
+              accountId: step.account,
+              endpoint: 'ws://127.0.0.1:1',
+              publicKey: null,
+              startedAt: observedAt,
+            });
+            const sweep = {
+              accountId: step.account,
+              observedAt,
+              finishedAt: observedAt,
+              tiers,
+              pages: 1,
+              maxRemovalRatio: MAX_REMOVAL_RATIO,
+            };
 
             if (expected === 'refused') {
-              assert.throws(() => store.commitSweep(runId, sweep), (e: unknown) => isTierwatchError(e, 'MASS_REMOVAL'));
-              store.failRun(runId, { status: 'failed', code: 'MASS_REMOVAL', message: 'refused', pages: 1, finishedAt: observedAt });
+              assert.throws(
+                () => store.commitSweep(runId, sweep),
+                (e: unknown) => isTierwatchError(e, 'MASS_REMOVAL'),
+              );
+              store.failRun(runId, {
+                status: 'failed',
+                code: 'MASS_REMOVAL',
+                message: 'refused',
+                pages: 1,
+                finishedAt: observedAt,
+              });
               assert.equal(count(db, 'tier_version'), versionsBefore);
               assert.equal(count(db, 'tier_changes'), changesBefore);
               return;
@@ -248,10 +335,16 @@ describe('history store against a model', () => {
           for (const { at, snapshot } of checkpoints) {
             assert.deepEqual(snapshotAt(db, at), snapshot, `state at ${at}`);
             // Half-open intervals: half a minute later (before the next sweep) nothing has moved.
-            assert.deepEqual(snapshotAt(db, new Date(Date.parse(at) + 30_000).toISOString()), snapshot, `state after ${at}`);
+            assert.deepEqual(
+              snapshotAt(db, new Date(Date.parse(at) + 30_000).toISOString()),
+              snapshot,
+              `state after ${at}`,
+            );
           }
           const openTwice = db.sqlite
-            .prepare('SELECT count(*) FROM (SELECT 1 FROM tier_version WHERE valid_to IS NULL GROUP BY account_id, symbol, leverage HAVING count(*) > 1)')
+            .prepare(
+              'SELECT count(*) FROM (SELECT 1 FROM tier_version WHERE valid_to IS NULL GROUP BY account_id, symbol, leverage HAVING count(*) > 1)',
+            )
             .pluck()
             .get();
           assert.equal(openTwice, 0);
@@ -273,22 +366,50 @@ describe('history store against a model', () => {
       const store = new HistoryStore(db);
       const model: ModelState = new Map(ACCOUNTS.map((a) => [a, new Map()]));
       const expectedByRun = new Map<number, ExpectedChange[]>();
-      const t = (symbol: string, leverage: string, im: number, mm: number, notional: number): Tier =>
-        ({ symbol, leverage, initial_margin: im, maintenance_margin: mm, max_notional: notional, exchange_id: null });
+      const t = (symbol: string, leverage: string, im: number, mm: number, notional: number): Tier => ({
+        symbol,
+        leverage,
+        initial_margin: im,
+        maintenance_margin: mm,
+        max_notional: notional,
+        exchange_id: null,
+      });
       const sweeps: Array<[string, Tier[]]> = [
         ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 1e6), t('META-USD', '20', 0.1, 0.1, 150_000)]],
         ['sub-1', [t('AAPL-USD', '1', 0.2, 0.1, 1e6)]],
         ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('META-USD', '20', 0.2, 0.1, 1e6)]],
-        ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('META-USD', '20', 0.2, 0.1, 1e6), t('CL-USD', '2.5', 0.6666666666666666, 0.3333333333333333, 1e6)]],
-        ['primary', [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('CL-USD', '2.5', 0.6666666666666666, 0.3333333333333333, 1e6)]],
+        [
+          'primary',
+          [
+            t('AAPL-USD', '1', 0.2, 0.1, 100_000),
+            t('META-USD', '20', 0.2, 0.1, 1e6),
+            t('CL-USD', '2.5', 0.6666666666666666, 0.3333333333333333, 1e6),
+          ],
+        ],
+        [
+          'primary',
+          [t('AAPL-USD', '1', 0.2, 0.1, 100_000), t('CL-USD', '2.5', 0.6666666666666666, 0.3333333333333333, 1e6)],
+        ],
       ];
       sweeps.forEach(([account, tiers], index) => {
         const observedAt = new Date(T0 + (index + 1) * 60_000);
         const current = model.get(account)!;
         const expected = modelChanges(current, account, tiers, index === 0 || account === 'sub-1' ? 1 : 0);
         assert.notEqual(expected, 'refused');
-        const runId = store.startRun({ accountId: account, endpoint: 'ws://127.0.0.1:1', publicKey: null, startedAt: observedAt });
-        store.commitSweep(runId, { accountId: account, observedAt, finishedAt: observedAt, tiers, pages: 1, maxRemovalRatio: 1 });
+        const runId = store.startRun({
+          accountId: account,
+          endpoint: 'ws://127.0.0.1:1',
+          publicKey: null,
+          startedAt: observedAt,
+        });
+        store.commitSweep(runId, {
+          accountId: account,
+          observedAt,
+          finishedAt: observedAt,
+          tiers,
+          pages: 1,
+          maxRemovalRatio: 1,
+        });
         expectedByRun.set(runId, expected as ExpectedChange[]);
         current.clear();
         for (const tier of tiers) current.set(keyOf(tier.symbol, tier.leverage), tier);
@@ -306,9 +427,18 @@ describe('history store against a model', () => {
       const bugs: Array<[string, string]> = [
         ['the baseline flag lost', 'UPDATE run_ledger SET baseline = 0 WHERE run_id = 1'],
         ['a second baseline', 'UPDATE run_ledger SET baseline = 1 WHERE run_id = 3'],
-        ['a changed version not linked to the one it replaced', 'UPDATE tier_version SET prev_version_id = NULL WHERE prev_version_id IS NOT NULL'],
-        ['a new value that tightens instead of loosening', `UPDATE tier_version SET max_notional = 1 WHERE symbol = 'META-USD' AND prev_version_id IS NOT NULL`],
-        ['a removal closed at the wrong time', `UPDATE tier_version SET valid_to = valid_to + 1 WHERE symbol = 'META-USD' AND valid_to IS NOT NULL AND version_id NOT IN (SELECT prev_version_id FROM tier_version WHERE prev_version_id IS NOT NULL)`],
+        [
+          'a changed version not linked to the one it replaced',
+          'UPDATE tier_version SET prev_version_id = NULL WHERE prev_version_id IS NOT NULL',
+        ],
+        [
+          'a new value that tightens instead of loosening',
+          `UPDATE tier_version SET max_notional = 1 WHERE symbol = 'META-USD' AND prev_version_id IS NOT NULL`,
+        ],
+        [
+          'a removal closed at the wrong time',
+          `UPDATE tier_version SET valid_to = valid_to + 1 WHERE symbol = 'META-USD' AND valid_to IS NOT NULL AND version_id NOT IN (SELECT prev_version_id FROM tier_version WHERE prev_version_id IS NOT NULL)`,
+        ],
       ];
       for (const [bug, sql] of bugs) {
         db.sqlite.exec('BEGIN');

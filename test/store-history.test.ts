@@ -32,7 +32,14 @@ function open(options: HistoryStoreOptions = {}): { db: StoreDb; store: HistoryS
   return { db, store: new HistoryStore(db, options) };
 }
 
-function tier(symbol: string, leverage: string, im = 0.1, mm = 0.05, notional = 100_000, id: string | null = null): Tier {
+function tier(
+  symbol: string,
+  leverage: string,
+  im = 0.1,
+  mm = 0.05,
+  notional = 100_000,
+  id: string | null = null,
+): Tier {
   return { symbol, leverage, initial_margin: im, maintenance_margin: mm, max_notional: notional, exchange_id: id };
 }
 
@@ -41,8 +48,19 @@ function at(n: number): Date {
   return new Date(T0 + n * 60_000);
 }
 
-function sweep(store: HistoryStore, n: number, tiers: Tier[], accountId = 'primary', maxRemovalRatio = 0.5): SweepOutcome {
-  const runId = store.startRun({ accountId, endpoint: ENDPOINT, publicKey: 'pk-demo', startedAt: new Date(at(n).getTime() - 1000) });
+function sweep(
+  store: HistoryStore,
+  n: number,
+  tiers: Tier[],
+  accountId = 'primary',
+  maxRemovalRatio = 0.5,
+): SweepOutcome {
+  const runId = store.startRun({
+    accountId,
+    endpoint: ENDPOINT,
+    publicKey: 'pk-demo',
+    startedAt: new Date(at(n).getTime() - 1000),
+  });
   return store.commitSweep(runId, {
     accountId,
     observedAt: at(n),
@@ -82,40 +100,95 @@ describe('HistoryStore sweeps', () => {
     assert.deepEqual([outcome.added, outcome.removed, outcome.changed], [2, 0, 0]);
     assert.deepEqual(rows(db, 'SELECT * FROM tier_changes ORDER BY leverage'), [
       {
-        run_id: 1, observed_at: at(1).toISOString(), account_id: 'primary', symbol: 'AAPL-USD', leverage: '10',
-        change: 'added', changed_columns: '[]', old_initial_margin: null, new_initial_margin: 0.1,
-        old_maintenance_margin: null, new_maintenance_margin: 0.05, old_max_notional: null, new_max_notional: 100_000,
-        leverage_value: 10, classification: 'loosening', baseline: 1,
+        run_id: 1,
+        observed_at: at(1).toISOString(),
+        account_id: 'primary',
+        symbol: 'AAPL-USD',
+        leverage: '10',
+        change: 'added',
+        changed_columns: '[]',
+        old_initial_margin: null,
+        new_initial_margin: 0.1,
+        old_maintenance_margin: null,
+        new_maintenance_margin: 0.05,
+        old_max_notional: null,
+        new_max_notional: 100_000,
+        leverage_value: 10,
+        classification: 'loosening',
+        baseline: 1,
       },
       {
-        run_id: 1, observed_at: at(1).toISOString(), account_id: 'primary', symbol: 'AAPL-USD', leverage: '20',
-        change: 'added', changed_columns: '[]', old_initial_margin: null, new_initial_margin: 0.05,
-        old_maintenance_margin: null, new_maintenance_margin: 0.025, old_max_notional: null, new_max_notional: 50_000,
-        leverage_value: 20, classification: 'loosening', baseline: 1,
+        run_id: 1,
+        observed_at: at(1).toISOString(),
+        account_id: 'primary',
+        symbol: 'AAPL-USD',
+        leverage: '20',
+        change: 'added',
+        changed_columns: '[]',
+        old_initial_margin: null,
+        new_initial_margin: 0.05,
+        old_maintenance_margin: null,
+        new_maintenance_margin: 0.025,
+        old_max_notional: null,
+        new_max_notional: 50_000,
+        leverage_value: 20,
+        classification: 'loosening',
+        baseline: 1,
       },
     ]);
     assert.deepEqual(rows(db, 'SELECT * FROM tiers_current ORDER BY leverage'), [
       {
-        account_id: 'primary', symbol: 'AAPL-USD', leverage: '10', initial_margin: 0.1, maintenance_margin: 0.05,
-        max_notional: 100_000, exchange_id: null, valid_from: at(1).toISOString(), valid_to: null, run_id: 1, leverage_value: 10,
+        account_id: 'primary',
+        symbol: 'AAPL-USD',
+        leverage: '10',
+        initial_margin: 0.1,
+        maintenance_margin: 0.05,
+        max_notional: 100_000,
+        exchange_id: null,
+        valid_from: at(1).toISOString(),
+        valid_to: null,
+        run_id: 1,
+        leverage_value: 10,
       },
       {
-        account_id: 'primary', symbol: 'AAPL-USD', leverage: '20', initial_margin: 0.05, maintenance_margin: 0.025,
-        max_notional: 50_000, exchange_id: 'x7', valid_from: at(1).toISOString(), valid_to: null, run_id: 1, leverage_value: 20,
+        account_id: 'primary',
+        symbol: 'AAPL-USD',
+        leverage: '20',
+        initial_margin: 0.05,
+        maintenance_margin: 0.025,
+        max_notional: 50_000,
+        exchange_id: 'x7',
+        valid_from: at(1).toISOString(),
+        valid_to: null,
+        run_id: 1,
+        leverage_value: 20,
       },
     ]);
     assert.deepEqual(rows(db, 'SELECT * FROM runs'), [
       {
-        run_id: 1, account_id: 'primary', endpoint: ENDPOINT, started_at: new Date(at(1).getTime() - 1000).toISOString(),
-        observed_at: at(1).toISOString(), finished_at: new Date(at(1).getTime() + 5).toISOString(), status: 'ok',
-        pages: 1, tiers: 2, changes: 2, error_code: null, error_message: null, public_key: 'pk-demo',
+        run_id: 1,
+        account_id: 'primary',
+        endpoint: ENDPOINT,
+        started_at: new Date(at(1).getTime() - 1000).toISOString(),
+        observed_at: at(1).toISOString(),
+        finished_at: new Date(at(1).getTime() + 5).toISOString(),
+        status: 'ok',
+        pages: 1,
+        tiers: 2,
+        changes: 2,
+        error_code: null,
+        error_message: null,
+        public_key: 'pk-demo',
         leader_epoch: null, // SQLite has no leader (issue 15)
       },
     ]);
-    assert.deepEqual(outcome.changes.map((c) => [c.change, c.leverage, c.changed_columns]), [
-      ['added', '10', []],
-      ['added', '20', []],
-    ]);
+    assert.deepEqual(
+      outcome.changes.map((c) => [c.change, c.leverage, c.changed_columns]),
+      [
+        ['added', '10', []],
+        ['added', '20', []],
+      ],
+    );
   });
 
   it('writes nothing but its ledger row for an unchanged sweep', () => {
@@ -126,7 +199,9 @@ describe('HistoryStore sweeps', () => {
     const outcome = sweep(store, 2, structuredClone(tiers));
     assert.deepEqual([outcome.added, outcome.removed, outcome.changed, outcome.changes.length], [0, 0, 0, 0]);
     assert.equal(dumpHistory(db), before);
-    assert.deepEqual(rows(db, 'SELECT status, tiers, changes FROM runs WHERE run_id = 2'), [{ status: 'ok', tiers: 2, changes: 0 }]);
+    assert.deepEqual(rows(db, 'SELECT status, tiers, changes FROM runs WHERE run_id = 2'), [
+      { status: 'ok', tiers: 2, changes: 0 },
+    ]);
   });
 
   it('records A → B → A as two changes and keeps the B version, intervals chained at observed_at', () => {
@@ -134,15 +209,22 @@ describe('HistoryStore sweeps', () => {
     sweep(store, 1, [tier('GOOG-USD', '10', 0.1, 0.05, 190_000)]);
     const toB = sweep(store, 2, [tier('GOOG-USD', '10', 0.1, 0.05, 150_000)]);
     const toA = sweep(store, 3, [tier('GOOG-USD', '10', 0.1, 0.05, 190_000)]);
-    assert.deepEqual(toB.changes.map((c) => [c.change, c.changed_columns, c.old_max_notional, c.new_max_notional]), [
-      ['changed', ['max_notional'], 190_000, 150_000],
-    ]);
-    assert.deepEqual(toA.changes.map((c) => [c.change, c.old_max_notional, c.new_max_notional]), [['changed', 150_000, 190_000]]);
-    assert.deepEqual(rows(db, 'SELECT max_notional, valid_from, valid_to, run_id FROM tier_versions ORDER BY valid_from'), [
-      { max_notional: 190_000, valid_from: at(1).toISOString(), valid_to: at(2).toISOString(), run_id: 1 },
-      { max_notional: 150_000, valid_from: at(2).toISOString(), valid_to: at(3).toISOString(), run_id: 2 },
-      { max_notional: 190_000, valid_from: at(3).toISOString(), valid_to: null, run_id: 3 },
-    ]);
+    assert.deepEqual(
+      toB.changes.map((c) => [c.change, c.changed_columns, c.old_max_notional, c.new_max_notional]),
+      [['changed', ['max_notional'], 190_000, 150_000]],
+    );
+    assert.deepEqual(
+      toA.changes.map((c) => [c.change, c.old_max_notional, c.new_max_notional]),
+      [['changed', 150_000, 190_000]],
+    );
+    assert.deepEqual(
+      rows(db, 'SELECT max_notional, valid_from, valid_to, run_id FROM tier_versions ORDER BY valid_from'),
+      [
+        { max_notional: 190_000, valid_from: at(1).toISOString(), valid_to: at(2).toISOString(), run_id: 1 },
+        { max_notional: 150_000, valid_from: at(2).toISOString(), valid_to: at(3).toISOString(), run_id: 2 },
+        { max_notional: 190_000, valid_from: at(3).toISOString(), valid_to: null, run_id: 3 },
+      ],
+    );
     assert.deepEqual(rows(db, `SELECT change, changed_columns FROM tier_changes WHERE change = 'changed'`), [
       { change: 'changed', changed_columns: '["max_notional"]' },
       { change: 'changed', changed_columns: '["max_notional"]' },
@@ -158,17 +240,23 @@ describe('HistoryStore sweeps', () => {
     const back = sweep(store, 4, [...keep, tier('PLTR-USD', '3', 0.4, 0.2, 10_000)]);
     assert.equal(back.added, 1);
     assert.deepEqual(
-      rows(db, `SELECT run_id, change, old_initial_margin, new_initial_margin FROM tier_changes WHERE symbol = 'PLTR-USD' ORDER BY observed_at`),
+      rows(
+        db,
+        `SELECT run_id, change, old_initial_margin, new_initial_margin FROM tier_changes WHERE symbol = 'PLTR-USD' ORDER BY observed_at`,
+      ),
       [
         { run_id: 1, change: 'added', old_initial_margin: null, new_initial_margin: 0.4 },
         { run_id: 2, change: 'removed', old_initial_margin: 0.4, new_initial_margin: null },
         { run_id: 4, change: 'added', old_initial_margin: null, new_initial_margin: 0.4 },
       ],
     );
-    assert.deepEqual(rows(db, `SELECT valid_from, valid_to FROM tier_versions WHERE symbol = 'PLTR-USD' ORDER BY valid_from`), [
-      { valid_from: at(1).toISOString(), valid_to: at(2).toISOString() },
-      { valid_from: at(4).toISOString(), valid_to: null },
-    ]);
+    assert.deepEqual(
+      rows(db, `SELECT valid_from, valid_to FROM tier_versions WHERE symbol = 'PLTR-USD' ORDER BY valid_from`),
+      [
+        { valid_from: at(1).toISOString(), valid_to: at(2).toISOString() },
+        { valid_from: at(4).toISOString(), valid_to: null },
+      ],
+    );
   });
 
   it('does not count a new exchange_id alone as a change; the version keeps the id it was opened with', () => {
@@ -176,14 +264,17 @@ describe('HistoryStore sweeps', () => {
     sweep(store, 1, [tier('SP500-USD', '20', 0.05, 0.025, 1e6, 'row-1')]);
     const outcome = sweep(store, 2, [tier('SP500-USD', '20', 0.05, 0.025, 1e6, 'row-99')]);
     assert.equal(outcome.changes.length, 0);
-    assert.deepEqual(rows(db, 'SELECT exchange_id, valid_to FROM tier_versions'), [{ exchange_id: 'row-1', valid_to: null }]);
+    assert.deepEqual(rows(db, 'SELECT exchange_id, valid_to FROM tier_versions'), [
+      { exchange_id: 'row-1', valid_to: null },
+    ]);
     const changed = sweep(store, 3, [tier('SP500-USD', '20', 0.06, 0.025, 1e6, 'row-99')]);
     assert.equal(changed.changed, 1);
     assert.deepEqual(rows(db, 'SELECT exchange_id FROM tiers_current'), [{ exchange_id: 'row-99' }]);
   });
 
   it('sees the same float read twice as no change, also after a reload from disk', () => {
-    const wire = '[{"symbol":"META-USD","leverage":"3","initial_margin":0.6666666666666666,"maintenance_margin":0.3333333333333333,"max_notional":1000000,"exchange_id":null}]';
+    const wire =
+      '[{"symbol":"META-USD","leverage":"3","initial_margin":0.6666666666666666,"maintenance_margin":0.3333333333333333,"max_notional":1000000,"exchange_id":null}]';
     const first = open();
     sweep(first.store, 1, JSON.parse(wire) as Tier[]);
     assert.equal(sweep(first.store, 2, JSON.parse(wire) as Tier[]).changes.length, 0);
@@ -202,11 +293,14 @@ describe('HistoryStore sweeps', () => {
     const primary = sweep(store, 2, [tier('AAPL-USD', '10'), tier('AAPL-USD', '20')], 'primary');
     assert.deepEqual([sub.added, sub.removed], [1, 1]);
     assert.equal(primary.changes.length, 0);
-    assert.deepEqual(rows(db, 'SELECT account_id, leverage, initial_margin FROM tiers_current ORDER BY account_id, leverage'), [
-      { account_id: 'primary', leverage: '10', initial_margin: 0.1 },
-      { account_id: 'primary', leverage: '20', initial_margin: 0.1 },
-      { account_id: 'sub-7', leverage: '5', initial_margin: 0.1 },
-    ]);
+    assert.deepEqual(
+      rows(db, 'SELECT account_id, leverage, initial_margin FROM tiers_current ORDER BY account_id, leverage'),
+      [
+        { account_id: 'primary', leverage: '10', initial_margin: 0.1 },
+        { account_id: 'primary', leverage: '20', initial_margin: 0.1 },
+        { account_id: 'sub-7', leverage: '5', initial_margin: 0.1 },
+      ],
+    );
     assert.deepEqual(store.lastSuccessfulRun('sub-7'), { run_id: 3, observed_at: at(2).toISOString() });
     assert.deepEqual(store.lastSuccessfulRun(), { run_id: 4, observed_at: at(2).toISOString() });
     assert.equal(store.lastSuccessfulRun('nobody'), null);
@@ -223,19 +317,44 @@ describe('HistoryStore guards and failures', () => {
     assert.throws(
       () =>
         store.commitSweep(runId, {
-          accountId: 'primary', observedAt: at(2), finishedAt: at(2), tiers: [tier('A', '1')], pages: 1, maxRemovalRatio: 0.5,
+          accountId: 'primary',
+          observedAt: at(2),
+          finishedAt: at(2),
+          tiers: [tier('A', '1')],
+          pages: 1,
+          maxRemovalRatio: 0.5,
         }),
       rejectsWith('MASS_REMOVAL', /remove 3 of its 4 current tiers.*50%/),
     );
     assert.equal(dumpHistory(db), before);
     assert.equal(rows(db, 'SELECT status FROM runs WHERE run_id = ?', runId)[0]!.status, 'running');
-    store.failRun(runId, { status: 'failed', code: 'MASS_REMOVAL', message: 'would remove 3 of 4', pages: 1, finishedAt: at(3), observedAt: at(2) });
-    assert.deepEqual(rows(db, 'SELECT status, error_code, error_message, pages, observed_at, finished_at, tiers, changes FROM runs WHERE run_id = ?', runId), [
-      {
-        status: 'failed', error_code: 'MASS_REMOVAL', error_message: 'would remove 3 of 4', pages: 1,
-        observed_at: at(2).toISOString(), finished_at: at(3).toISOString(), tiers: null, changes: null,
-      },
-    ]);
+    store.failRun(runId, {
+      status: 'failed',
+      code: 'MASS_REMOVAL',
+      message: 'would remove 3 of 4',
+      pages: 1,
+      finishedAt: at(3),
+      observedAt: at(2),
+    });
+    assert.deepEqual(
+      rows(
+        db,
+        'SELECT status, error_code, error_message, pages, observed_at, finished_at, tiers, changes FROM runs WHERE run_id = ?',
+        runId,
+      ),
+      [
+        {
+          status: 'failed',
+          error_code: 'MASS_REMOVAL',
+          error_message: 'would remove 3 of 4',
+          pages: 1,
+          observed_at: at(2).toISOString(),
+          finished_at: at(3).toISOString(),
+          tiers: null,
+          changes: null,
+        },
+      ],
+    );
     // Exactly half is allowed; the next sweep diffs against the untouched state.
     assert.equal(sweep(store, 4, [tier('A', '1'), tier('B', '1')]).removed, 2);
   });
@@ -253,7 +372,10 @@ describe('HistoryStore guards and failures', () => {
     assert.throws(() => sweep(store, 2, [tier('A', '1', 0.3), tier('C', '1')]), rejectsWith('INTERNAL', /injected/));
     failNext = false;
     assert.equal(dumpHistory(db), before);
-    assert.deepEqual(rows(db, 'SELECT status FROM runs ORDER BY run_id').map((r) => r.status), ['ok', 'running']);
+    assert.deepEqual(
+      rows(db, 'SELECT status FROM runs ORDER BY run_id').map((r) => r.status),
+      ['ok', 'running'],
+    );
     // The in-memory state was not touched by the failed attempt.
     const retry = sweep(store, 3, [tier('A', '1', 0.3), tier('C', '1')]);
     assert.deepEqual([retry.added, retry.removed, retry.changed], [1, 1, 1]);
@@ -265,7 +387,10 @@ describe('HistoryStore guards and failures', () => {
     db.sqlite.exec(`CREATE TRIGGER refuse_z BEFORE INSERT ON tier_version WHEN NEW.symbol = 'Z'
                     BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END`);
     const before = dumpHistory(db);
-    assert.throws(() => sweep(store, 2, [tier('A', '1', 0.2), tier('B', '1'), tier('Y', '1'), tier('Z', '1')]), rejectsWith('INTERNAL', /refused/));
+    assert.throws(
+      () => sweep(store, 2, [tier('A', '1', 0.2), tier('B', '1'), tier('Y', '1'), tier('Z', '1')]),
+      rejectsWith('INTERNAL', /refused/),
+    );
     assert.equal(dumpHistory(db), before);
     db.sqlite.exec('DROP TRIGGER refuse_z');
     assert.deepEqual(sweep(store, 3, [tier('A', '1', 0.2), tier('B', '1')]).changed, 1);
@@ -285,13 +410,26 @@ describe('HistoryStore guards and failures', () => {
   it('refuses a sweep observed no later than the previous one, and a run that is not running', () => {
     const { store } = open();
     sweep(store, 5, [tier('A', '1')]);
-    assert.throws(() => sweep(store, 5, [tier('A', '1', 0.2)]), rejectsWith('CLOCK_BEHIND', /at the same millisecond as/));
+    assert.throws(
+      () => sweep(store, 5, [tier('A', '1', 0.2)]),
+      rejectsWith('CLOCK_BEHIND', /at the same millisecond as/),
+    );
     const runId = store.startRun({ accountId: 'primary', endpoint: ENDPOINT, publicKey: null, startedAt: at(6) });
-    const input = { accountId: 'other', observedAt: at(6), finishedAt: at(6), tiers: [], pages: 0, maxRemovalRatio: 0.5 };
+    const input = {
+      accountId: 'other',
+      observedAt: at(6),
+      finishedAt: at(6),
+      tiers: [],
+      pages: 0,
+      maxRemovalRatio: 0.5,
+    };
     assert.throws(() => store.commitSweep(runId, input), rejectsWith('INTERNAL', /belongs to account primary/));
     assert.throws(() => store.commitSweep(999, input), rejectsWith('INTERNAL', /does not exist/));
     store.failRun(runId, { status: 'aborted', code: 'ABORTED', message: 'SIGTERM', pages: 0, finishedAt: at(6) });
-    assert.throws(() => store.commitSweep(runId, { ...input, accountId: 'primary' }), rejectsWith('INTERNAL', /is aborted/));
+    assert.throws(
+      () => store.commitSweep(runId, { ...input, accountId: 'primary' }),
+      rejectsWith('INTERNAL', /is aborted/),
+    );
   });
 
   it('leaves a run that is no longer running alone in failRun, with a warning', () => {
@@ -351,7 +489,10 @@ describe('HistoryStore in-memory state', () => {
     assert.equal(outcome.changes.length, 0);
     assert.equal(count(a.db, 'tier_version'), 3);
     const back = sweep(a.store, 4, [tier('A', '1', 0.1), tier('B', '1')]);
-    assert.deepEqual(back.changes.map((c) => [c.old_initial_margin, c.new_initial_margin]), [[0.2, 0.1]]);
+    assert.deepEqual(
+      back.changes.map((c) => [c.old_initial_margin, c.new_initial_margin]),
+      [[0.2, 0.1]],
+    );
   });
 });
 
@@ -372,7 +513,10 @@ describe('indexes for the questions of issue 3', () => {
       [`SELECT * FROM tier_versions WHERE symbol = 'A' ORDER BY valid_from`, /USING INDEX tier_version_symbol_idx/],
       [`SELECT * FROM tier_changes WHERE symbol = 'A'`, /USING INDEX tier_version_symbol_idx/],
       [`SELECT * FROM tiers_current WHERE account_id = 'primary'`, /USING (COVERING )?INDEX tier_version_to_from_idx/],
-      [`SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' ORDER BY observed_at DESC LIMIT 1`, /USING (COVERING )?INDEX run_ledger_ok_observed_idx/],
+      [
+        `SELECT run_id, observed_at FROM run_ledger WHERE status = 'ok' ORDER BY observed_at DESC LIMIT 1`,
+        /USING (COVERING )?INDEX run_ledger_ok_observed_idx/,
+      ],
       [`SELECT * FROM tier_versions WHERE valid_from <= '${T}'`, /SCAN tier_version/],
     ];
     for (const [query, expected] of cases) assert.match(plan(db, query), expected, query);

@@ -44,7 +44,9 @@ function dump010(dbPath: string): { digest: string; versions: number; changes: n
     const content = tables.map((table) => sqlite.prepare(`SELECT * FROM ${table} ORDER BY 1`).all());
     const schema = sqlite.prepare(`SELECT type, name, sql FROM sqlite_master ORDER BY type, name`).all();
     return {
-      digest: createHash('sha256').update(JSON.stringify([content, schema])).digest('hex'),
+      digest: createHash('sha256')
+        .update(JSON.stringify([content, schema]))
+        .digest('hex'),
       versions: sqlite.prepare('SELECT count(*) FROM tier_versions').pluck().get() as number,
       changes: sqlite.prepare('SELECT count(*) FROM tier_changes').pluck().get() as number,
       migrations: sqlite.prepare('SELECT count(*) FROM __drizzle_migrations').pluck().get() as number,
@@ -55,7 +57,10 @@ function dump010(dbPath: string): { digest: string; versions: number; changes: n
 }
 
 function viewColumns(sqlite: DatabaseType.Database, view: string): Array<{ name: string; type: string }> {
-  return sqlite.prepare('SELECT name, type FROM pragma_table_info(?)').all(view) as Array<{ name: string; type: string }>;
+  return sqlite.prepare('SELECT name, type FROM pragma_table_info(?)').all(view) as Array<{
+    name: string;
+    type: string;
+  }>;
 }
 
 /** Upgrades with this tierwatch, then checks every answer against 0.1.0's. */
@@ -64,11 +69,17 @@ function assertUpgradesWithSameAnswers(dbPath: string): void {
   try {
     assert.ok(db.migrationsApplied >= 3, `the history-v2 migrations were applied (${db.migrationsApplied})`);
     const actual = answers(query, db, SYMBOLS);
-    assert.deepEqual(actual.map((answer) => answer.question), EXPECTED.map((answer) => answer.question));
+    assert.deepEqual(
+      actual.map((answer) => answer.question),
+      EXPECTED.map((answer) => answer.question),
+    );
     for (let i = 0; i < EXPECTED.length; i++) assert.deepEqual(actual[i], EXPECTED[i], EXPECTED[i]!.question);
     // Each account's first successful sweep is its baseline: 40 tiers for each of three accounts.
     assert.equal(db.sqlite.prepare('SELECT count(*) FROM tier_changes WHERE baseline = 1').pluck().get(), 120);
-    assert.equal(db.sqlite.prepare('SELECT count(*) FROM runs').pluck().get(), (EXPECTED.find((a) => a.question === 'runs')!).rows);
+    assert.equal(
+      db.sqlite.prepare('SELECT count(*) FROM runs').pluck().get(),
+      EXPECTED.find((a) => a.question === 'runs')!.rows,
+    );
   } finally {
     db.close();
   }
@@ -79,7 +90,9 @@ describe('upgrading a 0.1.0 database in place', () => {
     const { dir, dbPath } = copyFixture();
     try {
       const old = new Database(dbPath, { readonly: true });
-      const oldViews = Object.fromEntries(['runs', 'tier_versions', 'tiers_current', 'tier_changes'].map((view) => [view, viewColumns(old, view)]));
+      const oldViews = Object.fromEntries(
+        ['runs', 'tier_versions', 'tiers_current', 'tier_changes'].map((view) => [view, viewColumns(old, view)]),
+      );
       old.close();
       assertUpgradesWithSameAnswers(dbPath);
       const db = openDatabase(dbPath, { readonly: true });
@@ -88,8 +101,17 @@ describe('upgrading a 0.1.0 database in place', () => {
         for (const [view, columns] of Object.entries(oldViews)) {
           assert.deepEqual(viewColumns(db.sqlite, view).slice(0, columns.length), columns, view);
         }
-        assert.deepEqual(viewColumns(db.sqlite, 'tier_changes').slice(oldViews.tier_changes!.length).map((c) => c.name), ['leverage_value', 'classification', 'baseline']);
-        assert.equal(db.sqlite.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'tier_change'`).pluck().get(), 0, 'one record: tier_change is gone');
+        assert.deepEqual(
+          viewColumns(db.sqlite, 'tier_changes')
+            .slice(oldViews.tier_changes!.length)
+            .map((c) => c.name),
+          ['leverage_value', 'classification', 'baseline'],
+        );
+        assert.equal(
+          db.sqlite.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'tier_change'`).pluck().get(),
+          0,
+          'one record: tier_change is gone',
+        );
       } finally {
         db.close();
       }
@@ -97,9 +119,25 @@ describe('upgrading a 0.1.0 database in place', () => {
       const writable = openDatabase(dbPath);
       try {
         const store = new HistoryStore(writable);
-        const current = writable.sqlite.prepare(`SELECT symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id FROM tiers_current WHERE account_id = 'primary'`).all() as never[];
-        const runId = store.startRun({ accountId: 'primary', endpoint: 'wss://sim.test/', publicKey: null, startedAt: new Date('2026-10-01T00:00:00.000Z') });
-        const outcome = store.commitSweep(runId, { accountId: 'primary', observedAt: new Date('2026-10-01T00:00:01.000Z'), finishedAt: new Date('2026-10-01T00:00:02.000Z'), tiers: current, pages: 1, maxRemovalRatio: 0.5 });
+        const current = writable.sqlite
+          .prepare(
+            `SELECT symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id FROM tiers_current WHERE account_id = 'primary'`,
+          )
+          .all() as never[];
+        const runId = store.startRun({
+          accountId: 'primary',
+          endpoint: 'wss://sim.test/',
+          publicKey: null,
+          startedAt: new Date('2026-10-01T00:00:00.000Z'),
+        });
+        const outcome = store.commitSweep(runId, {
+          accountId: 'primary',
+          observedAt: new Date('2026-10-01T00:00:01.000Z'),
+          finishedAt: new Date('2026-10-01T00:00:02.000Z'),
+          tiers: current,
+          pages: 1,
+          maxRemovalRatio: 0.5,
+        });
         assert.deepEqual([outcome.changes.length, outcome.baseline], [0, false]);
       } finally {
         writable.close();
@@ -113,7 +151,11 @@ describe('upgrading a 0.1.0 database in place', () => {
   // versions into the new table (before the old one is dropped).
   const killPoints: Array<[string, string, RegExp]> = [
     ['step 1, after the times were rewritten', '_history_v2_prepare.sql', /$/],
-    ['step 2, between copying the versions and dropping the old table', '_history_v2.sql', /(?=DROP TABLE `tier_version`;)/],
+    [
+      'step 2, between copying the versions and dropping the old table',
+      '_history_v2.sql',
+      /(?=DROP TABLE `tier_version`;)/,
+    ],
   ];
   for (const [where, file, at] of killPoints) {
     it(`a kill in ${where} leaves the 0.1.0 database whole and usable, and the next start upgrades it`, () => {
@@ -124,9 +166,14 @@ describe('upgrading a 0.1.0 database in place', () => {
         fs.cpSync(defaultMigrationsFolder(), folder, { recursive: true });
         const target = fs.readdirSync(folder).find((name) => name.endsWith(file))!;
         const sql = fs.readFileSync(path.join(folder, target), 'utf8');
-        const crash = file.endsWith('prepare.sql') ? '--> statement-breakpoint\nSELECT crash();' : 'SELECT crash();--> statement-breakpoint\n';
+        const crash = file.endsWith('prepare.sql')
+          ? '--> statement-breakpoint\nSELECT crash();'
+          : 'SELECT crash();--> statement-breakpoint\n';
         fs.writeFileSync(path.join(folder, target), sql.replace(at, crash));
-        const child = spawnSync(process.execPath, [path.join(FIXTURES, 'upgrade-crash-child.ts'), dbPath, folder], { encoding: 'utf8', timeout: 120_000 });
+        const child = spawnSync(process.execPath, [path.join(FIXTURES, 'upgrade-crash-child.ts'), dbPath, folder], {
+          encoding: 'utf8',
+          timeout: 120_000,
+        });
         assert.equal(child.signal, 'SIGKILL', `the child was killed mid-upgrade: ${child.stdout}${child.stderr}`);
         assert.ok(fs.existsSync(`${dbPath}-wal`), 'the killed upgrade left its WAL behind');
 
@@ -152,7 +199,10 @@ describe('upgrading a 0.1.0 database in place', () => {
       fs.cpSync(defaultMigrationsFolder(), folder, { recursive: true });
       const target = fs.readdirSync(folder).find((name) => name.endsWith('_history_v2.sql'))!;
       const sql = fs.readFileSync(path.join(folder, target), 'utf8');
-      fs.writeFileSync(path.join(folder, target), sql.replace(/(?=DROP TABLE `tier_version`;)/, 'SELECT disk_full();--> statement-breakpoint\n'));
+      fs.writeFileSync(
+        path.join(folder, target),
+        sql.replace(/(?=DROP TABLE `tier_version`;)/, 'SELECT disk_full();--> statement-breakpoint\n'),
+      );
       const sqlite = new Database(dbPath);
       sqlite.pragma('journal_mode = WAL');
       sqlite.pragma('foreign_keys = ON');
@@ -160,8 +210,12 @@ describe('upgrading a 0.1.0 database in place', () => {
         throw new Error('database or disk is full (simulated)');
       });
       const { drizzle } = require('drizzle-orm/better-sqlite3') as typeof import('drizzle-orm/better-sqlite3');
-      const { migrate } = require('drizzle-orm/better-sqlite3/migrator') as typeof import('drizzle-orm/better-sqlite3/migrator');
-      assert.throws(() => migrate(drizzle(sqlite), { migrationsFolder: folder }), (error: Error) => /full/.test(`${error.message} ${(error.cause as Error | undefined)?.message}`));
+      const { migrate } =
+        require('drizzle-orm/better-sqlite3/migrator') as typeof import('drizzle-orm/better-sqlite3/migrator');
+      assert.throws(
+        () => migrate(drizzle(sqlite), { migrationsFolder: folder }),
+        (error: Error) => /full/.test(`${error.message} ${(error.cause as Error | undefined)?.message}`),
+      );
       sqlite.close();
       assert.deepEqual(dump010(dbPath), before);
       assertUpgradesWithSameAnswers(dbPath);
@@ -170,7 +224,7 @@ describe('upgrading a 0.1.0 database in place', () => {
     }
   });
 
-  it('the other 0.1.0 fixture (db-safety\'s, made by 0.1.0\'s migration child) shows the same rows in every public view after the upgrade', () => {
+  it("the other 0.1.0 fixture (db-safety's, made by 0.1.0's migration child) shows the same rows in every public view after the upgrade", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-upgrade-'));
     try {
       const dbPath = path.join(dir, 'history.db');
@@ -179,7 +233,10 @@ describe('upgrading a 0.1.0 database in place', () => {
       // Each view's rows on its 0.1.0 columns, in a total order, read straight from the file.
       const read = (sqlite: DatabaseType.Database, columns: Map<string, string[]>) =>
         views.map((view) => {
-          const list = columns.get(view)!.map((name) => `"${name}"`).join(', ');
+          const list = columns
+            .get(view)!
+            .map((name) => `"${name}"`)
+            .join(', ');
           return sqlite.prepare(`SELECT ${list} FROM ${view} ORDER BY ${list}`).raw().all();
         });
       const old = new Database(dbPath, { readonly: true, fileMustExist: true });
@@ -190,7 +247,13 @@ describe('upgrading a 0.1.0 database in place', () => {
       const db = openDatabase(dbPath);
       try {
         for (const view of views) {
-          assert.deepEqual(viewColumns(db.sqlite, view).map((column) => column.name).slice(0, columns.get(view)!.length), columns.get(view), view);
+          assert.deepEqual(
+            viewColumns(db.sqlite, view)
+              .map((column) => column.name)
+              .slice(0, columns.get(view)!.length),
+            columns.get(view),
+            view,
+          );
         }
         assert.deepEqual(read(db.sqlite, columns), before);
       } finally {

@@ -41,7 +41,10 @@ test('migrate says how many migrations it applied, then that the database is up 
     const count = readJournal(defaultMigrationsFolder()).length;
     const first = await runCliCaptured(['migrate'], { env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' } });
     assert.equal(first.code, 0, first.stderr);
-    assert.equal(first.stdout, `database ${dbPath}: applied ${count} migration${count === 1 ? '' : 's'}; it is now up to date\n`);
+    assert.equal(
+      first.stdout,
+      `database ${dbPath}: applied ${count} migration${count === 1 ? '' : 's'}; it is now up to date\n`,
+    );
     const again = await runCliCaptured(['migrate'], { env: { TIERWATCH_DB: dbPath, LOG_LEVEL: 'silent' } });
     assert.equal(again.stdout, `database ${dbPath} is up to date (nothing to apply)\n`);
   } finally {

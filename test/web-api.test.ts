@@ -69,7 +69,12 @@ function relative(question: Question): boolean {
     (question.endpoint === 'diff' && question.positional.length === 1) ||
     (question.endpoint === 'snapshot' && !flags.has('at')) ||
     (question.endpoint === 'changes' && !flags.has('until'));
-  return defaultsToNow || [...question.positional, ...question.flags.map(([, value]) => value)].some((value) => value === 'now' || value === '2d');
+  return (
+    defaultsToNow ||
+    [...question.positional, ...question.flags.map(([, value]) => value)].some(
+      (value) => value === 'now' || value === '2d',
+    )
+  );
 }
 
 /** Asserts the API gives what the CLI gives: the same bytes, or the same error message. */
@@ -80,10 +85,14 @@ async function assertSame(question: Question): Promise<void> {
     assert.equal(actual.status, 200, `${path}: ${actual.text}`);
     assert.equal(actual.text, expected.stdout, `${path} vs tierwatch ${argv.join(' ')}`);
   } else {
-    assert.ok(actual.status === 400 || actual.status === 404, `${path} → ${actual.status} (the CLI exited ${expected.code}: ${expected.stderr})`);
+    assert.ok(
+      actual.status === 400 || actual.status === 404,
+      `${path} → ${actual.status} (the CLI exited ${expected.code}: ${expected.stderr})`,
+    );
     const body = JSON.parse(actual.text) as { error: { code: string; message: string } };
     // `now` and relative ages are read a few ms apart by the CLI and the server: only those instants may differ.
-    const instants = (text: string) => (relative(question) ? text.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '<instant>') : text);
+    const instants = (text: string) =>
+      relative(question) ? text.replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '<instant>') : text;
     assert.equal(instants(`tierwatch ${question.endpoint}: ${body.error.message}\n`), instants(expected.stderr), path);
     assert.ok(!actual.text.includes('    at '), 'no stack trace');
   }
@@ -93,39 +102,81 @@ describe('web API = CLI --format json', () => {
   it('for random questions (property)', async () => {
     const runIds = history.rounds.flat();
     const time = fc.constantFrom(
-      ...runIds.map((id) => `run:${id}`), `run:${history.failedRun}`, 'now', '2d', '2020-01-01', 'yesterday-ish', '3000-01-01T00:00:00Z',
+      ...runIds.map((id) => `run:${id}`),
+      `run:${history.failedRun}`,
+      'now',
+      '2d',
+      '2020-01-01',
+      'yesterday-ish',
+      '3000-01-01T00:00:00Z',
     );
     const accounts = fc.subarray(['primary', 'sub1', 'sub*', 'nobody']);
     const symbols = fc.subarray(['META-USD', '*-USD', HOSTILE, 'meta-usd', 'A*']);
     const list = (flag: string, values: string[]): Array<[string, string]> => values.map((value) => [flag, value]);
-    const optional = <T,>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
+    const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
     const question: fc.Arbitrary<Question> = fc.oneof(
-      fc.record({
-        since: optional(time), until: optional(time), account: accounts, symbol: symbols,
-        only: fc.subarray(['tightening', 'loosening', 'mixed', 'sideways'], { maxLength: 2 }),
-        change: fc.subarray(['added', 'removed', 'changed'], { maxLength: 2 }), baseline: fc.boolean(),
-      }).map(({ since, until, account, symbol, only, change, baseline }): Question => ({
-        endpoint: 'changes',
-        positional: [],
-        flags: [
-          ...(since === undefined ? [] : [['since', since] as [string, string]]), ...(until === undefined ? [] : [['until', until] as [string, string]]),
-          ...list('account', account), ...list('symbol', symbol), ...list('only', only), ...list('change', change),
-          ...(baseline ? [['include-baseline', true] as [string, true]] : []),
-        ],
-      })),
-      fc.record({ at: optional(time), account: accounts, symbol: symbols }).map(({ at, account, symbol }): Question => ({
-        endpoint: 'snapshot', positional: [], flags: [...(at === undefined ? [] : [['at', at] as [string, string]]), ...list('account', account), ...list('symbol', symbol)],
-      })),
-      fc.record({ from: time, to: optional(time), account: accounts, symbol: symbols }).map(({ from, to, account, symbol }): Question => ({
-        endpoint: 'diff', positional: to === undefined ? [from] : [from, to], flags: [...list('account', account), ...list('symbol', symbol)],
-      })),
-      fc.record({ symbol: fc.constantFrom('META-USD', HOSTILE, '*-USD', 'NOPE-USD', 'meta-usd', 'A/B'), account: accounts }).map(({ symbol, account }): Question => ({
-        endpoint: 'history', positional: [symbol], flags: list('account', account),
-      })),
-      fc.record({ failed: fc.boolean(), last: optional(fc.constantFrom('1', '3', '100', '0', 'x')), account: accounts }).map(({ failed, last, account }): Question => ({
-        endpoint: 'runs', positional: [],
-        flags: [...(failed ? [['failed', true] as [string, true]] : []), ...(last === undefined ? [] : [['last', last] as [string, string]]), ...list('account', account)],
-      })),
+      fc
+        .record({
+          since: optional(time),
+          until: optional(time),
+          account: accounts,
+          symbol: symbols,
+          only: fc.subarray(['tightening', 'loosening', 'mixed', 'sideways'], { maxLength: 2 }),
+          change: fc.subarray(['added', 'removed', 'changed'], { maxLength: 2 }),
+          baseline: fc.boolean(),
+        })
+        .map(({ since, until, account, symbol, only, change, baseline }): Question => ({
+          endpoint: 'changes',
+          positional: [],
+          flags: [
+            ...(since === undefined ? [] : [['since', since] as [string, string]]),
+            ...(until === undefined ? [] : [['until', until] as [string, string]]),
+            ...list('account', account),
+            ...list('symbol', symbol),
+            ...list('only', only),
+            ...list('change', change),
+            ...(baseline ? [['include-baseline', true] as [string, true]] : []),
+          ],
+        })),
+      fc
+        .record({ at: optional(time), account: accounts, symbol: symbols })
+        .map(({ at, account, symbol }): Question => ({
+          endpoint: 'snapshot',
+          positional: [],
+          flags: [
+            ...(at === undefined ? [] : [['at', at] as [string, string]]),
+            ...list('account', account),
+            ...list('symbol', symbol),
+          ],
+        })),
+      fc
+        .record({ from: time, to: optional(time), account: accounts, symbol: symbols })
+        .map(({ from, to, account, symbol }): Question => ({
+          endpoint: 'diff',
+          positional: to === undefined ? [from] : [from, to],
+          flags: [...list('account', account), ...list('symbol', symbol)],
+        })),
+      fc
+        .record({
+          symbol: fc.constantFrom('META-USD', HOSTILE, '*-USD', 'NOPE-USD', 'meta-usd', 'A/B'),
+          account: accounts,
+        })
+        .map(({ symbol, account }): Question => ({
+          endpoint: 'history',
+          positional: [symbol],
+          flags: list('account', account),
+        })),
+      fc
+        .record({ failed: fc.boolean(), last: optional(fc.constantFrom('1', '3', '100', '0', 'x')), account: accounts })
+        .map(({ failed, last, account }): Question => ({
+          endpoint: 'runs',
+          positional: [],
+          flags: [
+            ...(failed ? [['failed', true] as [string, true]] : []),
+            ...(last === undefined ? [] : [['last', last] as [string, string]]),
+            ...list('account', account),
+          ],
+        })),
     );
     await fc.assert(fc.asyncProperty(question, assertSame), { numRuns: 120 });
   });
@@ -185,11 +236,25 @@ describe('web view: read-only', () => {
       });
     const before = fingerprint();
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
-      const response = await fetch(new URL('/api/changes', server.url), { method, body: method === 'DELETE' ? null : '{}' });
+      const response = await fetch(new URL('/api/changes', server.url), {
+        method,
+        body: method === 'DELETE' ? null : '{}',
+      });
       assert.equal(response.status, 405, method);
       assert.equal(response.headers.get('allow'), 'GET, HEAD');
     }
-    for (const path of ['/', '/changes', '/diff?from=run:1', '/runs', '/symbol/META-USD', '/api/changes', '/api/snapshot', '/api/runs', '/api/history/META-USD', '/api/diff?from=run:1']) {
+    for (const path of [
+      '/',
+      '/changes',
+      '/diff?from=run:1',
+      '/runs',
+      '/symbol/META-USD',
+      '/api/changes',
+      '/api/snapshot',
+      '/api/runs',
+      '/api/history/META-USD',
+      '/api/diff?from=run:1',
+    ]) {
       assert.equal((await get(path)).status, 200, path);
     }
     const head = await fetch(new URL('/changes', server.url), { method: 'HEAD' });

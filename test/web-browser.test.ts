@@ -21,7 +21,9 @@ import type { WebServer } from '../src/web/server.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
-if (!available && process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: .ci/run installs it (apt-get install chromium)`);
+if (!available && process.env.CI === 'true') {
+  throw new Error(`${CHROMIUM} is missing: .ci/run installs it (apt-get install chromium)`);
+}
 
 const DOCS_IMG = join(import.meta.dirname, '..', 'docs', 'img');
 
@@ -36,7 +38,15 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
     server = await serveHistory(history.h.dbPath);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     shots = process.env.UPDATE_SCREENSHOTS === '1' ? DOCS_IMG : mkdtempSync(join(tmpdir(), 'tierwatch-shots-'));
   });
@@ -55,7 +65,9 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
       if (message.type() === 'error') problems.push(`console: ${message.text()}`);
     });
     page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-    page.on('requestfailed', (request) => problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`));
+    page.on('requestfailed', (request) =>
+      problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`),
+    );
     page.on('response', (response) => {
       if (response.status() >= 400) problems.push(`HTTP ${response.status()}: ${response.url()}`);
     });
@@ -69,21 +81,35 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
 
   /** The step paths of one chart's series, by leverage. */
   async function steps(page: Page, role: 'at' | 'compare'): Promise<Array<{ leverage: string; d: string }>> {
-    return page.locator(`svg.ladder >> nth=0 >> .series-${role} path.step.initial`).evaluateAll((paths) =>
-      paths.map((path) => ({ leverage: path.getAttribute('data-leverage') ?? '', d: path.getAttribute('d') ?? '' })),
-    );
+    return page
+      .locator(`svg.ladder >> nth=0 >> .series-${role} path.step.initial`)
+      .evaluateAll((paths) =>
+        paths.map((path) => ({ leverage: path.getAttribute('data-leverage') ?? '', d: path.getAttribute('d') ?? '' })),
+      );
   }
 
   async function cliTierCount(at: string): Promise<number> {
-    const result = await runCliCaptured(['snapshot', '--at', at, '--symbol', 'META-USD', '--account', 'primary', '--format', 'json'], {
-      env: { TIERWATCH_DB: history.h.dbPath, LOG_LEVEL: 'silent' },
-    });
+    const result = await runCliCaptured(
+      ['snapshot', '--at', at, '--symbol', 'META-USD', '--account', 'primary', '--format', 'json'],
+      {
+        env: { TIERWATCH_DB: history.h.dbPath, LOG_LEVEL: 'silent' },
+      },
+    );
     return (JSON.parse(result.stdout) as unknown[]).length;
   }
 
   it('every page loads with no console error and no failed request', async () => {
     const first = `run:${history.rounds[0]![0]}`;
-    for (const path of ['/', '/changes', '/changes?include-baseline&page=2', `/diff?from=${first}`, '/runs', '/symbol/META-USD', `/symbol/META-USD?compare=${first}`, `/symbol/${encodeURIComponent(HOSTILE)}`]) {
+    for (const path of [
+      '/',
+      '/changes',
+      '/changes?include-baseline&page=2',
+      `/diff?from=${first}`,
+      '/runs',
+      '/symbol/META-USD',
+      `/symbol/META-USD?compare=${first}`,
+      `/symbol/${encodeURIComponent(HOSTILE)}`,
+    ]) {
       const { page, problems } = await open(path);
       assert.ok((await page.locator('h1').count()) === 1, path);
       assert.deepEqual(problems, [], path);
@@ -108,8 +134,14 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
     await page.getByLabel('Compare with').fill(late);
     await Promise.all([page.waitForURL(/compare=/), page.getByLabel('Compare with').press('Enter')]);
     const compared = await steps(page, 'compare');
-    assert.deepEqual(compared.map((step) => step.leverage), lateSteps.map((step) => step.leverage));
-    assert.notDeepEqual(compared.map((step) => step.d), (await steps(page, 'at')).map((step) => step.d));
+    assert.deepEqual(
+      compared.map((step) => step.leverage),
+      lateSteps.map((step) => step.leverage),
+    );
+    assert.notDeepEqual(
+      compared.map((step) => step.d),
+      (await steps(page, 'at')).map((step) => step.d),
+    );
     await page.screenshot({ path: join(shots, 'symbol.png') });
     assert.deepEqual(problems, []);
     await page.close();
@@ -122,7 +154,10 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
     await Promise.all([page.waitForURL(/only=tightening/), page.getByRole('button', { name: 'Apply' }).click()]);
     const directions = await page.locator('main table tbody td.dir').allTextContents();
     assert.ok(directions.length > 0 && directions.length < all, `${directions.length} of ${all}`);
-    assert.ok(directions.every((text) => text.includes('tightening')), directions.join());
+    assert.ok(
+      directions.every((text) => text.includes('tightening')),
+      directions.join(),
+    );
     await page.getByLabel('Symbol', { exact: true }).fill('AAPL-USD');
     await page.getByLabel('tightening').uncheck();
     await Promise.all([page.waitForURL(/symbol=AAPL-USD/), page.getByRole('button', { name: 'Apply' }).click()]);
@@ -150,10 +185,12 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
       const { page } = await open(path);
       // Every visible control (links inside a closed <details> are not shown, so not reachable either).
       const controls = await page.locator('a[href], input, button, summary').evaluateAll((elements) =>
-        elements.filter((element) => element.checkVisibility()).map((element, index) => {
-          element.setAttribute('data-control', String(index));
-          return index;
-        }),
+        elements
+          .filter((element) => element.checkVisibility())
+          .map((element, index) => {
+            element.setAttribute('data-control', String(index));
+            return index;
+          }),
       );
       const reached = new Set<string>();
       for (let press = 0; press < controls.length + 3; press++) {
@@ -163,8 +200,13 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
         if (typeof id === 'string') reached.add(id);
       }
       const missed = controls.filter((index) => !reached.has(String(index)));
-      const described = await page.locator('[data-control]').evaluateAll((elements, indexes) =>
-        elements.filter((_, index) => indexes.includes(index)).map((element) => element.outerHTML.slice(0, 120)), missed);
+      const described = await page
+        .locator('[data-control]')
+        .evaluateAll(
+          (elements, indexes) =>
+            elements.filter((_, index) => indexes.includes(index)).map((element) => element.outerHTML.slice(0, 120)),
+          missed,
+        );
       assert.deepEqual(described, [], `${path}: controls not reached by Tab`);
       await page.close();
     }

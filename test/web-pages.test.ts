@@ -36,11 +36,25 @@ async function get(base: string, path: string, headers: Record<string, string> =
   return { status: response.status, headers: response.headers, text: await response.text() };
 }
 
-const PAGES = ['/', '/changes?include-baseline', '/changes?include-baseline&page=2', '/diff?from=run:1', '/runs', '/symbol/META-USD?compare=run:1', `/symbol/${encodeURIComponent(HOSTILE)}`];
+const PAGES = [
+  '/',
+  '/changes?include-baseline',
+  '/changes?include-baseline&page=2',
+  '/diff?from=run:1',
+  '/runs',
+  '/symbol/META-USD?compare=run:1',
+  `/symbol/${encodeURIComponent(HOSTILE)}`,
+];
 
 describe('pages', () => {
   it('escape every exchange string: the hostile symbol is text everywhere', async () => {
-    for (const path of ['/', '/changes?include-baseline', '/diff?from=run:1', `/symbol/${encodeURIComponent(HOSTILE)}?compare=run:1`, `/changes?symbol=${encodeURIComponent(HOSTILE)}&include-baseline`]) {
+    for (const path of [
+      '/',
+      '/changes?include-baseline',
+      '/diff?from=run:1',
+      `/symbol/${encodeURIComponent(HOSTILE)}?compare=run:1`,
+      `/changes?symbol=${encodeURIComponent(HOSTILE)}&include-baseline`,
+    ]) {
       const page = await get(server.url, path);
       assert.equal(page.status, 200, path);
       assert.ok(page.text.includes(ESCAPED), `${path} shows the symbol as text`);
@@ -118,11 +132,19 @@ async function startServe(args: string[], env: Record<string, string>) {
   stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
   const shutdown = new AbortController();
-  const exit = runCli(['serve', ...args], { stdout, stderr, env: { LOG_LEVEL: 'silent', ...env }, stdoutIsTTY: false, signal: shutdown.signal });
+  const exit = runCli(['serve', ...args], {
+    stdout,
+    stderr,
+    env: { LOG_LEVEL: 'silent', ...env },
+    stdoutIsTTY: false,
+    signal: shutdown.signal,
+  });
   const deadline = Date.now() + 30_000;
   let code: number | null = null;
   void exit.then((value) => (code = value));
-  while (!/http:\/\/\S+\//.test(out) && code === null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  while (!/http:\/\/\S+\//.test(out) && code === null && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   return {
     url: /http:\/\/\S+\//.exec(out)?.[0] ?? null,
     out: () => out,
@@ -152,17 +174,28 @@ describe('tierwatch serve', () => {
   });
 
   it('refuses both token settings, a missing token file (exit 2), and a port in use (HTTP_LISTEN, exit 1)', async () => {
-    const both = await runCliCaptured(['serve', '--port', '0'], { env: { TIERWATCH_DB: history.h.dbPath, TIERWATCH_HTTP_TOKEN: 'a', TIERWATCH_HTTP_TOKEN_FILE: '/x', LOG_LEVEL: 'silent' } });
+    const both = await runCliCaptured(['serve', '--port', '0'], {
+      env: {
+        TIERWATCH_DB: history.h.dbPath,
+        TIERWATCH_HTTP_TOKEN: 'a',
+        TIERWATCH_HTTP_TOKEN_FILE: '/x',
+        LOG_LEVEL: 'silent',
+      },
+    });
     assert.equal(both.code, 2);
     assert.match(both.stderr, /Set either `TIERWATCH_HTTP_TOKEN` or `TIERWATCH_HTTP_TOKEN_FILE`, not both/);
-    const missing = await runCliCaptured(['serve', '--port', '0'], { env: { TIERWATCH_DB: history.h.dbPath, TIERWATCH_HTTP_TOKEN_FILE: '/no/such/token', LOG_LEVEL: 'silent' } });
+    const missing = await runCliCaptured(['serve', '--port', '0'], {
+      env: { TIERWATCH_DB: history.h.dbPath, TIERWATCH_HTTP_TOKEN_FILE: '/no/such/token', LOG_LEVEL: 'silent' },
+    });
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /`TIERWATCH_HTTP_TOKEN_FILE` names "\/no\/such\/token", which cannot be read/);
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as { port: number }).port;
     try {
-      const busy = await runCliCaptured(['serve', '--port', String(port)], { env: { TIERWATCH_DB: history.h.dbPath, LOG_LEVEL: 'silent' } });
+      const busy = await runCliCaptured(['serve', '--port', String(port)], {
+        env: { TIERWATCH_DB: history.h.dbPath, LOG_LEVEL: 'silent' },
+      });
       assert.equal(busy.code, 1);
       assert.match(busy.stderr, new RegExp(`Cannot listen on 127\\.0\\.0\\.1 port ${port} \\(EADDRINUSE\\)`));
     } finally {
@@ -194,14 +227,21 @@ describe('the daemon serves the view on TIERWATCH_HTTP_PORT', () => {
 describe('tierwatch report', () => {
   it('writes one self-contained HTML file: the overview and the chosen ladders, inline styles, no network', async () => {
     const out = join(history.h.dir, 'report.html');
-    const result = await runCliCaptured(['report', '--out', out, '--symbol', 'META-USD', '--symbol', HOSTILE, '--compare', 'run:1'], {
-      env: { TIERWATCH_DB: history.h.dbPath, LOG_LEVEL: 'silent' },
-    });
+    const result = await runCliCaptured(
+      ['report', '--out', out, '--symbol', 'META-USD', '--symbol', HOSTILE, '--compare', 'run:1'],
+      {
+        env: { TIERWATCH_DB: history.h.dbPath, LOG_LEVEL: 'silent' },
+      },
+    );
     assert.equal(result.code, 0, result.stderr);
     const text = readFileSync(out, 'utf8');
     assert.match(text, /<style>/);
     assert.match(text, /<h1>tierwatch report<\/h1>/);
-    assert.equal((text.match(/<svg class="ladder"/g) ?? []).length, 2, 'the ladders of META-USD and of the hostile symbol');
+    assert.equal(
+      (text.match(/<svg class="ladder"/g) ?? []).length,
+      2,
+      'the ladders of META-USD and of the hostile symbol',
+    );
     assert.match(text, /class="series series-compare"/);
     assert.ok(text.includes(ESCAPED) && !text.includes('<img'));
     assert.doesNotMatch(text, /<script|<link|<iframe|\ssrc="|\shref="(https?:|\/)/);
@@ -224,16 +264,39 @@ describe('changes page', () => {
       for (let sweep = 0; sweep < 80; sweep++) {
         const at = new Date(start + sweep * 2.5 * 86_400_000 + (sweep % 7) * 3_600_000).toISOString();
         const tiers = ['AAA-USD', 'BBB-USD', 'CCC-USD'].flatMap((symbol, s) =>
-          ['1', '5', '20'].map((leverage, l) => tier(symbol, leverage, 1 / Number(leverage), 0.5 / Number(leverage), 1000 * (1 + ((sweep + s + l) % 4)))));
+          ['1', '5', '20'].map((leverage, l) =>
+            tier(symbol, leverage, 1 / Number(leverage), 0.5 / Number(leverage), 1000 * (1 + ((sweep + s + l) % 4))),
+          ),
+        );
         fixture.sweep(sweep % 3 === 0 ? 'sub1' : 'primary', at, tiers);
       }
       const db = openDatabase(fixture.dbPath, { readonly: true });
       try {
-        const view = { db, now: new Date(), source: fixture.dbPath, healthMaxAgeMs: 1, accounts: null, standalone: false };
-        for (const options of [{}, { includeBaseline: true }, { since: '2026-02-03T05:00:00.000Z', until: '2026-06-01' }, { symbol: ['BBB-USD'], account: ['primary'] }]) {
-          const expected = [...changesBetween(db, {
-            since: (options as { since?: string }).since ?? null, until: (options as { until?: string }).until ?? null,
-          }, { ...((options as { symbol?: string[] }).symbol ? { symbols: ['BBB-USD'], accounts: ['primary'] } : {}) }, { includeBaseline: (options as { includeBaseline?: boolean }).includeBaseline === true })];
+        const view = {
+          db,
+          now: new Date(),
+          source: fixture.dbPath,
+          healthMaxAgeMs: 1,
+          accounts: null,
+          standalone: false,
+        };
+        for (const options of [
+          {},
+          { includeBaseline: true },
+          { since: '2026-02-03T05:00:00.000Z', until: '2026-06-01' },
+          { symbol: ['BBB-USD'], account: ['primary'] },
+        ]) {
+          const expected = [
+            ...changesBetween(
+              db,
+              {
+                since: (options as { since?: string }).since ?? null,
+                until: (options as { until?: string }).until ?? null,
+              },
+              { ...((options as { symbol?: string[] }).symbol ? { symbols: ['BBB-USD'], accounts: ['primary'] } : {}) },
+              { includeBaseline: (options as { includeBaseline?: boolean }).includeBaseline === true },
+            ),
+          ];
           assert.ok(expected.length > CHANGES_PAGE_SIZE || 'symbol' in options, `${expected.length} rows`);
           const paged = [];
           for (let page = 1; ; page++) {

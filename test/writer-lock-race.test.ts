@@ -26,7 +26,9 @@ interface Outcome {
 async function race(dbPath: string): Promise<Outcome[]> {
   // Far enough ahead for every contender to have loaded Node and better-sqlite3 on a loaded machine.
   const startAt = Date.now() + 1200;
-  const children = Array.from({ length: CONTENDERS }, () => spawn(process.execPath, [RACER, dbPath, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const children = Array.from({ length: CONTENDERS }, () =>
+    spawn(process.execPath, [RACER, dbPath, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] }),
+  );
   const outputs = children.map((child) => {
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -35,22 +37,28 @@ async function race(dbPath: string): Promise<Outcome[]> {
   return (await Promise.all(outputs)).map((out) => JSON.parse(out.trim()) as Outcome);
 }
 
-test(`${ROUNDS} rounds of ${CONTENDERS} processes taking one fresh writer lock at once: one wins, every other names the winner`, { timeout: 240_000 }, async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-lockrace-'));
-  try {
-    const unnamed: string[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const outcomes = await race(path.join(dir, `round-${round}.db`));
-      const winners = outcomes.filter((outcome) => outcome.won);
-      // A contender that came after the winner released may win too; the 0.8 s hold makes that rare.
-      assert.ok(winners.length >= 1, `round ${round}: nobody won: ${JSON.stringify(outcomes)}`);
-      for (const loser of outcomes.filter((outcome) => !outcome.won)) {
-        assert.equal(loser.code, 'DB_LOCKED', loser.message);
-        if (!winners.some((winner) => loser.message!.includes(`(pid ${winner.pid} `))) unnamed.push(`round ${round}: ${loser.message}`);
+test(
+  `${ROUNDS} rounds of ${CONTENDERS} processes taking one fresh writer lock at once: one wins, every other names the winner`,
+  { timeout: 240_000 },
+  async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-lockrace-'));
+    try {
+      const unnamed: string[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const outcomes = await race(path.join(dir, `round-${round}.db`));
+        const winners = outcomes.filter((outcome) => outcome.won);
+        // A contender that came after the winner released may win too; the 0.8 s hold makes that rare.
+        assert.ok(winners.length >= 1, `round ${round}: nobody won: ${JSON.stringify(outcomes)}`);
+        for (const loser of outcomes.filter((outcome) => !outcome.won)) {
+          assert.equal(loser.code, 'DB_LOCKED', loser.message);
+          if (!winners.some((winner) => loser.message!.includes(`(pid ${winner.pid} `))) {
+            unnamed.push(`round ${round}: ${loser.message}`);
+          }
+        }
       }
+      assert.deepEqual(unnamed, [], 'every refusal names the holder');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    assert.deepEqual(unnamed, [], 'every refusal names the holder');
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

@@ -17,7 +17,13 @@ import type { AlertKind } from '../store/schema.ts';
 import { deliverQueue, type DeliveryCounters, type DeliveryOptions } from './deliver.ts';
 import { Outbox } from './outbox.ts';
 import { changesNotification, classifiedChanges, renderBody, selectChanges, type Notification } from './payload.ts';
-import { STALENESS_KEY, judgeStaleness, parseStalenessState, staleTransition, type StalenessState } from './staleness.ts';
+import {
+  STALENESS_KEY,
+  judgeStaleness,
+  parseStalenessState,
+  staleTransition,
+  type StalenessState,
+} from './staleness.ts';
 
 export interface AlertingDeps {
   db: StoreDb;
@@ -71,7 +77,10 @@ export class Alerting {
     this.#deps.store.setSweepHook((stored) => this.#enqueueChanges(stored));
     if (options.kick ?? true) this.kick();
     if (options.checkEveryMs !== undefined) {
-      this.#timer = setInterval(() => this.#safely('staleness check', () => this.checkStaleness()), options.checkEveryMs);
+      this.#timer = setInterval(
+        () => this.#safely('staleness check', () => this.checkStaleness()),
+        options.checkEveryMs,
+      );
       this.#timer.unref();
     }
   }
@@ -123,7 +132,12 @@ export class Alerting {
     if (!this.enabled) return null;
     const now = this.#now();
     const maxAgeMs = healthMaxAgeMs(this.#config);
-    const verdict = judgeStaleness(accountHealth(this.#deps.db, this.#config.accountIds), maxAgeMs, now, this.#startedAt);
+    const verdict = judgeStaleness(
+      accountHealth(this.#deps.db, this.#config.accountIds),
+      maxAgeMs,
+      now,
+      this.#startedAt,
+    );
     const transition = this.#outbox.transaction(() => {
       const previous = parseStalenessState(this.#outbox.getState(STALENESS_KEY));
       const next = staleTransition(previous, verdict);
@@ -132,7 +146,14 @@ export class Alerting {
       const at = now.toISOString();
       const notification: Notification =
         next === 'stale'
-          ? { id, type: 'stale', at, last_success_at: verdict.lastSuccessAt, threshold_seconds: Math.round(maxAgeMs / 1000), reason: verdict.stale ? verdict.reason : '' }
+          ? {
+              id,
+              type: 'stale',
+              at,
+              last_success_at: verdict.lastSuccessAt,
+              threshold_seconds: Math.round(maxAgeMs / 1000),
+              reason: verdict.stale ? verdict.reason : '',
+            }
           : { id, type: 'recovered', at, last_success_at: verdict.lastSuccessAt!, stale_since: previous!.since };
       const state: StalenessState = { state: next === 'stale' ? 'stale' : 'fresh', since: at };
       this.#outbox.putState(STALENESS_KEY, JSON.stringify(state), now);
@@ -142,7 +163,9 @@ export class Alerting {
     if (transition !== null) {
       this.#log[transition === 'stale' ? 'error' : 'info'](
         { transition, ...(verdict.stale ? { reason: verdict.reason } : {}) },
-        transition === 'stale' ? 'collection is stale: stale notification queued' : 'collection recovered: recovered notification queued',
+        transition === 'stale'
+          ? 'collection is stale: stale notification queued'
+          : 'collection recovered: recovered notification queued',
       );
       this.kick();
     }
@@ -174,7 +197,14 @@ export class Alerting {
     const body = renderBody(notification, alerts.format);
     const kind: AlertKind = notification.type;
     this.#outbox.enqueue(
-      alerts.webhookUrls.map((url) => ({ notificationId: notification.id, kind, url, format: alerts.format, runId, body })),
+      alerts.webhookUrls.map((url) => ({
+        notificationId: notification.id,
+        kind,
+        url,
+        format: alerts.format,
+        runId,
+        body,
+      })),
       createdAt,
     );
     this.#deps.counters?.pendingNotifications(this.#outbox.pendingCount());
@@ -208,7 +238,9 @@ export class Alerting {
       ...(this.#deps.sleep === undefined ? {} : { sleep: this.#deps.sleep }),
       ...(this.#deps.random === undefined ? {} : { random: this.#deps.random }),
     };
-    const results = await Promise.all(alerts.webhookUrls.map((url) => deliverQueue(this.#outbox, url, options, this.#stop.signal)));
+    const results = await Promise.all(
+      alerts.webhookUrls.map((url) => deliverQueue(this.#outbox, url, options, this.#stop.signal)),
+    );
     const pending = this.#outbox.pendingCount();
     this.#deps.counters?.pendingNotifications(pending);
     this.#deps.counters?.deadNotifications(this.#outbox.deadCount());

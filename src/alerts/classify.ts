@@ -19,7 +19,9 @@ const STRICTER_WHEN: Record<TrackedColumn, 1 | -1> = {
 };
 
 /** Classifies one change (in the `tierwatch changes --format json` shape). */
-export function classifyChange(change: Pick<ChangeRow, 'change' | 'changed_columns' | 'before' | 'after'>): Classification {
+export function classifyChange(
+  change: Pick<ChangeRow, 'change' | 'changed_columns' | 'before' | 'after'>,
+): Classification {
   if (change.change === 'removed') return 'tightening';
   if (change.change === 'added') return 'loosening';
   const { before, after } = change;

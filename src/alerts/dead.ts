@@ -16,13 +16,21 @@ export interface DeadTarget {
 /** The dead row `outboxId`, or USAGE naming what is wrong (unknown id, or not dead). */
 function deadRow(db: StoreDb, outboxId: number, verb: 'retry' | 'drop'): DeadTarget {
   const row = db.sqlite
-    .prepare<[number], DeadTarget & { status: string }>('SELECT outbox_id, kind, run_id, status, dead_reason FROM alert_outbox WHERE outbox_id = ?')
+    .prepare<[number], DeadTarget & { status: string }>(
+      'SELECT outbox_id, kind, run_id, status, dead_reason FROM alert_outbox WHERE outbox_id = ?',
+    )
     .get(outboxId);
   if (row === undefined) {
-    throw new TierwatchError('USAGE', `There is no notification ${outboxId} in the outbox; \`tierwatch alerts\` lists them.`);
+    throw new TierwatchError(
+      'USAGE',
+      `There is no notification ${outboxId} in the outbox; \`tierwatch alerts\` lists them.`,
+    );
   }
   if (row.status !== 'dead') {
-    throw new TierwatchError('USAGE', `Notification ${outboxId} is ${row.status}, not dead: only a dead notification can be given to \`alerts ${verb}\`.`);
+    throw new TierwatchError(
+      'USAGE',
+      `Notification ${outboxId} is ${row.status}, not dead: only a dead notification can be given to \`alerts ${verb}\`.`,
+    );
   }
   const { status: _status, ...target } = row;
   return target;
@@ -34,24 +42,32 @@ function deadRow(db: StoreDb, outboxId: number, verb: 'retry' | 'drop'): DeadTar
  * its place by id: it goes before the later pending ones of its URL. `'dead'` retries them all.
  */
 export function retryDead(db: StoreDb, which: number | 'dead', now: Date): DeadTarget[] {
-  return db.sqlite.transaction(() => {
-    const targets =
-      which === 'dead'
-        ? db.sqlite.prepare<[], DeadTarget>(`SELECT outbox_id, kind, run_id, dead_reason FROM alert_outbox WHERE status = 'dead' ORDER BY outbox_id`).all()
-        : [deadRow(db, which, 'retry')];
-    const update = db.sqlite.prepare<[string, number]>(
-      `UPDATE alert_outbox SET status = 'pending', attempts = 0, created_at = ?, dead_at = NULL, dead_reason = NULL WHERE outbox_id = ? AND status = 'dead'`,
-    );
-    for (const target of targets) update.run(now.toISOString(), target.outbox_id);
-    return targets;
-  }).immediate();
+  return db.sqlite
+    .transaction(() => {
+      const targets =
+        which === 'dead'
+          ? db.sqlite
+              .prepare<[], DeadTarget>(
+                `SELECT outbox_id, kind, run_id, dead_reason FROM alert_outbox WHERE status = 'dead' ORDER BY outbox_id`,
+              )
+              .all()
+          : [deadRow(db, which, 'retry')];
+      const update = db.sqlite.prepare<[string, number]>(
+        `UPDATE alert_outbox SET status = 'pending', attempts = 0, created_at = ?, dead_at = NULL, dead_reason = NULL WHERE outbox_id = ? AND status = 'dead'`,
+      );
+      for (const target of targets) update.run(now.toISOString(), target.outbox_id);
+      return targets;
+    })
+    .immediate();
 }
 
 /** Deletes one dead notification from the outbox. */
 export function dropDead(db: StoreDb, outboxId: number): DeadTarget {
-  return db.sqlite.transaction(() => {
-    const target = deadRow(db, outboxId, 'drop');
-    db.sqlite.prepare<[number]>(`DELETE FROM alert_outbox WHERE outbox_id = ? AND status = 'dead'`).run(outboxId);
-    return target;
-  }).immediate();
+  return db.sqlite
+    .transaction(() => {
+      const target = deadRow(db, outboxId, 'drop');
+      db.sqlite.prepare<[number]>(`DELETE FROM alert_outbox WHERE outbox_id = ? AND status = 'dead'`).run(outboxId);
+      return target;
+    })
+    .immediate();
 }

@@ -74,7 +74,12 @@ export function isPermanentStatus(status: number): boolean {
 const realSleep = (ms: number, signal: AbortSignal) => delay(ms, undefined, { signal }).then(() => undefined);
 
 /** The headers of one attempt. */
-export function deliveryHeaders(row: Pick<OutboxRow, 'notification_id' | 'kind' | 'body'>, secret: string | null, now: Date, userAgent: string): Record<string, string> {
+export function deliveryHeaders(
+  row: Pick<OutboxRow, 'notification_id' | 'kind' | 'body'>,
+  secret: string | null,
+  now: Date,
+  userAgent: string,
+): Record<string, string> {
   const headers: Record<string, string> = {
     'content-type': 'application/json; charset=utf-8',
     'user-agent': userAgent,
@@ -112,20 +117,34 @@ export async function postOnce(row: OutboxRow, options: DeliveryOptions, stop: A
   // The answer's body is not needed; release the connection either way.
   await response.body?.cancel().catch(() => undefined);
   if (response.status < 200 || response.status > 299) {
-    throw new DeliveryFailure(`answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`, isPermanentStatus(response.status));
+    throw new DeliveryFailure(
+      `answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`,
+      isPermanentStatus(response.status),
+    );
   }
 }
 
 function describeNetworkError(error: unknown, url: string): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  const text = cause?.code ? `${cause.code}${cause.message ? `: ${cause.message}` : ''}` : error instanceof Error ? error.message : String(error);
+  const text = cause?.code
+    ? `${cause.code}${cause.message ? `: ${cause.message}` : ''}`
+    : error instanceof Error
+      ? error.message
+      : String(error);
   return text.split(url).join(redactUrl(url));
 }
 
 /** Why `row` must be given up before any attempt (too many attempts already, or too old), or null. */
-function giveUpBefore(row: OutboxRow, options: DeliveryOptions, now: Date): { reason: DeadReason; text: string } | null {
+function giveUpBefore(
+  row: OutboxRow,
+  options: DeliveryOptions,
+  now: Date,
+): { reason: DeadReason; text: string } | null {
   if (row.attempts >= options.maxAttempts) {
-    return { reason: 'attempts', text: `gave up after ${row.attempts} failed attempts (TIERWATCH_WEBHOOK_MAX_ATTEMPTS=${options.maxAttempts}); last error: ${row.last_error ?? 'none'}` };
+    return {
+      reason: 'attempts',
+      text: `gave up after ${row.attempts} failed attempts (TIERWATCH_WEBHOOK_MAX_ATTEMPTS=${options.maxAttempts}); last error: ${row.last_error ?? 'none'}`,
+    };
   }
   const age = now.getTime() - Date.parse(row.created_at);
   if (age > options.maxAgeMs) {
@@ -138,7 +157,12 @@ function giveUpBefore(row: OutboxRow, options: DeliveryOptions, now: Date): { re
 }
 
 function formatAge(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -150,7 +174,12 @@ function formatAge(ms: number): string {
  * pending and holds back the rest), or `stop` is aborted ('stopped'). A notification given up
  * (`dead`) is logged and skipped. Never throws for a delivery problem; a database error propagates.
  */
-export async function deliverQueue(outbox: Outbox, url: string, options: DeliveryOptions, stop: AbortSignal): Promise<'drained' | 'blocked' | 'stopped'> {
+export async function deliverQueue(
+  outbox: Outbox,
+  url: string,
+  options: DeliveryOptions,
+  stop: AbortSignal,
+): Promise<'drained' | 'blocked' | 'stopped'> {
   const now = options.now ?? (() => new Date());
   const sleep = options.sleep ?? realSleep;
   const log = options.logger.child({ webhook: redactUrl(url) });
@@ -159,7 +188,15 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
     options.counters?.notificationDead(reason);
     options.counters?.deadNotifications(outbox.deadCount());
     log.warn(
-      { notification: row.notification_id, outboxId: row.outbox_id, kind: row.kind, runId: row.run_id, attempts, deadReason: reason, reason: text },
+      {
+        notification: row.notification_id,
+        outboxId: row.outbox_id,
+        kind: row.kind,
+        runId: row.run_id,
+        attempts,
+        deadReason: reason,
+        reason: text,
+      },
       `webhook notification ${row.outbox_id} is dead, later ones go on (\`tierwatch alerts retry ${row.outbox_id}\` or \`drop ${row.outbox_id}\`): ${text}`,
     );
   };
@@ -177,7 +214,8 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
         await postOnce(row, options, stop);
       } catch (error) {
         if (stop.aborted) return 'stopped';
-        const reason = error instanceof DeliveryFailure ? error.message : `unexpected error: ${(error as Error).message}`;
+        const reason =
+          error instanceof DeliveryFailure ? error.message : `unexpected error: ${(error as Error).message}`;
         const attempts = row.attempts + attempt + 1;
         outbox.recordFailure(row.outbox_id, now(), reason);
         options.counters?.deliveryAttempt('failed');
@@ -186,17 +224,31 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
           break;
         }
         if (attempts >= options.maxAttempts) {
-          giveUp(row, 'attempts', `gave up after ${attempts} failed attempts (TIERWATCH_WEBHOOK_MAX_ATTEMPTS=${options.maxAttempts}); last error: ${reason}`, attempts);
+          giveUp(
+            row,
+            'attempts',
+            `gave up after ${attempts} failed attempts (TIERWATCH_WEBHOOK_MAX_ATTEMPTS=${options.maxAttempts}); last error: ${reason}`,
+            attempts,
+          );
           break;
         }
         const last = attempt >= options.retries;
         log.warn(
           { notification_id: row.notification_id, kind: row.kind, run_id: row.run_id, attempt: attempts, reason },
-          last ? `webhook delivery failed; it stays pending for the next pass: ${reason}` : `webhook delivery failed, retrying: ${reason}`,
+          last
+            ? `webhook delivery failed; it stays pending for the next pass: ${reason}`
+            : `webhook delivery failed, retrying: ${reason}`,
         );
         if (last) return 'blocked';
         try {
-          await sleep(backoffDelay(attempt, { baseMs: options.backoff.baseMs, maxMs: options.backoff.maxMs, random: options.random }), stop);
+          await sleep(
+            backoffDelay(attempt, {
+              baseMs: options.backoff.baseMs,
+              maxMs: options.backoff.maxMs,
+              random: options.random,
+            }),
+            stop,
+          );
         } catch {
           return 'stopped';
         }
@@ -204,7 +256,10 @@ export async function deliverQueue(outbox: Outbox, url: string, options: Deliver
       }
       outbox.markDelivered(row.outbox_id, now());
       options.counters?.deliveryAttempt('delivered');
-      log.info({ notification_id: row.notification_id, kind: row.kind, run_id: row.run_id }, 'webhook notification delivered');
+      log.info(
+        { notification_id: row.notification_id, kind: row.kind, run_id: row.run_id },
+        'webhook notification delivered',
+      );
       break;
     }
   }

@@ -90,7 +90,15 @@ export class Outbox {
   /** Inserts the entries (in the caller's transaction, if any). Throws on a database error. */
   enqueue(entries: readonly OutboxEntry[], createdAt: string): void {
     for (const entry of entries) {
-      this.#stmt.insert.run(entry.notificationId, entry.kind, entry.url, entry.format, entry.runId, createdAt, entry.body);
+      this.#stmt.insert.run(
+        entry.notificationId,
+        entry.kind,
+        entry.url,
+        entry.format,
+        entry.runId,
+        createdAt,
+        entry.body,
+      );
     }
   }
 
@@ -142,15 +150,30 @@ export class Outbox {
 export type OutboxListing = Omit<OutboxRow, 'body'>;
 
 export const OUTBOX_LISTING_COLUMNS = [
-  'outbox_id', 'notification_id', 'kind', 'url', 'format', 'run_id', 'created_at', 'status', 'attempts',
-  'last_attempt_at', 'last_error', 'delivered_at', 'dead_at', 'dead_reason',
+  'outbox_id',
+  'notification_id',
+  'kind',
+  'url',
+  'format',
+  'run_id',
+  'created_at',
+  'status',
+  'attempts',
+  'last_attempt_at',
+  'last_error',
+  'delivered_at',
+  'dead_at',
+  'dead_reason',
 ] as const;
 
 /**
  * The outbox, oldest first: every row, only the pending (or dead) ones, or the last N. Read-only (a
  * database older than the outbox never gets here: a read-only open refuses it with DB_NEEDS_MIGRATION).
  */
-export function listOutbox(db: HistoryReader, options: { pendingOnly?: boolean; deadOnly?: boolean; last?: number } = {}): OutboxListing[] {
+export function listOutbox(
+  db: HistoryReader,
+  options: { pendingOnly?: boolean; deadOnly?: boolean; last?: number } = {},
+): OutboxListing[] {
   const statuses = [...(options.pendingOnly ? ['pending'] : []), ...(options.deadOnly ? ['dead'] : [])];
   const where = statuses.length === 0 ? '' : `WHERE status IN (${statuses.map((status) => `'${status}'`).join(', ')})`;
   const columns = OUTBOX_LISTING_COLUMNS.join(', ');
@@ -163,5 +186,10 @@ export function listOutbox(db: HistoryReader, options: { pendingOnly?: boolean; 
 
 /** The persisted staleness state (see staleness.ts), read-only; null when never set. */
 export function readAlertState(db: HistoryReader, key: string): { value: string; updated_at: string } | null {
-  return cachedStatement<{ value: string; updated_at: string }>(db, 'SELECT value, updated_at FROM alert_state WHERE key = ?').get(key) ?? null;
+  return (
+    cachedStatement<{ value: string; updated_at: string }>(
+      db,
+      'SELECT value, updated_at FROM alert_state WHERE key = ?',
+    ).get(key) ?? null
+  );
 }

@@ -171,16 +171,23 @@ export function slackText(notification: Notification): string {
   switch (notification.type) {
     case 'changes': {
       const { run, changes, summary, total } = notification;
-      const counts = CLASSIFICATIONS.filter((kind) => summary[kind] > 0).map((kind) => `${summary[kind]} ${kind}`).join(', ');
+      const counts = CLASSIFICATIONS.filter((kind) => summary[kind] > 0)
+        .map((kind) => `${summary[kind]} ${kind}`)
+        .join(', ');
       const head = slackEscape(
-        clipped(`tierwatch: ${total} tier change${total === 1 ? '' : 's'} on account ${run.account_id} (${counts}) — run ${run.run_id}, observed ${run.observed_at}`, SLACK_MAX_LINE * 2),
+        clipped(
+          `tierwatch: ${total} tier change${total === 1 ? '' : 's'} on account ${run.account_id} (${counts}) — run ${run.run_id}, observed ${run.observed_at}`,
+          SLACK_MAX_LINE * 2,
+        ),
       );
       const footer = (shown: number) => slackEscape(`…and ${total - shown} more: ${notification.all_changes}`);
       const lines = [head];
       let length = head.length;
       let shown = 0;
       for (const change of changes.slice(0, SLACK_MAX_LINES)) {
-        const line = slackEscape(clipped(`• [${change.classification}] ${describeChange(describable(change))}`, SLACK_MAX_LINE));
+        const line = slackEscape(
+          clipped(`• [${change.classification}] ${describeChange(describable(change))}`, SLACK_MAX_LINE),
+        );
         // Room is kept for the footer, whose count can only grow shorter than this estimate.
         if (length + 1 + line.length + 1 + footer(0).length > SLACK_MAX_TEXT) break;
         lines.push(line);
@@ -195,7 +202,9 @@ export function slackText(notification: Notification): string {
         `tierwatch: collection is STALE — ${clipped(notification.reason, SLACK_MAX_LINE * 5)}. No successful sweep within ${notification.threshold_seconds} s; check the daemon's log and \`tierwatch runs --failed\`.`,
       );
     case 'recovered':
-      return slackEscape(`tierwatch: collection RECOVERED — successful sweep at ${notification.last_success_at} (stale since ${notification.stale_since}).`);
+      return slackEscape(
+        `tierwatch: collection RECOVERED — successful sweep at ${notification.last_success_at} (stale since ${notification.stale_since}).`,
+      );
   }
 }
 

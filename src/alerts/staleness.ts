@@ -21,15 +21,21 @@ export interface StalenessState {
 }
 
 export type StalenessVerdict =
-  | { stale: false; lastSuccessAt: string | null }
-  | { stale: true; reason: string; lastSuccessAt: string | null };
+  { stale: false; lastSuccessAt: string | null } | { stale: true; reason: string; lastSuccessAt: string | null };
 
 /** Pure: judges every account at `now`; stale when any one is. */
-export function judgeStaleness(accounts: readonly AccountHealth[], maxAgeMs: number, now: Date, startedAt: Date): StalenessVerdict {
+export function judgeStaleness(
+  accounts: readonly AccountHealth[],
+  maxAgeMs: number,
+  now: Date,
+  startedAt: Date,
+): StalenessVerdict {
   let oldest: string | null = null;
   for (const { accountId, lastSuccessAt } of accounts) {
     const aheadMs = lastSuccessAt === null ? null : aheadOfNowMs(lastSuccessAt, now);
-    if (aheadMs !== null) return { stale: true, reason: futureReason(accountId, lastSuccessAt!, aheadMs), lastSuccessAt };
+    if (aheadMs !== null) {
+      return { stale: true, reason: futureReason(accountId, lastSuccessAt!, aheadMs), lastSuccessAt };
+    }
     const reference = Math.max(lastSuccessAt === null ? -Infinity : Date.parse(lastSuccessAt), startedAt.getTime());
     const ageMs = now.getTime() - reference;
     if (ageMs > maxAgeMs) {
@@ -47,11 +53,16 @@ export function judgeStaleness(accounts: readonly AccountHealth[], maxAgeMs: num
 }
 
 /** The transition the verdict calls for from the persisted state, if any. */
-export function staleTransition(previous: StalenessState | null, verdict: StalenessVerdict): 'stale' | 'recovered' | null {
+export function staleTransition(
+  previous: StalenessState | null,
+  verdict: StalenessVerdict,
+): 'stale' | 'recovered' | null {
   const wasStale = previous?.state === 'stale';
   if (verdict.stale && !wasStale) return 'stale';
   // Recovered only once every account has succeeded again, not merely because a restart reset the clock.
-  if (!verdict.stale && wasStale && verdict.lastSuccessAt !== null && verdict.lastSuccessAt > previous.since) return 'recovered';
+  if (!verdict.stale && wasStale && verdict.lastSuccessAt !== null && verdict.lastSuccessAt > previous.since) {
+    return 'recovered';
+  }
   return null;
 }
 
@@ -59,7 +70,9 @@ export function parseStalenessState(text: string | null): StalenessState | null 
   if (text === null) return null;
   try {
     const value = JSON.parse(text) as Partial<StalenessState>;
-    return (value.state === 'fresh' || value.state === 'stale') && typeof value.since === 'string' ? { state: value.state, since: value.since } : null;
+    return (value.state === 'fresh' || value.state === 'stale') && typeof value.since === 'string'
+      ? { state: value.state, since: value.since }
+      : null;
   } catch {
     return null;
   }

@@ -35,10 +35,17 @@ function cronLogger(logger: Logger) {
  * shut down cleanly, `false` when the sweep in flight did not finish in time. Rejects with what
  * `hooks.beforeSweep` threw (e.g. DB_REPLACED), after stopping the same way.
  */
-export async function runDaemon(config: Config, deps: SweepDeps, stop: AbortSignal, hooks: DaemonHooks = {}): Promise<boolean> {
+export async function runDaemon(
+  config: Config,
+  deps: SweepDeps,
+  stop: AbortSignal,
+  hooks: DaemonHooks = {},
+): Promise<boolean> {
   const { logger, store } = deps;
   const abandoned = store.markAbandonedRuns((deps.now ?? (() => new Date()))());
-  if (abandoned > 0) logger.warn({ abandoned }, `marked ${abandoned} run(s) left running by an earlier crash as abandoned`);
+  if (abandoned > 0) {
+    logger.warn({ abandoned }, `marked ${abandoned} run(s) left running by an earlier crash as abandoned`);
+  }
 
   // One controller per sweep, aborted by shutdown: the sweep records an aborted run and returns.
   const sweepAbort = new AbortController();

@@ -68,15 +68,23 @@ export function judgeHealth(accounts: AccountHealth[], maxAgeMs: number, now: Da
     if (aheadMs !== null) return { healthy: false, reason: futureReason(accountId, lastSuccessAt, aheadMs) };
     const ageMs = now.getTime() - Date.parse(lastSuccessAt);
     if (ageMs > maxAgeMs) {
-      return { healthy: false, reason: `account ${accountId}: last successful sweep at ${lastSuccessAt}, ${Math.round(ageMs / 1000)} s ago (limit ${limit})` };
+      return {
+        healthy: false,
+        reason: `account ${accountId}: last successful sweep at ${lastSuccessAt}, ${Math.round(ageMs / 1000)} s ago (limit ${limit})`,
+      };
     }
   }
   const oldest = accounts.map((account) => account.lastSuccessAt!).sort()[0];
-  return { healthy: true, summary: `${accounts.length} account(s) swept within ${limit}; oldest last success ${oldest}` };
+  return {
+    healthy: true,
+    summary: `${accounts.length} account(s) swept within ${limit}; oldest last success ${oldest}`,
+  };
 }
 
 /** Every account's last success as the ledger (the public `runs` view) has it; read-only. */
 export function accountHealth(db: StoreDb, accountIds: readonly string[]): AccountHealth[] {
-  const lastSuccess = db.sqlite.prepare<[string], { at: string | null }>("SELECT max(observed_at) AS at FROM runs WHERE status = 'ok' AND account_id = ?");
+  const lastSuccess = db.sqlite.prepare<[string], { at: string | null }>(
+    "SELECT max(observed_at) AS at FROM runs WHERE status = 'ok' AND account_id = ?",
+  );
   return accountIds.map((accountId) => ({ accountId, lastSuccessAt: lastSuccess.get(accountId)?.at ?? null }));
 }

@@ -51,14 +51,19 @@ export async function startHttpEndpoint(options: HttpEndpointOptions): Promise<H
       );
       return;
     }
-    response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: try /healthz or /metrics\n');
+    response
+      .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+      .end('not found: try /healthz or /metrics\n');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  options.logger.info({ host: options.host, port, web_view: options.view !== undefined }, 'serving /healthz and /metrics');
+  options.logger.info(
+    { host: options.host, port, web_view: options.view !== undefined },
+    'serving /healthz and /metrics',
+  );
   return {
     port,
     close: () =>

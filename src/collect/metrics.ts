@@ -23,7 +23,11 @@ export const RUN_OUTCOMES = ['ok', 'failed', 'aborted'] as const;
 export const CHANGE_KINDS = ['added', 'removed', 'changed'] as const;
 const DELIVERY_RESULTS = ['delivered', 'failed'] as const;
 const DEAD_REASONS: readonly DeadReason[] = ['rejected', 'attempts', 'age'];
-const UNLINTABLE_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+const UNLINTABLE_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 export interface MetricsOptions {
   /** Off in tests that only read tierwatch's own metrics. */
@@ -36,12 +40,32 @@ export interface MetricsOptions {
 
 export class SweepMetrics implements DeliveryCounters {
   readonly registry = new Registry();
-  readonly #buildInfo = new Gauge({ name: 'tierwatch_build_info', help: 'Always 1; the labels say which tierwatch and Node.js are running.', labelNames: ['version', 'node_version'] as const, registers: [this.registry] });
+  readonly #buildInfo = new Gauge({
+    name: 'tierwatch_build_info',
+    help: 'Always 1; the labels say which tierwatch and Node.js are running.',
+    labelNames: ['version', 'node_version'] as const,
+    registers: [this.registry],
+  });
 
   // ---- sweeps
-  readonly #runs = new Counter({ name: 'tierwatch_runs_total', help: 'Runs finished, by account and status (ok, failed, aborted).', labelNames: ['account', 'status'] as const, registers: [this.registry] });
-  readonly #failures = new Counter({ name: 'tierwatch_run_failures_total', help: 'Runs that failed or were aborted, by account and error code (the runs table\'s error_code).', labelNames: ['account', 'code'] as const, registers: [this.registry] });
-  readonly #lastSuccess = new Gauge({ name: 'tierwatch_last_success_timestamp_seconds', help: 'observed_at of the last successful sweep, Unix seconds.', labelNames: ['account'] as const, registers: [this.registry] });
+  readonly #runs = new Counter({
+    name: 'tierwatch_runs_total',
+    help: 'Runs finished, by account and status (ok, failed, aborted).',
+    labelNames: ['account', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly #failures = new Counter({
+    name: 'tierwatch_run_failures_total',
+    help: "Runs that failed or were aborted, by account and error code (the runs table's error_code).",
+    labelNames: ['account', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly #lastSuccess = new Gauge({
+    name: 'tierwatch_last_success_timestamp_seconds',
+    help: 'observed_at of the last successful sweep, Unix seconds.',
+    labelNames: ['account'] as const,
+    registers: [this.registry],
+  });
   readonly #duration = new Histogram({
     name: 'tierwatch_sweep_duration_seconds',
     help: 'Wall time of a sweep, connect to commit (or to failure).',
@@ -49,8 +73,18 @@ export class SweepMetrics implements DeliveryCounters {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
-  readonly #changes = new Counter({ name: 'tierwatch_changes_total', help: 'Tier changes recorded, by account and kind (not the baseline: an account\'s first sweep).', labelNames: ['account', 'change'] as const, registers: [this.registry] });
-  readonly #tiers = new Gauge({ name: 'tierwatch_tiers', help: 'Tiers in the last successful sweep.', labelNames: ['account'] as const, registers: [this.registry] });
+  readonly #changes = new Counter({
+    name: 'tierwatch_changes_total',
+    help: "Tier changes recorded, by account and kind (not the baseline: an account's first sweep).",
+    labelNames: ['account', 'change'] as const,
+    registers: [this.registry],
+  });
+  readonly #tiers = new Gauge({
+    name: 'tierwatch_tiers',
+    help: 'Tiers in the last successful sweep.',
+    labelNames: ['account'] as const,
+    registers: [this.registry],
+  });
   // The label is a bounded set (known frame types, else `unknown`), never a string from the exchange.
   readonly #ignoredFrames = new Counter({
     name: 'tierwatch_ignored_frames_total',
@@ -60,10 +94,28 @@ export class SweepMetrics implements DeliveryCounters {
   });
 
   // ---- webhook alerts
-  readonly #alertAttempts = new Counter({ name: 'tierwatch_alert_deliveries_total', help: 'Webhook delivery attempts, by result (delivered, failed).', labelNames: ['result'] as const, registers: [this.registry] });
-  readonly #alertsPending = new Gauge({ name: 'tierwatch_alerts_pending', help: 'Webhook notifications waiting in the outbox.', registers: [this.registry] });
-  readonly #alertsDead = new Gauge({ name: 'tierwatch_alerts_dead', help: 'Webhook notifications given up (status dead), waiting for `tierwatch alerts retry|drop`.', registers: [this.registry] });
-  readonly #alertsDeadTotal = new Counter({ name: 'tierwatch_alerts_dead_total', help: 'Webhook notifications given up, by reason (rejected, attempts, age).', labelNames: ['reason'] as const, registers: [this.registry] });
+  readonly #alertAttempts = new Counter({
+    name: 'tierwatch_alert_deliveries_total',
+    help: 'Webhook delivery attempts, by result (delivered, failed).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly #alertsPending = new Gauge({
+    name: 'tierwatch_alerts_pending',
+    help: 'Webhook notifications waiting in the outbox.',
+    registers: [this.registry],
+  });
+  readonly #alertsDead = new Gauge({
+    name: 'tierwatch_alerts_dead',
+    help: 'Webhook notifications given up (status dead), waiting for `tierwatch alerts retry|drop`.',
+    registers: [this.registry],
+  });
+  readonly #alertsDeadTotal = new Counter({
+    name: 'tierwatch_alerts_dead_total',
+    help: 'Webhook notifications given up, by reason (rejected, attempts, age).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics ?? true) {
@@ -115,7 +167,9 @@ export class SweepMetrics implements DeliveryCounters {
     const status = result.ok ? 'ok' : result.error.code === 'ABORTED' ? 'aborted' : 'failed';
     this.#runs.inc({ account, status });
     this.#duration.observe({ account, status }, result.durationMs / 1000);
-    for (const [type, count] of Object.entries(result.ignoredFrames)) if (count !== undefined && count > 0) this.#ignoredFrames.inc({ type }, count);
+    for (const [type, count] of Object.entries(result.ignoredFrames)) {
+      if (count !== undefined && count > 0) this.#ignoredFrames.inc({ type }, count);
+    }
     if (!result.ok) {
       this.#failures.inc({ account, code: result.error.code });
       return;

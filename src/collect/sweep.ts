@@ -45,7 +45,14 @@ export type SweepResult =
       /** An account's first successful sweep: its baseline, not news (not alerted, not counted). */
       baseline: boolean;
     }
-  | { ok: false; runId: number; accountId: string; durationMs: number; error: TierwatchError; ignoredFrames: IgnoredFrames };
+  | {
+      ok: false;
+      runId: number;
+      accountId: string;
+      durationMs: number;
+      error: TierwatchError;
+      ignoredFrames: IgnoredFrames;
+    };
 
 const realSleep = (ms: number, signal?: AbortSignal) =>
   delay(ms, undefined, signal === undefined ? undefined : { signal }).then(
@@ -71,7 +78,14 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  * Failures the network makes every day (a refused or dropped connection, a timeout, a busy
  * exchange): a warning with the code, since the daemon simply tries again at the next firing.
  */
-const EXPECTED_FAILURES: ReadonlySet<string> = new Set(['QFEX_CONNECT', 'QFEX_TLS', 'QFEX_TIMEOUT', 'QFEX_CLOSED', 'QFEX_RATE_LIMITED', 'QFEX_SERVER_ERROR']);
+const EXPECTED_FAILURES: ReadonlySet<string> = new Set([
+  'QFEX_CONNECT',
+  'QFEX_TLS',
+  'QFEX_TIMEOUT',
+  'QFEX_CLOSED',
+  'QFEX_RATE_LIMITED',
+  'QFEX_SERVER_ERROR',
+]);
 
 /**
  * One line per failed sweep, with its code and message once; no stack for a failure tierwatch
@@ -91,7 +105,12 @@ function logSweepFailure(log: Logger, status: 'failed' | 'aborted', error: Tierw
  * Sweeps one account and records the run. Never throws for a failed sweep: the failure is in the
  * result and in the ledger. Throws only when the ledger itself cannot be written.
  */
-export async function sweepAccount(config: Config, accountId: string, deps: SweepDeps, outerSignal?: AbortSignal): Promise<SweepResult> {
+export async function sweepAccount(
+  config: Config,
+  accountId: string,
+  deps: SweepDeps,
+  outerSignal?: AbortSignal,
+): Promise<SweepResult> {
   const now = deps.now ?? (() => new Date());
   // The deadline aborts everything below like a shutdown would; the catch tells the two apart.
   const deadline = new AbortController();
@@ -126,15 +145,38 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
     });
     crashPoint('after-commit');
     log.info(
-      { pages: paged.pages, tiers: paged.tiers.length, added: outcome.added, removed: outcome.removed, changed: outcome.changed, observed_at: paged.observedAt.toISOString() },
+      {
+        pages: paged.pages,
+        tiers: paged.tiers.length,
+        added: outcome.added,
+        removed: outcome.removed,
+        changed: outcome.changed,
+        observed_at: paged.observedAt.toISOString(),
+      },
       outcome.changes.length === 0 ? 'sweep ok, no changes' : `sweep ok, ${outcome.changes.length} change(s)`,
     );
     const durationMs = performance.now() - startedMs;
     // Housekeeping after the sweep, not part of it: copy the sweep's WAL into the database file now,
     // while nothing waits, rather than inside a later COMMIT (see WAL_AUTOCHECKPOINT_PAGES in db.ts).
     const checkpoint = store.checkpoint();
-    if (checkpoint?.busy) log.debug({ wal_frames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames }, 'WAL checkpoint partial: a reader holds older frames');
-    return { ok: true, runId, accountId, durationMs, observedAt: paged.observedAt, pages: paged.pages, tiers: paged.tiers.length, changes: outcome.changes, ignoredFrames, baseline: outcome.baseline };
+    if (checkpoint?.busy) {
+      log.debug(
+        { wal_frames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames },
+        'WAL checkpoint partial: a reader holds older frames',
+      );
+    }
+    return {
+      ok: true,
+      runId,
+      accountId,
+      durationMs,
+      observedAt: paged.observedAt,
+      pages: paged.pages,
+      tiers: paged.tiers.length,
+      changes: outcome.changes,
+      ignoredFrames,
+      baseline: outcome.baseline,
+    };
   } catch (thrown) {
     let error = coerceError(thrown);
     if (deadline.signal.aborted && !outerSignal?.aborted) {
@@ -161,7 +203,10 @@ export async function sweepAccount(config: Config, accountId: string, deps: Swee
         const error = coerceError(thrown);
         if (!worthAFreshConnection(error) || attempt >= config.sweepRetries || signal?.aborted) throw error;
         const wait = backoffDelay(attempt, { baseMs: config.backoff.baseMs, maxMs: config.backoff.maxMs });
-        log.warn({ code: error.code, attempt: attempt + 1, retry_in_ms: wait }, `sweep attempt failed, retrying on a fresh connection: ${error.message}`);
+        log.warn(
+          { code: error.code, attempt: attempt + 1, retry_in_ms: wait },
+          `sweep attempt failed, retrying on a fresh connection: ${error.message}`,
+        );
         await sleep(wait, signal);
       }
     }

@@ -36,8 +36,14 @@ const outboxShape: RecordShape<OutboxListing> = {
 export function alertsTable(rows: readonly OutboxListing[], width?: number): string {
   return renderTable(
     [
-      { title: 'id', align: 'right' }, { title: 'kind' }, { title: 'run', align: 'right' }, { title: 'webhook' },
-      { title: 'created_at' }, { title: 'status' }, { title: 'attempts', align: 'right' }, { title: 'note' },
+      { title: 'id', align: 'right' },
+      { title: 'kind' },
+      { title: 'run', align: 'right' },
+      { title: 'webhook' },
+      { title: 'created_at' },
+      { title: 'status' },
+      { title: 'attempts', align: 'right' },
+      { title: 'note' },
     ],
     rows.map((row) => {
       const failed = row.status === 'delivered' ? row.attempts - 1 : row.attempts;
@@ -47,11 +53,17 @@ export function alertsTable(rows: readonly OutboxListing[], width?: number): str
           : row.status === 'dead'
             ? `✗ dead ${row.dead_at}: ${clip(row.dead_reason ?? '')}`
             : row.last_error === null
-            ? 'not tried yet'
-            : `✗ ${row.last_attempt_at}: ${clip(row.last_error)}`;
+              ? 'not tried yet'
+              : `✗ ${row.last_attempt_at}: ${clip(row.last_error)}`;
       return [
-        String(row.outbox_id), row.kind, row.run_id === null ? '–' : String(row.run_id), redactUrl(row.url), row.created_at,
-        row.status, String(row.attempts), note,
+        String(row.outbox_id),
+        row.kind,
+        row.run_id === null ? '–' : String(row.run_id),
+        redactUrl(row.url),
+        row.created_at,
+        row.status,
+        String(row.attempts),
+        note,
       ];
     }),
     'No notifications.',
@@ -67,15 +79,33 @@ function describeTarget(target: DeadTarget): string {
 async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[number]): Promise<number> {
   const [, idText, extra] = context.args;
   const all = context.options.dead === true;
-  if (extra !== undefined) throw new TierwatchError('USAGE', `\`alerts ${action}\` takes one notification id, got also ${JSON.stringify(extra)}.`);
-  if (action === 'drop' && all) throw new TierwatchError('USAGE', '`alerts drop` takes one notification id, not `--dead`: drop them one by one, after reading why they died.');
-  if ((idText === undefined) === !all) {
-    throw new TierwatchError('USAGE', action === 'retry' ? '`alerts retry` takes a notification id or `--dead` (every dead one), not both.' : '`alerts drop` takes a notification id.');
+  if (extra !== undefined) {
+    throw new TierwatchError(
+      'USAGE',
+      `\`alerts ${action}\` takes one notification id, got also ${JSON.stringify(extra)}.`,
+    );
   }
-  const id = idText === undefined ? undefined : integerOption(idText, `alerts ${action} ID`, 1, Number.MAX_SAFE_INTEGER);
+  if (action === 'drop' && all) {
+    throw new TierwatchError(
+      'USAGE',
+      '`alerts drop` takes one notification id, not `--dead`: drop them one by one, after reading why they died.',
+    );
+  }
+  if ((idText === undefined) === !all) {
+    throw new TierwatchError(
+      'USAGE',
+      action === 'retry'
+        ? '`alerts retry` takes a notification id or `--dead` (every dead one), not both.'
+        : '`alerts drop` takes a notification id.',
+    );
+  }
+  const id =
+    idText === undefined ? undefined : integerOption(idText, `alerts ${action} ID`, 1, Number.MAX_SAFE_INTEGER);
   const dbPath = context.config().dbPath;
   // A writer open creates the database; there is nothing to retry or drop in one that is not there.
-  if (!fs.existsSync(dbPath)) throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);
+  if (!fs.existsSync(dbPath)) {
+    throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);
+  }
   // Loaded here, as every command loads its modules in run(): `tierwatch --version` and `--help` load only the CLI.
   const { withWriter } = await import('./writer.ts');
   const { dropDead, retryDead } = await import('../alerts/dead.ts');
@@ -87,18 +117,26 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
     }
     const targets = retryDead(db, id ?? 'dead', new Date());
     if (targets.length === 0) context.print('No dead notifications.');
-    for (const target of targets) context.print(`Retrying ${describeTarget(target)}: pending again, attempts reset; sent at the next delivery pass.`);
+    for (const target of targets) {
+      context.print(
+        `Retrying ${describeTarget(target)}: pending again, attempts reset; sent at the next delivery pass.`,
+      );
+    }
     return 0;
   });
 }
 
 export const alertsCommand: CommandSpec = {
   name: 'alerts',
-  summary: 'the webhook outbox (pending, delivered, dead notifications); `alerts retry ID|--dead`, `alerts drop ID` for dead ones',
+  summary:
+    'the webhook outbox (pending, delivered, dead notifications); `alerts retry ID|--dead`, `alerts drop ID` for dead ones',
   flags: ['db'],
   configure(command) {
     command
-      .argument('[action]', '`retry` (a dead notification back to pending, attempts reset) or `drop` (delete a dead one); none lists the outbox')
+      .argument(
+        '[action]',
+        '`retry` (a dead notification back to pending, attempts reset) or `drop` (delete a dead one); none lists the outbox',
+      )
       .argument('[id]', 'the notification id (first column of the listing)')
       .option('--pending', 'only the notifications not delivered yet')
       .option('--dead', 'only the dead notifications (given up); with `retry`: every dead one')
@@ -109,7 +147,10 @@ export const alertsCommand: CommandSpec = {
     const action = context.args[0];
     if (action !== undefined) {
       if (!(ACTIONS as readonly string[]).includes(action)) {
-        throw new TierwatchError('USAGE', `Unknown \`alerts\` action ${JSON.stringify(action)}: expected \`retry ID|--dead\` or \`drop ID\` (or none, to list).`);
+        throw new TierwatchError(
+          'USAGE',
+          `Unknown \`alerts\` action ${JSON.stringify(action)}: expected \`retry ID|--dead\` or \`drop ID\` (or none, to list).`,
+        );
       }
       return actOnDead(context, action as (typeof ACTIONS)[number]);
     }
@@ -128,7 +169,9 @@ export const alertsCommand: CommandSpec = {
       const dead = rows.filter((row) => row.status === 'dead').length;
       const footer = [
         `${pending} pending${dead > 0 ? `, ${dead} dead` : ''} of ${rows.length} shown.`,
-        dead > 0 ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (with the daemon stopped).' : null,
+        dead > 0
+          ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (with the daemon stopped).'
+          : null,
         staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
       ].filter((line) => line !== null);
       await writeText(context.io.stdout, `${alertsTable(rows, context.io.stdoutColumns)}${footer.join('\n')}\n`);

@@ -2,7 +2,16 @@
 import { CLASSIFICATIONS, type FeedRow } from '../query/changes.ts';
 import { baselineLeftOut, changesAnswer, changesQuestion } from '../output/answers.ts';
 import { describeDetail } from '../report/describe-change.ts';
-import { addQueryOptions, collectValues, countingRows, formatFrom, noteForEmpty, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
+import {
+  addQueryOptions,
+  collectValues,
+  countingRows,
+  formatFrom,
+  noteForEmpty,
+  timeHelp,
+  withHistory,
+  writeTable,
+} from '../output/query-command.ts';
 import { describable } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
@@ -12,11 +21,22 @@ import type { CommandSpec } from './context.ts';
 export function changesTable(rows: Iterable<FeedRow>): Table {
   return table(
     [
-      { title: 'observed_at' }, { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' },
-      { title: 'direction' }, { title: 'what' },
+      { title: 'observed_at' },
+      { title: 'account' },
+      { title: 'symbol' },
+      { title: 'leverage', align: 'right' },
+      { title: 'change' },
+      { title: 'direction' },
+      { title: 'what' },
     ],
     mapRows(rows, (row) => [
-      row.observed_at, row.account_id, row.symbol, `${row.leverage}x`, row.change, row.classification, describeDetail(describable(row)),
+      row.observed_at,
+      row.account_id,
+      row.symbol,
+      `${row.leverage}x`,
+      row.change,
+      row.classification,
+      describeDetail(describable(row)),
     ]),
     'No changes in this window.',
   );
@@ -30,13 +50,18 @@ export function baselineNote(leftOut: number): string {
 
 export const changesCommand: CommandSpec = {
   name: 'changes',
-  summary: 'the change feed, oldest first: added, removed and changed tiers with their old → new values (without the baseline)',
+  summary:
+    'the change feed, oldest first: added, removed and changed tiers with their old → new values (without the baseline)',
   flags: ['db'],
   configure(command) {
     command
       .option('--since <time>', timeHelp('first instant included'))
       .option('--until <time>', timeHelp('first instant excluded'))
-      .option('--only <direction>', `only changes in this direction: ${CLASSIFICATIONS.join(', ')}; repeatable`, collectValues)
+      .option(
+        '--only <direction>',
+        `only changes in this direction: ${CLASSIFICATIONS.join(', ')}; repeatable`,
+        collectValues,
+      )
       .option('--change <kind>', `only this kind of change: ${CHANGE_KINDS.join(', ')}; repeatable`, collectValues)
       .option('--include-baseline', "include each account's first sweep (every tier listed as added)");
     addQueryOptions(command);

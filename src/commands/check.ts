@@ -61,7 +61,11 @@ export const checkCommand: CommandSpec = {
                 maxPages: config.maxPages,
                 maxTiers: config.maxTiers,
                 maxShiftRetries: config.shiftRetries,
-                retry: { attempts: config.pageRetries, baseDelayMs: config.backoff.baseMs, maxDelayMs: config.backoff.maxMs },
+                retry: {
+                  attempts: config.pageRetries,
+                  baseDelayMs: config.backoff.baseMs,
+                  maxDelayMs: config.backoff.maxMs,
+                },
                 signal: context.io.signal,
                 logger,
               });
@@ -81,7 +85,9 @@ export const checkCommand: CommandSpec = {
     } finally {
       recorder?.close();
     }
-    if (recorder !== null) context.print(`transcript: ${recorder.path} (${recorder.frames} frame(s), credentials removed)`);
+    if (recorder !== null) {
+      context.print(`transcript: ${recorder.path} (${recorder.frames} frame(s), credentials removed)`);
+    }
     return failures === 0 ? 0 : 1;
   },
 };

@@ -83,7 +83,9 @@ export function createContext(io: CliIo, options: Record<string, unknown>, args:
         config = checked.config;
         // Once per command, at start: a misspelt setting otherwise falls back to its default unseen.
         for (const unknown of checked.unknown) {
-          context.logger().warn({ variable: unknown.variable, suggestion: unknown.suggestion }, describeUnknown(unknown));
+          context
+            .logger()
+            .warn({ variable: unknown.variable, suggestion: unknown.suggestion }, describeUnknown(unknown));
         }
       }
       return config;

@@ -21,7 +21,11 @@ export const demoCommand: CommandSpec = {
   configure(command) {
     command
       .option('--duration <duration>', 'how long to run', '2m')
-      .option('--db <path>', 'where to write the demo history (replaces an earlier demo history, nothing else unless --force)', './data/demo.db')
+      .option(
+        '--db <path>',
+        'where to write the demo history (replaces an earlier demo history, nothing else unless --force)',
+        './data/demo.db',
+      )
       .option('--force', 'replace whatever is at --db, even a real history')
       .option('--change-every <duration>', 'how often the simulator changes tiers', '4s')
       .option('--schedule <cron>', 'the daemon schedule, seconds field first', '*/5 * * * * *');
@@ -48,7 +52,10 @@ export const demoCommand: CommandSpec = {
       LOG_LEVEL: io.env.LOG_LEVEL ?? 'warn',
     });
     // The change feed on stdout is the point of the demo; logs stay quiet unless LOG_LEVEL asks.
-    const logger = createLogger({ level: config.logLevel, ...(io.logDestination === undefined ? {} : { destination: io.logDestination }) });
+    const logger = createLogger({
+      level: config.logLevel,
+      ...(io.logDestination === undefined ? {} : { destination: io.logDestination }),
+    });
     let writer;
     try {
       writer = openWriter(dbPath, 'tierwatch demo', logger, {
@@ -64,10 +71,14 @@ export const demoCommand: CommandSpec = {
       throw error;
     }
     const stop = AbortSignal.any([io.signal, AbortSignal.timeout(durationMs)]);
-    context.print(`QFEX simulator on ${sim.url}; collecting every 5 s into ${dbPath} for ${Math.round(durationMs / 1000)} s (Ctrl-C ends it sooner)`);
+    context.print(
+      `QFEX simulator on ${sim.url}; collecting every 5 s into ${dbPath} for ${Math.round(durationMs / 1000)} s (Ctrl-C ends it sooner)`,
+    );
     try {
       // The mark that lets the next demo replace this history without --force.
-      writer.db.sqlite.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_by', 'tierwatch demo')").run();
+      writer.db.sqlite
+        .prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('created_by', 'tierwatch demo')")
+        .run();
       await runDaemon(config, { store: writer.store, logger }, stop, {
         beforeSweep: () => writer.db.assertSameFile(),
         onSweep(result) {
@@ -78,10 +89,15 @@ export const demoCommand: CommandSpec = {
           const stamp = result.observedAt.toISOString();
           if (result.changes.length === 0) {
             context.print(`${stamp}  run ${result.runId}: ${result.tiers} tiers, no change`);
-          } else if (result.changes.length === result.tiers && result.changes.every((change) => change.change === 'added')) {
+          } else if (
+            result.changes.length === result.tiers &&
+            result.changes.every((change) => change.change === 'added')
+          ) {
             context.print(`${stamp}  run ${result.runId}: first sweep, ${result.tiers} tiers recorded`);
           } else {
-            for (const change of result.changes) context.print(`${stamp}  run ${result.runId}: ${describeChange(change)}`);
+            for (const change of result.changes) {
+              context.print(`${stamp}  run ${result.runId}: ${describeChange(change)}`);
+            }
           }
         },
       });
@@ -106,7 +122,11 @@ function refuseToReplace(dbPath: string, summarize: typeof import('../store/db.t
     summary = summarize(dbPath);
   } catch (error) {
     if (!isTierwatchError(error) || !['DB_FOREIGN', 'DB_CORRUPT', 'DB_READ_FAILED'].includes(error.code)) throw error;
-    throw new TierwatchError('USAGE', `--db ${dbPath} is not a demo history, so the demo will not replace it: ${error.message} Use another --db, or add --force to replace it.`, { cause: error });
+    throw new TierwatchError(
+      'USAGE',
+      `--db ${dbPath} is not a demo history, so the demo will not replace it: ${error.message} Use another --db, or add --force to replace it.`,
+      { cause: error },
+    );
   }
   if (summary === null || summary.runs === 0 || summary.createdBy === 'tierwatch demo') return;
   throw new TierwatchError(

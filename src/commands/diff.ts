@@ -11,15 +11,28 @@ import type { CommandSpec } from './context.ts';
 
 export function diffTable(rows: Iterable<DiffRow>): Table {
   return table(
-    [{ title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' }, { title: 'change' }, { title: 'what' }],
-    mapRows(rows, (row) => [row.account_id, row.symbol, `${row.leverage}x`, row.change, describeDetail(describable(row))]),
+    [
+      { title: 'account' },
+      { title: 'symbol' },
+      { title: 'leverage', align: 'right' },
+      { title: 'change' },
+      { title: 'what' },
+    ],
+    mapRows(rows, (row) => [
+      row.account_id,
+      row.symbol,
+      `${row.leverage}x`,
+      row.change,
+      describeDetail(describable(row)),
+    ]),
     'No differences.',
   );
 }
 
 export const diffCommand: CommandSpec = {
   name: 'diff',
-  summary: 'what differs between two points in time (TO defaults to now); with --exit-code, exits 1 when anything differs',
+  summary:
+    'what differs between two points in time (TO defaults to now); with --exit-code, exits 1 when anything differs',
   flags: ['db'],
   configure(command) {
     command
@@ -32,7 +45,11 @@ export const diffCommand: CommandSpec = {
     const now = new Date();
     const format = formatFrom(context);
     return withHistory(context, async (db) => {
-      const { rows, shape, from, to, note } = diffAnswer(db, { ...context.options, from: context.args[0], to: context.args[1] }, now);
+      const { rows, shape, from, to, note } = diffAnswer(
+        db,
+        { ...context.options, from: context.args[0], to: context.args[1] },
+        now,
+      );
       if (format === 'table') {
         await writeTable(context, db, diffTable(rows), now, `From ${from} to ${to}:`, () => note);
       } else {

@@ -13,14 +13,18 @@ export const healthCommand: CommandSpec = {
   configure(command) {
     command
       .option('--accounts <ids>', 'accounts to judge (env QFEX_ACCOUNT_IDS, default primary)')
-      .option('--max-age <duration>', 'oldest acceptable last success (env TIERWATCH_HEALTH_MAX_AGE; default twice the longest gap of the schedule, at least 1m)');
+      .option(
+        '--max-age <duration>',
+        'oldest acceptable last success (env TIERWATCH_HEALTH_MAX_AGE; default twice the longest gap of the schedule, at least 1m)',
+      );
   },
   async run(context) {
     // Loaded here, not at the top: the scheduler and SQLite are no other command's cost.
     const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
     const { openDatabase } = await import('../store/db.ts');
     const config = context.config();
-    const maxAgeMs = durationOption(context.options.maxAge, '--max-age', { maxMs: 3650 * 86_400_000 }) ?? healthMaxAgeMs(config);
+    const maxAgeMs =
+      durationOption(context.options.maxAge, '--max-age', { maxMs: 3650 * 86_400_000 }) ?? healthMaxAgeMs(config);
     if (!existsSync(config.dbPath)) {
       context.print(`unhealthy: no database at ${config.dbPath} yet`);
       return 1;

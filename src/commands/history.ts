@@ -28,8 +28,14 @@ export function timelineNotes(rows: readonly VersionRow[]): string[] {
     else if (before.valid_to !== row.valid_from) note = 'relisted';
     else {
       note = describeMoves({
-        symbol: row.symbol, leverage: row.leverage, change: 'changed', changed_columns: changedColumns(before, row),
-        ...(flattenSides(before, row) as Record<`old_${(typeof TRACKED_COLUMNS)[number]}` | `new_${(typeof TRACKED_COLUMNS)[number]}`, number | null>),
+        symbol: row.symbol,
+        leverage: row.leverage,
+        change: 'changed',
+        changed_columns: changedColumns(before, row),
+        ...(flattenSides(before, row) as Record<
+          `old_${(typeof TRACKED_COLUMNS)[number]}` | `new_${(typeof TRACKED_COLUMNS)[number]}`,
+          number | null
+        >),
       }).join('; ');
     }
     if (row.valid_to !== null && !continued.has(`${key}\u0000${row.valid_to}`)) note += `; removed at ${row.valid_to}`;
@@ -41,14 +47,26 @@ export function historyTable(rows: readonly VersionRow[], symbol: string): Table
   const notes = timelineNotes(rows);
   return table(
     [
-      { title: 'valid_from' }, { title: 'valid_to' }, { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' },
-      { title: 'initial_margin', align: 'right' }, { title: 'maintenance_margin', align: 'right' },
-      { title: 'max_notional', align: 'right' }, { title: 'what' },
+      { title: 'valid_from' },
+      { title: 'valid_to' },
+      { title: 'account' },
+      { title: 'symbol' },
+      { title: 'leverage', align: 'right' },
+      { title: 'initial_margin', align: 'right' },
+      { title: 'maintenance_margin', align: 'right' },
+      { title: 'max_notional', align: 'right' },
+      { title: 'what' },
     ],
     rows.map((row, index) => [
-      row.valid_from, row.valid_to ?? '(current)', row.account_id, row.symbol, `${row.leverage}x`,
-      formatValue('initial_margin', row.initial_margin), formatValue('maintenance_margin', row.maintenance_margin),
-      formatValue('max_notional', row.max_notional), notes[index]!,
+      row.valid_from,
+      row.valid_to ?? '(current)',
+      row.account_id,
+      row.symbol,
+      `${row.leverage}x`,
+      formatValue('initial_margin', row.initial_margin),
+      formatValue('maintenance_margin', row.maintenance_margin),
+      formatValue('max_notional', row.max_notional),
+      notes[index]!,
     ]),
     `No history for ${symbol}.`,
   );

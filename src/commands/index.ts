@@ -19,6 +19,21 @@ import { serveCommand } from './serve.ts';
 import { reportCommand } from './report.ts';
 
 export const COMMANDS: CommandSpec[] = [
-  runCommand, collectCommand, checkCommand,
-  changesCommand, snapshotCommand, diffCommand, historyCommand, runsCommand, queryCommand, alertsCommand, serveCommand, reportCommand,
-  healthCommand, migrateCommand, rewindCommand, demoCommand, simulateCommand];
+  runCommand,
+  collectCommand,
+  checkCommand,
+  changesCommand,
+  snapshotCommand,
+  diffCommand,
+  historyCommand,
+  runsCommand,
+  queryCommand,
+  alertsCommand,
+  serveCommand,
+  reportCommand,
+  healthCommand,
+  migrateCommand,
+  rewindCommand,
+  demoCommand,
+  simulateCommand,
+];

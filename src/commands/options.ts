@@ -19,7 +19,10 @@ export function integerOption(value: unknown, flag: string, min: number, max: nu
   if (value === undefined) return undefined;
   const text = optionText(value);
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
-    throw new TierwatchError('USAGE', `Expected \`${flag}\` to be an integer from ${min} to ${max}, got ${JSON.stringify(text)}.`);
+    throw new TierwatchError(
+      'USAGE',
+      `Expected \`${flag}\` to be an integer from ${min} to ${max}, got ${JSON.stringify(text)}.`,
+    );
   }
   return Number(text);
 }

@@ -27,7 +27,11 @@ function cellsOf(row: unknown[]): string[] {
 
 /** Numbers read best right-aligned; a column is numeric when its first non-null value in the sample is. */
 function tableColumns(names: readonly string[]): (sample: readonly unknown[][]) => TableColumn[] {
-  return (sample) => names.map((title, index) => ({ title, align: typeof sample.find((row) => row[index] != null)?.[index] === 'number' ? 'right' : 'left' }));
+  return (sample) =>
+    names.map((title, index) => ({
+      title,
+      align: typeof sample.find((row) => row[index] != null)?.[index] === 'number' ? 'right' : 'left',
+    }));
 }
 
 /** The conventional exit status of a process stopped by a signal: 128 + its number. */
@@ -39,7 +43,9 @@ function signalExitCode(reason: unknown): number {
 function logStarted(context: CommandContext, pid: number): void {
   // pino is loaded only when the line would be written.
   const level = context.config().logLevel;
-  if (level === 'debug' || level === 'trace') context.logger().debug({ command: 'query', query_pid: pid }, 'statement started');
+  if (level === 'debug' || level === 'trace') {
+    context.logger().debug({ command: 'query', query_pid: pid }, 'statement started');
+  }
 }
 
 export const queryCommand: CommandSpec = {
@@ -48,14 +54,18 @@ export const queryCommand: CommandSpec = {
   flags: ['db'],
   configure(command) {
     command.argument('<sql>', 'a SELECT (or WITH, VALUES, EXPLAIN, read-only PRAGMA); writes are refused');
-    command.option('--timeout <duration>', `stop the statement after this long, e.g. 30s, 2m (default ${DEFAULT_QUERY_TIMEOUT_TEXT})`);
+    command.option(
+      '--timeout <duration>',
+      `stop the statement after this long, e.g. 30s, 2m (default ${DEFAULT_QUERY_TIMEOUT_TEXT})`,
+    );
     addQueryOptions(command, { filters: false });
   },
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
     const sql = context.args[0] ?? '';
-    const timeoutText = context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : optionText(context.options.timeout);
+    const timeoutText =
+      context.options.timeout === undefined ? DEFAULT_QUERY_TIMEOUT_TEXT : optionText(context.options.timeout);
     const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
     // Refused before anything starts: a write, a pragma that is not a read, several statements.
     checkReadOnlyText(sql);
@@ -77,7 +87,10 @@ export const queryCommand: CommandSpec = {
           // terminal's width like every other table, then printed as the batches arrive.
           writer =
             format === 'table'
-              ? new TableWriter(context.io.stdout, new TableStream(tableColumns(columns), cellsOf, '(no rows)', { width: context.io.stdoutColumns }))
+              ? new TableWriter(
+                  context.io.stdout,
+                  new TableStream(tableColumns(columns), cellsOf, '(no rows)', { width: context.io.stdoutColumns }),
+                )
               : new RecordWriter(context.io.stdout, format, queryShape(columns));
           logStarted(context, pid);
           await writer.begin();

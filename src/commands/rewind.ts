@@ -30,25 +30,46 @@ export const rewindCommand: CommandSpec = {
     // Parsed before anything is opened: a bad instant changes nothing.
     const spec = parseTimeArgument(String(options.after), now, '--after');
     const accountId = typeof options.account === 'string' ? options.account : null;
-    if (!existsSync(config.dbPath)) throw new TierwatchError('USAGE', `There is no database at ${config.dbPath} to rewind (see --db / TIERWATCH_DB).`);
+    if (!existsSync(config.dbPath)) {
+      throw new TierwatchError(
+        'USAGE',
+        `There is no database at ${config.dbPath} to rewind (see --db / TIERWATCH_DB).`,
+      );
+    }
     const logger = context.logger();
     return withWriter(config.dbPath, 'tierwatch rewind', logger, ({ db }) => {
-      const lookup = db.sqlite.prepare<[number], { observed_at: string | null; status: string }>('SELECT observed_at, status FROM run_ledger WHERE run_id = ?');
+      const lookup = db.sqlite.prepare<[number], { observed_at: string | null; status: string }>(
+        'SELECT observed_at, status FROM run_ledger WHERE run_id = ?',
+      );
       const after = resolveTime(spec, (runId) => lookup.get(runId), '--after');
       const command = `tierwatch rewind --after ${after}${accountId === null ? '' : ` --account ${accountId}`}`;
-      const result = rewindHistory(db, { after, accountId, now, command, dryRun: options.dryRun === true, force: options.force === true });
+      const result = rewindHistory(db, {
+        after,
+        accountId,
+        now,
+        command,
+        dryRun: options.dryRun === true,
+        force: options.force === true,
+      });
       const verb = result.dryRun ? 'would discard' : 'discarded';
       for (const run of result.runs) {
-        context.print(`${verb} run ${run.run_id}: account ${run.account_id}, observed at ${run.observed_at}, ${run.tiers ?? 0} tiers, ${run.changes ?? 0} changes`);
+        context.print(
+          `${verb} run ${run.run_id}: account ${run.account_id}, observed at ${run.observed_at}, ${run.tiers ?? 0} tiers, ${run.changes ?? 0} changes`,
+        );
       }
       if (result.dryRun) {
-        context.print(`dry run: ${result.runs.length} run(s) observed after ${after} would be discarded; nothing was changed`);
+        context.print(
+          `dry run: ${result.runs.length} run(s) observed after ${after} would be discarded; nothing was changed`,
+        );
       } else {
         context.print(
           `${result.runs.length} run(s) observed after ${after} discarded: ${result.changesDeleted} change(s) and ` +
             `${result.versionsDeleted} version(s) deleted, ${result.versionsReopened} version(s) reopened`,
         );
-        logger.warn({ after, account_id: accountId, runs: result.runs.map((run) => run.run_id), ...counts(result) }, 'history rewound');
+        logger.warn(
+          { after, account_id: accountId, runs: result.runs.map((run) => run.run_id), ...counts(result) },
+          'history rewound',
+        );
       }
       return 0;
     });
@@ -56,5 +77,9 @@ export const rewindCommand: CommandSpec = {
 };
 
 function counts(result: { changesDeleted: number; versionsDeleted: number; versionsReopened: number }) {
-  return { changes_deleted: result.changesDeleted, versions_deleted: result.versionsDeleted, versions_reopened: result.versionsReopened };
+  return {
+    changes_deleted: result.changesDeleted,
+    versions_deleted: result.versionsDeleted,
+    versions_reopened: result.versionsReopened,
+  };
 }

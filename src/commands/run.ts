@@ -13,13 +13,21 @@ import type { CommandContext, CommandSpec } from './context.ts';
  * The web view on the daemon's HTTP port, over its own read-only connection. Its token
  * (TIERWATCH_HTTP_TOKEN / _FILE) is checked now: a bad token file stops the start (exit 2).
  */
-async function daemonWebView(context: CommandContext, config: Config, healthMaxAgeMs: number, logger: Logger): Promise<WebView> {
+async function daemonWebView(
+  context: CommandContext,
+  config: Config,
+  healthMaxAgeMs: number,
+  logger: Logger,
+): Promise<WebView> {
   const { createWebView, isLoopback } = await import('../web/server.ts');
   const { readToken, tokenSource } = await import('../web/auth.ts');
   const token = tokenSource(context.io.env);
   if (token !== null) readToken(token);
   else if (!isLoopback(config.httpHost)) {
-    logger.warn({ host: config.httpHost, port: config.httpPort }, 'the web view is served without a token on a non-loopback address: set TIERWATCH_HTTP_TOKEN to require one');
+    logger.warn(
+      { host: config.httpHost, port: config.httpPort },
+      'the web view is served without a token on a non-loopback address: set TIERWATCH_HTTP_TOKEN to require one',
+    );
   }
   return createWebView({ dbPath: config.dbPath, token, healthMaxAgeMs, accounts: config.accountIds, logger });
 }
@@ -41,18 +49,28 @@ export const runCommand: CommandSpec = {
     const config = context.config();
     checkSecretFiles(config);
     const logger = context.logger();
-    logger.info({ version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) }, 'tierwatch daemon starting');
+    logger.info(
+      { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
+      'tierwatch daemon starting',
+    );
     // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
     // endpoint nothing can read the metrics, so nothing is counted.
     const metrics =
-      config.httpPort === null ? null : new (await import('../collect/metrics.ts')).SweepMetrics({ accountIds: config.accountIds, version: packageVersion() });
+      config.httpPort === null
+        ? null
+        : new (await import('../collect/metrics.ts')).SweepMetrics({
+            accountIds: config.accountIds,
+            version: packageVersion(),
+          });
     return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
       let http: HttpEndpoint | null = null;
       let view: WebView | null = null;
       if (metrics !== null && config.httpPort !== null) {
-        for (const account of accountHealth(db, config.accountIds)) metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
+        for (const account of accountHealth(db, config.accountIds)) {
+          metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
+        }
         const { startHttpEndpoint } = await import('../collect/http.ts');
         const maxAgeMs = healthMaxAgeMs(config);
         view = await daemonWebView(context, config, maxAgeMs, logger);

@@ -17,7 +17,9 @@ export function runNotes(rows: readonly RunRow[], markMissed: boolean): string[]
     if (gap !== undefined) parts.push(`⚠ gap: ~${gap} run${gap === 1 ? '' : 's'} missed before this one`);
     if (row.status !== 'ok' && row.status !== 'running') {
       const error = [row.error_code, row.error_message].filter(Boolean).join(': ');
-      parts.push(`✗ ${row.status.toUpperCase()}${error ? ` ${error.length > ERROR_WIDTH ? `${error.slice(0, ERROR_WIDTH - 1)}…` : error}` : ''}`);
+      parts.push(
+        `✗ ${row.status.toUpperCase()}${error ? ` ${error.length > ERROR_WIDTH ? `${error.slice(0, ERROR_WIDTH - 1)}…` : error}` : ''}`,
+      );
     }
     return parts.join('; ');
   });
@@ -27,13 +29,26 @@ export function runsTable(rows: readonly RunRow[], markMissed: boolean): Table {
   const notes = runNotes(rows, markMissed);
   return table(
     [
-      { title: 'run_id', align: 'right' }, { title: 'account' }, { title: 'started_at' }, { title: 'observed_at' },
-      { title: 'status' }, { title: 'pages', align: 'right' }, { title: 'tiers', align: 'right' },
-      { title: 'changes', align: 'right' }, { title: 'note' },
+      { title: 'run_id', align: 'right' },
+      { title: 'account' },
+      { title: 'started_at' },
+      { title: 'observed_at' },
+      { title: 'status' },
+      { title: 'pages', align: 'right' },
+      { title: 'tiers', align: 'right' },
+      { title: 'changes', align: 'right' },
+      { title: 'note' },
     ],
     rows.map((row, index) => [
-      String(row.run_id), row.account_id, row.started_at, row.observed_at ?? '–', row.status, String(row.pages),
-      row.tiers === null ? '–' : String(row.tiers), row.changes === null ? '–' : String(row.changes), notes[index]!,
+      String(row.run_id),
+      row.account_id,
+      row.started_at,
+      row.observed_at ?? '–',
+      row.status,
+      String(row.pages),
+      row.tiers === null ? '–' : String(row.tiers),
+      row.changes === null ? '–' : String(row.changes),
+      notes[index]!,
     ]),
     'No runs.',
   );

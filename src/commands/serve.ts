@@ -12,12 +12,16 @@ export const DEFAULT_SERVE_HOST = '127.0.0.1';
 
 export const serveCommand: CommandSpec = {
   name: 'serve',
-  summary: 'a read-only web view of the history: overview, tier-ladder charts, changes, diff, runs, and a JSON API (loopback by default)',
+  summary:
+    'a read-only web view of the history: overview, tier-ladder charts, changes, diff, runs, and a JSON API (loopback by default)',
   flags: ['db'],
   configure(command) {
     command
       .option('--port <port>', `the port to listen on; 0 picks a free one (default ${DEFAULT_SERVE_PORT})`)
-      .option('--host <address>', `the address to listen on (default ${DEFAULT_SERVE_HOST}: this machine only); anything else prints a warning`);
+      .option(
+        '--host <address>',
+        `the address to listen on (default ${DEFAULT_SERVE_HOST}: this machine only); anything else prints a warning`,
+      );
   },
   async run(context) {
     // Loaded here: no other command pays for the web view's modules.
@@ -46,9 +50,13 @@ export const serveCommand: CommandSpec = {
       host,
       port,
     });
-    context.print(`tierwatch serve: the read-only view of ${config.dbPath} is at ${server.url}${token === null ? '' : ' (token required)'}; Ctrl-C stops it`);
+    context.print(
+      `tierwatch serve: the read-only view of ${config.dbPath} is at ${server.url}${token === null ? '' : ' (token required)'}; Ctrl-C stops it`,
+    );
     const signal = context.io.signal;
-    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    if (!signal.aborted) {
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    }
     await server.close();
     return 0;
   },

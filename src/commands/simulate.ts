@@ -22,20 +22,27 @@ export const simulateCommand: CommandSpec = {
       .option('--tiers <n>', 'serve a synthetic universe of this many tiers instead of the realistic default')
       .option('--change-every <duration>', 'change some tiers every interval, e.g. 3s (default: never)')
       .option('--seed <n>', 'seed for the synthetic universe and the changes', '1')
-      .option('--preserialize', 'reuse each page\'s JSON while its account is unchanged (for benchmarks)')
+      .option('--preserialize', "reuse each page's JSON while its account is unchanged (for benchmarks)")
       .option('--scenario <file>', 'JSON scenario file: options, faults and a change script')
-      .option('--replay <file>', 'serve a transcript recorded with `tierwatch check --record` instead of the simulated exchange');
+      .option(
+        '--replay <file>',
+        'serve a transcript recorded with `tierwatch check --record` instead of the simulated exchange',
+      );
   },
   async run(context) {
     if (typeof context.options.replay === 'string') return replay(context, context.options.replay);
     // Loaded here, not at the top: no other command should pay for the simulator at start-up.
-    const { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, loadScenario, startChangeScript, startSimulator, syntheticUniverse } = await import('../sim/index.ts');
+    const { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, loadScenario, startChangeScript, startSimulator, syntheticUniverse } =
+      await import('../sim/index.ts');
     const { options, io } = context;
     const env = io.env;
     const publicKey = env.QFEX_PUBLIC_KEY?.trim() || DEMO_PUBLIC_KEY;
     const secretKey = env.QFEX_SECRET_KEY?.trim() || (publicKey === DEMO_PUBLIC_KEY ? DEMO_SECRET_KEY : undefined);
     if (secretKey === undefined) {
-      throw new TierwatchError('CONFIG_INVALID', '`QFEX_PUBLIC_KEY` is set but `QFEX_SECRET_KEY` is not; set both, or neither to use the demo keys.');
+      throw new TierwatchError(
+        'CONFIG_INVALID',
+        '`QFEX_PUBLIC_KEY` is set but `QFEX_SECRET_KEY` is not; set both, or neither to use the demo keys.',
+      );
     }
     const seed = integerOption(options.seed, '--seed', 0, 2 ** 31) ?? 1;
     const tiers = integerOption(options.tiers, '--tiers', 1, 10_000_000);
@@ -58,11 +65,14 @@ export const simulateCommand: CommandSpec = {
     for (const fault of faults) sim.inject(fault);
     // --change-every overrides the scenario's own script.
     const scriptOptions = changeEveryMs !== undefined ? { everyMs: changeEveryMs, seed } : scenarioScript;
-    const script = scriptOptions === undefined ? null : startChangeScript(sim, { ...scriptOptions, logger: context.logger() });
+    const script =
+      scriptOptions === undefined ? null : startChangeScript(sim, { ...scriptOptions, logger: context.logger() });
 
     context.print(`QFEX simulator listening on ${sim.url}`);
     context.print(`public key: ${publicKey}`);
-    if (publicKey === DEMO_PUBLIC_KEY) context.print(`secret key: ${DEMO_SECRET_KEY} (demo key, belongs to no real account)`);
+    if (publicKey === DEMO_PUBLIC_KEY) {
+      context.print(`secret key: ${DEMO_SECRET_KEY} (demo key, belongs to no real account)`);
+    }
     context.print('press Ctrl-C to stop');
 
     await new Promise<void>((resolve) => {
@@ -86,7 +96,12 @@ const SIMULATION_ONLY = [
 
 async function replay(context: CommandContext, path: string): Promise<number> {
   const given = SIMULATION_ONLY.filter(([option]) => context.options[option] !== undefined).map(([, flag]) => flag);
-  if (given.length > 0) throw new TierwatchError('USAGE', `\`--replay\` serves a recorded transcript and cannot be combined with ${given.join(', ')}.`);
+  if (given.length > 0) {
+    throw new TierwatchError(
+      'USAGE',
+      `\`--replay\` serves a recorded transcript and cannot be combined with ${given.join(', ')}.`,
+    );
+  }
   const { readTranscript } = await import('../qfex/transcript.ts');
   const { startReplayServer } = await import('../sim/replay.ts');
   const transcript = readTranscript(path, '--replay');

@@ -10,13 +10,22 @@ import type { CommandSpec } from './context.ts';
 export function snapshotTable(rows: Iterable<VersionRow>): Table {
   return table(
     [
-      { title: 'account' }, { title: 'symbol' }, { title: 'leverage', align: 'right' },
-      { title: 'initial_margin', align: 'right' }, { title: 'maintenance_margin', align: 'right' },
-      { title: 'max_notional', align: 'right' }, { title: 'since' },
+      { title: 'account' },
+      { title: 'symbol' },
+      { title: 'leverage', align: 'right' },
+      { title: 'initial_margin', align: 'right' },
+      { title: 'maintenance_margin', align: 'right' },
+      { title: 'max_notional', align: 'right' },
+      { title: 'since' },
     ],
     mapRows(rows, (row) => [
-      row.account_id, row.symbol, `${row.leverage}x`, formatValue('initial_margin', row.initial_margin),
-      formatValue('maintenance_margin', row.maintenance_margin), formatValue('max_notional', row.max_notional), row.valid_from,
+      row.account_id,
+      row.symbol,
+      `${row.leverage}x`,
+      formatValue('initial_margin', row.initial_margin),
+      formatValue('maintenance_margin', row.maintenance_margin),
+      formatValue('max_notional', row.max_notional),
+      row.valid_from,
     ]),
     'No tiers match.',
   );

@@ -34,7 +34,12 @@ export interface OpenWriterOptions {
  * Throws DB_LOCKED (naming the holder) when another process writes to it, and whatever
  * openDatabase throws (DB_FOREIGN, DB_CORRUPT, DISK_FULL, …); the lock is released then.
  */
-export function openLockedDatabase(dbPath: string, command: string, logger: Logger, options: OpenWriterOptions = {}): { db: StoreDb; lock: WriterLock } {
+export function openLockedDatabase(
+  dbPath: string,
+  command: string,
+  logger: Logger,
+  options: OpenWriterOptions = {},
+): { db: StoreDb; lock: WriterLock } {
   if (options.beforeOpen === undefined) inspectDatabaseFile(dbPath);
   ensurePrivateDirectory(path.dirname(path.resolve(dbPath)), () => logger);
   const lock = acquireWriterLock(dbPath, command);
@@ -84,7 +89,12 @@ function closeLeftoverRuns(db: StoreDb, store: HistoryStore, logger: Logger): vo
   }
 }
 
-export async function withWriter<T>(dbPath: string, command: string, logger: Logger, work: (writer: Writer) => T | Promise<T>): Promise<T> {
+export async function withWriter<T>(
+  dbPath: string,
+  command: string,
+  logger: Logger,
+  work: (writer: Writer) => T | Promise<T>,
+): Promise<T> {
   const writer = openWriter(dbPath, command, logger);
   try {
     return await work(writer);

@@ -15,7 +15,11 @@ export function formatGap(ms: number): string {
   if (ms < 1000) return `${ms} ms`;
   const parts: string[] = [];
   let rest = ms;
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['min', 60_000],
+  ] as const) {
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)} ${unit}`);
       rest %= size;
@@ -31,7 +35,12 @@ export function formatGap(ms: number): string {
  * it would close cannot be stored. Either the clock went back, or an earlier sweep was stamped by a
  * clock running ahead; the message says by how much and names the way back from the latter.
  */
-export function checkClock(input: { runId: number; accountId: string; observedAt: string; lastObservedAt: string | null }): void {
+export function checkClock(input: {
+  runId: number;
+  accountId: string;
+  observedAt: string;
+  lastObservedAt: string | null;
+}): void {
   const { runId, accountId, observedAt, lastObservedAt } = input;
   if (lastObservedAt === null || observedAt > lastObservedAt) return;
   const behindMs = Date.parse(lastObservedAt) - Date.parse(observedAt);
@@ -65,7 +74,12 @@ export function erosionBaseline(recentCounts: readonly number[], ratio: number):
  * account's reference count over the window (see erosionBaseline), so 20 → 11 → 6 → 3 is caught at 6
  * although no single step removed more than half of the step before.
  */
-export function checkErosion(input: { accountId: string; tiers: number; recentCounts: readonly number[]; maxRemovalRatio: number }): void {
+export function checkErosion(input: {
+  accountId: string;
+  tiers: number;
+  recentCounts: readonly number[];
+  maxRemovalRatio: number;
+}): void {
   const { accountId, tiers, recentCounts, maxRemovalRatio } = input;
   const baseline = erosionBaseline(recentCounts, maxRemovalRatio);
   if (baseline === 0 || (baseline - tiers) / baseline <= maxRemovalRatio) return;
@@ -82,7 +96,12 @@ export function checkErosion(input: { accountId: string; tiers: number; recentCo
  * The guards a sweep must pass before anything is written; pure, so more can be added beside it.
  * Throws MASS_REMOVAL when more than maxRemovalRatio of the account's current tiers would go.
  */
-export function checkSweepGuards(input: { accountId: string; current: number; diff: TierDiff; maxRemovalRatio: number }): void {
+export function checkSweepGuards(input: {
+  accountId: string;
+  current: number;
+  diff: TierDiff;
+  maxRemovalRatio: number;
+}): void {
   const { accountId, current, diff, maxRemovalRatio } = input;
   if (current > 0 && diff.removed.length / current > maxRemovalRatio) {
     throw new TierwatchError(

@@ -7,7 +7,15 @@
  * Options are given as commander parses them (camelCase keys, repeatable options as string arrays);
  * web/params.ts turns a query string into the same record.
  */
-import { baselineRowsBetween, changesBetween, CLASSIFICATIONS, type Classification, type FeedFilters, type FeedRow, type TimeWindow } from '../query/changes.ts';
+import {
+  baselineRowsBetween,
+  changesBetween,
+  CLASSIFICATIONS,
+  type Classification,
+  type FeedFilters,
+  type FeedRow,
+  type TimeWindow,
+} from '../query/changes.ts';
 import { diffBetween, type DiffRow } from '../query/diff.ts';
 import type { Filters } from '../query/filters.ts';
 import { symbolHistory } from '../query/history.ts';
@@ -42,7 +50,10 @@ function enumValues<T extends string>(value: unknown, flag: string, allowed: rea
   const values = value as string[];
   for (const item of values) {
     if (!(allowed as readonly string[]).includes(item)) {
-      throw new TierwatchError('USAGE', `Expected \`${flag}\` to be one of ${allowed.join(', ')}, got ${JSON.stringify(item)}.`);
+      throw new TierwatchError(
+        'USAGE',
+        `Expected \`${flag}\` to be one of ${allowed.join(', ')}, got ${JSON.stringify(item)}.`,
+      );
     }
   }
   return values as T[];
@@ -58,12 +69,20 @@ export interface ChangesAnswer extends Answer<FeedRow> {
 export function changesQuestion(options: QueryOptions): { filters: Filters; feed: FeedFilters } {
   const only = enumValues<Classification>(options.only, '--only', CLASSIFICATIONS);
   const change = enumValues<ChangeKind>(options.change, '--change', CHANGE_KINDS);
-  const feed: FeedFilters = { includeBaseline: options.includeBaseline === true, ...(only ? { only } : {}), ...(change ? { change } : {}) };
+  const feed: FeedFilters = {
+    includeBaseline: options.includeBaseline === true,
+    ...(only ? { only } : {}),
+    ...(change ? { change } : {}),
+  };
   return { filters: filtersOf(options), feed };
 }
 
 /** The question of `changes` with its times resolved (`run:N`, relative ages), before any row is read. */
-export function changesWindow(db: HistoryReader, options: QueryOptions, now: Date): Omit<ChangesAnswer, 'rows' | 'shape'> {
+export function changesWindow(
+  db: HistoryReader,
+  options: QueryOptions,
+  now: Date,
+): Omit<ChangesAnswer, 'rows' | 'shape'> {
   const { filters, feed } = changesQuestion(options);
   const since = timeArgument(db, options.since, now, '--since');
   const until = timeArgument(db, options.until, now, '--until');
@@ -73,7 +92,11 @@ export function changesWindow(db: HistoryReader, options: QueryOptions, now: Dat
 /** `changes`: the feed in [--since, --until), oldest first, as a lazy iterator (the connection is busy until it ends). */
 export function changesAnswer(db: HistoryReader, options: QueryOptions, now: Date): ChangesAnswer {
   const question = changesWindow(db, options, now);
-  return { ...question, rows: changesBetween(db, question.window, question.filters, question.feed), shape: changeShape };
+  return {
+    ...question,
+    rows: changesBetween(db, question.window, question.filters, question.feed),
+    shape: changeShape,
+  };
 }
 
 /** How many baseline rows a `changes` answer left out (0 when they were included). */
@@ -82,7 +105,11 @@ export function baselineLeftOut(db: HistoryReader, answer: Pick<ChangesAnswer, '
 }
 
 /** `snapshot`: every tier at --at (default now). */
-export function snapshotAnswer(db: HistoryReader, options: QueryOptions, now: Date): Answer<VersionRow> & { rows: VersionRow[]; at: string; note: string } {
+export function snapshotAnswer(
+  db: HistoryReader,
+  options: QueryOptions,
+  now: Date,
+): Answer<VersionRow> & { rows: VersionRow[]; at: string; note: string } {
   const filters = filtersOf(options);
   const at = timeArgument(db, options.at, now, '--at') ?? now.toISOString();
   const rows = snapshotAt(db, at, filters);
@@ -96,7 +123,9 @@ export function diffAnswer(
   now: Date,
 ): Answer<DiffRow> & { rows: DiffRow[]; from: string; to: string; note: string } {
   const filters = filtersOf(options);
-  if (options.from === undefined || options.from === null) throw new TierwatchError('USAGE', "missing required argument 'from'");
+  if (options.from === undefined || options.from === null) {
+    throw new TierwatchError('USAGE', "missing required argument 'from'");
+  }
   const from = timeArgument(db, options.from, now, 'FROM')!;
   const to = timeArgument(db, options.to, now, 'TO') ?? now.toISOString();
   const rows = diffBetween(db, from, to, filters);
@@ -104,20 +133,31 @@ export function diffAnswer(
 }
 
 /** `history SYMBOL`: every version of the symbol's ladder (a pattern with `*` allowed). */
-export function historyAnswer(db: HistoryReader, symbol: string, options: QueryOptions): Answer<VersionRow> & { rows: VersionRow[]; note: string } {
+export function historyAnswer(
+  db: HistoryReader,
+  symbol: string,
+  options: QueryOptions,
+): Answer<VersionRow> & { rows: VersionRow[]; note: string } {
   const filters = filtersOf(options);
   const rows = symbolHistory(db, symbol, filters);
   return { rows, shape: versionShape, note: rows.length === 0 ? noteForEmpty(db, { symbols: [symbol] }) : '' };
 }
 
 /** The options of `runs` checked (USAGE for a bad --last). */
-export function runsQuestion(options: QueryOptions): { failed: boolean; last: number | undefined; accounts: readonly string[] | undefined } {
+export function runsQuestion(options: QueryOptions): {
+  failed: boolean;
+  last: number | undefined;
+  accounts: readonly string[] | undefined;
+} {
   const last = integerOption(options.last, '--last', 1, 999_999_999);
   return { failed: options.failed === true, last, accounts: filtersOf(options).accounts };
 }
 
 /** `runs`: the ledger, oldest first. */
-export function runsAnswer(db: HistoryReader, options: QueryOptions): Answer<RunRow> & { rows: RunRow[]; failed: boolean } {
+export function runsAnswer(
+  db: HistoryReader,
+  options: QueryOptions,
+): Answer<RunRow> & { rows: RunRow[]; failed: boolean } {
   const { failed, last, accounts } = runsQuestion(options);
   const rows = listRuns(db, { failed, ...(last === undefined ? {} : { last }), ...(accounts ? { accounts } : {}) });
   return { rows, shape: runShape, failed };

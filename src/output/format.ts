@@ -13,5 +13,8 @@ export function resolveFormat(value: unknown, stdoutIsTTY: boolean): OutputForma
   if (value === undefined || value === null) return stdoutIsTTY ? 'table' : 'json';
   const text = optionText(value).trim().toLowerCase();
   if ((OUTPUT_FORMATS as readonly string[]).includes(text)) return text as OutputFormat;
-  throw new TierwatchError('USAGE', `Expected \`--format\` to be one of ${OUTPUT_FORMATS.join(', ')}; got ${JSON.stringify(optionText(value))}.`);
+  throw new TierwatchError(
+    'USAGE',
+    `Expected \`--format\` to be one of ${OUTPUT_FORMATS.join(', ')}; got ${JSON.stringify(optionText(value))}.`,
+  );
 }

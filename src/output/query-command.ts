@@ -17,7 +17,10 @@ import { writeLines } from './stream.ts';
 import { escapeControl } from './terminal-text.ts';
 
 function collectPatterns(value: string, previous: string[] = []): string[] {
-  const added = value.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  const added = value
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
   return [...previous, ...added];
 }
 
@@ -32,11 +35,22 @@ export function noteForEmpty(db: HistoryReader, filters: Filters): string {
 
 /** Adds --format, and unless `filters` is false, the repeatable --account and --symbol. */
 export function addQueryOptions(command: Command, options: { filters?: boolean; symbol?: boolean } = {}): void {
-  command.option('--format <format>', `output format: ${OUTPUT_FORMATS.join(', ')} (default: table on a terminal, json otherwise)`);
+  command.option(
+    '--format <format>',
+    `output format: ${OUTPUT_FORMATS.join(', ')} (default: table on a terminal, json otherwise)`,
+  );
   if (options.filters === false) return;
-  command.option('--account <pattern>', 'only this account (`primary` or a subaccount id); `*` is a wildcard; repeatable', collectPatterns);
+  command.option(
+    '--account <pattern>',
+    'only this account (`primary` or a subaccount id); `*` is a wildcard; repeatable',
+    collectPatterns,
+  );
   if (options.symbol !== false) {
-    command.option('--symbol <pattern>', 'only this symbol, e.g. META-USD or *-USD; `*` is a wildcard; repeatable', collectPatterns);
+    command.option(
+      '--symbol <pattern>',
+      'only this symbol, e.g. META-USD or *-USD; `*` is a wildcard; repeatable',
+      collectPatterns,
+    );
   }
 }
 
@@ -68,7 +82,11 @@ export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag:
   const spec = parseTimeArgument(optionText(value), now, flag);
   return resolveTime(
     spec,
-    (runId) => cachedStatement<{ observed_at: string | null; status: string }>(db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId),
+    (runId) =>
+      cachedStatement<{ observed_at: string | null; status: string }>(
+        db,
+        'SELECT observed_at, status FROM runs WHERE run_id = ?',
+      ).get(runId),
     flag,
   );
 }
@@ -88,13 +106,18 @@ export async function writeTable(
 ): Promise<void> {
   const footer = lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now);
   const width = context.io.stdoutColumns;
-  await writeLines(context.io.stdout, (function* () {
-    if (heading !== undefined) yield heading;
-    yield* tableLines(source, { width });
-    const text = notes?.() ?? '';
-    if (text !== '') for (const line of text.replace(/\n$/, '').split('\n')) yield* wrapWords(escapeControl(line), width);
-    yield footer;
-  })());
+  await writeLines(
+    context.io.stdout,
+    (function* () {
+      if (heading !== undefined) yield heading;
+      yield* tableLines(source, { width });
+      const text = notes?.() ?? '';
+      if (text !== '') {
+        for (const line of text.replace(/\n$/, '').split('\n')) yield* wrapWords(escapeControl(line), width);
+      }
+      yield footer;
+    })(),
+  );
 }
 
 /** A note's line wrapped between words to `width` (a word longer than the width stays whole). */

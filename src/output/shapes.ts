@@ -30,7 +30,10 @@ export function describable(row: ChangeRow | DiffRow): DescribableChange {
     leverage: row.leverage,
     change: row.change,
     changed_columns: row.changed_columns,
-    ...(flattenSides(row.before, row.after) as Pick<DescribableChange, `old_${(typeof TRACKED_COLUMNS)[number]}` | `new_${(typeof TRACKED_COLUMNS)[number]}`>),
+    ...(flattenSides(row.before, row.after) as Pick<
+      DescribableChange,
+      `old_${(typeof TRACKED_COLUMNS)[number]}` | `new_${(typeof TRACKED_COLUMNS)[number]}`
+    >),
   };
 }
 
@@ -43,12 +46,31 @@ export const versionShape: RecordShape<VersionRow> = {
 /** A change of the feed; classification and baseline come last (appended to the 0.1.0 shape). */
 export const changeShape: RecordShape<FeedRow> = {
   json: (row) => row,
-  csvColumns: ['run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns', ...SIDE_COLUMNS, 'classification', 'baseline'],
+  csvColumns: [
+    'run_id',
+    'observed_at',
+    'account_id',
+    'symbol',
+    'leverage',
+    'change',
+    'changed_columns',
+    ...SIDE_COLUMNS,
+    'classification',
+    'baseline',
+  ],
   csv: (row) => {
     const flat = flattenSides(row.before, row.after);
     return [
-      row.run_id, row.observed_at, row.account_id, row.symbol, row.leverage, row.change, JSON.stringify(row.changed_columns),
-      ...SIDE_COLUMNS.map((column) => flat[column]), row.classification, row.baseline ? 1 : 0,
+      row.run_id,
+      row.observed_at,
+      row.account_id,
+      row.symbol,
+      row.leverage,
+      row.change,
+      JSON.stringify(row.changed_columns),
+      ...SIDE_COLUMNS.map((column) => flat[column]),
+      row.classification,
+      row.baseline ? 1 : 0,
     ];
   },
 };
@@ -59,7 +81,11 @@ export const diffShape: RecordShape<DiffRow> = {
   csv: (row) => {
     const flat = flattenSides(row.before, row.after);
     return [
-      row.account_id, row.symbol, row.leverage, row.change, JSON.stringify(row.changed_columns),
+      row.account_id,
+      row.symbol,
+      row.leverage,
+      row.change,
+      JSON.stringify(row.changed_columns),
       ...SIDE_COLUMNS.map((column) => flat[column]),
     ];
   },

@@ -51,7 +51,10 @@ export function table(columns: readonly TableColumn[], rows: Iterable<readonly s
 }
 
 /** Maps rows lazily (a generator), so a statement's iterator is never turned into an array. */
-export function* mapRows<Row>(rows: Iterable<Row>, cells: (row: Row, index: number) => readonly string[]): Generator<readonly string[]> {
+export function* mapRows<Row>(
+  rows: Iterable<Row>,
+  cells: (row: Row, index: number) => readonly string[],
+): Generator<readonly string[]> {
   let index = 0;
   for (const row of rows) yield cells(row, index++);
 }
@@ -86,19 +89,28 @@ export interface ColumnLayout {
  * The gap between columns drops from two spaces to one when the table does not fit otherwise.
  * Linear in the excess, which is bounded by the sum of the natural widths.
  */
-export function fitColumns(natural: readonly number[], words: readonly number[], width: number | undefined): ColumnLayout {
+export function fitColumns(
+  natural: readonly number[],
+  words: readonly number[],
+  width: number | undefined,
+): ColumnLayout {
   const widths = [...natural];
   if (width === undefined) return { widths, gap: GAP };
   const total = (gap: number): number => widths.reduce((sum, w) => sum + w, 0) + gap * (widths.length - 1);
   const narrowest = natural.map((w, i) => Math.min(w, Math.max(MIN_COLUMN_WIDTH, words[i]!)));
-  const gap = natural.reduce((sum, w) => sum + w, 0) + GAP.length * (widths.length - 1) <= width ||
-    narrowest.reduce((sum, w) => sum + w, 0) + GAP.length * (widths.length - 1) <= width ? GAP.length : 1;
+  const gap =
+    natural.reduce((sum, w) => sum + w, 0) + GAP.length * (widths.length - 1) <= width ||
+    narrowest.reduce((sum, w) => sum + w, 0) + GAP.length * (widths.length - 1) <= width
+      ? GAP.length
+      : 1;
   for (const floor of [narrowest, natural.map((w) => Math.min(w, MIN_COLUMN_WIDTH))]) {
     let excess = total(gap) - width;
     while (excess > 0) {
       let widest = -1;
       for (let i = 0; i < widths.length; i += 1) {
-        if (widths[i]! > floor[i]! && (widest === -1 || widths[i]! - floor[i]! >= widths[widest]! - floor[widest]!)) widest = i;
+        if (widths[i]! > floor[i]! && (widest === -1 || widths[i]! - floor[i]! >= widths[widest]! - floor[widest]!)) {
+          widest = i;
+        }
       }
       if (widest === -1) break;
       widths[widest]! -= 1;
@@ -119,7 +131,9 @@ function reclaim(layout: ColumnLayout, natural: readonly number[], cells: Readon
   for (let i = 0; i < widths.length; i += 1) {
     if (widths[i]! >= natural[i]!) continue;
     let used = 1;
-    for (const row of cells) for (const line of wrap(row[i] ?? '', widths[i]!)) used = Math.max(used, displayWidth(line));
+    for (const row of cells) {
+      for (const line of wrap(row[i] ?? '', widths[i]!)) used = Math.max(used, displayWidth(line));
+    }
     saved += widths[i]! - used;
     widths[i] = used;
   }
@@ -141,7 +155,9 @@ function wrap(text: string, width: number): string[] {
       return lines;
     }
     let cut = 0;
-    for (let j = Math.min(width, chars.length - 1); j > 0 && cut === 0; j -= 1) if (breaksBefore(chars, j) !== null) cut = j;
+    for (let j = Math.min(width, chars.length - 1); j > 0 && cut === 0; j -= 1) {
+      if (breaksBefore(chars, j) !== null) cut = j;
+    }
     if (cut < width / 3) cut = width;
     lines.push(chars.slice(0, cut).join('').trimEnd());
     chars = chars.slice(cut);
@@ -158,7 +174,12 @@ function pad(text: string, width: number, align: Align): string {
 }
 
 /** One row (or the header) as one or more lines of text. */
-function layoutRow(cells: readonly string[], { widths, gap }: ColumnLayout, aligns: readonly Align[], wrapCells: boolean): string[] {
+function layoutRow(
+  cells: readonly string[],
+  { widths, gap }: ColumnLayout,
+  aligns: readonly Align[],
+  wrapCells: boolean,
+): string[] {
   const parts = cells.map((cell, i) => {
     const text = escapeControl(cell);
     return wrapCells && displayWidth(text) > widths[i]! ? wrap(text, widths[i]!) : [text];
@@ -166,7 +187,12 @@ function layoutRow(cells: readonly string[], { widths, gap }: ColumnLayout, alig
   const height = Math.max(...parts.map((part) => part.length));
   const lines: string[] = [];
   for (let line = 0; line < height; line += 1) {
-    lines.push(parts.map((part, i) => pad(part[line] ?? '', widths[i]!, aligns[i]!)).join(gap).trimEnd());
+    lines.push(
+      parts
+        .map((part, i) => pad(part[line] ?? '', widths[i]!, aligns[i]!))
+        .join(gap)
+        .trimEnd(),
+    );
   }
   return lines;
 }
@@ -191,7 +217,12 @@ export class TableStream<Row> {
   #aligns: readonly Align[] = [];
   #rows = 0;
 
-  constructor(columns: ColumnsFrom<Row>, cells: (row: Row) => readonly string[], empty: string, options: TableLayoutOptions = {}) {
+  constructor(
+    columns: ColumnsFrom<Row>,
+    cells: (row: Row) => readonly string[],
+    empty: string,
+    options: TableLayoutOptions = {},
+  ) {
     this.#columns = columns;
     this.#cells = cells;
     this.#empty = empty;
@@ -238,9 +269,20 @@ export class TableStream<Row> {
       }
     }
     const layout = fitColumns(natural, words, width);
-    if (width !== undefined) reclaim(layout, natural, [titles, ...cells].map((row) => row.map((cell) => escapeControl(cell ?? ''))));
+    if (width !== undefined) {
+      reclaim(
+        layout,
+        natural,
+        [titles, ...cells].map((row) => row.map((cell) => escapeControl(cell ?? ''))),
+      );
+    }
     this.#layout = layout;
-    const lines = layoutRow(titles, layout, titles.map(() => 'left' as const), width !== undefined);
+    const lines = layoutRow(
+      titles,
+      layout,
+      titles.map(() => 'left' as const),
+      width !== undefined,
+    );
     lines.push(layout.widths.map((w) => '─'.repeat(w)).join(layout.gap));
     for (const row of cells) lines.push(...this.#layoutRow(row));
     return lines;
@@ -264,7 +306,12 @@ export function* tableLines(source: Table, options: TableLayoutOptions = {}): Ge
 }
 
 /** The table as text (ending with a newline), or `empty` on its own line when there are no rows. */
-export function renderTable(columns: readonly TableColumn[], rows: Iterable<readonly string[]>, empty: string, options: TableLayoutOptions = {}): string {
+export function renderTable(
+  columns: readonly TableColumn[],
+  rows: Iterable<readonly string[]>,
+  empty: string,
+  options: TableLayoutOptions = {},
+): string {
   let text = '';
   for (const line of tableLines(table(columns, rows, empty), options)) text += `${line}\n`;
   return text;

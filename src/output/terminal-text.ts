@@ -18,7 +18,9 @@ function escapeOne(char: string): string {
   const named = NAMED[char];
   if (named !== undefined) return named;
   const code = char.charCodeAt(0);
-  return code <= 0xff ? `\\x${code.toString(16).toUpperCase().padStart(2, '0')}` : `\\u${code.toString(16).toUpperCase().padStart(4, '0')}`;
+  return code <= 0xff
+    ? `\\x${code.toString(16).toUpperCase().padStart(2, '0')}`
+    : `\\u${code.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 /** `text` with every control character written as a visible escape (`\x1B`, `\r`, `\u202E`). */

@@ -19,9 +19,7 @@ export interface Ignored {
 export type AuthAnswer = { kind: 'authenticated' } | { kind: 'fail'; error: TierwatchError } | Ignored;
 
 export type PageAnswer =
-  | { kind: 'page'; rows: unknown[] }
-  | { kind: 'error'; error: TierwatchError }
-  | (Ignored & { desynchronised?: true });
+  { kind: 'page'; rows: unknown[] } | { kind: 'error'; error: TierwatchError } | (Ignored & { desynchronised?: true });
 
 function ignored(type: FrameTypeLabel, why: string, fields?: Record<string, unknown>): Ignored {
   return fields === undefined ? { kind: 'ignore', type, why } : { kind: 'ignore', type, why, fields };
@@ -31,8 +29,12 @@ function ignored(type: FrameTypeLabel, why: string, fields?: Record<string, unkn
 export function exchangeError(frame: Extract<Frame, { kind: 'error' }>, what = ''): TierwatchError {
   const text = `the exchange answered ${what}${frame.errorCode}${frame.message ? `: ${frame.message}` : ''}`;
   const details = { exchangeCode: frame.errorCode, exchangeMessage: frame.message, retryAfterMs: frame.retryAfterMs };
-  if (frame.errorCode === 'RateLimited') return new TierwatchError('QFEX_RATE_LIMITED', text, { retryable: true, details });
-  if (frame.errorCode === 'ServerError') return new TierwatchError('QFEX_SERVER_ERROR', text, { retryable: true, details });
+  if (frame.errorCode === 'RateLimited') {
+    return new TierwatchError('QFEX_RATE_LIMITED', text, { retryable: true, details });
+  }
+  if (frame.errorCode === 'ServerError') {
+    return new TierwatchError('QFEX_SERVER_ERROR', text, { retryable: true, details });
+  }
   return new TierwatchError('QFEX_ERROR', text, { details });
 }
 
@@ -42,10 +44,15 @@ export function authAnswer(frame: Frame): AuthAnswer {
     case 'auth_ok':
       return { kind: 'authenticated' };
     case 'auth_rejected':
-      return { kind: 'fail', error: new TierwatchError('QFEX_AUTH_REJECTED', `the exchange rejected the credentials: ${frame.reason}`) };
+      return {
+        kind: 'fail',
+        error: new TierwatchError('QFEX_AUTH_REJECTED', `the exchange rejected the credentials: ${frame.reason}`),
+      };
     case 'error':
       if (frame.incomingType !== null && frame.incomingType !== 'auth') {
-        return ignored('err', 'an error about another request while the auth answer was awaited', { exchange_code: frame.errorCode.slice(0, 60) });
+        return ignored('err', 'an error about another request while the auth answer was awaited', {
+          exchange_code: frame.errorCode.slice(0, 60),
+        });
       }
       // "Safe to retry after a short delay": a busy exchange is not a refusal of the key.
       if (frame.errorCode === 'RateLimited' || frame.errorCode === 'ServerError') {
@@ -73,16 +80,25 @@ export function pageAnswer(frame: Frame, awaiting: boolean): PageAnswer {
       if (awaiting) return { kind: 'page', rows: frame.rows };
       // Answered twice, or late: whatever comes next may belong to an older request too.
       return {
-        ...ignored(LEVERAGE_RESPONSE_KEY, 'a leverage page nobody was waiting for (a stale answer); the next request goes to a fresh connection'),
+        ...ignored(
+          LEVERAGE_RESPONSE_KEY,
+          'a leverage page nobody was waiting for (a stale answer); the next request goes to a fresh connection',
+        ),
         desynchronised: true,
       };
     case 'error':
       // With one request in flight, an error frame answers it (as the official CLI assumes),
       // unless it names another request; with none in flight it answers nothing.
       if (frame.incomingType !== null && frame.incomingType !== 'get_available_leverage_levels') {
-        return ignored('err', 'an error frame about a request we never sent', { exchange_code: frame.errorCode.slice(0, 60) });
+        return ignored('err', 'an error frame about a request we never sent', {
+          exchange_code: frame.errorCode.slice(0, 60),
+        });
       }
-      if (!awaiting) return ignored('err', 'an error frame while no request was in flight', { exchange_code: frame.errorCode.slice(0, 60) });
+      if (!awaiting) {
+        return ignored('err', 'an error frame while no request was in flight', {
+          exchange_code: frame.errorCode.slice(0, 60),
+        });
+      }
       return { kind: 'error', error: exchangeError(frame) };
     case 'auth_ok':
     case 'auth_rejected':

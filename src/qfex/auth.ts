@@ -9,8 +9,7 @@
 import { createHmac, randomBytes as cryptoRandomBytes } from 'node:crypto';
 
 export type Credentials =
-  | { kind: 'hmac'; publicKey: string; secretKey: string }
-  | { kind: 'jwt'; token: string; publicKey?: string };
+  { kind: 'hmac'; publicKey: string; secretKey: string } | { kind: 'jwt'; token: string; publicKey?: string };
 
 /**
  * Lowercase hex HMAC-SHA256 of `${nonce}:${unixTs}`, keyed by the secret key's raw UTF-8 bytes

@@ -28,7 +28,13 @@ import { coerceError, TierwatchError } from '../errors.ts';
 import { silentLogger } from '../log.ts';
 import { authAnswer, pageAnswer } from './answers.ts';
 import { buildAuthMessage, newNonce } from './auth.ts';
-import { DEFAULT_MAX_PAYLOAD_BYTES, defaultCertificates, dialUrl, logJwtExpiry, type QfexClientOptions } from './dial.ts';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  defaultCertificates,
+  dialUrl,
+  logJwtExpiry,
+  type QfexClientOptions,
+} from './dial.ts';
 import { classifySocketError, describeClose } from './socket-errors.ts';
 import { parseFrame, type Frame, type FrameTypeLabel } from './protocol.ts';
 import { Redactor, redactingLogger } from './redact.ts';
@@ -48,7 +54,9 @@ export interface QfexSession {
 }
 
 function abortError(signal: AbortSignal): TierwatchError {
-  return new TierwatchError('ABORTED', 'the QFEX connection was stopped by a shutdown signal', { cause: signal.reason });
+  return new TierwatchError('ABORTED', 'the QFEX connection was stopped by a shutdown signal', {
+    cause: signal.reason,
+  });
 }
 
 /**
@@ -91,7 +99,11 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
     let phase: Phase = 'connecting';
     /** Why the session can no longer be used; later requests reject with it. */
     let failure: TierwatchError | null = null;
-    let pending: { resolve: (rows: unknown[]) => void; reject: (error: TierwatchError) => void; timer: NodeJS.Timeout } | null = null;
+    let pending: {
+      resolve: (rows: unknown[]) => void;
+      reject: (error: TierwatchError) => void;
+      timer: NodeJS.Timeout;
+    } | null = null;
     let phaseTimer: NodeJS.Timeout | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     let pingTimer: NodeJS.Timeout | undefined;
@@ -104,7 +116,10 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       options.onIgnoredFrame?.(type);
       if (loggedIgnored.has(type)) return;
       loggedIgnored.add(type);
-      log.warn({ frame_type: type, ...fields }, `ignored a frame from the exchange: ${why} (logged once per type per connection)`);
+      log.warn(
+        { frame_type: type, ...fields },
+        `ignored a frame from the exchange: ${why} (logged once per type per connection)`,
+      );
     };
 
     const stopTimers = () => {
@@ -141,23 +156,37 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       clearTimeout(idleTimer);
       idleTimer = setTimeout(() => {
         fail(
-          new TierwatchError('QFEX_CLOSED', `the QFEX connection went silent: no frame (pings included) for ${timeouts.idleMs} ms`, {
-            retryable: true,
-          }),
+          new TierwatchError(
+            'QFEX_CLOSED',
+            `the QFEX connection went silent: no frame (pings included) for ${timeouts.idleMs} ms`,
+            {
+              retryable: true,
+            },
+          ),
         );
       }, timeouts.idleMs);
       idleTimer.unref();
     };
 
     phaseTimer = setTimeout(() => {
-      fail(new TierwatchError('QFEX_TIMEOUT', `no WebSocket handshake with ${endpoint} within ${timeouts.connectMs} ms`, { retryable: true }));
+      fail(
+        new TierwatchError('QFEX_TIMEOUT', `no WebSocket handshake with ${endpoint} within ${timeouts.connectMs} ms`, {
+          retryable: true,
+        }),
+      );
     }, timeouts.connectMs);
 
     socket.on('unexpected-response', (_request, response: IncomingMessage) => {
       const status = response.statusCode ?? 0;
       response.resume();
       if (status === 401 || status === 403) {
-        fail(new TierwatchError('QFEX_AUTH_REJECTED', `the exchange refused the API key at the WebSocket upgrade (HTTP ${status})`, { details: { httpStatus: status } }));
+        fail(
+          new TierwatchError(
+            'QFEX_AUTH_REJECTED',
+            `the exchange refused the API key at the WebSocket upgrade (HTTP ${status})`,
+            { details: { httpStatus: status } },
+          ),
+        );
       } else {
         fail(
           new TierwatchError('QFEX_CONNECT', `the exchange answered the WebSocket upgrade with HTTP ${status}`, {
@@ -169,18 +198,38 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
     });
 
     socket.on('error', (error) => {
-      const where = phase === 'connecting' ? `connecting to ${endpoint}` : phase === 'authenticating' ? 'during authentication' : 'on an open connection';
+      const where =
+        phase === 'connecting'
+          ? `connecting to ${endpoint}`
+          : phase === 'authenticating'
+            ? 'during authentication'
+            : 'on an open connection';
       fail(classifySocketError(error, where));
     });
 
     socket.on('close', (code, reason) => {
       const described = describeClose(code, reason);
       if (phase === 'authenticating') {
-        fail(new TierwatchError('QFEX_AUTH_REJECTED', `the exchange closed the connection during authentication (${described})`, { details: { closeCode: code } }));
+        fail(
+          new TierwatchError(
+            'QFEX_AUTH_REJECTED',
+            `the exchange closed the connection during authentication (${described})`,
+            { details: { closeCode: code } },
+          ),
+        );
       } else if (phase === 'connecting') {
-        fail(new TierwatchError('QFEX_CONNECT', `the connection closed before the WebSocket handshake (${described})`, { retryable: true }));
+        fail(
+          new TierwatchError('QFEX_CONNECT', `the connection closed before the WebSocket handshake (${described})`, {
+            retryable: true,
+          }),
+        );
       } else {
-        fail(new TierwatchError('QFEX_CLOSED', `the exchange closed the connection (${described})`, { retryable: true, details: { closeCode: code } }));
+        fail(
+          new TierwatchError('QFEX_CLOSED', `the exchange closed the connection (${described})`, {
+            retryable: true,
+            details: { closeCode: code },
+          }),
+        );
       }
     });
 
@@ -192,7 +241,11 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       phase = 'authenticating';
       clearTimeout(phaseTimer);
       phaseTimer = setTimeout(() => {
-        fail(new TierwatchError('QFEX_TIMEOUT', `no answer to the auth message within ${timeouts.authMs} ms`, { retryable: true }));
+        fail(
+          new TierwatchError('QFEX_TIMEOUT', `no answer to the auth message within ${timeouts.authMs} ms`, {
+            retryable: true,
+          }),
+        );
       }, timeouts.authMs);
       const message = buildAuthMessage(options.credentials, {
         nowMs: now(),
@@ -218,8 +271,19 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
         frame = parseFrame(text === null ? buffer : redactor.scrubFrame(text), isBinary);
       } catch (error) {
         if (error instanceof TierwatchError) fail(error);
-        else if (error instanceof RangeError) fail(new TierwatchError('QFEX_PROTOCOL', `the exchange sent a frame that could not be read: ${error.message}`, { cause: error }));
-        else fail(new TierwatchError('INTERNAL', `reading a frame failed: ${String(error)} (this is a bug)`, { cause: error }));
+        else if (error instanceof RangeError) {
+          fail(
+            new TierwatchError('QFEX_PROTOCOL', `the exchange sent a frame that could not be read: ${error.message}`, {
+              cause: error,
+            }),
+          );
+        } else {
+          fail(
+            new TierwatchError('INTERNAL', `reading a frame failed: ${String(error)} (this is a bug)`, {
+              cause: error,
+            }),
+          );
+        }
         return;
       }
       if (phase === 'authenticating') onAuthFrame(frame);
@@ -238,9 +302,12 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
         touch();
         // Our own pings make a silent server visible even if it never pings us; any pong (or
         // server ping, or message) resets the idle timer.
-        pingTimer = setInterval(() => {
-          if (socket.readyState === WebSocket.OPEN) socket.ping();
-        }, Math.max(1, Math.floor(timeouts.idleMs / 3)));
+        pingTimer = setInterval(
+          () => {
+            if (socket.readyState === WebSocket.OPEN) socket.ping();
+          },
+          Math.max(1, Math.floor(timeouts.idleMs / 3)),
+        );
         pingTimer.unref();
         log.info({ method: options.credentials.kind }, 'authenticated with QFEX');
         resolveOpen(session);
@@ -268,11 +335,19 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
       requestLeveragePage(limit: number, offset: number): Promise<unknown[]> {
         if (failure) return Promise.reject(failure);
         if (phase === 'closed') return Promise.reject(new TierwatchError('QFEX_CLOSED', 'the QFEX session was closed'));
-        if (pending) return Promise.reject(new TierwatchError('INTERNAL', 'a leverage page request is already in flight'));
+        if (pending) {
+          return Promise.reject(new TierwatchError('INTERNAL', 'a leverage page request is already in flight'));
+        }
         return new Promise<unknown[]>((resolve, reject) => {
           const timer = setTimeout(() => {
             // A late answer could be taken for the next request's: the session cannot be trusted any more.
-            fail(new TierwatchError('QFEX_TIMEOUT', `no leverage page (offset ${offset}) within ${timeouts.requestMs} ms`, { retryable: true }));
+            fail(
+              new TierwatchError(
+                'QFEX_TIMEOUT',
+                `no leverage page (offset ${offset}) within ${timeouts.requestMs} ms`,
+                { retryable: true },
+              ),
+            );
           }, timeouts.requestMs);
           pending = { resolve, reject, timer };
           const text = JSON.stringify({ type: 'get_available_leverage_levels', params: { limit, offset } });
@@ -280,7 +355,9 @@ export function openSession(options: QfexClientOptions): Promise<QfexSession> {
           socket.send(text, (error) => {
             // A socket that is already closing will report its close code in the 'close' event,
             // which rejects this request; anything else is a failure of its own.
-            if (error && socket.readyState === WebSocket.OPEN) fail(classifySocketError(error, 'sending a page request'));
+            if (error && socket.readyState === WebSocket.OPEN) {
+              fail(classifySocketError(error, 'sending a page request'));
+            }
           });
         });
       },

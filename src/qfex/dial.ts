@@ -51,7 +51,9 @@ const JWT_WARN_MS = 10 * 60 * 1000;
  */
 export function defaultCertificates(): readonly string[] {
   const withDefaults = tls as { getCACertificates?: (type?: string) => string[] };
-  return typeof withDefaults.getCACertificates === 'function' ? withDefaults.getCACertificates('default') : tls.rootCertificates;
+  return typeof withDefaults.getCACertificates === 'function'
+    ? withDefaults.getCACertificates('default')
+    : tls.rootCertificates;
 }
 
 /** The URL to dial: the configured one with `api_key` set when a public key is known. */
@@ -63,7 +65,10 @@ export function dialUrl(options: QfexClientOptions): URL {
     throw new TierwatchError('CONFIG_INVALID', `QFEX_WS_URL is not a URL: ${options.url}`, { cause: error });
   }
   if (url.protocol !== 'wss:' && url.protocol !== 'ws:') {
-    throw new TierwatchError('CONFIG_INVALID', `QFEX_WS_URL must start with wss:// (or ws:// on loopback), got ${url.protocol}//`);
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `QFEX_WS_URL must start with wss:// (or ws:// on loopback), got ${url.protocol}//`,
+    );
   }
   const publicKey = options.credentials.publicKey;
   if (publicKey !== undefined && publicKey !== '') url.searchParams.set('api_key', publicKey);

@@ -102,8 +102,17 @@ export async function retryRefusals<T>(attempt: () => Promise<T>, options: Refus
     } catch (error) {
       if (!isTierwatchError(error) || !RETRIED_CODES.has(error.code) || retry >= options.retry.attempts) throw error;
       const hint = typeof error.details?.retryAfterMs === 'number' ? error.details.retryAfterMs : 0;
-      const delay = backoffDelay(retry, { baseMs: options.retry.baseDelayMs, maxMs: options.retry.maxDelayMs, random, hintMs: hint, cap: 'after-jitter' });
-      logger?.warn({ code: error.code, ...options.context, retry: retry + 1, delayMs: delay }, 'request refused by the exchange; retrying');
+      const delay = backoffDelay(retry, {
+        baseMs: options.retry.baseDelayMs,
+        maxMs: options.retry.maxDelayMs,
+        random,
+        hintMs: hint,
+        cap: 'after-jitter',
+      });
+      logger?.warn(
+        { code: error.code, ...options.context, retry: retry + 1, delayMs: delay },
+        'request refused by the exchange; retrying',
+      );
       try {
         await sleep(delay, signal);
       } catch (sleepError) {
@@ -153,7 +162,10 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
       if (rows.length > options.pageSize && !warnedOversized) {
         // Against the documented contract, but still data: the tier bound keeps it in check.
         warnedOversized = true;
-        logger?.warn({ offset, asked: options.pageSize, rows: rows.length }, 'the exchange sent more rows than the page size asked for; they are kept (logged once per sweep)');
+        logger?.warn(
+          { offset, asked: options.pageSize, rows: rows.length },
+          'the exchange sent more rows than the page size asked for; they are kept (logged once per sweep)',
+        );
       }
       let start = 0;
       if (overlap) {
@@ -161,19 +173,25 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
         const first = validateTierRow(rows[0], { offset });
         const previous = tiers.at(tiers.length - 1);
         if (!sameTier(first, previous)) {
-          throw new ListShifted(`offset ${offset} holds ${first.symbol} ${first.leverage}, the previous page ended with ${previous.symbol} ${previous.leverage}`);
+          throw new ListShifted(
+            `offset ${offset} holds ${first.symbol} ${first.leverage}, the previous page ended with ${previous.symbol} ${previous.leverage}`,
+          );
         }
         start = 1;
       }
       logger?.debug({ offset, rows: rows.length, newRows: rows.length - start }, 'leverage page');
       if (rows.length <= start) {
-        if (tiers.length === 0) throw new TierwatchError('EMPTY_SWEEP', 'the exchange returned no leverage tiers at all');
+        if (tiers.length === 0) {
+          throw new TierwatchError('EMPTY_SWEEP', 'the exchange returned no leverage tiers at all');
+        }
         return { tiers: tiers.toTiers(), pages, requests, observedAt: arrivedAt };
       }
       for (let index = start; index < rows.length; index++) {
         where.offset = offset + index; // one `where` object per pass, not one per row
         const tier = validateTierRow(rows[index], where);
-        if (!seen.add(tier.symbol, tier.leverage)) throw new ListShifted(`${tier.symbol} ${tier.leverage} came twice (offset ${offset + index})`);
+        if (!seen.add(tier.symbol, tier.leverage)) {
+          throw new ListShifted(`${tier.symbol} ${tier.leverage} came twice (offset ${offset + index})`);
+        }
         if (tiers.length >= maxTiers) {
           throw new TierwatchError(
             'TIER_LIMIT_REACHED',
@@ -207,7 +225,10 @@ export async function fetchAllTiers(requestPage: RequestPage, options: PageOptio
           { cause: error, details: { passes: restart + 1 } },
         );
       }
-      logger?.warn({ reason: error.message, restart: restart + 1 }, 'tier list shifted during paging; restarting from offset 0');
+      logger?.warn(
+        { reason: error.message, restart: restart + 1 },
+        'tier list shifted during paging; restarting from offset 0',
+      );
       await options.onRestart?.(error.message);
     }
   }

@@ -23,7 +23,13 @@ export type Frame =
   | { kind: 'auth_ok' }
   | { kind: 'auth_rejected'; reason: string }
   | { kind: 'leverage_page'; rows: unknown[] }
-  | { kind: 'error'; errorCode: string; message: string | null; incomingType: string | null; retryAfterMs: number | null }
+  | {
+      kind: 'error';
+      errorCode: string;
+      message: string | null;
+      incomingType: string | null;
+      retryAfterMs: number | null;
+    }
   | { kind: 'other'; key: string };
 
 export const LEVERAGE_RESPONSE_KEY = 'available_leverage_levels_response';
@@ -110,7 +116,9 @@ export function parseFrame(data: Buffer | string, isBinary: boolean): Frame {
   } catch (error) {
     throw protocolError(`the exchange sent a frame that is not JSON: ${preview(text)}`, error);
   }
-  if (!isPlainObject(value)) throw protocolError(`the exchange sent a frame that is not a JSON object: ${preview(value)}`);
+  if (!isPlainObject(value)) {
+    throw protocolError(`the exchange sent a frame that is not a JSON object: ${preview(value)}`);
+  }
 
   if (LEVERAGE_RESPONSE_KEY in value) {
     const rows = value[LEVERAGE_RESPONSE_KEY];
@@ -123,7 +131,9 @@ export function parseFrame(data: Buffer | string, isBinary: boolean): Frame {
   if ('authenticated' in value) {
     const authenticated = value.authenticated;
     if (authenticated === true) return { kind: 'auth_ok' };
-    if (authenticated === false) return { kind: 'auth_rejected', reason: 'the exchange answered {"authenticated":false}' };
+    if (authenticated === false) {
+      return { kind: 'auth_rejected', reason: 'the exchange answered {"authenticated":false}' };
+    }
     throw protocolError(`"authenticated" is not a boolean: ${preview(authenticated)}`);
   }
 
@@ -136,7 +146,10 @@ export function parseFrame(data: Buffer | string, isBinary: boolean): Frame {
   if (type === 'error' || type === 'Err') return errorFrame(value);
   if (type === 'auth') {
     if (value.result === 'success') return { kind: 'auth_ok' };
-    return { kind: 'auth_rejected', reason: `the exchange answered an auth frame with result ${preview(value.result)}` };
+    return {
+      kind: 'auth_rejected',
+      reason: `the exchange answered an auth frame with result ${preview(value.result)}`,
+    };
   }
   // A subscription push envelope: {"type": ..., "connection_id": ..., "message_id": ...}.
   if (typeof type === 'string' && typeof value.connection_id === 'string' && typeof value.message_id === 'number') {
@@ -161,7 +174,9 @@ export function nestingDepth(text: string, limit: number): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c) {
+        i++;
+      } // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;
@@ -224,20 +239,31 @@ export function parseRetryAfter(message: string | null): number | null {
   return Math.ceil(ms);
 }
 
-function rowError(where: { offset: number }, symbol: unknown, leverage: unknown, field: string, rule: string, got: unknown): TierwatchError {
+function rowError(
+  where: { offset: number },
+  symbol: unknown,
+  leverage: unknown,
+  field: string,
+  rule: string,
+  got: unknown,
+): TierwatchError {
   const names: string[] = [];
   if (typeof symbol === 'string' && symbol !== '') names.push(`symbol ${JSON.stringify(symbol)}`);
   if (leverage !== undefined) names.push(`leverage ${preview(leverage, 30)}`);
   const which = names.length > 0 ? ` (${names.join(', ')})` : '';
-  return new TierwatchError('ROW_INVALID', `tier row at offset ${where.offset}${which}: ${field} ${rule}, got ${preview(got, 60)}`, {
-    details: {
-      offset: where.offset,
-      symbol: typeof symbol === 'string' ? symbol : null,
-      leverage: leverage === undefined ? null : preview(leverage, 30),
-      field,
-      rule,
+  return new TierwatchError(
+    'ROW_INVALID',
+    `tier row at offset ${where.offset}${which}: ${field} ${rule}, got ${preview(got, 60)}`,
+    {
+      details: {
+        offset: where.offset,
+        symbol: typeof symbol === 'string' ? symbol : null,
+        leverage: leverage === undefined ? null : preview(leverage, 30),
+        field,
+        rule,
+      },
     },
-  });
+  );
 }
 
 /** What normalizeLeverage would return unchanged: positive, no leading or trailing zeros. */
@@ -267,7 +293,10 @@ export function validateTierRow(row: unknown, where: { offset: number }): Tier {
     throw rowError(where, undefined, rawLeverage, 'symbol', 'must be a non-empty string', symbol);
   }
   // Fast path: the exchange sends canonical strings ("20"), which need no rewriting.
-  const leverage = typeof rawLeverage === 'string' && CANONICAL_LEVERAGE.test(rawLeverage) ? rawLeverage : normalizeLeverage(rawLeverage);
+  const leverage =
+    typeof rawLeverage === 'string' && CANONICAL_LEVERAGE.test(rawLeverage)
+      ? rawLeverage
+      : normalizeLeverage(rawLeverage);
   if (leverage === null) {
     throw rowError(where, symbol, rawLeverage, 'leverage', 'must be a positive decimal', rawLeverage);
   }
@@ -280,7 +309,14 @@ export function validateTierRow(row: unknown, where: { offset: number }): Tier {
     throw rowError(where, symbol, rawLeverage, 'maintenance_margin', 'must be a finite number in (0, 1]', maintenance);
   }
   if (maintenance > initial) {
-    throw rowError(where, symbol, rawLeverage, 'maintenance_margin', `must not exceed initial_margin ${initial}`, maintenance);
+    throw rowError(
+      where,
+      symbol,
+      rawLeverage,
+      'maintenance_margin',
+      `must not exceed initial_margin ${initial}`,
+      maintenance,
+    );
   }
   const notionalField = raw.max_notional !== undefined ? 'max_notional' : 'max_position';
   const maxNotional = raw[notionalField];

@@ -154,9 +154,14 @@ export class Redactor {
   scrubError<E extends Error>(error: E, depth = 0): E {
     const message = this.scrub(error.message);
     const stack = error.stack === undefined ? undefined : this.scrub(error.stack);
-    const cause = depth < MAX_DEPTH && error.cause !== undefined ? this.scrubValue(error.cause, depth + 1) : error.cause;
+    const cause =
+      depth < MAX_DEPTH && error.cause !== undefined ? this.scrubValue(error.cause, depth + 1) : error.cause;
     const details = error instanceof TierwatchError ? this.scrubValue(error.details, depth + 1) : undefined;
-    const clean = message === error.message && stack === error.stack && cause === error.cause && (!(error instanceof TierwatchError) || details === error.details);
+    const clean =
+      message === error.message &&
+      stack === error.stack &&
+      cause === error.cause &&
+      (!(error instanceof TierwatchError) || details === error.details);
     if (clean) return error;
     let copy: Error;
     if (error instanceof TierwatchError) {
@@ -194,7 +199,10 @@ export function redactingLogger(logger: Logger, redactor: Redactor): Logger {
       if (typeof property === 'string' && LEVEL_METHODS.has(property) && typeof value === 'function') {
         return (...args: unknown[]) => {
           if (!target.isLevelEnabled(property)) return;
-          (value as (...a: unknown[]) => void).apply(target, args.map((arg) => redactor.scrubValue(arg)));
+          (value as (...a: unknown[]) => void).apply(
+            target,
+            args.map((arg) => redactor.scrubValue(arg)),
+          );
         };
       }
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;

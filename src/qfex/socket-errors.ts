@@ -38,19 +38,29 @@ export function classifySocketError(error: unknown, phase: string): TierwatchErr
     );
   }
   if (code.startsWith('WS_ERR_')) {
-    return new TierwatchError('QFEX_PROTOCOL', `the exchange broke the WebSocket protocol ${phase}: ${detail}`, { cause: error });
-  }
-  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || code.startsWith('CERT_')) {
-    return new TierwatchError('QFEX_TLS', `TLS failed ${phase}: ${detail} (${code}); a private CA can be trusted through QFEX_CA_FILE`, {
+    return new TierwatchError('QFEX_PROTOCOL', `the exchange broke the WebSocket protocol ${phase}: ${detail}`, {
       cause: error,
-      details: { errorCode: code },
     });
   }
-  return new TierwatchError('QFEX_CONNECT', `the exchange could not be reached ${phase}: ${detail}${code ? ` (${code})` : ''}`, {
-    cause: error,
-    retryable: true,
-    details: { errorCode: code || null },
-  });
+  if (TLS_CODES.has(code) || code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || code.startsWith('CERT_')) {
+    return new TierwatchError(
+      'QFEX_TLS',
+      `TLS failed ${phase}: ${detail} (${code}); a private CA can be trusted through QFEX_CA_FILE`,
+      {
+        cause: error,
+        details: { errorCode: code },
+      },
+    );
+  }
+  return new TierwatchError(
+    'QFEX_CONNECT',
+    `the exchange could not be reached ${phase}: ${detail}${code ? ` (${code})` : ''}`,
+    {
+      cause: error,
+      retryable: true,
+      details: { errorCode: code || null },
+    },
+  );
 }
 
 export function describeClose(code: number, reason: Buffer): string {

@@ -90,10 +90,19 @@ export class TranscriptWriter {
     try {
       fd = openSync(path, 'w');
     } catch (error) {
-      throw new TierwatchError('USAGE', `Cannot write the transcript \`--record\` ${JSON.stringify(path)}: ${(error as Error).message}`, { cause: error });
+      throw new TierwatchError(
+        'USAGE',
+        `Cannot write the transcript \`--record\` ${JSON.stringify(path)}: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     const writer = new TranscriptWriter(path, fd);
-    const header: TranscriptHeader = { transcript: 'tierwatch', version: TRANSCRIPT_VERSION, recorded_at: new Date(now()).toISOString(), endpoint: options.endpoint };
+    const header: TranscriptHeader = {
+      transcript: 'tierwatch',
+      version: TRANSCRIPT_VERSION,
+      recorded_at: new Date(now()).toISOString(),
+      endpoint: options.endpoint,
+    };
     writer.#line(header);
     return writer;
   }
@@ -131,9 +140,13 @@ export class TranscriptWriter {
     closeSync(this.#fd);
     this.#fd = null;
     if (this.#writeError !== null) {
-      throw new TierwatchError('USAGE', `Writing the transcript ${JSON.stringify(this.path)} failed: ${(this.#writeError as Error).message}`, {
-        cause: this.#writeError,
-      });
+      throw new TierwatchError(
+        'USAGE',
+        `Writing the transcript ${JSON.stringify(this.path)} failed: ${(this.#writeError as Error).message}`,
+        {
+          cause: this.#writeError,
+        },
+      );
     }
   }
 
@@ -157,9 +170,17 @@ export function readTranscript(path: string, flag = '--replay'): Transcript {
   try {
     content = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new TierwatchError('USAGE', `Cannot read the transcript \`${flag}\` ${JSON.stringify(path)}: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError(
+      'USAGE',
+      `Cannot read the transcript \`${flag}\` ${JSON.stringify(path)}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
-  const bad = (line: number, why: string) => new TierwatchError('USAGE', `The transcript \`${flag}\` ${JSON.stringify(path)} is not valid: line ${line} ${why}.`);
+  const bad = (line: number, why: string) =>
+    new TierwatchError(
+      'USAGE',
+      `The transcript \`${flag}\` ${JSON.stringify(path)} is not valid: line ${line} ${why}.`,
+    );
   const lines = content.split('\n');
   let header: TranscriptHeader | null = null;
   const frames: TranscriptFrame[] = [];
@@ -172,11 +193,20 @@ export function readTranscript(path: string, flag = '--replay'): Transcript {
     } catch {
       throw bad(index + 1, 'is not JSON');
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(index + 1, 'is not a JSON object');
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw bad(index + 1, 'is not a JSON object');
+    }
     const record = value as Record<string, unknown>;
     if (header === null) {
-      if (record.transcript !== 'tierwatch') throw bad(index + 1, 'is not a tierwatch transcript header ({"transcript":"tierwatch",…})');
-      if (record.version !== TRANSCRIPT_VERSION) throw bad(index + 1, `has version ${JSON.stringify(record.version)}; this tierwatch reads version ${TRANSCRIPT_VERSION}`);
+      if (record.transcript !== 'tierwatch') {
+        throw bad(index + 1, 'is not a tierwatch transcript header ({"transcript":"tierwatch",…})');
+      }
+      if (record.version !== TRANSCRIPT_VERSION) {
+        throw bad(
+          index + 1,
+          `has version ${JSON.stringify(record.version)}; this tierwatch reads version ${TRANSCRIPT_VERSION}`,
+        );
+      }
       header = {
         transcript: 'tierwatch',
         version: TRANSCRIPT_VERSION,
@@ -186,7 +216,9 @@ export function readTranscript(path: string, flag = '--replay'): Transcript {
       continue;
     }
     const { session, at, dir } = record;
-    if (typeof session !== 'number' || !Number.isInteger(session) || session < 1) throw bad(index + 1, 'has no `session` number');
+    if (typeof session !== 'number' || !Number.isInteger(session) || session < 1) {
+      throw bad(index + 1, 'has no `session` number');
+    }
     if (dir !== 'sent' && dir !== 'received') throw bad(index + 1, 'has no `dir` ("sent" or "received")');
     if (typeof at !== 'string' || Number.isNaN(Date.parse(at))) throw bad(index + 1, 'has no ISO-8601 `at`');
     const frame: TranscriptFrame = { session, at, dir };
@@ -195,6 +227,8 @@ export function readTranscript(path: string, flag = '--replay'): Transcript {
     else throw bad(index + 1, 'has neither `text` nor `base64`');
     frames.push(frame);
   }
-  if (header === null) throw new TierwatchError('USAGE', `The transcript \`${flag}\` ${JSON.stringify(path)} is empty.`);
+  if (header === null) {
+    throw new TierwatchError('USAGE', `The transcript \`${flag}\` ${JSON.stringify(path)} is empty.`);
+  }
   return { header, frames };
 }

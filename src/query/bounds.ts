@@ -14,8 +14,14 @@ export interface HistoryBounds {
 
 /** The bounds of the history, or null when no run has succeeded yet. */
 export function historyBounds(db: HistoryReader): HistoryBounds | null {
-  const first = cachedStatement<{ at: string | null }>(db, `SELECT min(observed_at) AS at FROM runs WHERE status = 'ok'`).get();
-  const last = cachedStatement<{ at: string | null }>(db, `SELECT max(observed_at) AS at FROM runs WHERE status = 'ok'`).get();
+  const first = cachedStatement<{ at: string | null }>(
+    db,
+    `SELECT min(observed_at) AS at FROM runs WHERE status = 'ok'`,
+  ).get();
+  const last = cachedStatement<{ at: string | null }>(
+    db,
+    `SELECT max(observed_at) AS at FROM runs WHERE status = 'ok'`,
+  ).get();
   if (!first?.at || !last?.at) return null;
   return { first_observed_at: first.at, last_observed_at: last.at };
 }

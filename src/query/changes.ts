@@ -75,7 +75,11 @@ const CHANGE_COLUMNS =
   'run_id, observed_ms, account_id, symbol, leverage, change, changed_columns, old_initial_margin, new_initial_margin, ' +
   'old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional, classification, baseline';
 
-type FeedViewRow = Omit<ChangeViewRow, 'observed_at'> & { observed_ms: number; classification: Classification; baseline: number };
+type FeedViewRow = Omit<ChangeViewRow, 'observed_at'> & {
+  observed_ms: number;
+  classification: Classification;
+  baseline: number;
+};
 
 /** Epoch milliseconds of an instant given as a Date or ISO text (the feed and versions store ms). */
 export function msOf(at: Date | string): number {
@@ -144,9 +148,16 @@ export function changesBetween(
 }
 
 /** How many baseline rows the same question would have given with --include-baseline. */
-export function baselineRowsBetween(db: HistoryReader, window: TimeWindow = {}, filters: Filters = {}, feed: FeedFilters = {}): number {
+export function baselineRowsBetween(
+  db: HistoryReader,
+  window: TimeWindow = {},
+  filters: Filters = {},
+  feed: FeedFilters = {},
+): number {
   const { sql, named, params } = changesSql(window, filters, { ...feed, includeBaseline: true }, 'count(*)');
-  return cachedStatement(db, `${sql} AND baseline = 1`).pluck().get(named, ...params) as number;
+  return cachedStatement(db, `${sql} AND baseline = 1`)
+    .pluck()
+    .get(named, ...params) as number;
 }
 
 function* mapIterator<A, B>(source: IterableIterator<A>, map: (value: A) => B): IterableIterator<B> {

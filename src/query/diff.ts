@@ -37,7 +37,10 @@ export type DiffRoute = 'symbol' | 'from' | 'to';
  * ms), then the filter's. `route.after`/`route.before` pick the index as snapshotSql does: a `+`
  * keeps SQLite off the other one.
  */
-export function diffSql(filters: Filters, route: { after: DiffRoute; before: DiffRoute }): { after: string; before: string; params: string[] } {
+export function diffSql(
+  filters: Filters,
+  route: { after: DiffRoute; before: DiffRoute },
+): { after: string; before: string; params: string[] } {
   const symbol = hasExactSymbolsOnly(filters);
   const filter = filterCondition(filters, { indexable: symbol });
   // Valid at TO, began in (FROM, TO].
@@ -66,7 +69,12 @@ export function diffSql(filters: Filters, route: { after: DiffRoute; before: Dif
  * about evenly in time): "after" walks valid_from over (FROM, TO] or valid_to beyond TO; "before"
  * walks valid_from up to FROM or valid_to over (FROM, TO].
  */
-export function diffRoute(from: string, to: string, bounds: HistoryBounds, filters: Filters): { after: DiffRoute; before: DiffRoute } {
+export function diffRoute(
+  from: string,
+  to: string,
+  bounds: HistoryBounds,
+  filters: Filters,
+): { after: DiffRoute; before: DiffRoute } {
   if (hasExactSymbolsOnly(filters)) return { after: 'symbol', before: 'symbol' };
   const first = Date.parse(bounds.first_observed_at);
   const last = Date.parse(bounds.last_observed_at);
@@ -85,7 +93,12 @@ export function diffRoute(from: string, to: string, bounds: HistoryBounds, filte
  * symbol and numeric leverage. Throws TierwatchError('DB_EMPTY') when the history is empty or
  * begins after `from` (the state at FROM is unknown), USAGE when `from` is after `to`.
  */
-export function diffBetween(db: HistoryReader, from: Date | string, to: Date | string, filters: Filters = {}): DiffRow[] {
+export function diffBetween(
+  db: HistoryReader,
+  from: Date | string,
+  to: Date | string,
+  filters: Filters = {},
+): DiffRow[] {
   const fromIso = isoOf(from);
   const toIso = isoOf(to);
   if (fromIso > toIso) {
@@ -96,10 +109,17 @@ export function diffBetween(db: HistoryReader, from: Date | string, to: Date | s
   const named = { from: Date.parse(fromIso), to: Date.parse(toIso) };
 
   const ends = new Map<string, Ends>();
-  const read = (text: string) => cachedStatement(db, text).raw(true).iterate(named, ...sql.params) as IterableIterator<SideRow>;
+  const read = (text: string) =>
+    cachedStatement(db, text)
+      .raw(true)
+      .iterate(named, ...sql.params) as IterableIterator<SideRow>;
   for (const [account_id, symbol, leverage, im, mm, max] of read(sql.before)) {
     ends.set(`${account_id}\u0000${tierKey(symbol, leverage)}`, {
-      account_id, symbol, leverage, before: { initial_margin: im, maintenance_margin: mm, max_notional: max }, after: null,
+      account_id,
+      symbol,
+      leverage,
+      before: { initial_margin: im, maintenance_margin: mm, max_notional: max },
+      after: null,
     });
   }
   for (const [account_id, symbol, leverage, im, mm, max] of read(sql.after)) {

@@ -69,5 +69,9 @@ export function filterCondition(filters: Filters, options: { indexable?: boolean
 
 /** True when the symbol filter names exact symbols only (no wildcard): an index on symbol serves it. */
 export function hasExactSymbolsOnly(filters: Filters): boolean {
-  return filters.symbols !== undefined && filters.symbols.length > 0 && filters.symbols.every((pattern) => !pattern.includes('*'));
+  return (
+    filters.symbols !== undefined &&
+    filters.symbols.length > 0 &&
+    filters.symbols.every((pattern) => !pattern.includes('*'))
+  );
 }

@@ -17,5 +17,7 @@ export function historySql(symbol: string, filters: Filters): { sql: string; par
  */
 export function symbolHistory(db: HistoryReader, symbol: string, filters: Filters = {}): VersionRow[] {
   const { sql, params } = historySql(symbol, filters);
-  return cachedStatement<Parameters<typeof toVersionRow>[0]>(db, sql).all(...params).map(toVersionRow);
+  return cachedStatement<Parameters<typeof toVersionRow>[0]>(db, sql)
+    .all(...params)
+    .map(toVersionRow);
 }

@@ -21,15 +21,41 @@ import { sqliteErrorCode, toStoreError } from '../store/sqlite-errors.ts';
 
 /** Pragmas that only report something, called without an argument. */
 const READ_PRAGMAS = new Set([
-  'application_id', 'auto_vacuum', 'collation_list', 'compile_options', 'data_version', 'database_list', 'encoding',
-  'foreign_key_check', 'foreign_keys', 'freelist_count', 'function_list', 'integrity_check', 'journal_mode',
-  'module_list', 'page_count', 'page_size', 'pragma_list', 'query_only', 'quick_check', 'schema_version', 'table_list',
+  'application_id',
+  'auto_vacuum',
+  'collation_list',
+  'compile_options',
+  'data_version',
+  'database_list',
+  'encoding',
+  'foreign_key_check',
+  'foreign_keys',
+  'freelist_count',
+  'function_list',
+  'integrity_check',
+  'journal_mode',
+  'module_list',
+  'page_count',
+  'page_size',
+  'pragma_list',
+  'query_only',
+  'quick_check',
+  'schema_version',
+  'table_list',
   'user_version',
 ]);
 /** Pragmas that only report something about their argument: PRAGMA table_info(runs). */
 const READ_PRAGMAS_WITH_ARGUMENT = new Set([
-  'foreign_key_check', 'foreign_key_list', 'index_info', 'index_list', 'index_xinfo', 'integrity_check',
-  'quick_check', 'table_info', 'table_list', 'table_xinfo',
+  'foreign_key_check',
+  'foreign_key_list',
+  'index_info',
+  'index_list',
+  'index_xinfo',
+  'integrity_check',
+  'quick_check',
+  'table_info',
+  'table_list',
+  'table_xinfo',
 ]);
 /**
  * Pragmas allowed as table-valued functions (`pragma_table_info('runs')`): those whose argument
@@ -38,7 +64,13 @@ const READ_PRAGMAS_WITH_ARGUMENT = new Set([
  */
 const READ_PRAGMA_FUNCTIONS = new Set([
   ...READ_PRAGMAS_WITH_ARGUMENT,
-  'collation_list', 'compile_options', 'data_version', 'database_list', 'freelist_count', 'function_list', 'module_list',
+  'collation_list',
+  'compile_options',
+  'data_version',
+  'database_list',
+  'freelist_count',
+  'function_list',
+  'module_list',
   'pragma_list',
 ]);
 const READ_KEYWORDS = new Set(['SELECT', 'WITH', 'VALUES', 'EXPLAIN', 'PRAGMA']);
@@ -90,7 +122,8 @@ export function splitStatements(sql: string): SqlPiece[] {
       index = stop;
       continue;
     }
-    const closer = character === "'" ? "'" : character === '"' ? '"' : character === '`' ? '`' : character === '[' ? ']' : null;
+    const closer =
+      character === "'" ? "'" : character === '"' ? '"' : character === '`' ? '`' : character === '[' ? ']' : null;
     if (closer !== null) {
       let stop = index + 1;
       for (;;) {
@@ -135,13 +168,17 @@ function checkKeyword(piece: SqlPiece): void {
     throw refuse(piece, keyword ? `${keyword} is not a read` : 'it is not a statement that reads');
   }
   if (keyword !== 'PRAGMA') return;
-  const pragma = /^PRAGMA\s+(?:(?:[A-Za-z_]\w*|"[^"]*"|`[^`]*`|\[[^\]]*\])\s*\.\s*)?([A-Za-z_]\w*)\s*(=|\()?/i.exec(piece.code);
+  const pragma = /^PRAGMA\s+(?:(?:[A-Za-z_]\w*|"[^"]*"|`[^`]*`|\[[^\]]*\])\s*\.\s*)?([A-Za-z_]\w*)\s*(=|\()?/i.exec(
+    piece.code,
+  );
   if (!pragma) throw refuse(piece, 'this PRAGMA could not be read');
   const name = pragma[1]!.toLowerCase();
   const form = pragma[2];
   if (form === '=') throw refuse(piece, `PRAGMA ${name} = … changes a setting`);
   const allowed = form === '(' ? READ_PRAGMAS_WITH_ARGUMENT.has(name) : READ_PRAGMAS.has(name);
-  if (!allowed) throw refuse(piece, `PRAGMA ${name}${form === '(' ? '(…)' : ''} is not on the list of read-only pragmas`);
+  if (!allowed) {
+    throw refuse(piece, `PRAGMA ${name}${form === '(' ? '(…)' : ''} is not on the list of read-only pragmas`);
+  }
 }
 
 /**
@@ -177,7 +214,9 @@ function checkPragmaFunctions(piece: SqlPiece): void {
  */
 export function checkReadOnlyText(sql: string): SqlPiece[] {
   const pieces = splitStatements(sql);
-  if (pieces.length === 0) throw new TierwatchError('USAGE', 'Give a statement to run, e.g. tierwatch query "SELECT * FROM runs LIMIT 5".');
+  if (pieces.length === 0) {
+    throw new TierwatchError('USAGE', 'Give a statement to run, e.g. tierwatch query "SELECT * FROM runs LIMIT 5".');
+  }
   for (const piece of pieces) {
     checkKeyword(piece);
     checkPragmaFunctions(piece);
@@ -198,20 +237,33 @@ export function prepareReadOnly(sqlite: Database.Database, sql: string): Databas
     try {
       statement = sqlite.prepare(piece.text);
     } catch (error) {
-      throw new TierwatchError('USAGE', `The statement ${JSON.stringify(piece.text)} is not valid SQL here: ${(error as Error).message}`, { cause: error });
+      throw new TierwatchError(
+        'USAGE',
+        `The statement ${JSON.stringify(piece.text)} is not valid SQL here: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     if (!statement.readonly) throw refuse(piece, 'SQLite says it writes');
     if (!statement.reader) throw refuse(piece, 'it returns no rows');
     statements.push(statement);
   }
   if (statements.length > 1) {
-    throw new TierwatchError('USAGE', `Give one statement at a time (got ${statements.length}); each is run and printed on its own.`);
+    throw new TierwatchError(
+      'USAGE',
+      `Give one statement at a time (got ${statements.length}); each is run and printed on its own.`,
+    );
   }
   return statements[0]!;
 }
 
 /** Primary SQLite codes that a statement's own mistake produces while it runs: the user's to fix. */
-const STATEMENT_FAILURES = new Set(['SQLITE_ERROR', 'SQLITE_TOOBIG', 'SQLITE_RANGE', 'SQLITE_MISMATCH', 'SQLITE_CONSTRAINT']);
+const STATEMENT_FAILURES = new Set([
+  'SQLITE_ERROR',
+  'SQLITE_TOOBIG',
+  'SQLITE_RANGE',
+  'SQLITE_MISMATCH',
+  'SQLITE_CONSTRAINT',
+]);
 
 /**
  * Maps what running a `tierwatch query` statement threw: the statement's own runtime errors
@@ -227,16 +279,24 @@ export function toQueryError(error: unknown): TierwatchError {
   // (SQLITE_READONLY_CANTINIT, …) are about the file and stay with the store's mapping.
   const readonlyWrite = (error as { code?: unknown } | null)?.code === 'SQLITE_READONLY';
   if ((code !== null && STATEMENT_FAILURES.has(code)) || readonlyWrite) {
-    return new TierwatchError('USAGE', `The statement failed: ${message}${readonlyWrite ? ' (`tierwatch query` only reads)' : ''}.`, {
-      cause: error,
-      details: { sqliteCode: code },
-    });
+    return new TierwatchError(
+      'USAGE',
+      `The statement failed: ${message}${readonlyWrite ? ' (`tierwatch query` only reads)' : ''}.`,
+      {
+        cause: error,
+        details: { sqliteCode: code },
+      },
+    );
   }
   // better-sqlite3 checks bound parameters itself: `SELECT ?` has a parameter and no value for it.
   if (error instanceof RangeError && /parameter/i.test(message)) {
-    return new TierwatchError('USAGE', `The statement has parameters (?, :name), which \`tierwatch query\` cannot fill: write the values into it (${message}).`, {
-      cause: error,
-    });
+    return new TierwatchError(
+      'USAGE',
+      `The statement has parameters (?, :name), which \`tierwatch query\` cannot fill: write the values into it (${message}).`,
+      {
+        cause: error,
+      },
+    );
   }
   return toStoreError(error, 'running the query');
 }

@@ -25,8 +25,19 @@ export interface RunRow {
 }
 
 export const RUN_COLUMNS = [
-  'run_id', 'account_id', 'endpoint', 'started_at', 'observed_at', 'finished_at', 'status', 'pages', 'tiers',
-  'changes', 'error_code', 'error_message', 'public_key',
+  'run_id',
+  'account_id',
+  'endpoint',
+  'started_at',
+  'observed_at',
+  'finished_at',
+  'status',
+  'pages',
+  'tiers',
+  'changes',
+  'error_code',
+  'error_message',
+  'public_key',
 ] as const;
 
 export interface RunsQuery {
@@ -43,7 +54,9 @@ export function listRuns(db: HistoryReader, query: RunsQuery = {}): RunRow[] {
   const failed = query.failed ? `status IN ('failed', 'aborted', 'abandoned')` : '1';
   const limit = query.last === undefined ? '' : `LIMIT ${Math.max(0, Math.floor(query.last))}`;
   const sql = `SELECT ${RUN_COLUMNS.join(', ')} FROM runs WHERE ${failed} AND ${accounts.sql} ORDER BY run_id DESC ${limit}`;
-  return cachedStatement<RunRow>(db, sql).all(...accounts.params).reverse();
+  return cachedStatement<RunRow>(db, sql)
+    .all(...accounts.params)
+    .reverse();
 }
 
 /** The runs of one account that would have happened in a gap, by run_id of the run after the gap. */

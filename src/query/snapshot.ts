@@ -30,8 +30,17 @@ export interface VersionRow extends TierValues {
 }
 
 export const VERSION_COLUMNS = [
-  'account_id', 'symbol', 'leverage', 'initial_margin', 'maintenance_margin', 'max_notional', 'exchange_id',
-  'valid_from', 'valid_to', 'run_id', 'leverage_value',
+  'account_id',
+  'symbol',
+  'leverage',
+  'initial_margin',
+  'maintenance_margin',
+  'max_notional',
+  'exchange_id',
+  'valid_from',
+  'valid_to',
+  'run_id',
+  'leverage_value',
 ] as const;
 
 /** tier_version's columns in the view's order; times still epoch ms (converted by toVersionRow). */
@@ -90,5 +99,7 @@ export function snapshotAt(db: HistoryReader, at: Date | string, filters: Filter
   const iso = isoOf(at);
   const bounds = requireHistoryAt(db, iso);
   const { sql, params } = snapshotSql(snapshotRoute(iso, bounds, filters), filters);
-  return cachedStatement<StoredVersion>(db, sql).all({ at: Date.parse(iso) }, ...params).map(toVersionRow);
+  return cachedStatement<StoredVersion>(db, sql)
+    .all({ at: Date.parse(iso) }, ...params)
+    .map(toVersionRow);
 }

@@ -90,7 +90,11 @@ export function runReadOnlyQuery(
     };
     const onAbort = (): void => {
       const name = typeof limits.signal.reason === 'string' ? limits.signal.reason : 'a shutdown signal';
-      finish(new TierwatchError('ABORTED', `The query was stopped by ${name}.`, { details: { signal: limits.signal.reason } }));
+      finish(
+        new TierwatchError('ABORTED', `The query was stopped by ${name}.`, {
+          details: { signal: limits.signal.reason },
+        }),
+      );
     };
     const timer = setTimeout(() => {
       finish(
@@ -105,9 +109,15 @@ export function runReadOnlyQuery(
     if (limits.signal.aborted) onAbort();
 
     const then = (step: () => void | Promise<void>): void => {
-      chain = chain.then(async () => {
-        if (!settled) await step();
-      }).catch((error: unknown) => finish(error instanceof TierwatchError ? error : new TierwatchError('INTERNAL', String(error), { cause: error })));
+      chain = chain
+        .then(async () => {
+          if (!settled) await step();
+        })
+        .catch((error: unknown) =>
+          finish(
+            error instanceof TierwatchError ? error : new TierwatchError('INTERNAL', String(error), { cause: error }),
+          ),
+        );
     };
 
     child.on('message', (message: ChildMessage) => {
@@ -134,7 +144,9 @@ export function runReadOnlyQuery(
           break;
       }
     });
-    child.on('error', (error) => finish(new TierwatchError('INTERNAL', `the query process failed: ${error.message}`, { cause: error })));
+    child.on('error', (error) =>
+      finish(new TierwatchError('INTERNAL', `the query process failed: ${error.message}`, { cause: error })),
+    );
     child.on('exit', (code, signal) => {
       // Its last messages may still be in the channel: judge only once the channel is closed too.
       const judge = (): void =>
@@ -156,7 +168,9 @@ export function runReadOnlyQuery(
 }
 
 function childError(code: string, message: string): TierwatchError {
-  return code in ERROR_CODES ? new TierwatchError(code as ErrorCode, message) : new TierwatchError('INTERNAL', `${code}: ${message}`);
+  return code in ERROR_CODES
+    ? new TierwatchError(code as ErrorCode, message)
+    : new TierwatchError('INTERNAL', `${code}: ${message}`);
 }
 
 /** Kills the child at once, if it is still there: it holds nothing that needs a clean close. */

@@ -99,7 +99,9 @@ export type RunInstantLookup = (runId: number) => { observed_at: string | null; 
 export function resolveTime(spec: TimeSpec, lookupRun: RunInstantLookup, flag: string): string {
   if (spec.kind === 'instant') return spec.iso;
   const run = lookupRun(spec.runId);
-  if (run === undefined) throw new TierwatchError('USAGE', `\`${flag}\`: there is no run ${spec.runId} in this history.`);
+  if (run === undefined) {
+    throw new TierwatchError('USAGE', `\`${flag}\`: there is no run ${spec.runId} in this history.`);
+  }
   if (run.observed_at === null) {
     throw new TierwatchError(
       'USAGE',

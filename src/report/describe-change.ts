@@ -30,7 +30,10 @@ export function relativeMove(before: number | null, after: number | null): strin
 }
 
 export function columnsOf(change: DescribableChange): TrackedColumn[] {
-  const columns = typeof change.changed_columns === 'string' ? (JSON.parse(change.changed_columns) as string[]) : change.changed_columns;
+  const columns =
+    typeof change.changed_columns === 'string'
+      ? (JSON.parse(change.changed_columns) as string[])
+      : change.changed_columns;
   return TRACKED_COLUMNS.filter((column) => columns.includes(column));
 }
 

@@ -46,8 +46,7 @@ export const AUTH_FAILURE_TEXT: Record<AuthFailureReason, string> = {
 };
 
 export type AuthDecision =
-  | { ok: true; account: string; principal: string }
-  | { ok: false; reason: AuthFailureReason; principal: string | null };
+  { ok: true; account: string; principal: string } | { ok: false; reason: AuthFailureReason; principal: string | null };
 
 export interface AuthenticatorOptions {
   keys: readonly SimKeyPair[];
@@ -92,7 +91,9 @@ export class Authenticator {
    */
   verify(params: Record<string, unknown>, apiKeyQuery: string | null): AuthDecision {
     const accountId = params['account_id'];
-    if (accountId !== undefined && accountId !== null && typeof accountId !== 'string') return { ok: false, reason: 'malformed', principal: null };
+    if (accountId !== undefined && accountId !== null && typeof accountId !== 'string') {
+      return { ok: false, reason: 'malformed', principal: null };
+    }
     if (params['jwt'] !== undefined) {
       const token = params['jwt'];
       const jwt = typeof token === 'string' ? this.jwts.get(token) : undefined;
@@ -102,7 +103,12 @@ export class Authenticator {
     const hmac = params['hmac'];
     if (!isRecord(hmac)) return { ok: false, reason: 'malformed', principal: null };
     const { public_key: publicKey, nonce, unix_ts: unixTs, signature } = hmac;
-    if (typeof publicKey !== 'string' || typeof nonce !== 'string' || typeof unixTs !== 'number' || !Number.isInteger(unixTs)) {
+    if (
+      typeof publicKey !== 'string' ||
+      typeof nonce !== 'string' ||
+      typeof unixTs !== 'number' ||
+      !Number.isInteger(unixTs)
+    ) {
       return { ok: false, reason: 'malformed', principal: typeof publicKey === 'string' ? publicKey : null };
     }
     if (this.options.strict && apiKeyQuery !== null && apiKeyQuery !== publicKey) {
@@ -112,11 +118,15 @@ export class Authenticator {
     if (key === undefined) return { ok: false, reason: 'unknown_key', principal: publicKey };
     if (!NONCE_PATTERN.test(nonce)) return { ok: false, reason: 'bad_nonce', principal: publicKey };
     const nowMs = this.options.now();
-    if (Math.abs(nowMs / 1000 - unixTs) > this.options.clockSkewSec) return { ok: false, reason: 'stale_timestamp', principal: publicKey };
+    if (Math.abs(nowMs / 1000 - unixTs) > this.options.clockSkewSec) {
+      return { ok: false, reason: 'stale_timestamp', principal: publicKey };
+    }
     if (!verifySignature(key.secretKey, nonce, unixTs, signature, { lowercaseOnly: this.options.strict })) {
       return { ok: false, reason: 'bad_signature', principal: publicKey };
     }
-    if (!this.consumeNonce(publicKey, nonce.toLowerCase(), nowMs)) return { ok: false, reason: 'replayed_nonce', principal: publicKey };
+    if (!this.consumeNonce(publicKey, nonce.toLowerCase(), nowMs)) {
+      return { ok: false, reason: 'replayed_nonce', principal: publicKey };
+    }
     return this.pickAccount(key.accounts, accountId ?? null, publicKey);
   }
 
@@ -133,9 +143,15 @@ export class Authenticator {
     return true;
   }
 
-  private pickAccount(accounts: readonly string[] | undefined, requested: string | null, principal: string): AuthDecision {
+  private pickAccount(
+    accounts: readonly string[] | undefined,
+    requested: string | null,
+    principal: string,
+  ): AuthDecision {
     const allowed = accounts !== undefined && accounts.length > 0 ? accounts : ['primary'];
-    if (requested === null) return { ok: true, account: allowed.includes('primary') ? 'primary' : allowed[0]!, principal };
+    if (requested === null) {
+      return { ok: true, account: allowed.includes('primary') ? 'primary' : allowed[0]!, principal };
+    }
     if (!allowed.includes(requested)) return { ok: false, reason: 'unknown_account', principal };
     return { ok: true, account: requested, principal };
   }

@@ -58,9 +58,16 @@ export function diffTiers(before: readonly SimTier[], after: readonly SimTier[])
     const key = keyOf(tier.symbol, tier.leverage);
     const prev = old.get(key);
     old.delete(key);
-    if (prev === undefined) diffs.push({ kind: 'added', symbol: tier.symbol, leverage: tier.leverage, before: null, after: cloneTier(tier) });
-    else if (!sameTier(prev, tier)) {
-      diffs.push({ kind: 'changed', symbol: tier.symbol, leverage: tier.leverage, before: cloneTier(prev), after: cloneTier(tier) });
+    if (prev === undefined) {
+      diffs.push({ kind: 'added', symbol: tier.symbol, leverage: tier.leverage, before: null, after: cloneTier(tier) });
+    } else if (!sameTier(prev, tier)) {
+      diffs.push({
+        kind: 'changed',
+        symbol: tier.symbol,
+        leverage: tier.leverage,
+        before: cloneTier(prev),
+        after: cloneTier(tier),
+      });
     }
   }
   for (const prev of old.values()) {
@@ -153,7 +160,13 @@ export class TierBook {
     state.rows.splice(this.indexOf(state, row), 0, row);
     state.byKey.set(keyOf(row.symbol, row.leverage), row);
     state.version++;
-    return this.log(account, { kind: 'added', symbol: row.symbol, leverage: row.leverage, before: null, after: cloneTier(row) });
+    return this.log(account, {
+      kind: 'added',
+      symbol: row.symbol,
+      leverage: row.leverage,
+      before: null,
+      after: cloneTier(row),
+    });
   }
 
   private delete(account: string, existing: SimTier): SimChange {
@@ -161,7 +174,13 @@ export class TierBook {
     state.rows.splice(this.indexOf(state, existing), 1);
     state.byKey.delete(keyOf(existing.symbol, existing.leverage));
     state.version++;
-    return this.log(account, { kind: 'removed', symbol: existing.symbol, leverage: existing.leverage, before: cloneTier(existing), after: null });
+    return this.log(account, {
+      kind: 'removed',
+      symbol: existing.symbol,
+      leverage: existing.leverage,
+      before: cloneTier(existing),
+      after: null,
+    });
   }
 
   private replace(account: string, existing: SimTier, next: SimTier): SimChange {
@@ -170,7 +189,13 @@ export class TierBook {
     state.rows[this.indexOf(state, existing)] = row;
     state.byKey.set(keyOf(row.symbol, row.leverage), row);
     state.version++;
-    return this.log(account, { kind: 'changed', symbol: row.symbol, leverage: row.leverage, before: cloneTier(existing), after: cloneTier(row) });
+    return this.log(account, {
+      kind: 'changed',
+      symbol: row.symbol,
+      leverage: row.leverage,
+      before: cloneTier(existing),
+      after: cloneTier(row),
+    });
   }
 
   private existing(account: string, symbol: string, leverage: string | number): SimTier {
@@ -182,7 +207,12 @@ export class TierBook {
   /** Changes some values of an existing tier (throws if absent). Logs one 'changed' entry. */
   editTier(account: string, symbol: string, leverage: string | number, patch: TierPatch): SimChange {
     const existing = this.existing(account, symbol, leverage);
-    return this.replace(account, existing, { ...existing, ...patch, symbol: existing.symbol, leverage: existing.leverage });
+    return this.replace(account, existing, {
+      ...existing,
+      ...patch,
+      symbol: existing.symbol,
+      leverage: existing.leverage,
+    });
   }
 
   /** Removes an existing tier (throws if absent). Logs one 'removed' entry. */
@@ -227,8 +257,11 @@ export class TierBook {
     const changes: SimChange[] = [];
     for (const diff of diffTiers(this.rows(account), tiers)) {
       if (diff.kind === 'added') changes.push(this.insert(account, diff.after!));
-      else if (diff.kind === 'removed') changes.push(this.delete(account, this.existing(account, diff.symbol, diff.leverage)));
-      else changes.push(this.replace(account, this.existing(account, diff.symbol, diff.before!.leverage), diff.after!));
+      else if (diff.kind === 'removed') {
+        changes.push(this.delete(account, this.existing(account, diff.symbol, diff.leverage)));
+      } else {
+        changes.push(this.replace(account, this.existing(account, diff.symbol, diff.before!.leverage), diff.after!));
+      }
     }
     return changes;
   }

@@ -39,7 +39,14 @@ export interface ConnectionHooks {
  * Wires a freshly upgraded socket: counts it, arms the authentication deadline (close 1008), queues
  * text frames to `hooks.onText`, refuses binary frames (1003) and answers pings unless a fault says not to.
  */
-export function openConnection(ctx: SimContext, ws: WebSocket, id: number, apiKeyQuery: string | null, authDeadlineMs: number, hooks: ConnectionHooks): Connection {
+export function openConnection(
+  ctx: SimContext,
+  ws: WebSocket,
+  id: number,
+  apiKeyQuery: string | null,
+  authDeadlineMs: number,
+  hooks: ConnectionHooks,
+): Connection {
   const conn: Connection = {
     id,
     ws,
@@ -147,7 +154,13 @@ export function send(conn: Connection, frame: string | Buffer, after?: () => voi
 }
 
 /** Sends an error frame in the documented (or legacy) shape, counted in `stats.errorsSent`. */
-export function sendError(ctx: SimContext, conn: Connection, code: string, message: string | null, incoming: unknown): void {
+export function sendError(
+  ctx: SimContext,
+  conn: Connection,
+  code: string,
+  message: string | null,
+  incoming: unknown,
+): void {
   ctx.stats.errorsSent[code] = (ctx.stats.errorsSent[code] ?? 0) + 1;
   ctx.log.debug({ connection: conn.id, code, message }, 'error frame');
   send(conn, errorFrame(ctx.legacy, code, message, incoming));

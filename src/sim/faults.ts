@@ -49,7 +49,14 @@ export type AuthFailureMode = 'authenticated_false' | 'err_frame' | 'http_401' |
 export const AUTH_FAILURE_MODES: readonly AuthFailureMode[] = ['authenticated_false', 'err_frame', 'http_401', 'close'];
 
 export type BadFrameKind = 'non_json' | 'wrong_shape' | 'binary' | 'unexpected_key' | 'oversized' | 'deep';
-export const BAD_FRAME_KINDS: readonly BadFrameKind[] = ['non_json', 'wrong_shape', 'binary', 'unexpected_key', 'oversized', 'deep'];
+export const BAD_FRAME_KINDS: readonly BadFrameKind[] = [
+  'non_json',
+  'wrong_shape',
+  'binary',
+  'unexpected_key',
+  'oversized',
+  'deep',
+];
 
 export type EchoEncoding = 'raw' | 'json' | 'base64' | 'base64url' | 'hex';
 export const ECHO_ENCODINGS: readonly EchoEncoding[] = ['raw', 'json', 'base64', 'base64url', 'hex'];
@@ -129,15 +136,27 @@ function positiveInteger(value: unknown): boolean {
 /** Throws a TypeError naming the field when a fault is not well formed (scenario files, tests). */
 export function validateFault(fault: Fault): void {
   const where = `fault ${JSON.stringify(fault.kind)}`;
-  if (!FAULT_KINDS.includes(fault.kind)) throw new TypeError(`Unknown fault kind ${JSON.stringify(fault.kind)}; expected one of ${FAULT_KINDS.join(', ')}`);
-  if (fault.times !== undefined && !positiveInteger(fault.times)) throw new TypeError(`${where}: \`times\` must be an integer >= 1`);
-  if ('page' in fault && fault.page !== undefined && !positiveInteger(fault.page)) throw new TypeError(`${where}: \`page\` must be an integer >= 1`);
-  if (fault.kind === 'drop_before_page' && !positiveInteger(fault.page)) throw new TypeError(`${where}: \`page\` is required (integer >= 1)`);
+  if (!FAULT_KINDS.includes(fault.kind)) {
+    throw new TypeError(`Unknown fault kind ${JSON.stringify(fault.kind)}; expected one of ${FAULT_KINDS.join(', ')}`);
+  }
+  if (fault.times !== undefined && !positiveInteger(fault.times)) {
+    throw new TypeError(`${where}: \`times\` must be an integer >= 1`);
+  }
+  if ('page' in fault && fault.page !== undefined && !positiveInteger(fault.page)) {
+    throw new TypeError(`${where}: \`page\` must be an integer >= 1`);
+  }
+  if (fault.kind === 'drop_before_page' && !positiveInteger(fault.page)) {
+    throw new TypeError(`${where}: \`page\` is required (integer >= 1)`);
+  }
   if ((fault.kind === 'shift_insert' || fault.kind === 'shift_delete') && !positiveInteger(fault.afterPage)) {
     throw new TypeError(`${where}: \`afterPage\` must be an integer >= 1`);
   }
-  if (fault.kind === 'delay_page' && !(typeof fault.ms === 'number' && fault.ms >= 0)) throw new TypeError(`${where}: \`ms\` must be a number >= 0`);
-  if (fault.kind === 'error_reply' && (typeof fault.code !== 'string' || fault.code === '')) throw new TypeError(`${where}: \`code\` is required`);
+  if (fault.kind === 'delay_page' && !(typeof fault.ms === 'number' && fault.ms >= 0)) {
+    throw new TypeError(`${where}: \`ms\` must be a number >= 0`);
+  }
+  if (fault.kind === 'error_reply' && (typeof fault.code !== 'string' || fault.code === '')) {
+    throw new TypeError(`${where}: \`code\` is required`);
+  }
   if (fault.kind === 'bad_frame' && !BAD_FRAME_KINDS.includes(fault.frame)) {
     throw new TypeError(`${where}: \`frame\` must be one of ${BAD_FRAME_KINDS.join(', ')}`);
   }
@@ -145,22 +164,42 @@ export function validateFault(fault: Fault): void {
     throw new TypeError(`${where}: \`mode\` must be one of ${AUTH_FAILURE_MODES.join(', ')}`);
   }
   if (fault.kind === 'malformed_row' && !('row' in fault)) throw new TypeError(`${where}: \`row\` is required`);
-  if (fault.kind === 'unknown_push' && !PUSH_KINDS.includes(fault.push)) throw new TypeError(`${where}: \`push\` must be one of ${PUSH_KINDS.join(', ')}`);
-  if ((fault.kind === 'unknown_push' || fault.kind === 'unsolicited_error') && fault.when !== undefined && !PUSH_MOMENTS.includes(fault.when)) {
+  if (fault.kind === 'unknown_push' && !PUSH_KINDS.includes(fault.push)) {
+    throw new TypeError(`${where}: \`push\` must be one of ${PUSH_KINDS.join(', ')}`);
+  }
+  if (
+    (fault.kind === 'unknown_push' || fault.kind === 'unsolicited_error') &&
+    fault.when !== undefined &&
+    !PUSH_MOMENTS.includes(fault.when)
+  ) {
     throw new TypeError(`${where}: \`when\` must be one of ${PUSH_MOMENTS.join(', ')}`);
   }
-  if (fault.kind === 'drip' && !(typeof fault.ms === 'number' && fault.ms >= 0)) throw new TypeError(`${where}: \`ms\` must be a number >= 0`);
-  if ((fault.kind === 'drip' || fault.kind === 'endless_big_pages') && fault.rows !== undefined && !positiveInteger(fault.rows)) {
+  if (fault.kind === 'drip' && !(typeof fault.ms === 'number' && fault.ms >= 0)) {
+    throw new TypeError(`${where}: \`ms\` must be a number >= 0`);
+  }
+  if (
+    (fault.kind === 'drip' || fault.kind === 'endless_big_pages') &&
+    fault.rows !== undefined &&
+    !positiveInteger(fault.rows)
+  ) {
     throw new TypeError(`${where}: \`rows\` must be an integer >= 1`);
   }
-  if (fault.kind === 'oversized_page' && !positiveInteger(fault.rows)) throw new TypeError(`${where}: \`rows\` is required (integer >= 1)`);
-  if (fault.kind === 'endless_big_pages' && fault.padding !== undefined && !(Number.isInteger(fault.padding) && fault.padding >= 0)) {
+  if (fault.kind === 'oversized_page' && !positiveInteger(fault.rows)) {
+    throw new TypeError(`${where}: \`rows\` is required (integer >= 1)`);
+  }
+  if (
+    fault.kind === 'endless_big_pages' &&
+    fault.padding !== undefined &&
+    !(Number.isInteger(fault.padding) && fault.padding >= 0)
+  ) {
     throw new TypeError(`${where}: \`padding\` must be an integer >= 0`);
   }
   if (fault.kind === 'echo' && fault.encoding !== undefined && !ECHO_ENCODINGS.includes(fault.encoding)) {
     throw new TypeError(`${where}: \`encoding\` must be one of ${ECHO_ENCODINGS.join(', ')}`);
   }
-  if (fault.kind === 'echo' && fault.at !== undefined && fault.at !== 'auth' && fault.at !== 'page') throw new TypeError(`${where}: \`at\` must be auth or page`);
+  if (fault.kind === 'echo' && fault.at !== undefined && fault.at !== 'auth' && fault.at !== 'page') {
+    throw new TypeError(`${where}: \`at\` must be auth or page`);
+  }
 }
 
 interface Pending {
@@ -176,7 +215,10 @@ export class FaultQueue {
   /** Validates and queues a copy of the fault. */
   inject(fault: Fault): void {
     validateFault(fault);
-    this.pending.push({ fault: structuredClone(fault), remaining: fault.persistent === true ? Infinity : (fault.times ?? 1) });
+    this.pending.push({
+      fault: structuredClone(fault),
+      remaining: fault.persistent === true ? Infinity : (fault.times ?? 1),
+    });
   }
 
   clear(): void {
@@ -197,7 +239,10 @@ export class FaultQueue {
    * For each kind in `kinds`, fires the earliest pending fault of that kind accepted by `matches`,
    * and returns the fired faults in queue order. Used-up faults leave the queue.
    */
-  take<K extends FaultKind>(kinds: readonly K[], matches: (fault: FaultOf<K>) => boolean = () => true): Array<FaultOf<K>> {
+  take<K extends FaultKind>(
+    kinds: readonly K[],
+    matches: (fault: FaultOf<K>) => boolean = () => true,
+  ): Array<FaultOf<K>> {
     const taken: Array<FaultOf<K>> = [];
     const seen = new Set<FaultKind>();
     for (const entry of this.pending) {

@@ -34,8 +34,22 @@ export function errorFrame(legacy: LegacyOptions, code: string, message: string 
 export function wireRow(tier: SimTier, legacy: LegacyOptions): WireRow {
   const leverage = legacy.numericLeverage === true ? Number(tier.leverage) : tier.leverage;
   return legacy.maxPosition === true
-    ? { id: tier.id, symbol: tier.symbol, initial_margin: tier.initial_margin, maintenance_margin: tier.maintenance_margin, max_position: tier.max_notional, leverage }
-    : { id: tier.id, symbol: tier.symbol, initial_margin: tier.initial_margin, maintenance_margin: tier.maintenance_margin, max_notional: tier.max_notional, leverage };
+    ? {
+        id: tier.id,
+        symbol: tier.symbol,
+        initial_margin: tier.initial_margin,
+        maintenance_margin: tier.maintenance_margin,
+        max_position: tier.max_notional,
+        leverage,
+      }
+    : {
+        id: tier.id,
+        symbol: tier.symbol,
+        initial_margin: tier.initial_margin,
+        maintenance_margin: tier.maintenance_margin,
+        max_notional: tier.max_notional,
+        leverage,
+      };
 }
 
 export type ListResponseKey = 'available_leverage_levels_response' | 'user_leverage_response';

@@ -42,7 +42,9 @@ export class Handshake {
     if (injected.length > 0 || (this.#failureMode === 'http_401' && !this.#upgradeIdentityKnown(req, url))) {
       this.#recordFailure(injected.length > 0 ? 'injected' : 'upgrade_rejected', apiKeyQuery, null);
       const body = 'Unauthorized\n';
-      socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
       return false;
     }
     return true;
@@ -72,7 +74,13 @@ export class Handshake {
     const echo = ctx.faults.take(['echo'], (f) => (f.at ?? 'auth') === 'auth')[0];
     if (echo !== undefined) {
       this.#recordFailure('injected', null, conn);
-      sendError(ctx, conn, echo.code ?? 'PermissionDenied', `authentication failed for ${echoText(conn.authText ?? '', echo.encoding ?? 'raw')}`, message);
+      sendError(
+        ctx,
+        conn,
+        echo.code ?? 'PermissionDenied',
+        `authentication failed for ${echoText(conn.authText ?? '', echo.encoding ?? 'raw')}`,
+        message,
+      );
       conn.ws.close(1008, 'authentication failed');
       return;
     }
@@ -82,7 +90,9 @@ export class Handshake {
       return;
     }
     const params = message['params'];
-    const decision = isRecord(params) ? this.#authenticator.verify(params, conn.apiKeyQuery) : ({ ok: false, reason: 'malformed', principal: null } as const);
+    const decision = isRecord(params)
+      ? this.#authenticator.verify(params, conn.apiKeyQuery)
+      : ({ ok: false, reason: 'malformed', principal: null } as const);
     if (!decision.ok) {
       this.#reject(conn, message, decision.reason, decision.principal, this.#failureMode);
       return;
@@ -95,7 +105,10 @@ export class Handshake {
     for (const frame of ctx.hostility.aroundAuth('before_auth_answer')) send(conn, frame);
     send(conn, authSuccessFrame(ctx.legacy));
     for (const frame of ctx.hostility.aroundAuth('after_auth_answer')) send(conn, frame);
-    for (const fault of ctx.faults.take(['stop_pings', 'ignore_client_pings', 'drop_before_page'], (f) => f.kind !== 'drop_before_page' || f.page === 1)) {
+    for (const fault of ctx.faults.take(
+      ['stop_pings', 'ignore_client_pings', 'drop_before_page'],
+      (f) => f.kind !== 'drop_before_page' || f.page === 1,
+    )) {
       if (fault.kind === 'stop_pings') conn.sendPings = false;
       else if (fault.kind === 'ignore_client_pings') conn.answerPings = false;
       else drop(ctx, conn, fault.closeCode, 'dropped before page 1');
@@ -111,12 +124,25 @@ export class Handshake {
     this.#ctx.log.info({ connection: conn?.id ?? null, principal, reason }, 'authentication refused');
   }
 
-  #reject(conn: Connection, message: unknown, reason: AuthFailureReason, principal: string | null, mode: AuthFailureMode, code = 'PermissionDenied'): void {
+  #reject(
+    conn: Connection,
+    message: unknown,
+    reason: AuthFailureReason,
+    principal: string | null,
+    mode: AuthFailureMode,
+    code = 'PermissionDenied',
+  ): void {
     this.#recordFailure(reason, principal, conn);
     switch (mode) {
       case 'err_frame':
         // The echo carries the client's own message back, signature included, as a real server would.
-        sendError(this.#ctx, conn, code, code === 'RateLimited' ? rateLimitedMessage(20) : `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`, message);
+        sendError(
+          this.#ctx,
+          conn,
+          code,
+          code === 'RateLimited' ? rateLimitedMessage(20) : `authentication failed: ${AUTH_FAILURE_TEXT[reason]}`,
+          message,
+        );
         break;
       case 'close':
         break;

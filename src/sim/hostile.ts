@@ -32,7 +32,18 @@ interface ConnectionState {
 /** A request type a real client might have sent on the same account, echoed in an error. */
 function incomingFor(about: string): Record<string, unknown> {
   if (about === 'add_order') {
-    return { type: 'add_order', params: { symbol: 'AAPL-USD', side: 'BUY', order_type: 'LIMIT', order_time_in_force: 'GTC', quantity: 10, price: 200, client_order_id: 'my-order-001' } };
+    return {
+      type: 'add_order',
+      params: {
+        symbol: 'AAPL-USD',
+        side: 'BUY',
+        order_type: 'LIMIT',
+        order_time_in_force: 'GTC',
+        quantity: 10,
+        price: 200,
+        client_order_id: 'my-order-001',
+      },
+    };
   }
   return { type: about, params: {} };
 }
@@ -47,7 +58,13 @@ export function pushFrame(push: PushKind): string {
     case 'new_type':
       return JSON.stringify({ leaderboard_update: { rank: 1, user: 'someone' } });
     case 'subscription':
-      return JSON.stringify({ type: 'subscribed', connection_id: 'ee987ddf-822c-4356-b0d1-012314859b00', message_id: 1, channel: 'v4_balances', contents: [] });
+      return JSON.stringify({
+        type: 'subscribed',
+        connection_id: 'ee987ddf-822c-4356-b0d1-012314859b00',
+        message_id: 1,
+        channel: 'v4_balances',
+        contents: [],
+      });
     case 'authenticated':
       return '{"authenticated":true}';
   }
@@ -84,7 +101,9 @@ export class Hostility {
 
   /** Frames to send just before (`before_auth_answer`) or after (`after_auth_answer`) a successful auth answer. */
   aroundAuth(moment: 'before_auth_answer' | 'after_auth_answer'): string[] {
-    return this.#faults.take(['unknown_push', 'unsolicited_error'], (f) => f.when === moment).map((f) => this.#unsolicited(f));
+    return this.#faults
+      .take(['unknown_push', 'unsolicited_error'], (f) => f.when === moment)
+      .map((f) => this.#unsolicited(f));
   }
 
   /** Decides what page `page` (at `offset`) of this connection gets beside (or instead of) its normal answer. */
@@ -94,7 +113,8 @@ export class Hostility {
     const fired = this.#faults.take(
       ['unknown_push', 'unsolicited_error', 'stale_page', 'drip', 'oversized_page', 'endless_big_pages'],
       (f) =>
-        ((f.kind !== 'unknown_push' && f.kind !== 'unsolicited_error') || (f.when ?? 'before_page_answer') === 'before_page_answer') &&
+        ((f.kind !== 'unknown_push' && f.kind !== 'unsolicited_error') ||
+          (f.when ?? 'before_page_answer') === 'before_page_answer') &&
         (!('page' in f) || f.page === undefined || f.page === page) &&
         (f.kind !== 'stale_page' || state.lastPage !== null),
     );

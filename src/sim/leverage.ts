@@ -27,29 +27,59 @@ export class LeverageDesk {
   }
 
   /** `limit`/`offset` as integers, or an InvalidParameter frame and null. Null/absent take the defaults. */
-  #readPaging(conn: Connection, message: Record<string, unknown>, params: Record<string, unknown>): { limit: number; offset: number } | null {
+  #readPaging(
+    conn: Connection,
+    message: Record<string, unknown>,
+    params: Record<string, unknown>,
+  ): { limit: number; offset: number } | null {
     const limit = params['limit'] ?? 1000;
     const offset = params['offset'] ?? 0;
     if (typeof limit !== 'number' || !Number.isInteger(limit) || limit <= 0) {
-      sendError(this.#ctx, conn, 'InvalidParameter', `limit must be a positive integer, got ${JSON.stringify(limit)}`, message);
+      sendError(
+        this.#ctx,
+        conn,
+        'InvalidParameter',
+        `limit must be a positive integer, got ${JSON.stringify(limit)}`,
+        message,
+      );
       return null;
     }
     if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0) {
-      sendError(this.#ctx, conn, 'InvalidParameter', `offset must be a non-negative integer, got ${JSON.stringify(offset)}`, message);
+      sendError(
+        this.#ctx,
+        conn,
+        'InvalidParameter',
+        `offset must be a non-negative integer, got ${JSON.stringify(offset)}`,
+        message,
+      );
       return null;
     }
     return { limit, offset };
   }
 
   /** Answers a list request; every valid one is counted and kept in `stats.lastRequests`. */
-  async onList(conn: Connection, message: Record<string, unknown>, params: Record<string, unknown>, type: ListRequestType): Promise<void> {
+  async onList(
+    conn: Connection,
+    message: Record<string, unknown>,
+    params: Record<string, unknown>,
+    type: ListRequestType,
+  ): Promise<void> {
     const ctx = this.#ctx;
     const paging = this.#readPaging(conn, message, params);
     if (paging === null) return;
     const account = conn.account!;
     const servedLimit = Math.min(paging.limit, this.#maxPageSize);
     const page = type === 'get_available_leverage_levels' ? ++conn.pages : 0;
-    const request: SimPageRequest = { connection: conn.id, account, type, page, limit: paging.limit, servedLimit, offset: paging.offset, rows: -1 };
+    const request: SimPageRequest = {
+      connection: conn.id,
+      account,
+      type,
+      page,
+      limit: paging.limit,
+      servedLimit,
+      offset: paging.offset,
+      rows: -1,
+    };
     ctx.stats.pageRequests++;
     ctx.stats.lastRequests.push(request);
     if (ctx.stats.lastRequests.length > RECENT_REQUESTS) ctx.stats.lastRequests.shift();
@@ -57,7 +87,13 @@ export class LeverageDesk {
     if (type === 'get_user_leverage') {
       const rows = this.#userLeverageRows(account).slice(paging.offset, paging.offset + servedLimit);
       request.rows = rows.length;
-      send(conn, listFrame('user_leverage_response', rows.map((t) => wireRow(t, ctx.legacy))));
+      send(
+        conn,
+        listFrame(
+          'user_leverage_response',
+          rows.map((t) => wireRow(t, ctx.legacy)),
+        ),
+      );
       return;
     }
 
@@ -78,7 +114,9 @@ export class LeverageDesk {
     const bad = fired.of('bad_frame');
     if (bad) return sendBadFrame(ctx, conn, bad, rows, page);
     const malformed = fired.of('malformed_row');
-    const json = malformed ? malformedPageJson(ctx, conn, malformed, rows, page) : this.#pageJson(conn, account, paging.offset, servedLimit, rows);
+    const json = malformed
+      ? malformedPageJson(ctx, conn, malformed, rows, page)
+      : this.#pageJson(conn, account, paging.offset, servedLimit, rows);
     request.rows = rows.length;
     ctx.hostility.rememberPage(conn, json);
     send(conn, json, () => afterPageWritten(ctx, conn, page, rows.length, 'written'));
@@ -91,7 +129,9 @@ export class LeverageDesk {
     const all = this.#ctx.book.rows(conn.account!);
     const rows = all.slice(offset, offset + limit);
     if (conn.listMode === 'infinite') {
-      for (let i = Math.max(offset, all.length); rows.length < limit; i++) rows.push(makeTier(`INF${String(i).padStart(9, '0')}-USD`, 1, 100_000));
+      for (let i = Math.max(offset, all.length); rows.length < limit; i++) {
+        rows.push(makeTier(`INF${String(i).padStart(9, '0')}-USD`, 1, 100_000));
+      }
     }
     return rows;
   }
@@ -104,7 +144,10 @@ export class LeverageDesk {
       const hit = this.#pageCache.get(key);
       if (hit !== undefined && hit.version === version) return hit.json;
     }
-    const json = listFrame('available_leverage_levels_response', rows.map((t) => wireRow(t, this.#ctx.legacy)));
+    const json = listFrame(
+      'available_leverage_levels_response',
+      rows.map((t) => wireRow(t, this.#ctx.legacy)),
+    );
     if (cacheable) this.#pageCache.set(key, { version, json });
     return json;
   }
@@ -116,7 +159,9 @@ export class LeverageDesk {
     for (const tier of this.#ctx.book.rows(account)) {
       const pick = chosen?.get(tier.symbol);
       const current = bySymbol.get(tier.symbol);
-      if (pick !== undefined ? Number(tier.leverage) === Number(pick) : current === undefined) bySymbol.set(tier.symbol, tier);
+      if (pick !== undefined ? Number(tier.leverage) === Number(pick) : current === undefined) {
+        bySymbol.set(tier.symbol, tier);
+      }
     }
     return [...bySymbol.values()];
   }
@@ -125,13 +170,22 @@ export class LeverageDesk {
   onSetLeverage(conn: Connection, message: Record<string, unknown>, params: Record<string, unknown>): void {
     const { symbol, leverage } = params;
     const account = conn.account!;
-    if (typeof symbol !== 'string' || typeof leverage !== 'number' || this.#ctx.book.find(account, symbol, leverage) === undefined) {
+    if (
+      typeof symbol !== 'string' ||
+      typeof leverage !== 'number' ||
+      this.#ctx.book.find(account, symbol, leverage) === undefined
+    ) {
       sendError(this.#ctx, conn, 'InvalidParameter', 'unknown symbol or leverage level', message);
       return;
     }
     let chosen = this.#userLeverage.get(account);
     if (chosen === undefined) this.#userLeverage.set(account, (chosen = new Map<string, string>()));
     chosen.set(symbol, String(leverage));
-    send(conn, this.#ctx.options.ackShape === 'ack' ? JSON.stringify({ ack: { incoming_message: message } }) : '{"ack_response":true}');
+    send(
+      conn,
+      this.#ctx.options.ackShape === 'ack'
+        ? JSON.stringify({ ack: { incoming_message: message } })
+        : '{"ack_response":true}',
+    );
   }
 }

@@ -28,7 +28,8 @@ export function randomUuid(random: Random): string {
   let hex = '';
   for (let i = 0; i < 4; i++) {
     const word = Math.floor(random() * 4294967296);
-    hex += HEX_BYTE[word >>> 24]! + HEX_BYTE[(word >>> 16) & 255]! + HEX_BYTE[(word >>> 8) & 255]! + HEX_BYTE[word & 255]!;
+    hex +=
+      HEX_BYTE[word >>> 24]! + HEX_BYTE[(word >>> 16) & 255]! + HEX_BYTE[(word >>> 8) & 255]! + HEX_BYTE[word & 255]!;
   }
   const variant = '89ab'[Math.floor(random() * 4)]!;
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;

@@ -80,10 +80,16 @@ export function requestKey(text: string): { key: string; type: string | null; ac
   } catch {
     return { key: `text ${text}`, type: null, account: null };
   }
-  if (!isRecord(message) || typeof message.type !== 'string') return { key: `json ${JSON.stringify(canonical(message))}`, type: null, account: null };
+  if (!isRecord(message) || typeof message.type !== 'string') {
+    return { key: `json ${JSON.stringify(canonical(message))}`, type: null, account: null };
+  }
   const params = isRecord(message.params) ? message.params : {};
   if (message.type === 'auth') {
-    return { key: 'auth', type: 'auth', account: typeof params.account_id === 'string' ? params.account_id : 'primary' };
+    return {
+      key: 'auth',
+      type: 'auth',
+      account: typeof params.account_id === 'string' ? params.account_id : 'primary',
+    };
   }
   return { key: `${message.type} ${JSON.stringify(canonical(params))}`, type: message.type, account: null };
 }
@@ -93,7 +99,11 @@ function wireOf(frame: TranscriptFrame): Wire {
 }
 
 /** The transcript as answers: account → request key → recorded answers; plus the greeting. */
-export function indexTranscript(transcript: Transcript): { byAccount: Map<string, Map<string, Answers>>; greeting: Wire[]; sessions: number } {
+export function indexTranscript(transcript: Transcript): {
+  byAccount: Map<string, Map<string, Answers>>;
+  greeting: Wire[];
+  sessions: number;
+} {
   const byAccount = new Map<string, Map<string, Answers>>();
   const bySession = new Map<number, TranscriptFrame[]>();
   for (const frame of transcript.frames) {
@@ -145,7 +155,9 @@ export async function startReplayServer(options: ReplayOptions): Promise<ReplayS
 
   const held = (account: string): string => {
     const keys = [...(byAccount.get(account)?.keys() ?? [])];
-    return keys.length === 0 ? 'nothing for this account' : `${keys.slice(0, 12).join('; ')}${keys.length > 12 ? `; … (${keys.length} in all)` : ''}`;
+    return keys.length === 0
+      ? 'nothing for this account'
+      : `${keys.slice(0, 12).join('; ')}${keys.length > 12 ? `; … (${keys.length} in all)` : ''}`;
   };
 
   wss.on('connection', (ws: WebSocket) => {

@@ -42,12 +42,18 @@ const scenarioSchema = z.strictObject({
   host: z.string().optional(),
   port: z.number().int().min(0).max(65535).optional(),
   tls: z.strictObject({ key: z.string(), cert: z.string() }).optional(),
-  keys: z.array(z.strictObject({ publicKey: z.string().min(1), secretKey: z.string().min(1), accounts: accountsSchema })).optional(),
+  keys: z
+    .array(z.strictObject({ publicKey: z.string().min(1), secretKey: z.string().min(1), accounts: accountsSchema }))
+    .optional(),
   jwts: z.array(z.strictObject({ token: z.string().min(1), accounts: accountsSchema })).optional(),
   universe: z
     .record(
       z.string(),
-      z.union([z.literal('default'), z.strictObject({ synthetic: z.number().int().min(0), seed: z.number().int().optional() }), z.array(tierSchema)]),
+      z.union([
+        z.literal('default'),
+        z.strictObject({ synthetic: z.number().int().min(0), seed: z.number().int().optional() }),
+        z.array(tierSchema),
+      ]),
     )
     .optional(),
   maxPageSize: positiveInt.optional(),
@@ -56,7 +62,12 @@ const scenarioSchema = z.strictObject({
   clockSkewSec: z.number().min(0).optional(),
   nonceWindowMs: z.number().int().min(0).optional(),
   legacy: z
-    .strictObject({ authSuccess: z.boolean().optional(), flatErrors: z.boolean().optional(), maxPosition: z.boolean().optional(), numericLeverage: z.boolean().optional() })
+    .strictObject({
+      authSuccess: z.boolean().optional(),
+      flatErrors: z.boolean().optional(),
+      maxPosition: z.boolean().optional(),
+      numericLeverage: z.boolean().optional(),
+    })
     .optional(),
   authFailureMode: z.enum(AUTH_FAILURE_MODES as [string, ...string[]]).optional(),
   strict: z.boolean().optional(),
@@ -69,7 +80,9 @@ const scenarioSchema = z.strictObject({
       everyMs: positiveInt,
       seed: z.number().int().optional(),
       account: z.string().optional(),
-      steps: z.array(z.looseObject({ op: z.enum(['edit', 'remove', 'add', 'list', 'delist', 'revert', 'random']) })).optional(),
+      steps: z
+        .array(z.looseObject({ op: z.enum(['edit', 'remove', 'add', 'list', 'delist', 'revert', 'random']) }))
+        .optional(),
       loop: z.boolean().optional(),
     })
     .optional(),
@@ -79,7 +92,9 @@ const scenarioSchema = z.strictObject({
 export function parseScenario(value: unknown, source = 'scenario'): Scenario {
   const result = scenarioSchema.safeParse(value);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`).join('; ');
+    const problems = result.error.issues
+      .map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`)
+      .join('; ');
     throw new TierwatchError('CONFIG_INVALID', `Invalid simulator scenario ${source}: ${problems}`);
   }
   const { universe, faults, script, authFailureMode, ...rest } = result.data;
@@ -88,7 +103,12 @@ export function parseScenario(value: unknown, source = 'scenario'): Scenario {
   if (universe !== undefined) {
     const built: Record<string, SimTier[]> = {};
     for (const [account, spec] of Object.entries(universe)) {
-      built[account] = spec === 'default' ? defaultUniverse() : Array.isArray(spec) ? spec : syntheticUniverse(spec.synthetic, spec.seed);
+      built[account] =
+        spec === 'default'
+          ? defaultUniverse()
+          : Array.isArray(spec)
+            ? spec
+            : syntheticUniverse(spec.synthetic, spec.seed);
     }
     scenario.universe = built;
   }
@@ -97,12 +117,21 @@ export function parseScenario(value: unknown, source = 'scenario'): Scenario {
       try {
         validateFault(fault as Fault);
       } catch (error) {
-        throw new TierwatchError('CONFIG_INVALID', `Invalid simulator scenario ${source}: faults.${i}: ${(error as Error).message}`, { cause: error });
+        throw new TierwatchError(
+          'CONFIG_INVALID',
+          `Invalid simulator scenario ${source}: faults.${i}: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
       return fault as Fault;
     });
   }
-  if (script !== undefined) scenario.script = { ...script, ...(script.steps === undefined ? {} : { steps: script.steps as ScriptStep[] }) } as Scenario['script'];
+  if (script !== undefined) {
+    scenario.script = {
+      ...script,
+      ...(script.steps === undefined ? {} : { steps: script.steps as ScriptStep[] }),
+    } as Scenario['script'];
+  }
   return scenario;
 }
 
@@ -112,13 +141,19 @@ export function loadScenario(path: string): Scenario {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new TierwatchError('CONFIG_INVALID', `Cannot read simulator scenario ${path}: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError('CONFIG_INVALID', `Cannot read simulator scenario ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new TierwatchError('CONFIG_INVALID', `Simulator scenario ${path} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `Simulator scenario ${path} is not valid JSON: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return parseScenario(value, path);
 }

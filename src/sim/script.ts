@@ -41,10 +41,27 @@ export interface ChangeScript {
 }
 
 /** Symbols a random "listing" draws from before falling back to numbered ones. */
-const NEW_SYMBOLS = ['NVDA-USD', 'AMD-USD', 'INTC-USD', 'JPM-USD', 'MSFT-USD', 'AMZN-USD', 'NFLX-USD', 'GOLD-USD', 'SILVER-USD', 'GBP-USD'];
+const NEW_SYMBOLS = [
+  'NVDA-USD',
+  'AMD-USD',
+  'INTC-USD',
+  'JPM-USD',
+  'MSFT-USD',
+  'AMZN-USD',
+  'NFLX-USD',
+  'GOLD-USD',
+  'SILVER-USD',
+  'GBP-USD',
+];
 
 /** The random step: mostly edits, sometimes a removal, a listing or a revert. */
-function randomStep(sim: Simulator, account: string, random: Random, marks: number[], listed: { n: number }): SimChange[] {
+function randomStep(
+  sim: Simulator,
+  account: string,
+  random: Random,
+  marks: number[],
+  listed: { n: number },
+): SimChange[] {
   const tiers = sim.tiers(account);
   const roll = random();
   if (roll < 0.15 && marks.length > 0) {
@@ -55,7 +72,10 @@ function randomStep(sim: Simulator, account: string, random: Random, marks: numb
     const present = new Set(tiers.map((t) => t.symbol));
     let symbol = NEW_SYMBOLS.find((s) => !present.has(s));
     while (symbol === undefined || present.has(symbol)) symbol = `NEW${++listed.n}-USD`;
-    return sim.listSymbol(account, symbol, { levels: [1, 2, 3, 5, 10].slice(0, 3 + randomInt(random, 3)), baseNotional: 100_000 + randomInt(random, 20) * 10_000 });
+    return sim.listSymbol(account, symbol, {
+      levels: [1, 2, 3, 5, 10].slice(0, 3 + randomInt(random, 3)),
+      baseNotional: 100_000 + randomInt(random, 20) * 10_000,
+    });
   }
   if (roll < 0.42 && tiers.length > 10) {
     const victim = tiers[randomInt(random, tiers.length)]!;
@@ -66,10 +86,19 @@ function randomStep(sim: Simulator, account: string, random: Random, marks: numb
   if (random() < 0.7) {
     const factor = 0.75 + randomInt(random, 11) * 0.05; // 0.75 … 1.25
     const maxNotional = Math.max(1000, Math.round((target.max_notional * factor) / 1000) * 1000);
-    return [sim.editTier(account, target.symbol, target.leverage, { max_notional: maxNotional === target.max_notional ? maxNotional + 1000 : maxNotional })];
+    return [
+      sim.editTier(account, target.symbol, target.leverage, {
+        max_notional: maxNotional === target.max_notional ? maxNotional + 1000 : maxNotional,
+      }),
+    ];
   }
   const initial = Math.min(1, target.initial_margin * (random() < 0.5 ? 1.25 : 0.8));
-  return [sim.editTier(account, target.symbol, target.leverage, { initial_margin: initial, maintenance_margin: (initial * 2) / 3 })];
+  return [
+    sim.editTier(account, target.symbol, target.leverage, {
+      initial_margin: initial,
+      maintenance_margin: (initial * 2) / 3,
+    }),
+  ];
 }
 
 /** Starts applying steps every `everyMs`; the timer does not keep the process alive. */
@@ -92,7 +121,11 @@ export function startChangeScript(sim: Simulator, options: ChangeScriptOptions):
       case 'add':
         return [sim.addTier(step.account ?? account, step.tier)];
       case 'list':
-        return sim.listSymbol(step.account ?? account, step.symbol, step.levels === undefined ? {} : { levels: step.levels });
+        return sim.listSymbol(
+          step.account ?? account,
+          step.symbol,
+          step.levels === undefined ? {} : { levels: step.levels },
+        );
       case 'delist':
         return sim.delistSymbol(step.account ?? account, step.symbol);
       case 'revert': {

@@ -85,11 +85,23 @@ class SimulatorServer implements Simulator {
     const legacy = options.legacy ?? {};
     this.#maxPageSize = options.maxPageSize ?? MAX_PAGE_DEFAULT;
     this.#authDeadlineMs = options.authDeadlineMs ?? 60_000;
-    if (!Number.isInteger(this.#maxPageSize) || this.#maxPageSize < 1) throw new RangeError(`Expected \`maxPageSize\` to be an integer >= 1, got ${this.#maxPageSize}`);
+    if (!Number.isInteger(this.#maxPageSize) || this.#maxPageSize < 1) {
+      throw new RangeError(`Expected \`maxPageSize\` to be an integer >= 1, got ${this.#maxPageSize}`);
+    }
     const now = options.now ?? Date.now;
     this.#book = new TierBook(options.universe ?? { primary: defaultUniverse() }, now);
     this.#book.onChange((c) =>
-      this.#log.info({ account_id: c.account, kind: c.kind, symbol: c.symbol, leverage: c.leverage, before: c.before, after: c.after }, 'tier change'),
+      this.#log.info(
+        {
+          account_id: c.account,
+          kind: c.kind,
+          symbol: c.symbol,
+          leverage: c.leverage,
+          before: c.before,
+          after: c.after,
+        },
+        'tier change',
+      ),
     );
     this.#ctx = {
       options,
@@ -118,7 +130,11 @@ class SimulatorServer implements Simulator {
     this.#http.on('request', (_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' }).end('This is a WebSocket endpoint.\n');
     });
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes ?? 1024 * 1024, autoPong: false });
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxPayloadBytes ?? 1024 * 1024,
+      autoPong: false,
+    });
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
   }
 
@@ -251,7 +267,11 @@ class SimulatorServer implements Simulator {
     return this.#book.addTier(account, tier);
   }
 
-  listSymbol(account: string, symbol: string, options?: { levels?: Array<number | string>; baseNotional?: number }): SimChange[] {
+  listSymbol(
+    account: string,
+    symbol: string,
+    options?: { levels?: Array<number | string>; baseNotional?: number },
+  ): SimChange[] {
     return this.#book.listSymbol(account, symbol, options);
   }
 

@@ -20,7 +20,9 @@ export function signedPayload(nonce: string, unixTs: number): string {
 
 /** Lowercase hex HMAC-SHA256 of `${nonce}:${unixTs}` keyed with the secret's UTF-8 bytes. */
 export function computeSignature(secretKey: string, nonce: string, unixTs: number): string {
-  return createHmac('sha256', Buffer.from(secretKey, 'utf8')).update(signedPayload(nonce, unixTs), 'utf8').digest('hex');
+  return createHmac('sha256', Buffer.from(secretKey, 'utf8'))
+    .update(signedPayload(nonce, unixTs), 'utf8')
+    .digest('hex');
 }
 
 /**

@@ -100,7 +100,11 @@ export interface Simulator {
   editTier(account: string, symbol: string, leverage: string | number, patch: TierPatch): SimChange;
   removeTier(account: string, symbol: string, leverage: string | number): SimChange;
   addTier(account: string, tier: SimTier): SimChange;
-  listSymbol(account: string, symbol: string, options?: { levels?: Array<number | string>; baseNotional?: number }): SimChange[];
+  listSymbol(
+    account: string,
+    symbol: string,
+    options?: { levels?: Array<number | string>; baseNotional?: number },
+  ): SimChange[];
   delistSymbol(account: string, symbol: string): SimChange[];
   setTiers(account: string, tiers: SimTier[]): SimChange[];
   /** A point to come back to with revertTo (the latest change's seq). */

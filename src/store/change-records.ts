@@ -39,30 +39,54 @@ export interface ChangeRecord extends ChangeHead {
  * The records of `diff` in the order the sweep stores them: removed, then changed, then added.
  * Pure; `base` is what every record of the sweep shares.
  */
-export function changeRecords(base: Pick<ChangeRecord, 'run_id' | 'observed_at' | 'account_id'>, diff: TierDiff): ChangeRecord[] {
+export function changeRecords(
+  base: Pick<ChangeRecord, 'run_id' | 'observed_at' | 'account_id'>,
+  diff: TierDiff,
+): ChangeRecord[] {
   const changes: ChangeRecord[] = [];
   for (const version of diff.removed) {
     changes.push({
-      ...base, symbol: version.symbol, leverage: version.leverage, change: 'removed', changed_columns: [],
-      old_initial_margin: version.initial_margin, new_initial_margin: null,
-      old_maintenance_margin: version.maintenance_margin, new_maintenance_margin: null,
-      old_max_notional: version.max_notional, new_max_notional: null,
+      ...base,
+      symbol: version.symbol,
+      leverage: version.leverage,
+      change: 'removed',
+      changed_columns: [],
+      old_initial_margin: version.initial_margin,
+      new_initial_margin: null,
+      old_maintenance_margin: version.maintenance_margin,
+      new_maintenance_margin: null,
+      old_max_notional: version.max_notional,
+      new_max_notional: null,
     });
   }
   for (const { before, after, columns } of diff.changed) {
     changes.push({
-      ...base, symbol: after.symbol, leverage: after.leverage, change: 'changed', changed_columns: columns,
-      old_initial_margin: before.initial_margin, new_initial_margin: after.initial_margin,
-      old_maintenance_margin: before.maintenance_margin, new_maintenance_margin: after.maintenance_margin,
-      old_max_notional: before.max_notional, new_max_notional: after.max_notional,
+      ...base,
+      symbol: after.symbol,
+      leverage: after.leverage,
+      change: 'changed',
+      changed_columns: columns,
+      old_initial_margin: before.initial_margin,
+      new_initial_margin: after.initial_margin,
+      old_maintenance_margin: before.maintenance_margin,
+      new_maintenance_margin: after.maintenance_margin,
+      old_max_notional: before.max_notional,
+      new_max_notional: after.max_notional,
     });
   }
   for (const tier of diff.added) {
     changes.push({
-      ...base, symbol: tier.symbol, leverage: tier.leverage, change: 'added', changed_columns: [],
-      old_initial_margin: null, new_initial_margin: tier.initial_margin,
-      old_maintenance_margin: null, new_maintenance_margin: tier.maintenance_margin,
-      old_max_notional: null, new_max_notional: tier.max_notional,
+      ...base,
+      symbol: tier.symbol,
+      leverage: tier.leverage,
+      change: 'added',
+      changed_columns: [],
+      old_initial_margin: null,
+      new_initial_margin: tier.initial_margin,
+      old_maintenance_margin: null,
+      new_maintenance_margin: tier.maintenance_margin,
+      old_max_notional: null,
+      new_max_notional: tier.max_notional,
     });
   }
   return changes;

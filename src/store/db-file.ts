@@ -49,16 +49,26 @@ export function readHeader(dbPath: string): DbHeader {
   }
   if (size === 0) return { empty: true, wal: false, applicationId: 0 };
   const corrupt = (why: string) =>
-    new TierwatchError('DB_CORRUPT', `The database ${dbPath} is corrupt or not a SQLite database: ${why}. Restore it from a backup, or point TIERWATCH_DB at another file.`, {
-      details: { db: dbPath },
-    });
-  if (size < 100 || header.toString('latin1', 0, 16) !== SQLITE_MAGIC) throw corrupt('its first bytes are not a SQLite header');
+    new TierwatchError(
+      'DB_CORRUPT',
+      `The database ${dbPath} is corrupt or not a SQLite database: ${why}. Restore it from a backup, or point TIERWATCH_DB at another file.`,
+      {
+        details: { db: dbPath },
+      },
+    );
+  if (size < 100 || header.toString('latin1', 0, 16) !== SQLITE_MAGIC) {
+    throw corrupt('its first bytes are not a SQLite header');
+  }
   const rawPageSize = header.readUInt16BE(16);
   const pageSize = rawPageSize === 1 ? 65_536 : rawPageSize;
-  if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw corrupt(`its header gives an impossible page size (${rawPageSize})`);
+  if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) {
+    throw corrupt(`its header gives an impossible page size (${rawPageSize})`);
+  }
   const writeVersion = header[18]!;
   const readVersion = header[19]!;
-  if (![1, 2].includes(writeVersion) || ![1, 2].includes(readVersion)) throw corrupt('its header gives an unknown file format');
+  if (![1, 2].includes(writeVersion) || ![1, 2].includes(readVersion)) {
+    throw corrupt('its header gives an unknown file format');
+  }
   return { empty: false, wal: readVersion === 2, applicationId: header.readUInt32BE(68) };
 }
 
@@ -72,13 +82,21 @@ export type DbKind = 'empty' | 'tierwatch' | 'foreign';
  */
 export function classifyDatabase(sqlite: Database.Database): DbKind {
   const names = sqlite
-    .prepare<[], string>("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+    .prepare<[], string>(
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+    )
     .pluck()
     .all();
   if (names.length === 0) return 'empty';
   // drizzle's migrator creates its table before the transaction that applies the migrations: a first
   // start seen half-way by a second one holds just that table, empty. Nothing of anyone's is in it.
-  if (names.length === 1 && names[0] === MIGRATIONS_TABLE && sqlite.prepare(`SELECT count(*) FROM ${MIGRATIONS_TABLE}`).pluck().get() === 0) return 'empty';
+  if (
+    names.length === 1 &&
+    names[0] === MIGRATIONS_TABLE &&
+    sqlite.prepare(`SELECT count(*) FROM ${MIGRATIONS_TABLE}`).pluck().get() === 0
+  ) {
+    return 'empty';
+  }
   if (Number(sqlite.pragma('application_id', { simple: true })) === TIERWATCH_APPLICATION_ID) return 'tierwatch';
   return names.includes(MIGRATIONS_TABLE) && names.includes('meta') ? 'tierwatch' : 'foreign';
 }

@@ -56,13 +56,25 @@ export function summarizeHistory(dbPath: string): HistorySummary | null {
   const { sqlite } = openForReading(dbPath, header);
   try {
     if (classifyDatabase(sqlite) === 'empty') return null;
-    const tables = new Set(sqlite.prepare<[], string>("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all());
+    const tables = new Set(
+      sqlite.prepare<[], string>("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all(),
+    );
     const metaValue = (key: string) =>
-      tables.has('meta') ? (sqlite.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck().get(key) ?? null) : null;
+      tables.has('meta')
+        ? (sqlite.prepare<[string], string>('SELECT value FROM meta WHERE key = ?').pluck().get(key) ?? null)
+        : null;
     const runs = tables.has('run_ledger')
-      ? (sqlite.prepare('SELECT count(*) AS runs, max(started_at) AS last FROM run_ledger').get() as { runs: number; last: string | null })
+      ? (sqlite.prepare('SELECT count(*) AS runs, max(started_at) AS last FROM run_ledger').get() as {
+          runs: number;
+          last: string | null;
+        })
       : { runs: 0, last: null };
-    return { createdBy: metaValue('created_by'), runs: runs.runs, endpoint: metaValue('endpoint'), lastSweep: runs.last };
+    return {
+      createdBy: metaValue('created_by'),
+      runs: runs.runs,
+      endpoint: metaValue('endpoint'),
+      lastSweep: runs.last,
+    };
   } catch (error) {
     throw toStoreError(error, `reading ${dbPath}`);
   } finally {
@@ -75,9 +87,13 @@ export function readHeaderOrThrow(dbPath: string): DbHeader {
     return readHeader(dbPath);
   } catch (error) {
     if (error instanceof TierwatchError) throw error;
-    throw new TierwatchError('DB_READ_FAILED', `Cannot read the database ${dbPath}: ${(error as Error).message}. Check that this user may read the file.`, {
-      cause: error,
-    });
+    throw new TierwatchError(
+      'DB_READ_FAILED',
+      `Cannot read the database ${dbPath}: ${(error as Error).message}. Check that this user may read the file.`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -85,9 +101,13 @@ export function readHeaderOrThrow(dbPath: string): DbHeader {
 export function quickCheck(sqlite: Database.Database, dbPath: string): void {
   const result = sqlite.pragma('quick_check(1)', { simple: true });
   if (result === 'ok') return;
-  throw new TierwatchError('DB_CORRUPT', `The database ${dbPath} is corrupt (SQLite's quick_check: ${String(result).replace(/\s*\n\s*/g, ' ')}). Restore it from a backup; \`sqlite3 ${dbPath} .recover\` may save what is left.`, {
-    details: { db: dbPath },
-  });
+  throw new TierwatchError(
+    'DB_CORRUPT',
+    `The database ${dbPath} is corrupt (SQLite's quick_check: ${String(result).replace(/\s*\n\s*/g, ' ')}). Restore it from a backup; \`sqlite3 ${dbPath} .recover\` may save what is left.`,
+    {
+      details: { db: dbPath },
+    },
+  );
 }
 
 /**
@@ -126,7 +146,10 @@ export function openForReading(dbPath: string, header: DbHeader): { sqlite: Data
       return { sqlite: fallback, immutable: true };
     } catch (immutableError) {
       // better-sqlite3 was loaded before SQLITE_USE_URI was set (not the CLI's case): no URIs.
-      throw cannot(`opening it immutable failed too (${(immutableError as Error).message}). Give this user write access to ${folder}, or read a copy of the file.`, immutableError);
+      throw cannot(
+        `opening it immutable failed too (${(immutableError as Error).message}). Give this user write access to ${folder}, or read a copy of the file.`,
+        immutableError,
+      );
     }
   }
 }

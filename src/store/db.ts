@@ -20,7 +20,13 @@ import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { TierwatchError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type * as schema from './schema.ts';
-import { assertSameFile, classifyDatabase, fileIdentity, foreignDatabaseError, TIERWATCH_APPLICATION_ID } from './db-file.ts';
+import {
+  assertSameFile,
+  classifyDatabase,
+  fileIdentity,
+  foreignDatabaseError,
+  TIERWATCH_APPLICATION_ID,
+} from './db-file.ts';
 import { applyMigrations, countPending, readJournal, sqliteCause } from './migrations.ts';
 import { noteDatabasePath, toStoreError } from './sqlite-errors.ts';
 import { openSqlite } from './sqlite.ts';
@@ -198,13 +204,17 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
       if (Number(sqlite.pragma('application_id', { simple: true })) !== TIERWATCH_APPLICATION_ID) {
         sqlite.pragma(`application_id = ${TIERWATCH_APPLICATION_ID}`);
       }
-      if (migrationsApplied > 0) logger().info({ db: dbPath, applied: migrationsApplied, total: journal.length }, 'database migrated');
+      if (migrationsApplied > 0) {
+        logger().info({ db: dbPath, applied: migrationsApplied, total: journal.length }, 'database migrated');
+      }
     }
   } catch (error) {
     sqlite.close();
     throw toStoreError(sqliteCause(error), `opening ${dbPath}`);
   }
-  if (immutable) logger().debug({ db: dbPath }, 'opened immutable: no -shm file could be created and no WAL is pending');
+  if (immutable) {
+    logger().debug({ db: dbPath }, 'opened immutable: no -shm file could be created and no WAL is pending');
+  }
 
   let orm: BetterSQLite3Database<typeof schema> | undefined;
   let closed = false;
@@ -225,7 +235,11 @@ export function openDatabase(dbPath: string, options: OpenOptions = {}): StoreDb
     },
     checkpoint() {
       if (readonly || closed) return { busy: false, walFrames: 0, checkpointedFrames: 0 };
-      const row = sqlite.pragma('wal_checkpoint(PASSIVE)', { simple: false }) as Array<{ busy: number; log: number; checkpointed: number }>;
+      const row = sqlite.pragma('wal_checkpoint(PASSIVE)', { simple: false }) as Array<{
+        busy: number;
+        log: number;
+        checkpointed: number;
+      }>;
       const result = row[0] ?? { busy: 0, log: 0, checkpointed: 0 };
       return { busy: result.busy !== 0, walFrames: result.log, checkpointedFrames: result.checkpointed };
     },
@@ -268,9 +282,13 @@ export function ensurePrivateDirectory(dir: string, logger: () => Logger): void 
     // mkdir's mode is filtered by the umask; set it explicitly so a loose umask cannot widen it.
     fs.chmodSync(dir, 0o700);
   } catch (error) {
-    throw new TierwatchError('DB_WRITE_FAILED', `cannot create the database directory ${dir}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new TierwatchError(
+      'DB_WRITE_FAILED',
+      `cannot create the database directory ${dir}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   logger().info({ dir }, 'created the database directory (owner-only)');
 }

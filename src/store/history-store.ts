@@ -39,7 +39,14 @@ import { toStoreError } from './sqlite-errors.ts';
 import { normalizeEndpoint } from '../qfex/endpoint.ts';
 
 export type { ChangeRecord } from './change-records.ts';
-export type { RunFailure, StartRunInput, StoredSweep, SweepHook, SweepInput, SweepOutcome } from './history-store-types.ts';
+export type {
+  RunFailure,
+  StartRunInput,
+  StoredSweep,
+  SweepHook,
+  SweepInput,
+  SweepOutcome,
+} from './history-store-types.ts';
 
 export interface HistoryStoreOptions {
   logger?: Logger;
@@ -105,7 +112,9 @@ export class HistoryStore {
   markAbandonedRuns(now: Date): number {
     try {
       const changes = this.#stmt.abandon.run(now.toISOString(), ABANDONED_MESSAGE).changes;
-      if (changes > 0) this.#logger.warn({ runs: changes }, 'marked runs left running by a previous process as abandoned');
+      if (changes > 0) {
+        this.#logger.warn({ runs: changes }, 'marked runs left running by a previous process as abandoned');
+      }
       return changes;
     } catch (error) {
       throw toStoreError(error, 'marking abandoned runs');
@@ -144,11 +153,15 @@ export class HistoryStore {
     this.#boundEndpoint = requested;
   }
 
-
   /** Inserts a 'running' ledger row, committed at once, and returns its run_id. */
   startRun(input: StartRunInput): number {
     try {
-      const info = this.#stmt.startRun.run(input.accountId, input.endpoint, input.publicKey, input.startedAt.toISOString());
+      const info = this.#stmt.startRun.run(
+        input.accountId,
+        input.endpoint,
+        input.publicKey,
+        input.startedAt.toISOString(),
+      );
       return Number(info.lastInsertRowid);
     } catch (error) {
       throw toStoreError(error, `starting a run for account ${input.accountId}`);
@@ -219,7 +232,9 @@ export class HistoryStore {
         failure.observedAt ? failure.observedAt.toISOString() : null,
         runId,
       ).changes;
-      if (changes === 0) this.#logger.warn({ run_id: runId, status: failure.status }, 'failRun: the run was not running; left as is');
+      if (changes === 0) {
+        this.#logger.warn({ run_id: runId, status: failure.status }, 'failRun: the run was not running; left as is');
+      }
     } catch (error) {
       throw toStoreError(error, `recording the failure of run ${runId}`);
     }
@@ -275,8 +290,16 @@ export class HistoryStore {
     };
     const open = (tier: Tier, previous: CurrentVersion | null): void => {
       const info = openVersion.run(
-        accountId, tier.symbol, tier.leverage, tier.initial_margin, tier.maintenance_margin, tier.max_notional,
-        tier.exchange_id, observedMs, runId, previous?.version_id ?? null,
+        accountId,
+        tier.symbol,
+        tier.leverage,
+        tier.initial_margin,
+        tier.maintenance_margin,
+        tier.max_notional,
+        tier.exchange_id,
+        observedMs,
+        runId,
+        previous?.version_id ?? null,
       );
       opened.push({
         version_id: Number(info.lastInsertRowid),
@@ -297,14 +320,26 @@ export class HistoryStore {
     const changes = changeRecords({ run_id: runId, observed_at: observedAt, account_id: accountId }, diff);
 
     const finished = this.#stmt.finishOk.run(
-      observedAt, sweep.finishedAt.toISOString(), sweep.pages, sweep.tiers.length, changes.length, baseline ? 1 : 0, runId,
+      observedAt,
+      sweep.finishedAt.toISOString(),
+      sweep.pages,
+      sweep.tiers.length,
+      changes.length,
+      baseline ? 1 : 0,
+      runId,
     );
     if (finished.changes !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
     this.#sweepHook?.({ runId, accountId, observedAt, changes, baseline });
     this.#beforeCommit?.(runId);
 
     return {
-      outcome: { added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, changes, baseline },
+      outcome: {
+        added: diff.added.length,
+        removed: diff.removed.length,
+        changed: diff.changed.length,
+        changes,
+        baseline,
+      },
       state,
       closed,
       opened,
@@ -317,7 +352,14 @@ export class HistoryStore {
     if (currentCount > 0 && churn > currentCount / 2) {
       // Most tiers changing at once is more often a format change or a broken answer than real news.
       this.#logger.warn(
-        { run_id: runId, account_id: accountId, added: diff.added.length, removed: diff.removed.length, changed: diff.changed.length, current: currentCount },
+        {
+          run_id: runId,
+          account_id: accountId,
+          added: diff.added.length,
+          removed: diff.removed.length,
+          changed: diff.changed.length,
+          current: currentCount,
+        },
         'mass churn: more than half of the tiers changed in one sweep',
       );
     }

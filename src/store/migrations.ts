@@ -27,7 +27,11 @@ export function readJournal(migrationsFolder: string): JournalEntry[] {
   try {
     return (JSON.parse(fs.readFileSync(journalPath, 'utf8')) as { entries: JournalEntry[] }).entries;
   } catch (error) {
-    throw new TierwatchError('INTERNAL', `cannot read the migration journal ${journalPath}: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError(
+      'INTERNAL',
+      `cannot read the migration journal ${journalPath}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -37,9 +41,13 @@ interface AppliedRow {
 }
 
 function appliedRows(sqlite: Database.Database): AppliedRow[] {
-  const hasTable = sqlite.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(MIGRATIONS_TABLE);
+  const hasTable = sqlite
+    .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
+    .get(MIGRATIONS_TABLE);
   if (!hasTable) return [];
-  return sqlite.prepare(`SELECT hash, CAST(created_at AS INTEGER) AS created_at FROM ${MIGRATIONS_TABLE}`).all() as AppliedRow[];
+  return sqlite
+    .prepare(`SELECT hash, CAST(created_at AS INTEGER) AS created_at FROM ${MIGRATIONS_TABLE}`)
+    .all() as AppliedRow[];
 }
 
 function tooNew(dbPath: string, row: AppliedRow): TierwatchError {
@@ -58,7 +66,10 @@ function tooNew(dbPath: string, row: AppliedRow): TierwatchError {
 export function countPending(sqlite: Database.Database, journal: JournalEntry[], dbPath: string): number {
   const applied = appliedRows(sqlite);
   const newestKnown = Math.max(0, ...journal.map((entry) => entry.when));
-  const newestApplied = applied.reduce<AppliedRow | null>((newest, row) => (newest === null || row.created_at > newest.created_at ? row : newest), null);
+  const newestApplied = applied.reduce<AppliedRow | null>(
+    (newest, row) => (newest === null || row.created_at > newest.created_at ? row : newest),
+    null,
+  );
   if (newestApplied !== null && newestApplied.created_at > newestKnown) throw tooNew(dbPath, newestApplied);
   return journal.filter((entry) => entry.when > (newestApplied?.created_at ?? 0)).length;
 }
@@ -86,7 +97,9 @@ export function applyMigrations(sqlite: Database.Database, migrationsFolder: str
     );
   }
   const { drizzle } = requireLazily('drizzle-orm/better-sqlite3') as typeof import('drizzle-orm/better-sqlite3');
-  const { migrate } = requireLazily('drizzle-orm/better-sqlite3/migrator') as typeof import('drizzle-orm/better-sqlite3/migrator');
+  const { migrate } = requireLazily(
+    'drizzle-orm/better-sqlite3/migrator',
+  ) as typeof import('drizzle-orm/better-sqlite3/migrator');
   migrate(drizzle(sqlite), { migrationsFolder });
   return appliedRows(sqlite).length - before.length;
 }

@@ -84,7 +84,13 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
         (last === null || last === undefined ? ' (there is none at all).' : ` (the last one was observed at ${last}).`),
     );
   }
-  const result: RewindResult = { runs, changesDeleted: 0, versionsDeleted: 0, versionsReopened: 0, dryRun: input.dryRun === true };
+  const result: RewindResult = {
+    runs,
+    changesDeleted: 0,
+    versionsDeleted: 0,
+    versionsReopened: 0,
+    dryRun: input.dryRun === true,
+  };
   if (input.dryRun === true) return result;
   // Runs stamped in the future are what rewinding is for; past ones are real history, and an
   // instant mistyped (7d for a week ahead) must not discard a week of it without being asked.
@@ -101,13 +107,17 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
   // tier_version keeps epoch ms; the ledger's observed_at is ISO (compared as text above).
   const afterMs = Date.parse(after);
   // The change rows the feed derives for the account after the instant: what the rewind takes away.
-  const countChanges = sqlite.prepare<[string, number], number>(
-    'SELECT count(*) FROM tier_change_feed WHERE account_id = ? AND observed_ms > ?',
-  ).pluck();
-  const deleteOpened = sqlite.prepare<[string, number]>('DELETE FROM tier_version WHERE account_id = ? AND valid_from > ?');
+  const countChanges = sqlite
+    .prepare<[string, number], number>('SELECT count(*) FROM tier_change_feed WHERE account_id = ? AND observed_ms > ?')
+    .pluck();
+  const deleteOpened = sqlite.prepare<[string, number]>(
+    'DELETE FROM tier_version WHERE account_id = ? AND valid_from > ?',
+  );
   // What a discarded run closed was open at `after`: it becomes the current version again. Deleted
   // first, so no identity ever has two open versions.
-  const reopen = sqlite.prepare<[string, number]>('UPDATE tier_version SET valid_to = NULL WHERE account_id = ? AND valid_to > ?');
+  const reopen = sqlite.prepare<[string, number]>(
+    'UPDATE tier_version SET valid_to = NULL WHERE account_id = ? AND valid_to > ?',
+  );
   const markRun = sqlite.prepare<[string, number]>(
     `UPDATE run_ledger SET status = 'failed', error_code = 'REWOUND', error_message = ?, baseline = 0 WHERE run_id = ? AND status = 'ok'`,
   );
@@ -117,7 +127,9 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
   const accounts = new Set(runs.map((run) => run.account_id));
   for (const account of accounts) result.changesDeleted += countChanges.get(account, afterMs) ?? 0;
   for (const run of runs) {
-    if (markRun.run(message, run.run_id).changes !== 1) throw new TierwatchError('INTERNAL', `run ${run.run_id} was no longer ok`);
+    if (markRun.run(message, run.run_id).changes !== 1) {
+      throw new TierwatchError('INTERNAL', `run ${run.run_id} was no longer ok`);
+    }
   }
   for (const account of accounts) {
     result.versionsDeleted += deleteOpened.run(account, afterMs).changes;

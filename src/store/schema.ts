@@ -64,15 +64,18 @@ export const runLedger = sqliteTable(
     leader_epoch: integer(),
   },
   (table) => [
-    check(
-      'run_ledger_status_check',
-      sql`${table.status} IN ('running', 'ok', 'failed', 'aborted', 'abandoned')`,
-    ),
+    check('run_ledger_status_check', sql`${table.status} IN ('running', 'ok', 'failed', 'aborted', 'abandoned')`),
     // "Last successful sweep" overall and per account (the query commands print it on every table).
-    index('run_ledger_ok_observed_idx').on(table.observed_at).where(sql`status = 'ok'`),
-    index('run_ledger_ok_account_observed_idx').on(table.account_id, table.observed_at).where(sql`status = 'ok'`),
+    index('run_ledger_ok_observed_idx')
+      .on(table.observed_at)
+      .where(sql`status = 'ok'`),
+    index('run_ledger_ok_account_observed_idx')
+      .on(table.account_id, table.observed_at)
+      .where(sql`status = 'ok'`),
     // Finding runs a crash left 'running' at start-up without scanning a year of ledger.
-    index('run_ledger_running_idx').on(table.run_id).where(sql`status = 'running'`),
+    index('run_ledger_running_idx')
+      .on(table.run_id)
+      .where(sql`status = 'running'`),
   ],
 );
 
@@ -125,7 +128,9 @@ export const tierVersion = sqliteTable(
     index('tier_version_from_to_idx').on(table.valid_from, table.valid_to),
     index('tier_version_to_from_idx').on(table.valid_to, table.valid_from),
     // "Was this closed version replaced?" (no: it was removed); a version has at most one successor.
-    uniqueIndex('tier_version_prev_uq').on(table.prev_version_id).where(sql`prev_version_id IS NOT NULL`),
+    uniqueIndex('tier_version_prev_uq')
+      .on(table.prev_version_id)
+      .where(sql`prev_version_id IS NOT NULL`),
     check('tier_version_interval_check', sql`${table.valid_to} IS NULL OR ${table.valid_to} > ${table.valid_from}`),
   ],
 );
@@ -159,8 +164,10 @@ export const runsView = sqliteView('runs').as((qb) =>
 const isoOf = (column: string) => `CAST(strftime('%Y-%m-%dT%H:%M:%fZ', ${column} / 1000.0, 'unixepoch') AS TEXT)`;
 
 /** The tracked values' direction, by the rules the alerts use (src/alerts/classify.ts). */
-const TIGHTER = 'v.initial_margin > p.initial_margin OR v.maintenance_margin > p.maintenance_margin OR v.max_notional < p.max_notional';
-const LOOSER = 'v.initial_margin < p.initial_margin OR v.maintenance_margin < p.maintenance_margin OR v.max_notional > p.max_notional';
+const TIGHTER =
+  'v.initial_margin > p.initial_margin OR v.maintenance_margin > p.maintenance_margin OR v.max_notional < p.max_notional';
+const LOOSER =
+  'v.initial_margin < p.initial_margin OR v.maintenance_margin < p.maintenance_margin OR v.max_notional > p.max_notional';
 const CHANGED_COLUMNS =
   `'[' || rtrim(` +
   `CASE WHEN p.initial_margin IS NOT v.initial_margin THEN '"initial_margin",' ELSE '' END || ` +
@@ -193,7 +200,11 @@ const changeColumns = () => ({
  * - a closed version that no version replaced is a `removed` at its valid_to, by the account's
  *   successful run observed then.
  */
-export const tierChangeFeed = sqliteView('tier_change_feed', { run_id: integer(), observed_ms: integer(), ...changeColumns() }).as(
+export const tierChangeFeed = sqliteView('tier_change_feed', {
+  run_id: integer(),
+  observed_ms: integer(),
+  ...changeColumns(),
+}).as(
   sql.raw(
     `SELECT v.run_id AS run_id, v.valid_from AS observed_ms, v.account_id AS account_id, v.symbol AS symbol, v.leverage AS leverage, ` +
       `CAST(CASE WHEN v.prev_version_id IS NULL THEN 'added' ELSE 'changed' END AS TEXT) AS change, ` +
@@ -241,7 +252,11 @@ export const tiersCurrentView = sqliteView('tiers_current', versionViewColumns).
   sql.raw(`${SELECT_VERSIONS} WHERE valid_to IS NULL`),
 );
 
-export const tierChangesView = sqliteView('tier_changes', { run_id: integer(), observed_at: text(), ...changeColumns() }).as(
+export const tierChangesView = sqliteView('tier_changes', {
+  run_id: integer(),
+  observed_at: text(),
+  ...changeColumns(),
+}).as(
   sql.raw(
     `SELECT run_id, ${isoOf('observed_ms')} AS observed_at, account_id, symbol, leverage, change, changed_columns, ` +
       'old_initial_margin, new_initial_margin, old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional, ' +
@@ -252,21 +267,64 @@ export const tierChangesView = sqliteView('tier_changes', { run_id: integer(), o
 /** The public views' column lists, in order: the documented contract. */
 export const VIEW_COLUMNS = {
   runs: [
-    'run_id', 'account_id', 'endpoint', 'started_at', 'observed_at', 'finished_at', 'status', 'pages', 'tiers',
-    'changes', 'error_code', 'error_message', 'public_key', 'leader_epoch',
+    'run_id',
+    'account_id',
+    'endpoint',
+    'started_at',
+    'observed_at',
+    'finished_at',
+    'status',
+    'pages',
+    'tiers',
+    'changes',
+    'error_code',
+    'error_message',
+    'public_key',
+    'leader_epoch',
   ],
   tier_versions: [
-    'account_id', 'symbol', 'leverage', 'initial_margin', 'maintenance_margin', 'max_notional', 'exchange_id',
-    'valid_from', 'valid_to', 'run_id', 'leverage_value',
+    'account_id',
+    'symbol',
+    'leverage',
+    'initial_margin',
+    'maintenance_margin',
+    'max_notional',
+    'exchange_id',
+    'valid_from',
+    'valid_to',
+    'run_id',
+    'leverage_value',
   ],
   tiers_current: [
-    'account_id', 'symbol', 'leverage', 'initial_margin', 'maintenance_margin', 'max_notional', 'exchange_id',
-    'valid_from', 'valid_to', 'run_id', 'leverage_value',
+    'account_id',
+    'symbol',
+    'leverage',
+    'initial_margin',
+    'maintenance_margin',
+    'max_notional',
+    'exchange_id',
+    'valid_from',
+    'valid_to',
+    'run_id',
+    'leverage_value',
   ],
   tier_changes: [
-    'run_id', 'observed_at', 'account_id', 'symbol', 'leverage', 'change', 'changed_columns', 'old_initial_margin',
-    'new_initial_margin', 'old_maintenance_margin', 'new_maintenance_margin', 'old_max_notional', 'new_max_notional',
-    'leverage_value', 'classification', 'baseline',
+    'run_id',
+    'observed_at',
+    'account_id',
+    'symbol',
+    'leverage',
+    'change',
+    'changed_columns',
+    'old_initial_margin',
+    'new_initial_margin',
+    'old_maintenance_margin',
+    'new_maintenance_margin',
+    'old_max_notional',
+    'new_max_notional',
+    'leverage_value',
+    'classification',
+    'baseline',
   ],
 } as const;
 
@@ -315,7 +373,9 @@ export const alertOutbox = sqliteTable(
     check('alert_outbox_kind_check', sql`${table.kind} IN ('changes', 'stale', 'recovered')`),
     uniqueIndex('alert_outbox_notification_url_uq').on(table.notification_id, table.url),
     // The delivery queue of one URL, oldest first.
-    index('alert_outbox_pending_idx').on(table.url, table.outbox_id).where(sql`status = 'pending'`),
+    index('alert_outbox_pending_idx')
+      .on(table.url, table.outbox_id)
+      .where(sql`status = 'pending'`),
   ],
 );
 

@@ -20,7 +20,13 @@ const WRITE_FAILURES: Record<string, string> = {
 const CORRUPTION = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB']);
 const LOCK_FAILURES = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED']);
 /** I/O errors a full disk or a file size limit (EFBIG, which SQLite reports as an I/O error) causes. */
-const GROWTH_FAILURES = new Set(['SQLITE_IOERR_WRITE', 'SQLITE_IOERR_SHMSIZE', 'SQLITE_IOERR_TRUNCATE', 'SQLITE_IOERR_FSYNC', 'SQLITE_IOERR']);
+const GROWTH_FAILURES = new Set([
+  'SQLITE_IOERR_WRITE',
+  'SQLITE_IOERR_SHMSIZE',
+  'SQLITE_IOERR_TRUNCATE',
+  'SQLITE_IOERR_FSYNC',
+  'SQLITE_IOERR',
+]);
 /** Below this much free space an I/O error on write is taken for a full disk. */
 const NEARLY_FULL_BYTES = 4 * 1024 * 1024;
 
@@ -49,7 +55,10 @@ function extendedCode(error: unknown): string | null {
 /** The process's file size limit (`ulimit -f`) in bytes, or null when unlimited or unknown (not Linux). */
 function fileSizeLimit(): number | null {
   try {
-    const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((text) => text.startsWith('Max file size'));
+    const line = fs
+      .readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((text) => text.startsWith('Max file size'));
     const soft = line?.slice('Max file size'.length).trim().split(/\s+/)[0];
     return soft === undefined || soft === 'unlimited' ? null : Number(soft);
   } catch {
@@ -84,7 +93,12 @@ function make(code: ErrorCode, message: string, error: unknown, sqliteCode: stri
  */
 export function toStoreError(error: unknown, action: string): TierwatchError {
   if (error instanceof TierwatchError) return error;
-  return sqliteErrorToTierwatch(error, action) ?? new TierwatchError('INTERNAL', `${action} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  return (
+    sqliteErrorToTierwatch(error, action) ??
+    new TierwatchError('INTERNAL', `${action} failed: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    })
+  );
 }
 
 /** The TierwatchError a SQLite error stands for, or null when `error` is not one tierwatch expects. */
@@ -94,18 +108,48 @@ export function sqliteErrorToTierwatch(error: unknown, action: string): Tierwatc
   const extended = extendedCode(error)!;
   const detail = (error as Error).message;
   if (code === 'SQLITE_FULL') {
-    return make('DISK_FULL', `${action} failed: the disk (or the database size limit) is full (${extended}: ${detail}). Free some space; nothing was half-written.`, error, extended);
+    return make(
+      'DISK_FULL',
+      `${action} failed: the disk (or the database size limit) is full (${extended}: ${detail}). Free some space; nothing was half-written.`,
+      error,
+      extended,
+    );
   }
   if (GROWTH_FAILURES.has(extended)) {
     const why = fullBecause();
-    if (why !== null) return make('DISK_FULL', `${action} failed: ${why} (${extended}: ${detail}). Free some space; nothing was half-written.`, error, extended);
+    if (why !== null) {
+      return make(
+        'DISK_FULL',
+        `${action} failed: ${why} (${extended}: ${detail}). Free some space; nothing was half-written.`,
+        error,
+        extended,
+      );
+    }
   }
   if (CORRUPTION.has(code)) {
-    return make('DB_CORRUPT', `${action} failed: the database file is corrupt or not a SQLite database (${extended}: ${detail}). Restore it from a backup.`, error, extended);
+    return make(
+      'DB_CORRUPT',
+      `${action} failed: the database file is corrupt or not a SQLite database (${extended}: ${detail}). Restore it from a backup.`,
+      error,
+      extended,
+    );
   }
-  if (code in WRITE_FAILURES) return make('DB_WRITE_FAILED', `${action} failed: ${WRITE_FAILURES[code]} (${extended}: ${detail})`, error, extended);
+  if (code in WRITE_FAILURES) {
+    return make(
+      'DB_WRITE_FAILED',
+      `${action} failed: ${WRITE_FAILURES[code]} (${extended}: ${detail})`,
+      error,
+      extended,
+    );
+  }
   if (LOCK_FAILURES.has(code)) {
-    return make('DB_LOCKED', `${action} failed: another connection kept the database locked past the busy timeout (${code})`, error, extended, true);
+    return make(
+      'DB_LOCKED',
+      `${action} failed: another connection kept the database locked past the busy timeout (${code})`,
+      error,
+      extended,
+      true,
+    );
   }
   return null;
 }

@@ -58,7 +58,9 @@ function readHolderOnce(lock: Database.Database): Holder | null {
  */
 function isStale(holder: Holder, mine: Holder | null): boolean {
   if (holder.host !== hostname()) return false;
-  if (mine !== null && holder.pid === mine.pid && holder.command === mine.command && holder.since === mine.since) return true;
+  if (mine !== null && holder.pid === mine.pid && holder.command === mine.command && holder.since === mine.since) {
+    return true;
+  }
   if (holder.pid === process.pid) return false; // another connection of this process (tests) holds it
   try {
     process.kill(holder.pid, 0);
@@ -95,7 +97,9 @@ export function acquireWriterLock(dbPath: string, command: string, now: () => Da
   let me: Holder | null = null;
   try {
     lock.pragma('journal_mode = DELETE');
-    lock.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, since TEXT NOT NULL)');
+    lock.exec(
+      'CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, host TEXT NOT NULL, command TEXT NOT NULL, since TEXT NOT NULL)',
+    );
     me = { pid: process.pid, host: hostname(), command, since: now().toISOString() };
     // Step 1: claim the lock and record who we are. COMMIT makes the description readable to others.
     // Step 2: claim it again and keep the transaction open for the life of the process. Between the
@@ -103,7 +107,9 @@ export function acquireWriterLock(dbPath: string, command: string, now: () => Da
     // once they commit theirs.
     lock.exec('BEGIN IMMEDIATE');
     lock.prepare('DELETE FROM holder').run();
-    lock.prepare('INSERT INTO holder (pid, host, command, since) VALUES (?, ?, ?, ?)').run(me.pid, me.host, me.command, me.since);
+    lock
+      .prepare('INSERT INTO holder (pid, host, command, since) VALUES (?, ?, ?, ?)')
+      .run(me.pid, me.host, me.command, me.since);
     // A refused contender reading the description holds a shared lock for an instant; the COMMIT
     // waits that out instead of losing to it (a loser must never make the winner lose too).
     lock.pragma(`busy_timeout = ${COMMIT_PATIENCE_MS}`);
@@ -118,11 +124,17 @@ export function acquireWriterLock(dbPath: string, command: string, now: () => Da
     const holder = isBusy(error) ? readHolder(lock, me) : null;
     lock.close();
     if (isBusy(error)) {
-      throw new TierwatchError('DB_LOCKED', `The database ${dbPath} is being written by ${describe(holder)}. Only one writer may run per database; stop it first, or use another TIERWATCH_DB.`, {
-        details: { holder },
-      });
+      throw new TierwatchError(
+        'DB_LOCKED',
+        `The database ${dbPath} is being written by ${describe(holder)}. Only one writer may run per database; stop it first, or use another TIERWATCH_DB.`,
+        {
+          details: { holder },
+        },
+      );
     }
-    throw new TierwatchError('DB_WRITE_FAILED', `Cannot create the writer lock ${path}: ${(error as Error).message}`, { cause: error });
+    throw new TierwatchError('DB_WRITE_FAILED', `Cannot create the writer lock ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   let released = false;
   return {

@@ -5,7 +5,15 @@
  * byte-for-byte the CLI's output. `format=ndjson|csv` give the CLI's other machine formats.
  */
 import type { ServerResponse } from 'node:http';
-import { changesAnswer, diffAnswer, historyAnswer, runsAnswer, snapshotAnswer, type Answer, type QueryOptions } from '../output/answers.ts';
+import {
+  changesAnswer,
+  diffAnswer,
+  historyAnswer,
+  runsAnswer,
+  snapshotAnswer,
+  type Answer,
+  type QueryOptions,
+} from '../output/answers.ts';
 import { writeRecords } from '../output/stream.ts';
 import { optionText } from '../commands/options.ts';
 import { TierwatchError } from '../errors.ts';
@@ -27,7 +35,10 @@ function formatOf(options: QueryOptions): ApiFormat {
   if (value === undefined) return 'json';
   const text = optionText(value).trim().toLowerCase();
   if ((API_FORMATS as readonly string[]).includes(text)) return text as ApiFormat;
-  throw new TierwatchError('USAGE', `Expected \`format\` to be one of ${API_FORMATS.join(', ')}; got ${JSON.stringify(optionText(value))}.`);
+  throw new TierwatchError(
+    'USAGE',
+    `Expected \`format\` to be one of ${API_FORMATS.join(', ')}; got ${JSON.stringify(optionText(value))}.`,
+  );
 }
 
 /** The API endpoint names, for the router. */
@@ -47,7 +58,9 @@ export function apiAnswer(
   let answer: Answer<unknown>;
   let format: ApiFormat;
   if (route === 'history') {
-    if (rest === null || rest === '') throw new TierwatchError('USAGE', "missing required argument 'symbol': /api/history/{SYMBOL}");
+    if (rest === null || rest === '') {
+      throw new TierwatchError('USAGE', "missing required argument 'symbol': /api/history/{SYMBOL}");
+    }
     const options = optionsFromQuery(search, API_PARAMS.history);
     format = formatOf(options);
     answer = historyAnswer(db, rest, options);
@@ -75,7 +88,12 @@ export function apiAnswer(
 }
 
 /** Writes an answer as the CLI writes it to stdout. */
-export async function writeAnswer(response: ServerResponse, headers: Record<string, string>, format: ApiFormat, answer: Answer<unknown>): Promise<void> {
+export async function writeAnswer(
+  response: ServerResponse,
+  headers: Record<string, string>,
+  format: ApiFormat,
+  answer: Answer<unknown>,
+): Promise<void> {
   response.writeHead(200, { ...headers, 'content-type': CONTENT_TYPES[format] });
   await writeRecords(response, format, answer.rows, answer.shape);
   response.end();

@@ -20,7 +20,12 @@ export type TokenSource = { from: 'env'; value: string } | { from: 'file'; path:
 export function tokenSource(env: Record<string, string | undefined>): TokenSource | null {
   const direct = env[TOKEN_VARIABLE]?.trim() ?? '';
   const file = env[TOKEN_FILE_VARIABLE]?.trim() ?? '';
-  if (direct !== '' && file !== '') throw new TierwatchError('CONFIG_INVALID', `Set either \`${TOKEN_VARIABLE}\` or \`${TOKEN_FILE_VARIABLE}\`, not both.`);
+  if (direct !== '' && file !== '') {
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `Set either \`${TOKEN_VARIABLE}\` or \`${TOKEN_FILE_VARIABLE}\`, not both.`,
+    );
+  }
   if (direct !== '') return { from: 'env', value: direct };
   if (file !== '') return { from: 'file', path: file };
   return null;
@@ -30,7 +35,12 @@ export function tokenSource(env: Record<string, string | undefined>): TokenSourc
 export function readToken(source: TokenSource): string {
   if (source.from === 'env') return source.value;
   const value = readBoundedFile(TOKEN_FILE_VARIABLE, source.path, SECRET_FILE_MAX_BYTES).trim();
-  if (value === '') throw new TierwatchError('CONFIG_INVALID', `\`${TOKEN_FILE_VARIABLE}\` names ${JSON.stringify(source.path)}, which is empty.`);
+  if (value === '') {
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`${TOKEN_FILE_VARIABLE}\` names ${JSON.stringify(source.path)}, which is empty.`,
+    );
+  }
   return value;
 }
 

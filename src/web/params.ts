@@ -17,7 +17,15 @@ const FILTERS = { account: 'list', symbol: 'list' } as const;
 
 /** The parameters of each JSON answer: the CLI's flags of the same command (plus `format`). */
 export const API_PARAMS = {
-  changes: { since: 'value', until: 'value', only: 'list', change: 'list', 'include-baseline': 'flag', ...FILTERS, format: 'value' },
+  changes: {
+    since: 'value',
+    until: 'value',
+    only: 'list',
+    change: 'list',
+    'include-baseline': 'flag',
+    ...FILTERS,
+    format: 'value',
+  },
   snapshot: { at: 'value', ...FILTERS, format: 'value' },
   diff: { from: 'value', to: 'value', ...FILTERS, format: 'value' },
   history: { account: 'list', format: 'value' },
@@ -47,7 +55,12 @@ export function optionsFromQuery(search: URLSearchParams, spec: ParamSpec): Quer
     } else if (kind === 'flag') {
       const value = values[values.length - 1]!.trim().toLowerCase();
       if (TRUE.has(value)) options[camelCase(name)] = true;
-      else if (!FALSE.has(value)) throw new TierwatchError('USAGE', `Expected \`${name}\` to be true or false (or given without a value), got ${JSON.stringify(values[values.length - 1])}.`);
+      else if (!FALSE.has(value)) {
+        throw new TierwatchError(
+          'USAGE',
+          `Expected \`${name}\` to be true or false (or given without a value), got ${JSON.stringify(values[values.length - 1])}.`,
+        );
+      }
     } else {
       // An empty field of a GET form means "not given", not "the empty time".
       const value = values[values.length - 1]!.trim();

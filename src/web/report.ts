@@ -23,8 +23,27 @@ export function renderReport(view: View, options: ReportOptions): string {
     ...(options.compare === undefined ? {} : { compare: options.compare }),
     ...(options.account === undefined ? {} : { account: options.account }),
   };
-  const sections = options.symbols.map((symbol, index) => html`<h2>Ladder of ${symbol}</h2>${ladders(view, symbol, question, `report-${index}`)}`);
-  const body = html`${overviewBody(view)}${sections.length === 0 ? '' : html`<h2>Ladders</h2>${sections}`}`;
+  const sections = options.symbols.map(
+    (symbol, index) =>
+      html`<h2>Ladder of ${symbol}</h2>
+        ${ladders(view, symbol, question, `report-${index}`)}`,
+  );
+  const body = html`${overviewBody(view)}${
+    sections.length === 0
+      ? ''
+      : html`<h2>Ladders</h2>
+          ${sections}`
+  }`;
   const lastSweep = historyBounds(view.db)?.last_observed_at ?? null;
-  return page({ title: 'tierwatch report', section: 'none', source: view.source, lastSweep, generatedAt: view.now, standalone: true }, body).text;
+  return page(
+    {
+      title: 'tierwatch report',
+      section: 'none',
+      source: view.source,
+      lastSweep,
+      generatedAt: view.now,
+      standalone: true,
+    },
+    body,
+  ).text;
 }

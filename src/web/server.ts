@@ -27,7 +27,8 @@ import { symbolPage } from './pages/symbol.ts';
 import { STYLE } from './style.ts';
 import { statusFor, type PageResult, type View } from './view.ts';
 
-export const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+export const CONTENT_SECURITY_POLICY =
+  "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'content-security-policy': CONTENT_SECURITY_POLICY,
@@ -37,7 +38,8 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'cache-control': 'no-store',
 };
 
-const ICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M1 14h4V9h4V5h4V2h2v14H1z" fill="#0969da"/></svg>';
+const ICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M1 14h4V9h4V5h4V2h2v14H1z" fill="#0969da"/></svg>';
 
 /** What the CLI would have reported: a SQLite error keeps its code, anything else unexpected is INTERNAL. */
 function failureOf(error: unknown): TierwatchError {
@@ -75,23 +77,48 @@ export function createWebView(options: WebViewOptions): WebView {
 
   function sendPage(response: ServerResponse, view: View, result: PageResult): void {
     const lastSweep = historyBounds(view.db)?.last_observed_at ?? null;
-    const body = page({ title: result.title, section: result.section, source: options.dbPath, lastSweep, generatedAt: view.now }, result.body);
-    response.writeHead(result.status, { ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8' }).end(body.text);
+    const body = page(
+      { title: result.title, section: result.section, source: options.dbPath, lastSweep, generatedAt: view.now },
+      result.body,
+    );
+    response
+      .writeHead(result.status, { ...SECURITY_HEADERS, 'content-type': 'text/html; charset=utf-8' })
+      .end(body.text);
   }
 
   function notFound(response: ServerResponse, view: View, what: string): void {
-    sendPage(response, view, { status: 404, title: 'Not found', section: 'none', body: html`<p>Nothing at ${what}. Try <a href="/">the overview</a>.</p>` });
+    sendPage(response, view, {
+      status: 404,
+      title: 'Not found',
+      section: 'none',
+      body: html`<p>Nothing at ${what}. Try <a href="/">the overview</a>.</p>`,
+    });
   }
 
   async function route(response: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
-    const view: View = { db, now: now(), source: options.dbPath, healthMaxAgeMs: options.healthMaxAgeMs, accounts: options.accounts, standalone: false };
+    const view: View = {
+      db,
+      now: now(),
+      source: options.dbPath,
+      healthMaxAgeMs: options.healthMaxAgeMs,
+      accounts: options.accounts,
+      standalone: false,
+    };
     if (path === '/assets/style.css') {
-      response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/css; charset=utf-8', 'cache-control': 'max-age=300' }).end(STYLE);
+      response
+        .writeHead(200, {
+          ...SECURITY_HEADERS,
+          'content-type': 'text/css; charset=utf-8',
+          'cache-control': 'max-age=300',
+        })
+        .end(STYLE);
       return;
     }
     if (path === '/assets/icon.svg') {
-      response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'image/svg+xml', 'cache-control': 'max-age=300' }).end(ICON);
+      response
+        .writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'image/svg+xml', 'cache-control': 'max-age=300' })
+        .end(ICON);
       return;
     }
     if (path.startsWith('/api/')) {
@@ -101,7 +128,9 @@ export function createWebView(options: WebViewOptions): WebView {
         const found = apiAnswer(db, name, rest, url.searchParams, view.now);
         if (found === null) {
           response.writeHead(404, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' });
-          response.end(`${JSON.stringify({ error: { code: 'USAGE', message: `No API at ${path}: try /api/changes, /api/snapshot, /api/diff, /api/history/{SYMBOL}, /api/runs.` } })}\n`);
+          response.end(
+            `${JSON.stringify({ error: { code: 'USAGE', message: `No API at ${path}: try /api/changes, /api/snapshot, /api/diff, /api/history/{SYMBOL}, /api/runs.` } })}\n`,
+          );
           return;
         }
         await writeAnswer(response, SECURITY_HEADERS, found.format, found.answer);
@@ -109,7 +138,9 @@ export function createWebView(options: WebViewOptions): WebView {
         if (response.headersSent) throw error;
         const failure = failureOf(error);
         if (statusFor(failure) === 500) options.logger.error({ err: failure, path }, 'the web API could not answer');
-        response.writeHead(statusFor(failure), { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' }).end(apiError(failure));
+        response
+          .writeHead(statusFor(failure), { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' })
+          .end(apiError(failure));
       }
       return;
     }
@@ -132,7 +163,9 @@ export function createWebView(options: WebViewOptions): WebView {
 
   async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.writeHead(405, { ...SECURITY_HEADERS, allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('read-only: only GET and HEAD\n');
+      response
+        .writeHead(405, { ...SECURITY_HEADERS, allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('read-only: only GET and HEAD\n');
       return;
     }
     let url: URL;
@@ -140,7 +173,9 @@ export function createWebView(options: WebViewOptions): WebView {
       url = new URL(request.url ?? '/', 'http://localhost');
       decodeURIComponent(url.pathname);
     } catch {
-      response.writeHead(400, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' }).end('bad request: the path is not valid percent-encoding\n');
+      response
+        .writeHead(400, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' })
+        .end('bad request: the path is not valid percent-encoding\n');
       return;
     }
     if (options.healthz && url.pathname === '/healthz') {
@@ -175,7 +210,11 @@ export function createWebView(options: WebViewOptions): WebView {
           options.logger.error({ err: failure, path: request.url }, 'the web view could not answer');
           if (!response.headersSent) {
             response.writeHead(500, { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8' });
-            response.end(failure.code === 'INTERNAL' ? 'internal error (this is a bug: see the log)\n' : `${failure.code}: ${failure.message}\n`);
+            response.end(
+              failure.code === 'INTERNAL'
+                ? 'internal error (this is a bug: see the log)\n'
+                : `${failure.code}: ${failure.message}\n`,
+            );
           } else response.destroy();
         }
       };
@@ -206,7 +245,11 @@ export async function startWebServer(options: WebViewOptions & { host: string; p
   } catch (error) {
     view.close();
     const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new TierwatchError('HTTP_LISTEN', `Cannot listen on ${options.host} port ${options.port} (${code}): choose another \`--port\` or \`--host\`.`, { cause: error });
+    throw new TierwatchError(
+      'HTTP_LISTEN',
+      `Cannot listen on ${options.host} port ${options.port} (${code}): choose another \`--port\` or \`--host\`.`,
+      { cause: error },
+    );
   }
   const port = (server.address() as AddressInfo).port;
   const host = options.host.includes(':') && !options.host.startsWith('[') ? `[${options.host}]` : options.host;

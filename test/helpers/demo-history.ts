@@ -10,7 +10,13 @@
 import { silentLogger } from '../../src/log.ts';
 import { loadConfig } from '../../src/config.ts';
 import { sweepAccount } from '../../src/collect/sweep.ts';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startChangeScript, startSimulator, type Simulator } from '../../src/sim/index.ts';
+import {
+  DEMO_PUBLIC_KEY,
+  DEMO_SECRET_KEY,
+  startChangeScript,
+  startSimulator,
+  type Simulator,
+} from '../../src/sim/index.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { HistoryStore } from '../../src/store/history-store.ts';
 

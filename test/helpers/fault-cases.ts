@@ -19,7 +19,14 @@ import {
 } from './fault-matrix.ts';
 
 /** A row that passes every validation rule; each malformed-row case breaks one. */
-const GOOD_ROW = { id: 'f00d', symbol: 'ZZTOP-USD', leverage: '7', initial_margin: 0.5, maintenance_margin: 0.25, max_notional: 1000 };
+const GOOD_ROW = {
+  id: 'f00d',
+  symbol: 'ZZTOP-USD',
+  leverage: '7',
+  initial_margin: 0.5,
+  maintenance_margin: 0.25,
+  max_notional: 1000,
+};
 
 const NETWORK_AND_AUTH: FaultCase[] = [
   {
@@ -30,7 +37,10 @@ const NETWORK_AND_AUTH: FaultCase[] = [
     verify: (result, m) => {
       messageMatches(/ECONNREFUSED/)(result);
       assert.equal(m.sleeps.length, 2, 'two fresh-connection retries, then the failure');
-      assert.ok(m.sleeps.every((ms) => ms <= 20), 'backoff capped by TIERWATCH_BACKOFF_MAX');
+      assert.ok(
+        m.sleeps.every((ms) => ms <= 20),
+        'backoff capped by TIERWATCH_BACKOFF_MAX',
+      );
     },
   },
   {
@@ -50,11 +60,11 @@ const NETWORK_AND_AUTH: FaultCase[] = [
       m.lookup.failing = true;
       // The resolver recovers right after its first answer, as a flaky DNS server would.
       const original = m.lookup.lookup;
-      m.deps.lookup = ((hostname, options, callback) => {
+      m.deps.lookup = (hostname, options, callback) => {
         original(hostname, options, callback);
         m.lookup.failing = false;
         m.deps.lookup = original;
-      });
+      };
     },
     expect: 'ok',
     verify: (_result, m) => assert.equal(m.sleeps.length, 1),
@@ -164,7 +174,8 @@ const DROPS_AND_SILENCE: FaultCase[] = [
     name: 'the socket dropped after the last page, before the commit: the sweep is complete and stored',
     // The pager's last page carries the one overlap row (it is never empty), so "after the last
     // page" is "before the page after it". With the server cap of 7: 7 rows, then 6 new per page.
-    arrange: (m) => m.h.sim.inject({ kind: 'drop_before_page', page: 2 + Math.ceil((m.h.sim.tiers().length - 7) / 6) + 1 }),
+    arrange: (m) =>
+      m.h.sim.inject({ kind: 'drop_before_page', page: 2 + Math.ceil((m.h.sim.tiers().length - 7) / 6) + 1 }),
     expect: 'ok',
     verify: (_result, m, before) => {
       assert.equal(delta(before, m).connections, 1, 'nothing to retry: every page had arrived');
@@ -320,7 +331,14 @@ const BAD_ROWS: Array<[string, unknown]> = [
 
 const MALFORMED_ROWS: FaultCase[] = BAD_ROWS.map(([rule, row]): FaultCase => ({
   name: `a row with ${rule}: ROW_INVALID`,
-  faults: [{ kind: 'malformed_row', page: 2, index: 3, row: row === null || typeof row !== 'object' || Array.isArray(row) ? row : JSON.parse(JSON.stringify(row)) }],
+  faults: [
+    {
+      kind: 'malformed_row',
+      page: 2,
+      index: 3,
+      row: row === null || typeof row !== 'object' || Array.isArray(row) ? row : JSON.parse(JSON.stringify(row)),
+    },
+  ],
   expect: 'ROW_INVALID',
   verify: (result: SweepResult) => {
     if (!result.ok) assert.match(result.error.message, /tier row at offset \d+/);

@@ -117,7 +117,9 @@ export function trueChange(m: Matrix): void {
   if (n % 3 === 1) m.h.sim.listSymbol('primary', `F${n}-USD`, { levels: [1, 2] });
   if (n % 3 === 2) {
     const victim = tiers[(n * 13) % tiers.length]!;
-    if (victim.symbol !== target.symbol || victim.leverage !== target.leverage) m.h.sim.removeTier('primary', victim.symbol, victim.leverage);
+    if (victim.symbol !== target.symbol || victim.leverage !== target.leverage) {
+      m.h.sim.removeTier('primary', victim.symbol, victim.leverage);
+    }
   }
 }
 
@@ -143,7 +145,11 @@ export async function runCase(m: Matrix, c: FaultCase): Promise<SweepResult> {
   const { h } = m;
   trueChange(m);
   const history = historyDump(h.db.sqlite);
-  const before: Before = { connections: h.sim.stats.connections, errorsSent: { ...h.sim.stats.errorsSent }, pageRequests: h.sim.stats.pageRequests };
+  const before: Before = {
+    connections: h.sim.stats.connections,
+    errorsSent: { ...h.sim.stats.errorsSent },
+    pageRequests: h.sim.stats.pageRequests,
+  };
   m.sleeps.length = 0;
   for (const fault of c.faults ?? []) h.sim.inject(fault);
   await c.arrange?.(m);
@@ -173,12 +179,19 @@ export async function runCase(m: Matrix, c: FaultCase): Promise<SweepResult> {
 
   if (c.expect !== 'ok') {
     // The fault has cleared: the next sweep records exactly what changed since the last good one.
-    assertRecordsTrueChanges(m, await sweepAccount(h.config({ ...m.baseEnv, ...c.recoverEnv }), 'primary', m.deps), `${c.name}, next sweep`);
+    assertRecordsTrueChanges(
+      m,
+      await sweepAccount(h.config({ ...m.baseEnv, ...c.recoverEnv }), 'primary', m.deps),
+      `${c.name}, next sweep`,
+    );
   }
   return result;
 }
 
-export function delta(before: Before, m: Matrix): { connections: number; pageRequests: number; errors: (code: string) => number } {
+export function delta(
+  before: Before,
+  m: Matrix,
+): { connections: number; pageRequests: number; errors: (code: string) => number } {
   return {
     connections: m.h.sim.stats.connections - before.connections,
     pageRequests: m.h.sim.stats.pageRequests - before.pageRequests,

@@ -71,7 +71,9 @@ export function ledger(sqlite: Database.Database): LedgerRow[] {
 export function integrityOf(dbPath: string): string {
   const db = openDatabase(dbPath, { readonly: true });
   try {
-    return (db.sqlite.pragma('integrity_check') as Array<{ integrity_check: string }>).map((row) => row.integrity_check).join('; ');
+    return (db.sqlite.pragma('integrity_check') as Array<{ integrity_check: string }>)
+      .map((row) => row.integrity_check)
+      .join('; ');
   } finally {
     db.close();
   }
@@ -115,7 +117,9 @@ function trackedKey(tier: SimTier): string {
 
 function sameTracked(a: SimTier, b: SimTier): boolean {
   return (
-    Object.is(a.initial_margin, b.initial_margin) && Object.is(a.maintenance_margin, b.maintenance_margin) && Object.is(a.max_notional, b.max_notional)
+    Object.is(a.initial_margin, b.initial_margin) &&
+    Object.is(a.maintenance_margin, b.maintenance_margin) &&
+    Object.is(a.max_notional, b.max_notional)
   );
 }
 
@@ -139,21 +143,37 @@ export function netChanges(before: readonly SimTier[], after: readonly SimTier[]
 }
 
 /** The same lines for the changes a sweep recorded. */
-export function recordedChanges(changes: ReadonlyArray<Pick<ChangeRecord, 'change' | 'symbol' | 'leverage'>>): string[] {
+export function recordedChanges(
+  changes: ReadonlyArray<Pick<ChangeRecord, 'change' | 'symbol' | 'leverage'>>,
+): string[] {
   return changes.map((change) => `${change.change} ${change.symbol} ${change.leverage}`).sort();
 }
 
 /** The tiers_current rows of an account as the simulator's tier shape, to compare with sim.tiers(). */
 export function currentTiers(sqlite: Database.Database, account = 'primary'): string[] {
   const rows = sqlite
-    .prepare('SELECT symbol, leverage, initial_margin, maintenance_margin, max_notional FROM tiers_current WHERE account_id = ?')
+    .prepare(
+      'SELECT symbol, leverage, initial_margin, maintenance_margin, max_notional FROM tiers_current WHERE account_id = ?',
+    )
     .all(account) as Array<Record<string, unknown>>;
-  return rows.map((row) => JSON.stringify([row.symbol, row.leverage, row.initial_margin, row.maintenance_margin, row.max_notional])).sort();
+  return rows
+    .map((row) =>
+      JSON.stringify([row.symbol, row.leverage, row.initial_margin, row.maintenance_margin, row.max_notional]),
+    )
+    .sort();
 }
 
 export function simCurrent(tiers: readonly SimTier[]): string[] {
   return tiers
-    .map((tier) => JSON.stringify([tier.symbol, normalizeLeverage(tier.leverage), tier.initial_margin, tier.maintenance_margin, tier.max_notional]))
+    .map((tier) =>
+      JSON.stringify([
+        tier.symbol,
+        normalizeLeverage(tier.leverage),
+        tier.initial_margin,
+        tier.maintenance_margin,
+        tier.max_notional,
+      ]),
+    )
     .sort();
 }
 
@@ -177,7 +197,8 @@ export interface RecordingProxy {
   close(): Promise<void>;
 }
 
-const SENDABLE_CLOSE = (code: number) => (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);
+const SENDABLE_CLOSE = (code: number) =>
+  (code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999);
 
 /**
  * A WebSocket proxy on a loopback port in front of `target` (ws://): it forwards frames both ways
@@ -193,8 +214,9 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     const endBoth = (code?: number, reason?: Buffer) => {
       for (const socket of [client, upstream]) {
         if (socket.readyState === WebSocket.CLOSED) continue;
-        if (code !== undefined && SENDABLE_CLOSE(code) && socket.readyState === WebSocket.OPEN) socket.close(code, reason);
-        else socket.terminate();
+        if (code !== undefined && SENDABLE_CLOSE(code) && socket.readyState === WebSocket.OPEN) {
+          socket.close(code, reason);
+        } else socket.terminate();
       }
     };
     client.on('message', (data, isBinary) => {
@@ -227,14 +249,22 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
 }
 
 /** What recorded auth messages carried: HMAC signatures, nonces, JWTs, and the auth messages themselves. */
-export function credentialsSent(frames: readonly string[]): { signatures: string[]; nonces: string[]; jwts: string[]; authFrames: string[] } {
+export function credentialsSent(frames: readonly string[]): {
+  signatures: string[];
+  nonces: string[];
+  jwts: string[];
+  authFrames: string[];
+} {
   const signatures: string[] = [];
   const nonces: string[] = [];
   const jwts: string[] = [];
   const authFrames: string[] = [];
   for (const frame of frames) {
     try {
-      const message = JSON.parse(frame) as { type?: string; params?: { hmac?: { signature?: unknown; nonce?: unknown }; jwt?: unknown } };
+      const message = JSON.parse(frame) as {
+        type?: string;
+        params?: { hmac?: { signature?: unknown; nonce?: unknown }; jwt?: unknown };
+      };
       if (message.type !== 'auth') continue;
       authFrames.push(frame);
       if (typeof message.params?.hmac?.signature === 'string') signatures.push(message.params.hmac.signature);
@@ -288,7 +318,10 @@ export function spawnCli(args: string[], env: Record<string, string>, options: {
     waitFor(text, timeoutMs = 60_000) {
       const seen = () => (typeof text === 'string' ? err.includes(text) : text.test(err));
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${String(text)} in:\n${err.slice(-2000)}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${String(text)} in:\n${err.slice(-2000)}`)),
+          timeoutMs,
+        );
         const check = () => {
           if (seen()) {
             clearTimeout(timer);
@@ -312,7 +345,15 @@ export function spawnCli(args: string[], env: Record<string, string>, options: {
 /** A secret in every form it could leak in: raw, JSON-escaped, base64, base64url and hex. */
 export function secretForms(secret: string): string[] {
   const bytes = Buffer.from(secret, 'utf8');
-  return [...new Set([secret, JSON.stringify(secret).slice(1, -1), bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex')])];
+  return [
+    ...new Set([
+      secret,
+      JSON.stringify(secret).slice(1, -1),
+      bytes.toString('base64'),
+      bytes.toString('base64url'),
+      bytes.toString('hex'),
+    ]),
+  ];
 }
 
 /** For each haystack that holds a form of a secret, "<where>: <secret name> (<form>)". */
@@ -322,7 +363,9 @@ export function findLeaks(haystacks: Record<string, string | Buffer>, secrets: R
     const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content, 'utf8');
     for (const [name, secret] of Object.entries(secrets)) {
       for (const form of secretForms(secret)) {
-        if (buffer.includes(Buffer.from(form, 'utf8'))) leaks.push(`${where}: ${name} (${form === secret ? 'raw' : form})`);
+        if (buffer.includes(Buffer.from(form, 'utf8'))) {
+          leaks.push(`${where}: ${name} (${form === secret ? 'raw' : form})`);
+        }
       }
     }
   }

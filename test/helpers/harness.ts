@@ -9,7 +9,13 @@ import { PassThrough, Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/log.ts';
 import { runCli } from '../../src/program.ts';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.ts';
+import {
+  DEMO_PUBLIC_KEY,
+  DEMO_SECRET_KEY,
+  startSimulator,
+  type Simulator,
+  type SimulatorOptions,
+} from '../../src/sim/index.ts';
 import { openDatabase, type StoreDb } from '../../src/store/db.ts';
 import { HistoryStore } from '../../src/store/history-store.ts';
 
@@ -53,7 +59,10 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(simOptions: SimulatorOptions = {}, env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(
+  simOptions: SimulatorOptions = {},
+  env: Record<string, string> = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'tierwatch-test-'));
   const dbPath = join(dir, 'history.db');
   const sim = await startSimulator({ host: '127.0.0.1', port: 0, ...simOptions });

@@ -19,7 +19,11 @@ export interface HttpDaemon {
  * Resolves with the first parsed log line that satisfies `predicate`. The timeout only guards
  * against a hang: on a loaded machine a daemon's start and first sweep can take many seconds.
  */
-export async function waitForLogLine(logs: LogCapture, predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+export async function waitForLogLine(
+  logs: LogCapture,
+  predicate: (line: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const line = logs.lines.find(predicate);
@@ -36,7 +40,14 @@ export async function startHttpDaemon(h: Harness, env: Record<string, string> = 
     stdout: new PassThrough().resume(),
     stderr: new PassThrough().resume(),
     // A schedule that never fires during a test: the start-up sweep is the only one.
-    env: { ...h.env, TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1', TIERWATCH_SCHEDULE: '0 0 1 1 *', TIERWATCH_DB: `${h.dir}/daemon.db`, ...env },
+    env: {
+      ...h.env,
+      TIERWATCH_HTTP_PORT: '0',
+      TIERWATCH_HTTP_HOST: '127.0.0.1',
+      TIERWATCH_SCHEDULE: '0 0 1 1 *',
+      TIERWATCH_DB: `${h.dir}/daemon.db`,
+      ...env,
+    },
     stdoutIsTTY: false,
     signal: shutdown.signal,
     logDestination: logs,

@@ -14,5 +14,7 @@ try {
   process.stdout.write(`${JSON.stringify({ pid: process.pid, won: true })}\n`);
   setTimeout(() => lock.release(), 800);
 } catch (error) {
-  process.stdout.write(`${JSON.stringify({ pid: process.pid, won: false, code: (error as { code?: string }).code, message: (error as Error).message })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ pid: process.pid, won: false, code: (error as { code?: string }).code, message: (error as Error).message })}\n`,
+  );
 }

@@ -5,7 +5,13 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { WebSocket, type ClientOptions } from 'ws';
-import { DEMO_PUBLIC_KEY, DEMO_SECRET_KEY, startSimulator, type Simulator, type SimulatorOptions } from '../../src/sim/index.ts';
+import {
+  DEMO_PUBLIC_KEY,
+  DEMO_SECRET_KEY,
+  startSimulator,
+  type Simulator,
+  type SimulatorOptions,
+} from '../../src/sim/index.ts';
 
 export async function withSim(options: SimulatorOptions, body: (sim: Simulator) => Promise<void>): Promise<void> {
   const sim = await startSimulator(options);
@@ -123,11 +129,18 @@ export function authFrame(
   const signature = o.signature ?? sign(o.secret ?? DEMO_SECRET_KEY, nonce, ts);
   return {
     type: 'auth',
-    params: { hmac: { public_key: publicKey, nonce, unix_ts: ts, signature }, ...(o.accountId === undefined ? {} : { account_id: o.accountId }) },
+    params: {
+      hmac: { public_key: publicKey, nonce, unix_ts: ts, signature },
+      ...(o.accountId === undefined ? {} : { account_id: o.accountId }),
+    },
   };
 }
 
-export async function authed(sim: Simulator, frame: Record<string, unknown> = authFrame(), options: ClientOptions = {}): Promise<RawClient> {
+export async function authed(
+  sim: Simulator,
+  frame: Record<string, unknown> = authFrame(),
+  options: ClientOptions = {},
+): Promise<RawClient> {
   const client = await RawClient.open(`${sim.url}/?api_key=${DEMO_PUBLIC_KEY}`, options);
   client.send(frame);
   assert.deepEqual(await client.json(), { authenticated: true });

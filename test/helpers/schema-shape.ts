@@ -145,8 +145,9 @@ export async function describePostgres(client: pg.Client): Promise<{
       [`public.${relation.name}`],
     );
     const pkNames = new Set(pk.rows.map((r) => r.name));
-    for (const c of columns.rows)
+    for (const c of columns.rows) {
       rawTypes.push({ table: relation.name, column: c.name, type: c.type, collation: c.collation });
+    }
     const checks = await client.query<{ name: string }>(
       `SELECT conname AS name FROM pg_constraint WHERE contype = 'c' AND conrelid = $1::regclass ORDER BY conname`,
       [`public.${relation.name}`],

@@ -34,7 +34,10 @@ async function sweepRound(h: Harness): Promise<number[]> {
 
 export async function webHistory(): Promise<WebHistory> {
   const hostile = [1, 2, 5].map((leverage) => makeTier(HOSTILE, leverage, 100_000));
-  const universe = { primary: [...defaultUniverse(), ...hostile].sort(compareTiers), sub1: defaultUniverse().slice(0, 12) };
+  const universe = {
+    primary: [...defaultUniverse(), ...hostile].sort(compareTiers),
+    sub1: defaultUniverse().slice(0, 12),
+  };
   const keys = [{ publicKey: DEMO_PUBLIC_KEY, secretKey: DEMO_SECRET_KEY, accounts: [...ACCOUNTS] }];
   const h = await startHarness({ universe, keys }, { QFEX_ACCOUNT_IDS: ACCOUNTS.join(','), LOG_LEVEL: 'silent' });
   try {
@@ -56,8 +59,19 @@ async function collect(h: Harness): Promise<WebHistory> {
   h.sim.removeTier('primary', 'META-USD', '1');
   rounds.push(await sweepRound(h));
   // A failed run in the ledger, as a timeout would leave it.
-  const failedRun = h.store.startRun({ accountId: 'primary', endpoint: h.config().endpoint, publicKey: 'test', startedAt: new Date() });
-  h.store.failRun(failedRun, { status: 'failed', code: 'QFEX_TIMEOUT', message: 'page 2 did not arrive in time', pages: 1, finishedAt: new Date() });
+  const failedRun = h.store.startRun({
+    accountId: 'primary',
+    endpoint: h.config().endpoint,
+    publicKey: 'test',
+    startedAt: new Date(),
+  });
+  h.store.failRun(failedRun, {
+    status: 'failed',
+    code: 'QFEX_TIMEOUT',
+    message: 'page 2 did not arrive in time',
+    pages: 1,
+    finishedAt: new Date(),
+  });
   h.sim.editTier('primary', 'META-USD', '20', { max_notional: 120_000 });
   rounds.push(await sweepRound(h));
   return { h, rounds, failedRun, close: () => h.close() };

@@ -45,11 +45,13 @@ export function defaultPgMigrationsFolder(): string {
   let dir = import.meta.dirname;
   for (;;) {
     const candidate = path.join(dir, 'migrations-pg');
-    if (fs.existsSync(path.join(candidate, 'meta', '_journal.json')) && fs.existsSync(path.join(dir, 'package.json')))
+    if (fs.existsSync(path.join(candidate, 'meta', '_journal.json')) && fs.existsSync(path.join(dir, 'package.json'))) {
       return candidate;
+    }
     const parent = path.dirname(dir);
-    if (parent === dir)
+    if (parent === dir) {
       throw new TierwatchError('INTERNAL', `cannot find the migrations-pg folder above ${import.meta.dirname}`);
+    }
     dir = parent;
   }
 }

@@ -33,12 +33,7 @@ import { CurrentTiers, type CurrentVersion } from '../../history/current-tiers.t
 import { diffTiers } from '../../history/diff.ts';
 import { checkClock, checkErosion, checkSweepGuards, EROSION_WINDOW_MS } from '../../history/guards.ts';
 import { planSweep, type SweepPlan } from '../../history/sweep-plan.ts';
-import {
-  type RunFailure,
-  type StartRunInput,
-  type SweepInput,
-  type SweepOutcome,
-} from '../history-store.ts';
+import { type RunFailure, type StartRunInput, type SweepInput, type SweepOutcome } from '../history-store.ts';
 import type { LeaderLease } from './lease.ts';
 
 /** What the writer keeps per account between sweeps, valid only under `epoch`. */

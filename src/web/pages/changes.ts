@@ -31,14 +31,24 @@ function withPage(search: URLSearchParams, page: number): string {
  * whole window would sort all of its changes before the first row (a year: a second); slices
  * start at a day and double while they come back short, so a page costs a few small sorts.
  */
-export function pageOfChanges(view: View, options: QueryOptions, page: number): { rows: FeedRow[]; more: boolean; answer: ReturnType<typeof changesWindow> } {
+export function pageOfChanges(
+  view: View,
+  options: QueryOptions,
+  page: number,
+): { rows: FeedRow[]; more: boolean; answer: ReturnType<typeof changesWindow> } {
   const answer = changesWindow(view.db, options, view.now);
   const bounds = historyBounds(view.db);
   const rows: FeedRow[] = [];
   if (bounds === null) return { rows, more: false, answer };
   const skip = (page - 1) * CHANGES_PAGE_SIZE;
-  const endMs = Math.min(answer.window.until === null ? Infinity : Date.parse(String(answer.window.until)), Date.parse(bounds.last_observed_at) + 1);
-  let startMs = Math.max(answer.window.since === null ? -Infinity : Date.parse(String(answer.window.since)), Date.parse(bounds.first_observed_at));
+  const endMs = Math.min(
+    answer.window.until === null ? Infinity : Date.parse(String(answer.window.until)),
+    Date.parse(bounds.last_observed_at) + 1,
+  );
+  let startMs = Math.max(
+    answer.window.since === null ? -Infinity : Date.parse(String(answer.window.since)),
+    Date.parse(bounds.first_observed_at),
+  );
   let sliceMs = FIRST_SLICE_MS;
   let seen = 0;
   while (startMs < endMs) {
@@ -64,22 +74,35 @@ export function changesPage(view: View, search: URLSearchParams): PageResult {
     const { rows, more, answer } = pageOfChanges(view, options, page);
     const skip = (page - 1) * CHANGES_PAGE_SIZE;
     const table = tableHtml(changesTable(rows), { caption: 'Changes' });
-    const notes = rows.length === 0 && page === 1 ? `${baselineNote(baselineLeftOut(view.db, answer))}${noteForEmpty(view.db, answer.filters)}` : '';
-    const pager = html`<nav class="pager" aria-label="Pages">${page > 1 ? html`<a href="${withPage(search, page - 1)}" rel="prev">← Previous ${CHANGES_PAGE_SIZE}</a>` : ''}<span>Page ${page}: changes ${rows.length === 0 ? 0 : skip + 1}–${skip + rows.length}</span>${more ? html`<a href="${withPage(search, page + 1)}" rel="next">Next ${CHANGES_PAGE_SIZE} →</a>` : ''}</nav>`;
+    const notes =
+      rows.length === 0 && page === 1
+        ? `${baselineNote(baselineLeftOut(view.db, answer))}${noteForEmpty(view.db, answer.filters)}`
+        : '';
+    const pager = html`<nav class="pager" aria-label="Pages">
+      ${page > 1 ? html`<a href="${withPage(search, page - 1)}" rel="prev">← Previous ${CHANGES_PAGE_SIZE}</a>` : ''}<span
+        >Page ${page}: changes ${rows.length === 0 ? 0 : skip + 1}–${skip + rows.length}</span
+      >${more ? html`<a href="${withPage(search, page + 1)}" rel="next">Next ${CHANGES_PAGE_SIZE} →</a>` : ''}
+    </nav>`;
     const api = new URLSearchParams(search);
     api.delete('page');
     return html`${pager}${table.markup}${notes === '' ? '' : html`<p class="hint">${notes}</p>`}${pager}
-<p class="hint"><a href="${`/api/changes${api.size > 0 ? `?${api.toString()}` : ''}`}">These changes as JSON</a> (every page at once, as <code>tierwatch changes --format json</code>).</p>`;
+      <p class="hint">
+        <a href="${`/api/changes${api.size > 0 ? `?${api.toString()}` : ''}`}">These changes as JSON</a> (every page at
+        once, as <code>tierwatch changes --format json</code>).
+      </p>`;
   });
-  const form = filterForm('/changes', [
-    textField('since', 'Since', search.get('since') ?? undefined, 'the beginning'),
-    textField('until', 'Until', search.get('until') ?? undefined, 'now'),
-    textField('account', 'Account', search.getAll('account').join(',') || undefined, 'all'),
-    textField('symbol', 'Symbol', search.getAll('symbol').join(',') || undefined, 'all, or e.g. *-USD'),
-    checkboxGroup('Direction', 'only', CLASSIFICATIONS, search.getAll('only')),
-    checkboxGroup('Kind', 'change', CHANGE_KINDS, search.getAll('change')),
-    checkbox('include-baseline', 'include each first sweep', search.has('include-baseline')),
-  ], 'Filter the changes');
+  const form = filterForm(
+    '/changes',
+    [
+      textField('since', 'Since', search.get('since') ?? undefined, 'the beginning'),
+      textField('until', 'Until', search.get('until') ?? undefined, 'now'),
+      textField('account', 'Account', search.getAll('account').join(',') || undefined, 'all'),
+      textField('symbol', 'Symbol', search.getAll('symbol').join(',') || undefined, 'all, or e.g. *-USD'),
+      checkboxGroup('Direction', 'only', CLASSIFICATIONS, search.getAll('only')),
+      checkboxGroup('Kind', 'change', CHANGE_KINDS, search.getAll('change')),
+      checkbox('include-baseline', 'include each first sweep', search.has('include-baseline')),
+    ],
+    'Filter the changes',
+  );
   return { status, title: 'Changes', section: 'changes', body: html`${form}${body}` };
 }
-

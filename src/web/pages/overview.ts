@@ -38,7 +38,12 @@ export function ago(at: string, now: Date): string {
  */
 function ledgerAccounts(view: View, recent: readonly RunRow[]): string[] {
   if (view.accounts !== null) return [...view.accounts];
-  const ok = cachedStatement<{ account_id: string }>(view.db, "SELECT DISTINCT account_id FROM runs WHERE status = 'ok'").all().map((row) => row.account_id);
+  const ok = cachedStatement<{ account_id: string }>(
+    view.db,
+    "SELECT DISTINCT account_id FROM runs WHERE status = 'ok'",
+  )
+    .all()
+    .map((row) => row.account_id);
   return [...new Set([...ok, ...recent.map((run) => run.account_id)])].sort();
 }
 
@@ -53,7 +58,10 @@ export function latestChanges(view: View, since: string, endMs: number): FeedRow
   let end = endMs;
   for (let span = 3_600_000; latest.length < LATEST_CHANGES && end > sinceMs; span *= 4) {
     const start = Math.max(sinceMs, end - span);
-    const slice = [...changesAnswer(view.db, { since: new Date(start).toISOString(), until: new Date(end).toISOString() }, view.now).rows];
+    const slice = [
+      ...changesAnswer(view.db, { since: new Date(start).toISOString(), until: new Date(end).toISOString() }, view.now)
+        .rows,
+    ];
     latest = [...slice, ...latest];
     end = start;
   }
@@ -67,14 +75,22 @@ function runStrip(view: View, runs: readonly RunRow[]): Html {
     const gap = missed.get(run.run_id);
     if (gap !== undefined) {
       for (let index = 0; index < Math.min(gap, MAX_MISSING_CELLS); index++) {
-        cells.push(html`<li class="missing"><span class="sr">about ${gap} run(s) of ${run.account_id} missed</span></li>`);
+        cells.push(
+          html`<li class="missing"><span class="sr">about ${gap} run(s) of ${run.account_id} missed</span></li>`,
+        );
       }
     }
     const what = `run ${run.run_id} (${run.account_id}) ${run.status}${run.error_code ? ` ${run.error_code}` : ''} at ${run.started_at}`;
     cells.push(html`<li class="${run.status}" title="${what}"><span class="sr">${what}</span></li>`);
   }
-  return html`<ol class="strip" aria-label="The last ${runs.length} runs, oldest first">${cells}</ol>
-<p class="legend"><span><span class="swatch ok"></span>ok</span><span><span class="swatch failed"></span>failed, aborted or abandoned</span><span><span class="swatch missing"></span>missed (a gap in the schedule)</span></p>`;
+  return html`<ol class="strip" aria-label="The last ${runs.length} runs, oldest first">
+      ${cells}
+    </ol>
+    <p class="legend">
+      <span><span class="swatch ok"></span>ok</span
+      ><span><span class="swatch failed"></span>failed, aborted or abandoned</span
+      ><span><span class="swatch missing"></span>missed (a gap in the schedule)</span>
+    </p>`;
 }
 
 export function overviewBody(view: View): Html {
@@ -89,17 +105,55 @@ export function overviewBody(view: View): Html {
       : verdict.healthy
         ? html`<p class="verdict healthy"><strong>healthy</strong>: ${verdict.summary}</p>`
         : html`<p class="verdict unhealthy"><strong>unhealthy</strong>: ${verdict.reason}</p>`;
-  const sweeps = html`<div class="table-wrap"><table><caption class="sr">Last successful sweep per account</caption><thead><tr><th scope="col">account</th><th scope="col">last successful sweep</th><th scope="col">how long ago</th></tr></thead><tbody>${health.map(
-    (account) => html`<tr><td>${account.accountId}</td><td>${account.lastSuccessAt ?? 'never'}</td><td>${account.lastSuccessAt === null ? '–' : ago(account.lastSuccessAt, view.now)}</td></tr>`,
-  )}</tbody></table></div>`;
-  const since = bounds === null ? '' : new Date(Date.parse(bounds.last_observed_at) - LATEST_DAYS * 86_400_000).toISOString();
+  const sweeps = html`<div class="table-wrap">
+    <table>
+      <caption class="sr">
+        Last successful sweep per account
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col">account</th>
+          <th scope="col">last successful sweep</th>
+          <th scope="col">how long ago</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${health.map(
+          (account) =>
+            html`<tr>
+              <td>${account.accountId}</td>
+              <td>${account.lastSuccessAt ?? 'never'}</td>
+              <td>${account.lastSuccessAt === null ? '–' : ago(account.lastSuccessAt, view.now)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
+  const since =
+    bounds === null ? '' : new Date(Date.parse(bounds.last_observed_at) - LATEST_DAYS * 86_400_000).toISOString();
   const latest = bounds === null ? [] : latestChanges(view, since, Date.parse(bounds.last_observed_at) + 1);
-  const changes = tableHtml(changesTable(latest.reverse()), { standalone: view.standalone, caption: 'Latest changes, newest first' }).markup;
-  const more = view.standalone ? '' : html`<p><a href="${href('/changes', { since })}">All changes of those ${LATEST_DAYS} days</a></p>`;
-  const runsLink = view.standalone ? '' : html`<p><a href="/runs">The run ledger</a> · <a href="${href('/runs', { failed: 'true' })}">failed runs only</a></p>`;
-  return html`<h2>Health</h2>${verdictHtml}${sweeps}
-<h2>Latest changes</h2><p class="hint">The last ${LATEST_CHANGES} changes in the ${LATEST_DAYS} days before the last sweep, newest first (without each account's first sweep).</p>${changes}${more}
-<h2>Recent runs</h2>${runStrip(view, runs)}${runsLink}`;
+  const changes = tableHtml(changesTable(latest.reverse()), {
+    standalone: view.standalone,
+    caption: 'Latest changes, newest first',
+  }).markup;
+  const more = view.standalone
+    ? ''
+    : html`<p><a href="${href('/changes', { since })}">All changes of those ${LATEST_DAYS} days</a></p>`;
+  const runsLink = view.standalone
+    ? ''
+    : html`<p>
+        <a href="/runs">The run ledger</a> · <a href="${href('/runs', { failed: 'true' })}">failed runs only</a>
+      </p>`;
+  return html`<h2>Health</h2>
+    ${verdictHtml}${sweeps}
+    <h2>Latest changes</h2>
+    <p class="hint">
+      The last ${LATEST_CHANGES} changes in the ${LATEST_DAYS} days before the last sweep, newest first (without each
+      account's first sweep).
+    </p>
+    ${changes}${more}
+    <h2>Recent runs</h2>
+    ${runStrip(view, runs)}${runsLink}`;
 }
 
 export function overviewPage(view: View): PageResult {

@@ -39,9 +39,11 @@ export function ladders(view: View, symbol: string, options: QueryOptions, idPre
   const filters = { ...(options.account === undefined ? {} : { account: options.account }), symbol: [symbol] };
   const lastSweep = historyBounds(view.db)?.last_observed_at;
   const at = snapshotAnswer(view.db, { ...filters, at: options.at ?? lastSweep }, view.now);
-  const compare = options.compare === undefined ? null : snapshotAnswer(view.db, { ...filters, at: options.compare }, view.now);
+  const compare =
+    options.compare === undefined ? null : snapshotAnswer(view.db, { ...filters, at: options.compare }, view.now);
   if (at.rows.length === 0 && (compare === null || compare.rows.length === 0)) {
-    return html`<p class="empty">No tiers of ${symbol} at ${at.at}.</p>${at.note === '' ? '' : html`<p class="hint">${at.note}</p>`}`;
+    return html`<p class="empty">No tiers of ${symbol} at ${at.at}.</p>
+      ${at.note === '' ? '' : html`<p class="hint">${at.note}</p>`}`;
   }
   const atGroups = byLadder(at.rows);
   const compareGroups = compare === null ? new Map<string, VersionRow[]>() : byLadder(compare.rows);
@@ -49,11 +51,22 @@ export function ladders(view: View, symbol: string, options: QueryOptions, idPre
   return html`${keys.map((key, index) => {
     const [account, name] = key.split('\u0000') as [string, string];
     const series: LadderSeries[] = [{ role: 'at', label: `at ${at.at}`, steps: atGroups.get(key) ?? [] }];
-    if (compare !== null) series.push({ role: 'compare', label: `at ${compare.at}`, steps: compareGroups.get(key) ?? [] });
+    if (compare !== null) {
+      series.push({ role: 'compare', label: `at ${compare.at}`, steps: compareGroups.get(key) ?? [] });
+    }
     const title = `${name} (${account})`;
-    const table = tableHtml(snapshotTable(atGroups.get(key) ?? []), { standalone: view.standalone, caption: `The tiers of ${title} at ${at.at}` });
-    return html`<section class="ladder-section" aria-label="${title}"><h2>${title}</h2>${ladderChart(series, `Tier ladder of ${title}`, `${idPrefix}-${index}`)}
-<details><summary>The tiers at ${at.at} as a table</summary>${table.markup}</details></section>`;
+    const table = tableHtml(snapshotTable(atGroups.get(key) ?? []), {
+      standalone: view.standalone,
+      caption: `The tiers of ${title} at ${at.at}`,
+    });
+    return html`<section class="ladder-section" aria-label="${title}">
+      <h2>${title}</h2>
+      ${ladderChart(series, `Tier ladder of ${title}`, `${idPrefix}-${index}`)}
+      <details>
+        <summary>The tiers at ${at.at} as a table</summary>
+        ${table.markup}
+      </details>
+    </section>`;
   })}`;
 }
 
@@ -65,28 +78,56 @@ export function symbolPage(view: View, symbol: string, search: URLSearchParams):
     // The notes read every version; the page shows the latest ones (the JSON twin has them all).
     const versions = historyTable(history.rows, symbol);
     const shown = [...versions.rows].slice(-SYMBOL_VERSIONS);
-    const timeline = tableHtml({ ...versions, rows: shown }, {
-      caption: `Versions of ${symbol}`,
-      // Each version's start is a link that draws the ladder at that instant, compared with the current one.
-      link: (title, value) =>
-        title === 'valid_from' ? href(symbolPath(symbol), { at: value, compare: (options.at as string | undefined) ?? undefined, account: options.account as string[] | undefined }) : undefined,
-    });
+    const timeline = tableHtml(
+      { ...versions, rows: shown },
+      {
+        caption: `Versions of ${symbol}`,
+        // Each version's start is a link that draws the ladder at that instant, compared with the current one.
+        link: (title, value) =>
+          title === 'valid_from'
+            ? href(symbolPath(symbol), {
+                at: value,
+                compare: (options.at as string | undefined) ?? undefined,
+                account: options.account as string[] | undefined,
+              })
+            : undefined,
+      },
+    );
     const latest: FeedRow[] = [];
-    for (const row of changesAnswer(view.db, { symbol: [symbol], ...(options.account ? { account: options.account } : {}) }, view.now).rows) {
+    for (const row of changesAnswer(
+      view.db,
+      { symbol: [symbol], ...(options.account ? { account: options.account } : {}) },
+      view.now,
+    ).rows) {
       latest.push(row);
       if (latest.length > SYMBOL_CHANGES) latest.shift();
     }
     const changes = tableHtml(changesTable(latest), { caption: `Changes of ${symbol}` });
     return html`${chart}
-<h2>Versions over time</h2><p class="hint">Each version's valid_from draws the ladder at that instant.${history.rows.length > SYMBOL_VERSIONS ? ` The last ${SYMBOL_VERSIONS} of ${history.rows.length} are shown.` : ''}</p>${timeline.markup}
-<h2>Changes</h2>${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changes.markup}
-<p class="hint"><a href="${href(`/api/history/${encodeURIComponent(symbol)}`, { account: options.account as string[] | undefined })}">This history as JSON</a></p>`;
+      <h2>Versions over time</h2>
+      <p class="hint">
+        Each version's valid_from draws the ladder at that
+        instant.${history.rows.length > SYMBOL_VERSIONS ? ` The last ${SYMBOL_VERSIONS} of ${history.rows.length} are shown.` : ''}
+      </p>
+      ${timeline.markup}
+      <h2>Changes</h2>
+      ${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changes.markup}
+      <p class="hint">
+        <a
+          href="${href(`/api/history/${encodeURIComponent(symbol)}`, { account: options.account as string[] | undefined })}"
+          >This history as JSON</a
+        >
+      </p>`;
   });
   // The form is built from the raw query, outside `guarded`: a bad value stays in the box to be corrected.
-  const form = filterForm(symbolPath(symbol), [
-    textField('at', 'At', search.get('at') ?? undefined, 'last sweep'),
-    textField('compare', 'Compare with', search.get('compare') ?? undefined, 'e.g. 7d or run:12'),
-    textField('account', 'Account', search.getAll('account').join(',') || undefined, 'all'),
-  ], `Ladder of ${symbol}`);
+  const form = filterForm(
+    symbolPath(symbol),
+    [
+      textField('at', 'At', search.get('at') ?? undefined, 'last sweep'),
+      textField('compare', 'Compare with', search.get('compare') ?? undefined, 'e.g. 7d or run:12'),
+      textField('account', 'Account', search.getAll('account').join(',') || undefined, 'all'),
+    ],
+    `Ladder of ${symbol}`,
+  );
   return { status, title: symbol, section: 'symbol', body: html`${form}${body}` };
 }
