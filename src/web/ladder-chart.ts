@@ -81,18 +81,14 @@ export function ladderChart(series: readonly LadderSeries[], title: string, id: 
   const y = (value: number) => round(HEIGHT - BOTTOM - (value / yTop) * (HEIGHT - TOP - BOTTOM));
   const plotBottom = HEIGHT - BOTTOM;
 
-  const grid = html`<g class="grid"
-    >${yTicks.map((tick) => html`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${y(tick)}" y2="${y(tick)}" />`)}</g
-  >`;
+  const grid = html`<g class="grid">${yTicks.map((tick) => html`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${y(tick)}" y2="${y(tick)}"/>`)}</g>`;
   const axes = html`<g class="axis">
-    <path d="M${LEFT} ${TOP}V${plotBottom}H${WIDTH - RIGHT}" />
-    ${xTicks.map((tick) => html`<line x1="${x(tick)}" x2="${x(tick)}" y1="${plotBottom}" y2="${plotBottom + 4}" /><text x="${x(tick)}" y="${plotBottom + 16}" text-anchor="middle">${compactNumber(tick)}</text>`)}
-    ${yTicks.map((tick) => html`<text x="${LEFT - 6}" y="${y(tick) + 4}" text-anchor="end">${percent(tick)}</text>`)}
-    <text x="${(LEFT + WIDTH - RIGHT) / 2}" y="${HEIGHT - 6}" text-anchor="middle">notional (up to max_notional)</text>
-    <text x="14" y="${(TOP + plotBottom) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(TOP + plotBottom) / 2})"
-      >margin (share of notional)</text
-    >
-  </g>`;
+<path d="M${LEFT} ${TOP}V${plotBottom}H${WIDTH - RIGHT}"/>
+${xTicks.map((tick) => html`<line x1="${x(tick)}" x2="${x(tick)}" y1="${plotBottom}" y2="${plotBottom + 4}"/><text x="${x(tick)}" y="${plotBottom + 16}" text-anchor="middle">${compactNumber(tick)}</text>`)}
+${yTicks.map((tick) => html`<text x="${LEFT - 6}" y="${y(tick) + 4}" text-anchor="end">${percent(tick)}</text>`)}
+<text x="${(LEFT + WIDTH - RIGHT) / 2}" y="${HEIGHT - 6}" text-anchor="middle">notional (up to max_notional)</text>
+<text x="14" y="${(TOP + plotBottom) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(TOP + plotBottom) / 2})">margin (share of notional)</text>
+</g>`;
 
   const drawn = series.map((one) => {
     const steps = ladderOrder(one.steps);
@@ -104,45 +100,24 @@ export function ladderChart(series: readonly LadderSeries[], title: string, id: 
         const from = previous;
         previous = step.max_notional;
         if (index > 0) risers += `M${x(from)} ${y(value(steps[index - 1]!))}V${y(value(step))}`;
-        return html`<path
-          class="step ${kind}"
-          data-leverage="${step.leverage}"
-          d="M${x(from)} ${y(value(step))}H${x(step.max_notional)}"
-          ><title>
-            ${step.leverage}×: ${kind} margin ${percent(value(step))} up to ${compactNumber(step.max_notional)}
-          </title></path
-        >`;
+        return html`<path class="step ${kind}" data-leverage="${step.leverage}" d="M${x(from)} ${y(value(step))}H${x(step.max_notional)}"><title>${step.leverage}×: ${kind} margin ${percent(value(step))} up to ${compactNumber(step.max_notional)}</title></path>`;
       });
-      return html`${risers === '' ? '' : html`<path class="riser ${kind}" d="${risers}" />`}${segments}`;
+      return html`${risers === '' ? '' : html`<path class="riser ${kind}" d="${risers}"/>`}${segments}`;
     });
     const labels =
       one.role === 'at'
         ? steps.map((step, index) => {
             const from = index === 0 ? 0 : steps[index - 1]!.max_notional;
-            return html`<text
-              class="step-label"
-              x="${round((x(from) + x(step.max_notional)) / 2)}"
-              y="${y(step.initial_margin) - 5}"
-              text-anchor="middle"
-              >${step.leverage}×</text
-            >`;
+            return html`<text class="step-label" x="${round((x(from) + x(step.max_notional)) / 2)}" y="${y(step.initial_margin) - 5}" text-anchor="middle">${step.leverage}×</text>`;
           })
         : [];
     return html`<g class="series series-${one.role}" data-steps="${steps.length}">${lines}${labels}</g>`;
   });
 
-  return html`<svg
-      class="ladder"
-      viewBox="0 0 ${WIDTH} ${HEIGHT}"
-      role="img"
-      aria-labelledby="${id}-title ${id}-desc"
-      xmlns="http://www.w3.org/2000/svg"
-    >
-      <title id="${id}-title">${title}</title>
-      <desc id="${id}-desc">${series.map((one) => `${one.label}: ${one.steps.length} leverage step(s). `)}</desc>
-      ${grid}${axes}${drawn}
-    </svg>
-    <p class="legend">
-      ${series.map((one) => html`<span><span class="swatch ${one.role}"></span>${one.label} (solid: initial margin, dashed: maintenance margin)</span>`)}
-    </p>`;
+  return html`<svg class="ladder" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="${id}-title ${id}-desc" xmlns="http://www.w3.org/2000/svg">
+<title id="${id}-title">${title}</title>
+<desc id="${id}-desc">${series.map((one) => `${one.label}: ${one.steps.length} leverage step(s). `)}</desc>
+${grid}${axes}${drawn}
+</svg>
+<p class="legend">${series.map((one) => html`<span><span class="swatch ${one.role}"></span>${one.label} (solid: initial margin, dashed: maintenance margin)</span>`)}</p>`;
 }

@@ -30,51 +30,33 @@ const SECTIONS: ReadonlyArray<[Section, string, string]> = [
 
 export function page(frame: Frame, body: Html): Html {
   const head = frame.standalone
-    ? html`<style>
-        ${raw(STYLE)}
-      </style>`
-    : html`<link rel="stylesheet" href="/assets/style.css" /><link
-          rel="icon"
-          href="/assets/icon.svg"
-          type="image/svg+xml"
-        />`;
+    ? html`<style>${raw(STYLE)}</style>`
+    : html`<link rel="stylesheet" href="/assets/style.css"><link rel="icon" href="/assets/icon.svg" type="image/svg+xml">`;
   const nav = frame.standalone
     ? ''
-    : html`<nav aria-label="Sections">
-          <ul>
-            ${SECTIONS.map(
-              ([section, path, label]) =>
-                html`<li>
-                  <a href="${path}" ${frame.section === section ? raw(' aria-current="page"') : ''}>${label}</a>
-                </li>`,
-            )}
-          </ul>
-        </nav>
-        <form class="symbol-jump" action="/symbol" method="get" role="search">
-          <label for="jump-symbol">Go to symbol</label>
-          <input type="text" id="jump-symbol" name="symbol" placeholder="META-USD" required />
-          <button type="submit">Show ladder</button>
-        </form>`;
+    : html`<nav aria-label="Sections"><ul>${SECTIONS.map(
+        ([section, path, label]) =>
+          html`<li><a href="${path}"${frame.section === section ? raw(' aria-current="page"') : ''}>${label}</a></li>`,
+      )}</ul></nav>
+<form class="symbol-jump" action="/symbol" method="get" role="search"><label for="jump-symbol">Go to symbol</label> <input type="text" id="jump-symbol" name="symbol" placeholder="META-USD" required> <button type="submit">Show ladder</button></form>`;
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${frame.title} · tierwatch</title>
-        ${head}
-      </head>
-      <body>
-        <header><span class="brand">tierwatch</span>${nav}</header>
-        <main id="main">
-          <h1>${frame.title}</h1>
-          ${body}
-        </main>
-        <footer>
-          Read-only view of ${frame.source}. Last successful sweep: ${frame.lastSweep ?? 'none yet'}. Generated
-          ${frame.generatedAt.toISOString()}.
-        </footer>
-      </body>
-    </html> `;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${frame.title} · tierwatch</title>
+${head}
+</head>
+<body>
+<header><span class="brand">tierwatch</span>${nav}</header>
+<main id="main">
+<h1>${frame.title}</h1>
+${body}
+</main>
+<footer>Read-only view of ${frame.source}. Last successful sweep: ${frame.lastSweep ?? 'none yet'}. Generated ${frame.generatedAt.toISOString()}.</footer>
+</body>
+</html>
+`;
 }
 
 /** Columns whose cells are right-aligned numbers. */
@@ -124,31 +106,10 @@ export function tableHtml(source: Table, options: TableOptions = {}): { markup: 
       const cls = cellClass(title, value);
       return cls === '' ? html`<td>${content}</td>` : html`<td class="${cls}">${content}</td>`;
     });
-    body.push(
-      html`<tr>
-        ${cells}
-      </tr>`,
-    );
+    body.push(html`<tr>${cells}</tr>`);
   }
   if (body.length === 0) return { markup: html`<p class="empty">${source.empty}</p>`, rows: 0 };
-  const caption =
-    options.caption === undefined
-      ? ''
-      : html`<caption class="sr">
-          ${options.caption}
-        </caption>`;
-  const markup = html`<div class="table-wrap">
-    <table>
-      ${caption}
-      <thead>
-        <tr>
-          ${titles.map((title) => html`<th scope="col">${title}</th>`)}
-        </tr>
-      </thead>
-      <tbody>
-        ${body}
-      </tbody>
-    </table>
-  </div>`;
+  const caption = options.caption === undefined ? '' : html`<caption class="sr">${options.caption}</caption>`;
+  const markup = html`<div class="table-wrap"><table>${caption}<thead><tr>${titles.map((title) => html`<th scope="col">${title}</th>`)}</tr></thead><tbody>${body}</tbody></table></div>`;
   return { markup, rows: body.length };
 }

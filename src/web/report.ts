@@ -24,16 +24,9 @@ export function renderReport(view: View, options: ReportOptions): string {
     ...(options.account === undefined ? {} : { account: options.account }),
   };
   const sections = options.symbols.map(
-    (symbol, index) =>
-      html`<h2>Ladder of ${symbol}</h2>
-        ${ladders(view, symbol, question, `report-${index}`)}`,
+    (symbol, index) => html`<h2>Ladder of ${symbol}</h2>${ladders(view, symbol, question, `report-${index}`)}`,
   );
-  const body = html`${overviewBody(view)}${
-    sections.length === 0
-      ? ''
-      : html`<h2>Ladders</h2>
-          ${sections}`
-  }`;
+  const body = html`${overviewBody(view)}${sections.length === 0 ? '' : html`<h2>Ladders</h2>${sections}`}`;
   const lastSweep = historyBounds(view.db)?.last_observed_at ?? null;
   return page(
     {

@@ -57,35 +57,20 @@ export function guarded(content: () => Html): { status: number; body: Html } {
 
 export function textField(name: string, label: string, value: unknown, placeholder = ''): Html {
   const text = Array.isArray(value) ? value.join(',') : value === undefined ? '' : optionText(value);
-  return html`<label for="f-${name}"
-    >${label}<input type="text" id="f-${name}" name="${name}" value="${text}" placeholder="${placeholder}"
-  /></label>`;
+  return html`<label for="f-${name}">${label}<input type="text" id="f-${name}" name="${name}" value="${text}" placeholder="${placeholder}"></label>`;
 }
 
 export function checkbox(name: string, label: string, checked: boolean, value = 'true'): Html {
   const id = `f-${name}-${value}`;
-  return html`<label for="${id}"
-    ><input
-      type="checkbox"
-      id="${id}"
-      name="${name}"
-      value="${value}"
-      ${checked ? html` checked` : ''}
-    />${label}</label
-  >`;
+  return html`<label for="${id}"><input type="checkbox" id="${id}" name="${name}" value="${value}"${checked ? html` checked` : ''}>${label}</label>`;
 }
 
 export function checkboxGroup(legend: string, name: string, choices: readonly string[], selected: unknown): Html {
   const chosen = new Set(Array.isArray(selected) ? (selected as string[]) : []);
-  return html`<fieldset>
-    <legend>${legend}</legend>
-    ${choices.map((choice) => checkbox(name, choice, chosen.has(choice), choice))}
-  </fieldset>`;
+  return html`<fieldset><legend>${legend}</legend>${choices.map((choice) => checkbox(name, choice, chosen.has(choice), choice))}</fieldset>`;
 }
 
 export function filterForm(action: string, controls: Html[], label: string): Html {
-  return html`<form class="filters" action="${action}" method="get" aria-label="${label}">
-      ${controls}<button type="submit">Apply</button>
-    </form>
-    <p class="hint">Times: ${TIME_FORMS}. Patterns: <code>*</code> is a wildcard; commas separate several.</p>`;
+  return html`<form class="filters" action="${action}" method="get" aria-label="${label}">${controls}<button type="submit">Apply</button></form>
+<p class="hint">Times: ${TIME_FORMS}. Patterns: <code>*</code> is a wildcard; commas separate several.</p>`;
 }

@@ -78,18 +78,11 @@ export function changesPage(view: View, search: URLSearchParams): PageResult {
       rows.length === 0 && page === 1
         ? `${baselineNote(baselineLeftOut(view.db, answer))}${noteForEmpty(view.db, answer.filters)}`
         : '';
-    const pager = html`<nav class="pager" aria-label="Pages">
-      ${page > 1 ? html`<a href="${withPage(search, page - 1)}" rel="prev">← Previous ${CHANGES_PAGE_SIZE}</a>` : ''}<span
-        >Page ${page}: changes ${rows.length === 0 ? 0 : skip + 1}–${skip + rows.length}</span
-      >${more ? html`<a href="${withPage(search, page + 1)}" rel="next">Next ${CHANGES_PAGE_SIZE} →</a>` : ''}
-    </nav>`;
+    const pager = html`<nav class="pager" aria-label="Pages">${page > 1 ? html`<a href="${withPage(search, page - 1)}" rel="prev">← Previous ${CHANGES_PAGE_SIZE}</a>` : ''}<span>Page ${page}: changes ${rows.length === 0 ? 0 : skip + 1}–${skip + rows.length}</span>${more ? html`<a href="${withPage(search, page + 1)}" rel="next">Next ${CHANGES_PAGE_SIZE} →</a>` : ''}</nav>`;
     const api = new URLSearchParams(search);
     api.delete('page');
     return html`${pager}${table.markup}${notes === '' ? '' : html`<p class="hint">${notes}</p>`}${pager}
-      <p class="hint">
-        <a href="${`/api/changes${api.size > 0 ? `?${api.toString()}` : ''}`}">These changes as JSON</a> (every page at
-        once, as <code>tierwatch changes --format json</code>).
-      </p>`;
+<p class="hint"><a href="${`/api/changes${api.size > 0 ? `?${api.toString()}` : ''}`}">These changes as JSON</a> (every page at once, as <code>tierwatch changes --format json</code>).</p>`;
   });
   const form = filterForm(
     '/changes',

@@ -22,15 +22,10 @@ export function diffPage(view: View, search: URLSearchParams): PageResult {
     });
     const cut =
       answer.rows.length > DIFF_PAGE_ROWS
-        ? html`<p class="hint">
-            The first ${DIFF_PAGE_ROWS} are shown; narrow it with Account or Symbol, or take them all as JSON (below).
-          </p>`
+        ? html`<p class="hint">The first ${DIFF_PAGE_ROWS} are shown; narrow it with Account or Symbol, or take them all as JSON (below).</p>`
         : '';
-    return html`<p>
-        From <strong>${answer.from}</strong> to <strong>${answer.to}</strong>: ${answer.rows.length} difference(s).
-      </p>
-      ${cut}${table.markup}${answer.note === '' ? '' : html`<p class="hint">${answer.note}</p>`}
-      <p class="hint"><a href="${`/api/diff?${search.toString()}`}">This diff as JSON</a></p>`;
+    return html`<p>From <strong>${answer.from}</strong> to <strong>${answer.to}</strong>: ${answer.rows.length} difference(s).</p>${cut}${table.markup}${answer.note === '' ? '' : html`<p class="hint">${answer.note}</p>`}
+<p class="hint"><a href="${`/api/diff?${search.toString()}`}">This diff as JSON</a></p>`;
   });
   const form = filterForm(
     '/diff',

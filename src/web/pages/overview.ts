@@ -83,14 +83,8 @@ function runStrip(view: View, runs: readonly RunRow[]): Html {
     const what = `run ${run.run_id} (${run.account_id}) ${run.status}${run.error_code ? ` ${run.error_code}` : ''} at ${run.started_at}`;
     cells.push(html`<li class="${run.status}" title="${what}"><span class="sr">${what}</span></li>`);
   }
-  return html`<ol class="strip" aria-label="The last ${runs.length} runs, oldest first">
-      ${cells}
-    </ol>
-    <p class="legend">
-      <span><span class="swatch ok"></span>ok</span
-      ><span><span class="swatch failed"></span>failed, aborted or abandoned</span
-      ><span><span class="swatch missing"></span>missed (a gap in the schedule)</span>
-    </p>`;
+  return html`<ol class="strip" aria-label="The last ${runs.length} runs, oldest first">${cells}</ol>
+<p class="legend"><span><span class="swatch ok"></span>ok</span><span><span class="swatch failed"></span>failed, aborted or abandoned</span><span><span class="swatch missing"></span>missed (a gap in the schedule)</span></p>`;
 }
 
 export function overviewBody(view: View): Html {
@@ -105,30 +99,10 @@ export function overviewBody(view: View): Html {
       : verdict.healthy
         ? html`<p class="verdict healthy"><strong>healthy</strong>: ${verdict.summary}</p>`
         : html`<p class="verdict unhealthy"><strong>unhealthy</strong>: ${verdict.reason}</p>`;
-  const sweeps = html`<div class="table-wrap">
-    <table>
-      <caption class="sr">
-        Last successful sweep per account
-      </caption>
-      <thead>
-        <tr>
-          <th scope="col">account</th>
-          <th scope="col">last successful sweep</th>
-          <th scope="col">how long ago</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${health.map(
-          (account) =>
-            html`<tr>
-              <td>${account.accountId}</td>
-              <td>${account.lastSuccessAt ?? 'never'}</td>
-              <td>${account.lastSuccessAt === null ? '–' : ago(account.lastSuccessAt, view.now)}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>
-  </div>`;
+  const sweeps = html`<div class="table-wrap"><table><caption class="sr">Last successful sweep per account</caption><thead><tr><th scope="col">account</th><th scope="col">last successful sweep</th><th scope="col">how long ago</th></tr></thead><tbody>${health.map(
+    (account) =>
+      html`<tr><td>${account.accountId}</td><td>${account.lastSuccessAt ?? 'never'}</td><td>${account.lastSuccessAt === null ? '–' : ago(account.lastSuccessAt, view.now)}</td></tr>`,
+  )}</tbody></table></div>`;
   const since =
     bounds === null ? '' : new Date(Date.parse(bounds.last_observed_at) - LATEST_DAYS * 86_400_000).toISOString();
   const latest = bounds === null ? [] : latestChanges(view, since, Date.parse(bounds.last_observed_at) + 1);
@@ -141,19 +115,10 @@ export function overviewBody(view: View): Html {
     : html`<p><a href="${href('/changes', { since })}">All changes of those ${LATEST_DAYS} days</a></p>`;
   const runsLink = view.standalone
     ? ''
-    : html`<p>
-        <a href="/runs">The run ledger</a> · <a href="${href('/runs', { failed: 'true' })}">failed runs only</a>
-      </p>`;
-  return html`<h2>Health</h2>
-    ${verdictHtml}${sweeps}
-    <h2>Latest changes</h2>
-    <p class="hint">
-      The last ${LATEST_CHANGES} changes in the ${LATEST_DAYS} days before the last sweep, newest first (without each
-      account's first sweep).
-    </p>
-    ${changes}${more}
-    <h2>Recent runs</h2>
-    ${runStrip(view, runs)}${runsLink}`;
+    : html`<p><a href="/runs">The run ledger</a> · <a href="${href('/runs', { failed: 'true' })}">failed runs only</a></p>`;
+  return html`<h2>Health</h2>${verdictHtml}${sweeps}
+<h2>Latest changes</h2><p class="hint">The last ${LATEST_CHANGES} changes in the ${LATEST_DAYS} days before the last sweep, newest first (without each account's first sweep).</p>${changes}${more}
+<h2>Recent runs</h2>${runStrip(view, runs)}${runsLink}`;
 }
 
 export function overviewPage(view: View): PageResult {

@@ -16,14 +16,8 @@ export function runsPage(view: View, search: URLSearchParams): PageResult {
     const answer = runsAnswer(view.db, { ...options, last: options.last ?? String(RUNS_PAGE_DEFAULT) });
     const failures = answer.rows.filter((row) => row.status !== 'ok' && row.status !== 'running').length;
     const table = tableHtml(runsTable(answer.rows, !answer.failed), { caption: 'Runs' });
-    return html`<p>
-        ${answer.rows.length} run(s) shown, ${failures} of them not
-        successful${options.last === undefined ? html` (the last ${RUNS_PAGE_DEFAULT}; set “Last” for more)` : ''}.
-      </p>
-      ${table.markup}
-      <p class="hint">
-        <a href="${`/api/runs${search.size > 0 ? `?${search.toString()}` : ''}`}">These runs as JSON</a>
-      </p>`;
+    return html`<p>${answer.rows.length} run(s) shown, ${failures} of them not successful${options.last === undefined ? html` (the last ${RUNS_PAGE_DEFAULT}; set “Last” for more)` : ''}.</p>${table.markup}
+<p class="hint"><a href="${`/api/runs${search.size > 0 ? `?${search.toString()}` : ''}`}">These runs as JSON</a></p>`;
   });
   const form = filterForm(
     '/runs',

@@ -42,8 +42,7 @@ export function ladders(view: View, symbol: string, options: QueryOptions, idPre
   const compare =
     options.compare === undefined ? null : snapshotAnswer(view.db, { ...filters, at: options.compare }, view.now);
   if (at.rows.length === 0 && (compare === null || compare.rows.length === 0)) {
-    return html`<p class="empty">No tiers of ${symbol} at ${at.at}.</p>
-      ${at.note === '' ? '' : html`<p class="hint">${at.note}</p>`}`;
+    return html`<p class="empty">No tiers of ${symbol} at ${at.at}.</p>${at.note === '' ? '' : html`<p class="hint">${at.note}</p>`}`;
   }
   const atGroups = byLadder(at.rows);
   const compareGroups = compare === null ? new Map<string, VersionRow[]>() : byLadder(compare.rows);
@@ -59,14 +58,8 @@ export function ladders(view: View, symbol: string, options: QueryOptions, idPre
       standalone: view.standalone,
       caption: `The tiers of ${title} at ${at.at}`,
     });
-    return html`<section class="ladder-section" aria-label="${title}">
-      <h2>${title}</h2>
-      ${ladderChart(series, `Tier ladder of ${title}`, `${idPrefix}-${index}`)}
-      <details>
-        <summary>The tiers at ${at.at} as a table</summary>
-        ${table.markup}
-      </details>
-    </section>`;
+    return html`<section class="ladder-section" aria-label="${title}"><h2>${title}</h2>${ladderChart(series, `Tier ladder of ${title}`, `${idPrefix}-${index}`)}
+<details><summary>The tiers at ${at.at} as a table</summary>${table.markup}</details></section>`;
   })}`;
 }
 
@@ -104,20 +97,9 @@ export function symbolPage(view: View, symbol: string, search: URLSearchParams):
     }
     const changes = tableHtml(changesTable(latest), { caption: `Changes of ${symbol}` });
     return html`${chart}
-      <h2>Versions over time</h2>
-      <p class="hint">
-        Each version's valid_from draws the ladder at that
-        instant.${history.rows.length > SYMBOL_VERSIONS ? ` The last ${SYMBOL_VERSIONS} of ${history.rows.length} are shown.` : ''}
-      </p>
-      ${timeline.markup}
-      <h2>Changes</h2>
-      ${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changes.markup}
-      <p class="hint">
-        <a
-          href="${href(`/api/history/${encodeURIComponent(symbol)}`, { account: options.account as string[] | undefined })}"
-          >This history as JSON</a
-        >
-      </p>`;
+<h2>Versions over time</h2><p class="hint">Each version's valid_from draws the ladder at that instant.${history.rows.length > SYMBOL_VERSIONS ? ` The last ${SYMBOL_VERSIONS} of ${history.rows.length} are shown.` : ''}</p>${timeline.markup}
+<h2>Changes</h2>${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changes.markup}
+<p class="hint"><a href="${href(`/api/history/${encodeURIComponent(symbol)}`, { account: options.account as string[] | undefined })}">This history as JSON</a></p>`;
   });
   // The form is built from the raw query, outside `guarded`: a bad value stays in the box to be corrected.
   const form = filterForm(
