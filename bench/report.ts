@@ -21,6 +21,13 @@ const ms = (value: number | null | undefined) =>
         : `${Math.round(value)} ms`;
 const ratio = (value: number) => `${round(value, value < 10 ? 2 : 1)}×`;
 
+/** The sweeps measured on both backends: the row's name, its figure, and the figure's ratio. */
+const PG_SWEEPS = [
+  ['first sweep', 'first_sweep_ms', 'first_sweep'],
+  ['steady, unchanged', 'steady_unchanged_p50_ms', 'steady_unchanged'],
+  ['steady, 1% changed', 'steady_changed_1pct_p50_ms', 'steady_changed_1pct'],
+] as const;
+
 type Row = [string, string, string, string, string];
 
 function targetRows(checks: Record<string, TargetCheck>): Row[] {
@@ -334,27 +341,9 @@ export function render(results: Record<string, any>): { text: string; markdown: 
     const rows: string[][] = [];
     for (const [tiers, size] of Object.entries(results.pg.by_tiers as Record<string, PgSizeResult>)) {
       const label = Number(tiers).toLocaleString('en');
-      rows.push([
-        label,
-        'first sweep',
-        ms(size.sqlite.first_sweep_ms),
-        ms(size.postgres.first_sweep_ms),
-        ratio(size.ratio.first_sweep),
-      ]);
-      rows.push([
-        label,
-        'steady, unchanged',
-        ms(size.sqlite.steady_unchanged_p50_ms),
-        ms(size.postgres.steady_unchanged_p50_ms),
-        ratio(size.ratio.steady_unchanged),
-      ]);
-      rows.push([
-        label,
-        'steady, 1% changed',
-        ms(size.sqlite.steady_changed_1pct_p50_ms),
-        ms(size.postgres.steady_changed_1pct_p50_ms),
-        ratio(size.ratio.steady_changed_1pct),
-      ]);
+      for (const [name, figure, ratioOf] of PG_SWEEPS) {
+        rows.push([label, name, ms(size.sqlite[figure]), ms(size.postgres[figure]), ratio(size.ratio[ratioOf])]);
+      }
       rows.push([label, 'steady, after a takeover (reload)', '', ms(size.postgres.steady_after_takeover_p50_ms), '']);
     }
     sections.push({
