@@ -1,7 +1,7 @@
 /**
  * Random SIGKILLs of a busy daemon: `tierwatch run` on a one-second schedule against a simulator
- * whose tiers keep changing (a seeded change script) and whose list is long enough that a sweep
- * takes a good share of the second. A bounded number of rounds, each killing the daemon at a seeded
+ * whose tiers keep changing (a seeded change script, a few steps as each sweep starts) and whose
+ * list is long enough that a sweep takes a good share of the second. A bounded number of rounds, each killing the daemon at a seeded
  * random moment (half of them shortly after a sweep started, so the kill lands mid-sweep or
  * mid-commit). After every kill: `PRAGMA integrity_check` is ok, no version or change belongs to a
  * run that did not end ok, no tier has two open versions; the next start marks the killed run
@@ -27,14 +27,29 @@ test(`random SIGKILLs of a busy daemon (seed ${SEED}, ${ROUNDS} rounds) never le
   console.log(`crash-random-kill: seed ${SEED}`);
   const random = seededRandom(SEED);
   const h = await startHarness({ universe: { primary: syntheticUniverse(3000, SEED) }, maxPageSize: 150 });
-  const script = startChangeScript(h.sim, { everyMs: 40, seed: SEED });
+  // Paced by the sweeps, not by the clock: a step every 40 ms (as this test once had) shifts the list
+  // under a sweep that a loaded machine pages slowly on every pass, so every sweep failed with
+  // PAGINATION_INCONSISTENT and the daemon made no progress. Steps applied as a sweep starts may
+  // still land under its first pass (one restart), and every sweep has changes to commit.
+  const script = startChangeScript(h.sim, { everyMs: 86_400_000, seed: SEED });
+  const STEPS_PER_SWEEP = 3;
+  const paceBySweeps = (daemon: ReturnType<typeof spawnCli>) => {
+    let stepped = 0;
+    daemon.child.stderr!.on('data', () => {
+      const started = daemon.stderr().split('"msg":"sweep started"').length - 1;
+      for (; stepped < started; stepped++) for (let i = 0; i < STEPS_PER_SWEEP; i++) script.step();
+    });
+  };
   try {
     h.db.close();
     const env = { ...h.env, TIERWATCH_SCHEDULE: '* * * * * *', LOG_LEVEL: 'debug', TIERWATCH_MAX_REMOVAL_RATIO: '1' };
     const killedRuns: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const daemon = spawnCli(['run'], env);
+      paceBySweeps(daemon);
       await daemon.waitFor('"msg":"daemon started"');
+      // However slow the machine, the daemon completes a sweep before the first kill.
+      if (round === 1) await daemon.waitFor('"msg":"sweep ok');
       const midSweep = random() < 0.5;
       if (midSweep) {
         // Shortly after the next sweep starts: while it pages, or while it commits.

@@ -229,8 +229,9 @@ test('the socket dropped mid-sweep is QFEX_CLOSED (retryable), naming the close 
 test('a page that never comes is QFEX_TIMEOUT, and the session is not reused after it', async () => {
   const sim = await simulator();
   sim.inject({ kind: 'never_answer_page', page: 2 });
+  // 2 s, not 0.4 s: the first page must arrive within it even when the loaded machine stalls.
   await withSession(
-    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 400, idleMs: 5000 } }),
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 2000, idleMs: 5000 } }),
     async (session) => {
       await session.requestLeveragePage(3, 0);
       const error = await rejectsWith(session.requestLeveragePage(3, 2), 'QFEX_TIMEOUT', /offset 2/);
@@ -270,10 +271,12 @@ test('a server that neither pings nor answers pings is noticed: QFEX_CLOSED', as
 
 test('pings keep a slow answer alive: a page delayed past idleMs still arrives', async () => {
   const sim = await simulator({ pingIntervalMs: 25 });
-  sim.inject({ kind: 'delay_page', ms: 700 });
+  // idleMs 1.5 s, not 0.4 s: after a stall of the loaded machine the idle timer runs before the
+  // pings waiting in the socket are read; the page comes well past it.
+  sim.inject({ kind: 'delay_page', ms: 2500 });
   sim.inject({ kind: 'ignore_client_pings' });
   const rows = await withSession(
-    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 3000, idleMs: 400 } }),
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 6000, idleMs: 1500 } }),
     (s) => s.requestLeveragePage(4, 0),
   );
   assert.equal(rows.length, 4);
@@ -282,9 +285,10 @@ test('pings keep a slow answer alive: a page delayed past idleMs still arrives',
 
 test('our own pings keep a quiet but healthy server alive', async () => {
   const sim = await simulator({ pingIntervalMs: 60_000 });
-  sim.inject({ kind: 'delay_page', ms: 700 });
+  // As above: our pings go every idleMs / 3, a stall longer than the rest of idleMs must not end it.
+  sim.inject({ kind: 'delay_page', ms: 2500 });
   const rows = await withSession(
-    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 3000, idleMs: 400 } }),
+    clientOptions(sim, { timeouts: { connectMs: 2000, authMs: 2000, requestMs: 6000, idleMs: 1500 } }),
     (s) => s.requestLeveragePage(4, 0),
   );
   assert.equal(rows.length, 4);
@@ -342,9 +346,10 @@ test('a response type we never asked for is skipped and counted: the request wai
   const sim = await simulator();
   sim.inject({ kind: 'bad_frame', frame: 'unexpected_key' });
   const ignored: string[] = [];
+  // 2 s, not 0.3 s: after a stall the request timer would run before the ignored frame is read.
   await withSession(
     clientOptions(sim, {
-      timeouts: { connectMs: 2000, authMs: 2000, requestMs: 300, idleMs: 5000 },
+      timeouts: { connectMs: 2000, authMs: 2000, requestMs: 2000, idleMs: 5000 },
       onIgnoredFrame: (type) => ignored.push(type),
     }),
     (session) => rejectsWith(session.requestLeveragePage(5, 0), 'QFEX_TIMEOUT'),

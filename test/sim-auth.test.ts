@@ -175,27 +175,34 @@ test('commands before auth get PermissionDenied without closing; a second auth g
 });
 
 test('an unauthenticated connection is closed with 1008 at the deadline; an unanswered auth does not stop it', async () => {
-  await withSim({ authDeadlineMs: 40 }, async (sim) => {
-    const idle = await RawClient.open(sim.url);
+  // 1 s, not 40 ms: the authenticated connection below must get its auth answered within the deadline,
+  // and a stall of a loaded machine between its connection and its auth frame must not end it first.
+  const deadlineMs = 1000;
+  await withSim({ authDeadlineMs: deadlineMs }, async (sim) => {
+    // Counted from before the connection: the server's timer starts after this, so the bound holds
+    // however late this loop sees the 'open' event.
     const started = Date.now();
+    const idle = await RawClient.open(sim.url);
     const { code } = await idle.closed;
     assert.equal(code, 1008);
-    assert.ok(Date.now() - started >= 30);
+    assert.ok(Date.now() - started >= deadlineMs - 10);
     sim.inject({ kind: 'never_answer_auth' });
     const waiting = await RawClient.open(sim.url);
     waiting.send(authFrame());
-    await assert.rejects(waiting.next(2000), /closed/);
+    await assert.rejects(waiting.next(deadlineMs + 10_000), /closed/);
     assert.equal((await waiting.closed).code, 1008);
     // An authenticated connection outlives the deadline.
     const ok = await authed(sim);
-    await assert.rejects(ok.next(120), /timeout/);
+    await assert.rejects(ok.next(deadlineMs + 500), /timeout/);
     assert.equal(ok.ws.readyState, WebSocket.OPEN);
     ok.ws.close();
   });
 });
 
 test('pings start after auth; a client that never pongs is dropped after two missed pongs', async () => {
-  await withSim({ pingIntervalMs: 15 }, async (sim) => {
+  // 250 ms, not 15: the ponging client shares this process's loop with the server, and a stall of two
+  // intervals of the loaded machine would count its pongs as missed and drop it too.
+  await withSim({ pingIntervalMs: 250 }, async (sim) => {
     const pre = await RawClient.open(sim.url);
     const live = await authed(sim);
     await new Promise<void>((resolve) => live.ws.once('ping', () => resolve()));
