@@ -65,7 +65,7 @@ test(
   async (t) => {
     const ready = await setup(t, 2);
     if (ready === null) return;
-    const settings = { ttlMs: 1500 };
+    const settings = { ttlMs: 5000 }; // long enough that a stalled machine keeps it across the next few queries
     const a = lease(ready.pools[0]!, 'host-a', settings);
     const b = lease(ready.pools[1]!, 'host-b', settings);
     assert.equal(await a.tryAcquire(), 1);
@@ -96,7 +96,7 @@ test(
   async (t) => {
     const ready = await setup(t, 2);
     if (ready === null) return;
-    const settings = { ttlMs: 1000 };
+    const settings = { ttlMs: 4000 }; // a must still hold it for its first write, even on a stalled machine
     const a = lease(ready.pools[0]!, 'host-a', settings);
     const b = lease(ready.pools[1]!, 'host-b', settings);
     assert.equal(await a.tryAcquire(), 1);
