@@ -85,7 +85,7 @@ describe('pages', () => {
     assert.equal(jump.headers.get('location'), '/symbol/META-USD');
     const changes = await get(server.url, '/changes?only=tightening&symbol=META-USD');
     assert.match(changes.text, /<form class="filters" action="\/changes" method="get"/);
-    assert.match(changes.text, /value="tightening" checked/);
+    assert.match(changes.text, /value="tightening"\s+checked/);
     assert.match(changes.text, /id="f-symbol" name="symbol" value="META-USD"/);
   });
 
