@@ -238,7 +238,7 @@ describe('tierwatch report', () => {
     assert.match(text, /<style>/);
     assert.match(text, /<h1>tierwatch report<\/h1>/);
     assert.equal(
-      (text.match(/<svg class="ladder"/g) ?? []).length,
+      (text.match(/<svg [^>]*\bclass="ladder"/g) ?? []).length,
       2,
       'the ladders of META-USD and of the hostile symbol',
     );
