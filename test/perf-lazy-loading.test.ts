@@ -43,6 +43,9 @@ function loadedBy(body: string): { packages: string[]; drizzleFiles: string[]; r
   return JSON.parse(child.stdout) as { packages: string[]; drizzleFiles: string[]; result: unknown };
 }
 
+/** The web view's chart library and its DOM: loaded by the first chart drawn, by nothing else. */
+const CHART = ['@observablehq/plot', 'd3-scale', 'linkedom'];
+
 /** A CliIo for runCli in the child: real (discarding) streams, no environment. */
 const io = `{
   stdout: new (await import('node:stream')).PassThrough().resume(),
@@ -57,7 +60,7 @@ test('tierwatch --version loads no database, logging, network or metrics package
   `);
   assert.equal(result, 0);
   assert.ok(packages.includes('commander'), `the probe sees packages: ${packages.join(', ')}`);
-  for (const heavy of ['better-sqlite3', 'drizzle-orm', 'pino', 'pino-pretty', 'ws', 'prom-client', 'zod']) {
+  for (const heavy of ['better-sqlite3', 'drizzle-orm', 'pino', 'pino-pretty', 'ws', 'prom-client', 'zod', ...CHART]) {
     assert.ok(!packages.includes(heavy), `${heavy} is loaded by --version (${packages.join(', ')})`);
   }
 });
@@ -122,10 +125,28 @@ test('a query command loads neither the collector (ws), metrics, drizzle nor pin
     `);
     assert.equal(result, 0);
     assert.ok(packages.includes('better-sqlite3'));
-    for (const heavy of ['ws', 'prom-client', 'drizzle-orm', 'pino-pretty']) {
+    for (const heavy of ['ws', 'prom-client', 'drizzle-orm', 'pino-pretty', ...CHART]) {
       assert.ok(!packages.includes(heavy), `${heavy} is loaded by a query command (${packages.join(', ')})`);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the web view loads Plot and linkedom when it draws its first chart, not before', () => {
+  const { packages, result } = loadedBy(`
+    await import(${JSON.stringify(url('web/server.ts'))});
+    await import(${JSON.stringify(url('web/report.ts'))});
+    const { ladderChart } = await import(${JSON.stringify(url('web/ladder-chart.ts'))});
+    const before = [...loaded];
+    const step = { leverage: '10', initial_margin: 0.1, maintenance_margin: 0.05, max_notional: 1000 };
+    const chart = await ladderChart([{ role: 'at', label: 'now', steps: [step] }], 'a ladder', 'l');
+    return { before, drawn: chart.text.includes('data-leverage="10"') };
+  `);
+  const { before, drawn } = result as { before: string[]; drawn: boolean };
+  assert.ok(drawn);
+  for (const name of CHART) {
+    assert.ok(!before.includes(name), `${name} is loaded by the web view's modules (${before.join(', ')})`);
+    assert.ok(packages.includes(name), `${name} draws the chart (${packages.join(', ')})`);
   }
 });

@@ -79,13 +79,14 @@ describe('web view in Chromium', { skip: available ? false : `${CHROMIUM} is not
     return { page, problems };
   }
 
-  /** The step paths of one chart's series, by leverage. */
+  /** The initial-margin steps of one chart's series (one line each, drawn by Plot): leverage and geometry. */
   async function steps(page: Page, role: 'at' | 'compare'): Promise<Array<{ leverage: string; d: string }>> {
-    return page
-      .locator(`svg.ladder >> nth=0 >> .series-${role} path.step.initial`)
-      .evaluateAll((paths) =>
-        paths.map((path) => ({ leverage: path.getAttribute('data-leverage') ?? '', d: path.getAttribute('d') ?? '' })),
-      );
+    return page.locator(`svg.ladder >> nth=0 >> .series-${role} line.step.initial`).evaluateAll((lines) =>
+      lines.map((line) => ({
+        leverage: line.getAttribute('data-leverage') ?? '',
+        d: ['x1', 'x2', 'y1', 'y2'].map((name) => line.getAttribute(name) ?? '').join(' '),
+      })),
+    );
   }
 
   async function cliTierCount(at: string): Promise<number> {

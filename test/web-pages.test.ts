@@ -14,6 +14,7 @@ import { runCli } from '../src/program.ts';
 import { runCliCaptured } from './helpers/harness.ts';
 import { startHttpDaemon } from './helpers/http-daemon.ts';
 import { HOSTILE, serveHistory, webHistory, type WebHistory } from './helpers/web-history.ts';
+import { ladderChart } from '../src/web/ladder-chart.ts';
 import type { WebServer } from '../src/web/server.ts';
 
 const ESCAPED = '&lt;img src=x onerror=alert(1)&gt;';
@@ -85,7 +86,7 @@ describe('pages', () => {
     assert.equal(jump.headers.get('location'), '/symbol/META-USD');
     const changes = await get(server.url, '/changes?only=tightening&symbol=META-USD');
     assert.match(changes.text, /<form class="filters" action="\/changes" method="get"/);
-    assert.match(changes.text, /value="tightening" checked/);
+    assert.match(changes.text, /value="tightening"\s+checked/);
     assert.match(changes.text, /id="f-symbol" name="symbol" value="META-USD"/);
   });
 
@@ -238,7 +239,7 @@ describe('tierwatch report', () => {
     assert.match(text, /<style>/);
     assert.match(text, /<h1>tierwatch report<\/h1>/);
     assert.equal(
-      (text.match(/<svg class="ladder"/g) ?? []).length,
+      (text.match(/<svg [^>]*\bclass="ladder"/g) ?? []).length,
       2,
       'the ladders of META-USD and of the hostile symbol',
     );
@@ -317,5 +318,26 @@ describe('changes page', () => {
     } finally {
       fixture.close();
     }
+  });
+});
+
+describe('ladder chart', () => {
+  it('keeps an exchange string text wherever Plot puts it: labels, tooltips, attributes, title', async () => {
+    // A leverage is a string from the exchange too; this one holds every character markup needs.
+    const leverage = `${HOSTILE}"'&amp;`;
+    const steps = [
+      { leverage: '20', initial_margin: 0.05, maintenance_margin: 0.03, max_notional: 50_000 },
+      { leverage, initial_margin: 0.1, maintenance_margin: 0.06, max_notional: 100_000 },
+    ];
+    const chart = (await ladderChart([{ role: 'at', label: `at ${HOSTILE}`, steps }], HOSTILE, 'x')).text;
+    assert.ok(!chart.includes('<img'), chart);
+    assert.doesNotMatch(chart, /<script|<style|\sstyle="|\son[a-z]+="/i);
+    const escaped = `${ESCAPED}&quot;'&amp;amp;`;
+    // In the leverage label, the tooltips and the step's data-leverage attribute, escaped the same way.
+    assert.equal(chart.split(`data-leverage="${escaped}"`).length - 1, 2, 'initial and maintenance steps');
+    assert.ok(chart.includes(`>${ESCAPED}"'&amp;amp;×</text>`), 'the leverage label');
+    assert.ok(chart.includes(`<title>${ESCAPED}"'&amp;amp;×: initial margin 10% up to 100k</title>`));
+    assert.ok(chart.includes(`<title id="x-title">${ESCAPED}</title>`));
+    assert.equal((chart.match(/class="step initial"/g) ?? []).length, 2, 'one step per leverage');
   });
 });

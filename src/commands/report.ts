@@ -28,23 +28,21 @@ export const reportCommand: CommandSpec = {
     if (out.trim() === '') throw new TierwatchError('USAGE', 'Expected `--out` to name a file, got "".');
     const now = new Date();
     const text = await withHistory(context, (db) =>
-      Promise.resolve(
-        renderReport(
-          {
-            db,
-            now,
-            source: config.dbPath,
-            healthMaxAgeMs: healthMaxAgeMs(config),
-            standalone: true,
-            accounts: context.io.env.QFEX_ACCOUNT_IDS === undefined ? null : config.accountIds,
-          },
-          {
-            symbols: (context.options.symbol as string[] | undefined) ?? [],
-            ...(context.options.at === undefined ? {} : { at: optionText(context.options.at) }),
-            ...(context.options.compare === undefined ? {} : { compare: optionText(context.options.compare) }),
-            ...(context.options.account === undefined ? {} : { account: context.options.account as string[] }),
-          },
-        ),
+      renderReport(
+        {
+          db,
+          now,
+          source: config.dbPath,
+          healthMaxAgeMs: healthMaxAgeMs(config),
+          standalone: true,
+          accounts: context.io.env.QFEX_ACCOUNT_IDS === undefined ? null : config.accountIds,
+        },
+        {
+          symbols: (context.options.symbol as string[] | undefined) ?? [],
+          ...(context.options.at === undefined ? {} : { at: optionText(context.options.at) }),
+          ...(context.options.compare === undefined ? {} : { compare: optionText(context.options.compare) }),
+          ...(context.options.account === undefined ? {} : { account: context.options.account as string[] }),
+        },
       ),
     );
     // Written beside the target and renamed over it: a reader never sees half a report.

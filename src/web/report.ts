@@ -17,14 +17,17 @@ export interface ReportOptions {
   account?: readonly string[];
 }
 
-export function renderReport(view: View, options: ReportOptions): string {
+export async function renderReport(view: View, options: ReportOptions): Promise<string> {
   const question = {
     ...(options.at === undefined ? {} : { at: options.at }),
     ...(options.compare === undefined ? {} : { compare: options.compare }),
     ...(options.account === undefined ? {} : { account: options.account }),
   };
-  const sections = options.symbols.map(
-    (symbol, index) => html`<h2>Ladder of ${symbol}</h2>${ladders(view, symbol, question, `report-${index}`)}`,
+  const sections = await Promise.all(
+    options.symbols.map(
+      async (symbol, index) =>
+        html`<h2>Ladder of ${symbol}</h2>${await ladders(view, symbol, question, `report-${index}`)}`,
+    ),
   );
   const body = html`${overviewBody(view)}${sections.length === 0 ? '' : html`<h2>Ladders</h2>${sections}`}`;
   const lastSweep = historyBounds(view.db)?.last_observed_at ?? null;

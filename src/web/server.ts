@@ -153,7 +153,7 @@ export function createWebView(options: WebViewOptions): WebView {
     }
     if (path.startsWith('/symbol/')) {
       const symbol = decodeURIComponent(path.slice('/symbol/'.length));
-      return sendPage(response, view, symbolPage(view, symbol, url.searchParams));
+      return sendPage(response, view, await symbolPage(view, symbol, url.searchParams));
     }
     if (path === '/changes') return sendPage(response, view, changesPage(view, url.searchParams));
     if (path === '/diff') return sendPage(response, view, diffPage(view, url.searchParams));

@@ -2,9 +2,11 @@
  * The view's one stylesheet: served at /assets/style.css (the Content-Security-Policy allows styles
  * from 'self' only, so no inline style anywhere) and inlined into `tierwatch report` files.
  */
+import { SERIES_COLOURS } from './ladder-chart.ts';
+
 export const STYLE = `
 :root { color-scheme: light; --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff; --soft: #f6f8fa;
-  --at: #0969da; --compare: #bc4c00; --tight: #b3261e; --loose: #1a7f37; --mixed: #8250df; }
+  --at: ${SERIES_COLOURS.at}; --compare: ${SERIES_COLOURS.compare}; --tight: #b3261e; --loose: #1a7f37; --mixed: #8250df; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); }
 header { background: var(--soft); border-bottom: 1px solid var(--line); padding: .5rem 1rem; display: flex; flex-wrap: wrap; gap: 1rem; align-items: center; }
@@ -51,16 +53,8 @@ ol.strip li.missing { background: repeating-linear-gradient(45deg, #fff, #fff 3p
 .swatch.ok { background: #2da44e; } .swatch.failed { background: #cf222e; } .swatch.missing { border: 1px solid #afb8c1; }
 .swatch.at { background: var(--at); } .swatch.compare { background: var(--compare); }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
-svg.ladder { width: 100%; max-width: 760px; height: auto; display: block; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
-svg.ladder .axis line, svg.ladder .axis path { stroke: #8c959f; stroke-width: 1; fill: none; }
-svg.ladder .grid line { stroke: #eaeef2; stroke-width: 1; }
-svg.ladder text { font: 11px system-ui, sans-serif; fill: #57606a; }
-svg.ladder .step, svg.ladder .riser { fill: none; stroke-width: 2.5; }
-svg.ladder .riser { stroke-width: 1; }
-svg.ladder .maintenance { stroke-dasharray: 5 4; }
-svg.ladder .series-at .step, svg.ladder .series-at .riser { stroke: var(--at); }
-svg.ladder .series-compare .step, svg.ladder .series-compare .riser { stroke: var(--compare); stroke-width: 2; }
-svg.ladder .series-compare .riser { stroke-width: 1; }
-svg.ladder text.step-label { fill: var(--at); font-weight: 600; }
+svg.ladder { width: 100%; max-width: 760px; height: auto; display: block; background: #fff; border: 1px solid var(--line); border-radius: 6px;
+  color: #57606a; font: 11px system-ui, sans-serif; }
+svg.ladder text { white-space: pre; }
 .pager { display: flex; gap: 1rem; margin: .6rem 0; }
 `;

@@ -50,9 +50,22 @@ export function guarded(content: () => Html): { status: number; body: Html } {
   try {
     return { status: 200, body: content() };
   } catch (error) {
-    if (!isTierwatchError(error) || statusFor(error) === 500) throw error;
-    return { status: statusFor(error), body: html`<p class="error" role="alert">${error.message}</p>` };
+    return shownFailure(error);
   }
+}
+
+/** `guarded` for a page that waits for something (the symbol page, for the chart library). */
+export async function guardedAsync(content: () => Promise<Html>): Promise<{ status: number; body: Html }> {
+  try {
+    return { status: 200, body: await content() };
+  } catch (error) {
+    return shownFailure(error);
+  }
+}
+
+function shownFailure(error: unknown): { status: number; body: Html } {
+  if (!isTierwatchError(error) || statusFor(error) === 500) throw error;
+  return { status: statusFor(error), body: html`<p class="error" role="alert">${error.message}</p>` };
 }
 
 export function textField(name: string, label: string, value: unknown, placeholder = ''): Html {

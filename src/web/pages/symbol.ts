@@ -14,7 +14,7 @@ import { href, html, symbolPath, type Html } from '../html.ts';
 import { tableHtml } from '../layout.ts';
 import { ladderChart, type LadderSeries } from '../ladder-chart.ts';
 import { optionsFromQuery } from '../params.ts';
-import { filterForm, guarded, textField, type PageResult, type View } from '../view.ts';
+import { filterForm, guardedAsync, textField, type PageResult, type View } from '../view.ts';
 
 export const SYMBOL_PARAMS = { at: 'value', compare: 'value', account: 'list' } as const;
 /** The symbol's changes listed under the chart (the newest); the changes page has them all. */
@@ -35,7 +35,7 @@ function byLadder(rows: readonly VersionRow[]): Map<string, VersionRow[]> {
 }
 
 /** The ladders of `symbol` at `options.at`, and at `options.compare` overlaid when given. */
-export function ladders(view: View, symbol: string, options: QueryOptions, idPrefix = 'ladder'): Html {
+export async function ladders(view: View, symbol: string, options: QueryOptions, idPrefix = 'ladder'): Promise<Html> {
   const filters = { ...(options.account === undefined ? {} : { account: options.account }), symbol: [symbol] };
   const lastSweep = historyBounds(view.db)?.last_observed_at;
   const at = snapshotAnswer(view.db, { ...filters, at: options.at ?? lastSweep }, view.now);
@@ -47,7 +47,7 @@ export function ladders(view: View, symbol: string, options: QueryOptions, idPre
   const atGroups = byLadder(at.rows);
   const compareGroups = compare === null ? new Map<string, VersionRow[]>() : byLadder(compare.rows);
   const keys = [...new Set([...atGroups.keys(), ...compareGroups.keys()])];
-  return html`${keys.map((key, index) => {
+  const sections = keys.map(async (key, index) => {
     const [account, name] = key.split('\u0000') as [string, string];
     const series: LadderSeries[] = [{ role: 'at', label: `at ${at.at}`, steps: atGroups.get(key) ?? [] }];
     if (compare !== null) {
@@ -58,15 +58,16 @@ export function ladders(view: View, symbol: string, options: QueryOptions, idPre
       standalone: view.standalone,
       caption: `The tiers of ${title} at ${at.at}`,
     });
-    return html`<section class="ladder-section" aria-label="${title}"><h2>${title}</h2>${ladderChart(series, `Tier ladder of ${title}`, `${idPrefix}-${index}`)}
+    return html`<section class="ladder-section" aria-label="${title}"><h2>${title}</h2>${await ladderChart(series, `Tier ladder of ${title}`, `${idPrefix}-${index}`)}
 <details><summary>The tiers at ${at.at} as a table</summary>${table.markup}</details></section>`;
-  })}`;
+  });
+  return html`${await Promise.all(sections)}`;
 }
 
-export function symbolPage(view: View, symbol: string, search: URLSearchParams): PageResult {
-  const { status, body } = guarded(() => {
+export async function symbolPage(view: View, symbol: string, search: URLSearchParams): Promise<PageResult> {
+  const { status, body } = await guardedAsync(async () => {
     const options = optionsFromQuery(search, SYMBOL_PARAMS);
-    const chart = ladders(view, symbol, options);
+    const chart = await ladders(view, symbol, options);
     const history = historyAnswer(view.db, symbol, options);
     // The notes read every version; the page shows the latest ones (the JSON twin has them all).
     const versions = historyTable(history.rows, symbol);
