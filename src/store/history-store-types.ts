@@ -28,6 +28,14 @@ export interface SweepInput {
   maxRemovalRatio: number;
 }
 
+/** The longest error message a run row keeps: a failure's message is cut there, with `…`. */
+const MAX_ERROR_MESSAGE_LENGTH = 4000;
+
+/** A failure's message as either store records it in `run_ledger.error_message`. */
+export function storedErrorMessage(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE_LENGTH ? `${message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…` : message;
+}
+
 export interface RunFailure {
   status: 'failed' | 'aborted';
   code: string;

@@ -34,7 +34,14 @@ import type { Tier } from '../history/tier.ts';
 import { changeRecords } from './change-records.ts';
 import type { CheckpointResult, StoreDb } from './db.ts';
 import { prepareHistoryStatements, type HistoryStatements } from './history-statements.ts';
-import type { RunFailure, StartRunInput, SweepHook, SweepInput, SweepOutcome } from './history-store-types.ts';
+import {
+  storedErrorMessage,
+  type RunFailure,
+  type StartRunInput,
+  type SweepHook,
+  type SweepInput,
+  type SweepOutcome,
+} from './history-store-types.ts';
 import { toStoreError } from './sqlite-errors.ts';
 import { normalizeEndpoint } from '../qfex/endpoint.ts';
 
@@ -74,7 +81,6 @@ interface SweepResult {
 }
 
 const ABANDONED_MESSAGE = 'the process stopped before this run finished (crash, kill or power loss)';
-const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
 export class HistoryStore {
   readonly #sqlite: Database.Database;
@@ -218,10 +224,7 @@ export class HistoryStore {
    * error path can never hide the original error behind a second one — except a database error.
    */
   failRun(runId: number, failure: RunFailure): void {
-    const message =
-      failure.message.length > MAX_ERROR_MESSAGE_LENGTH
-        ? `${failure.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…`
-        : failure.message;
+    const message = storedErrorMessage(failure.message);
     try {
       const changes = this.#stmt.finishFailed.run(
         failure.status,

@@ -33,7 +33,13 @@ import { CurrentTiers, type CurrentVersion } from '../../history/current-tiers.t
 import { diffTiers } from '../../history/diff.ts';
 import { checkClock, checkErosion, checkSweepGuards, EROSION_WINDOW_MS } from '../../history/guards.ts';
 import { planSweep, type SweepPlan } from '../../history/sweep-plan.ts';
-import { type RunFailure, type StartRunInput, type SweepInput, type SweepOutcome } from '../history-store.ts';
+import {
+  storedErrorMessage,
+  type RunFailure,
+  type StartRunInput,
+  type SweepInput,
+  type SweepOutcome,
+} from '../history-store-types.ts';
 import type { LeaderLease } from './lease.ts';
 
 /** What the writer keeps per account between sweeps, valid only under `epoch`. */
@@ -68,7 +74,6 @@ interface SweepWrite {
 
 /** Rows per INSERT: big sweeps stay within the write transaction's statement limit. */
 const OPEN_BATCH = 5000;
-const MAX_ERROR_MESSAGE_LENGTH = 4000;
 
 /** A run id as SQL text (it goes into the fence's round trip, which takes no parameters). */
 function sqlInteger(value: number): string {
@@ -117,10 +122,7 @@ export class PgSweepWriter {
 
   /** Records a run's failure, as the SQLite store does; a run no longer 'running' is left alone. */
   async failRun(runId: number, failure: RunFailure): Promise<void> {
-    const message =
-      failure.message.length > MAX_ERROR_MESSAGE_LENGTH
-        ? `${failure.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}…`
-        : failure.message;
+    const message = storedErrorMessage(failure.message);
     try {
       await this.#lease.writeTransaction(async (client, epoch) => {
         await client.query(
