@@ -20,7 +20,6 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Tier } from '../src/history/tier.ts';
 import { silentLogger } from '../src/log.ts';
-import { syntheticUniverse } from '../src/sim/index.ts';
 import { openDatabase } from '../src/store/db.ts';
 import { HistoryStore, type SweepOutcome } from '../src/store/history-store.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
@@ -29,6 +28,7 @@ import { migratePostgres } from '../src/store/pg/migrate.ts';
 import { PgSweepWriter } from '../src/store/pg/sweep-writer.ts';
 import { findPgBin, serverAt, startThrowawayPostgres, type PgServer } from '../test/helpers/pg-throwaway.ts';
 import { checkTarget, median, nowMs, round, type TargetCheck } from './stats.ts';
+import { syntheticTiers } from './tiers.ts';
 
 const SIZES = [1_000, 10_000, 100_000];
 const CHANGE_FRACTION = 0.01;
@@ -54,17 +54,6 @@ export interface PgSizeResult {
 
 /** The store's side of a sweep, whichever backend: startRun then commitSweep. */
 type SweepFn = (tiers: Tier[], at: number, account?: string) => Promise<SweepOutcome>;
-
-function universe(count: number): Tier[] {
-  return syntheticUniverse(count, 7).map((tier) => ({
-    symbol: tier.symbol,
-    leverage: tier.leverage,
-    exchange_id: tier.id,
-    initial_margin: tier.initial_margin,
-    maintenance_margin: tier.maintenance_margin,
-    max_notional: tier.max_notional,
-  }));
-}
 
 /** A copy of `tiers` with CHANGE_FRACTION of them changed (new objects: a store may hold the old ones). */
 function changed(tiers: Tier[], shift: number): Tier[] {
@@ -243,7 +232,7 @@ export async function benchPg(options: { quick: boolean; progress: (message: str
     for (const size of SIZES) {
       const repeats = options.quick ? 3 : size >= 100_000 ? 5 : 9;
       options.progress(`pg: ${size.toLocaleString('en')} tiers, ${repeats} repeats, SQLite then Postgres`);
-      const tiers = universe(size);
+      const tiers = syntheticTiers(size);
       const sqlite = await sqliteFigures(tiers, repeats, dir);
       const postgres = await postgresFigures(server, tiers, repeats);
       byTiers[String(size)] = {

@@ -14,10 +14,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Tier } from '../src/history/tier.ts';
 import { silentLogger } from '../src/log.ts';
-import { syntheticUniverse } from '../src/sim/index.ts';
 import { openDatabase, type StoreDb } from '../src/store/db.ts';
 import { HistoryStore } from '../src/store/history-store.ts';
 import { checkTarget, nowMs, round } from './stats.ts';
+import { syntheticTiers } from './tiers.ts';
 
 const TIERS = 10_000;
 const SWEEPS = 200;
@@ -41,18 +41,6 @@ function checkpointedBytes(db: StoreDb | Database.Database, file: string): numbe
   return fileBytes(file);
 }
 
-/** The universe as validated tiers, as the pager would hand them to the store. */
-function initialTiers(): Tier[] {
-  return syntheticUniverse(TIERS, 7).map((tier) => ({
-    symbol: tier.symbol,
-    leverage: tier.leverage,
-    exchange_id: tier.id,
-    initial_margin: tier.initial_margin,
-    maintenance_margin: tier.maintenance_margin,
-    max_notional: tier.max_notional,
-  }));
-}
-
 /** Changes CHANGED_PER_SWEEP tiers in place (new objects: the store may hold the old ones). */
 function mutate(tiers: Tier[], sweep: number): void {
   const stride = Math.floor(tiers.length / CHANGED_PER_SWEEP);
@@ -71,7 +59,7 @@ export async function benchStorage() {
     const db = openDatabase(historyPath, { logger });
     const emptyBytes = checkpointedBytes(db, historyPath);
     const store = new HistoryStore(db, { logger });
-    const tiers = initialTiers();
+    const tiers = syntheticTiers(TIERS);
     const sweepAt = (n: number) => new Date(START + n * SWEEP_INTERVAL_MS);
     const commit = (n: number) => {
       const runId = store.startRun({
@@ -125,7 +113,7 @@ export async function benchStorage() {
       initial_margin real NOT NULL, maintenance_margin real NOT NULL, max_notional real NOT NULL,
       exchange_id text, observed_at text NOT NULL)`);
     const insert = naive.prepare('INSERT INTO tier_snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    const naiveTiers = initialTiers();
+    const naiveTiers = syntheticTiers(TIERS);
     began = nowMs();
     naive.transaction(() => {
       for (let sweep = 0; sweep < SWEEPS; sweep++) {
