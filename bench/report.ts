@@ -58,8 +58,9 @@ export function render(results: Record<string, any>): { text: string; markdown: 
   if (results.sweep) {
     const rows: string[][] = [];
     for (const [tiers, size] of Object.entries(results.sweep.by_tiers as Record<string, SweepSizeResult>)) {
+      const label = Number(tiers).toLocaleString('en');
       const line = (mode: string, s: Record<string, number>, extra = '') => [
-        Number(tiers).toLocaleString('en'),
+        label,
         mode,
         ms(s.total_p50_ms),
         ms(s.paging_p50_ms),
@@ -79,44 +80,14 @@ export function render(results: Record<string, any>): { text: string; markdown: 
       rows.push(line('steady, 1% changed', size.steady.changed_1pct, ` (+${after(size.steady.changed_1pct)})`));
       rows.push(line('one-shot, unchanged', size.one_shot.unchanged, oneShot(size.one_shot.unchanged)));
       rows.push(line('one-shot, 1% changed', size.one_shot.changed_1pct, oneShot(size.one_shot.changed_1pct)));
+      // A row with one figure (in the total column) and an optional note in the last column.
+      const single = (mode: string, total: string, note = '') => [label, mode, total, '', '', '', '', '', '', note];
       if (size.cli_collect) {
-        rows.push([
-          Number(tiers).toLocaleString('en'),
-          '`tierwatch collect` process',
-          ms(size.cli_collect.wall_p50_ms),
-          '',
-          '',
-          '',
-          '',
-          '',
-          '',
-          `peak RSS ${mib(size.cli_collect.peak_rss_bytes)}`,
-        ]);
+        const { wall_p50_ms, peak_rss_bytes } = size.cli_collect;
+        rows.push(single('`tierwatch collect` process', ms(wall_p50_ms), `peak RSS ${mib(peak_rss_bytes)}`));
       }
-      rows.push([
-        Number(tiers).toLocaleString('en'),
-        'floor without UTF-8 decoding',
-        ms(size.floor.without_decode_p50_ms),
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-      ]);
-      rows.push([
-        Number(tiers).toLocaleString('en'),
-        'sweep process peak RSS',
-        mib(size.peak_rss_bytes),
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-        '',
-      ]);
+      rows.push(single('floor without UTF-8 decoding', ms(size.floor.without_decode_p50_ms)));
+      rows.push(single('sweep process peak RSS', mib(size.peak_rss_bytes)));
     }
     sections.push({
       title: 'Sweeps over loopback (simulator in its own process, pre-serialised pages, page size 1000; medians)',
