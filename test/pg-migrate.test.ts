@@ -6,14 +6,13 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import path from 'node:path';
 import { readJournal } from '../src/store/migrations.ts';
 import { isTierwatchError } from '../src/errors.ts';
 import { connectPg, describePgUrl } from '../src/store/pg/connection.ts';
 import { defaultPgMigrationsFolder, migratePostgres, MIGRATION_LOCK_KEY } from '../src/store/pg/migrate.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
+import { raceProcesses } from './helpers/race.ts';
 
 after(stopPgServer);
 
@@ -29,18 +28,9 @@ interface Outcome {
   message?: string;
 }
 
-async function race(url: string): Promise<Outcome[]> {
+function race(url: string): Promise<Outcome[]> {
   // Far enough ahead for every contender to have loaded Node, pg and drizzle on a loaded machine.
-  const startAt = Date.now() + 2500;
-  const children = Array.from({ length: CONTENDERS }, () =>
-    spawn(process.execPath, [RACER, url, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] }),
-  );
-  const outputs = children.map((child) => {
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    return once(child, 'exit').then(() => out);
-  });
-  return (await Promise.all(outputs)).map((out) => JSON.parse(out.trim()) as Outcome);
+  return raceProcesses<Outcome>(RACER, url, 2500, CONTENDERS);
 }
 
 test(

@@ -6,11 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { raceProcesses } from './helpers/race.ts';
 
 const RACER = path.resolve(import.meta.dirname, 'helpers', 'lock-racer.ts');
 const ROUNDS = 6;
@@ -23,18 +22,9 @@ interface Outcome {
   message?: string;
 }
 
-async function race(dbPath: string): Promise<Outcome[]> {
+function race(dbPath: string): Promise<Outcome[]> {
   // Far enough ahead for every contender to have loaded Node and better-sqlite3 on a loaded machine.
-  const startAt = Date.now() + 1200;
-  const children = Array.from({ length: CONTENDERS }, () =>
-    spawn(process.execPath, [RACER, dbPath, String(startAt)], { stdio: ['ignore', 'pipe', 'inherit'] }),
-  );
-  const outputs = children.map((child) => {
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    return once(child, 'exit').then(() => out);
-  });
-  return (await Promise.all(outputs)).map((out) => JSON.parse(out.trim()) as Outcome);
+  return raceProcesses<Outcome>(RACER, dbPath, 1200, CONTENDERS);
 }
 
 test(
