@@ -179,9 +179,12 @@ describe('a runaway query next to a writer: the WAL stays bounded', () => {
         assert.equal(first.busy, false);
         assert.equal(first.checkpointedFrames, first.walFrames, 'the first checkpoint after the query is complete');
         const settled = walBytes(h.dbPath);
+        // One sweep's frames vary by a page or two as the B-trees split (CI once saw one 4 KB frame more
+        // than the largest step before), so allow a quarter more than one sweep, far below a second one.
+        const oneSweep = Math.ceil(largestStep * 1.25);
         assert.ok(
-          settled <= during + largestStep,
-          `settled at ${settled} B, more than ${during} B + one sweep (${largestStep} B)`,
+          settled <= during + oneSweep,
+          `settled at ${settled} B, more than ${during} B + one sweep (${largestStep} B, with slack ${oneSweep} B)`,
         );
         let afterwards = 0;
         for (let i = 0; i < 20; i++) {
