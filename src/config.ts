@@ -11,13 +11,13 @@ import { invalid, parseByteSize, Reader, type Env, type Overrides } from './conf
 import { CA_FILE_MAX_BYTES, readBoundedFile } from './config-file.ts';
 import { unknownVariables, type UnknownVariable } from './config-names.ts';
 import { readAlerts, redactUrl, type AlertsConfig } from './config-alerts.ts';
+import { readDatabase, type DatabaseTarget } from './config-database.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
 import { normalizeEndpoint } from './qfex/endpoint.ts';
 import { LOG_LEVELS } from './log.ts';
 import type { LevelWithSilent } from 'pino';
 
 export const DEFAULT_WS_URL = 'wss://trade.qfex.com';
-export const DEFAULT_DB_PATH = './data/tierwatch.db';
 export const DEFAULT_SCHEDULE = '*/5 * * * *';
 
 /** Where a secret comes from. The value itself is read only when a sweep needs it. */
@@ -35,7 +35,8 @@ export interface Config {
   /** PEM text of an extra certificate authority (QFEX_CA_FILE). */
   ca: string | null;
   caFile: string | null;
-  dbPath: string;
+  /** The history: a SQLite file (the default) or a Postgres database (TIERWATCH_DB=postgres://…). */
+  database: DatabaseTarget;
   schedule: string;
   pageSize: number;
   maxPages: number;
@@ -59,6 +60,7 @@ export interface Config {
   alerts: AlertsConfig;
 }
 
+export { DEFAULT_DB_PATH, requireSqlitePath, type DatabaseTarget, type PostgresUrl } from './config-database.ts';
 export { redactUrl, WEBHOOK_FORMATS, type AlertsConfig, type WebhookFormat } from './config-alerts.ts';
 /** Flag values given on the command line, keyed by the environment variable they override. */
 export { checkSecretFiles, requireCredentials, resolveCredentials, resolveWebhookSecret } from './credentials.ts';
@@ -273,7 +275,7 @@ function readConfig(reader: Reader, env: Env): Config {
     jwt: readSecret(reader, env, 'QFEX_JWT'),
     accountIds: readAccounts(reader),
     ...readCa(reader),
-    dbPath: reader.string('TIERWATCH_DB', DEFAULT_DB_PATH),
+    database: readDatabase(reader),
     schedule: readSchedule(reader),
     pageSize: reader.integer('TIERWATCH_PAGE_SIZE', 1000, 1, 1000),
     maxPages: reader.integer('TIERWATCH_MAX_PAGES', 10_000, 1, 1_000_000),
@@ -317,7 +319,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     jwtSource: describeSecret(config.jwt),
     accounts: config.accountIds,
     caFile: config.caFile,
-    db: config.dbPath,
+    db: config.database.kind === 'sqlite' ? config.database.path : config.database.url.display,
     schedule: `${config.schedule} (UTC)`,
     pageSize: config.pageSize,
     maxPages: config.maxPages,

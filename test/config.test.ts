@@ -25,7 +25,7 @@ test('defaults: production endpoint, primary account, five-minute schedule', () 
   assert.equal(config.schedule, '*/5 * * * *');
   assert.equal(config.pageSize, 1000);
   assert.equal(config.maxPages, 10_000);
-  assert.equal(config.dbPath, './data/tierwatch.db');
+  assert.deepEqual(config.database, { kind: 'sqlite', path: './data/tierwatch.db' });
   assert.equal(config.timeouts.requestMs, 10_000);
   assert.ok(Object.isFrozen(config));
 });

@@ -8,7 +8,7 @@
  * writer (under the writer lock, so never while the daemon runs on the same database).
  */
 import fs from 'node:fs';
-import { redactUrl } from '../config.ts';
+import { requireSqlitePath, redactUrl } from '../config.ts';
 import { TierwatchError } from '../errors.ts';
 import type { DeadTarget } from '../alerts/dead.ts';
 import { listOutbox, OUTBOX_LISTING_COLUMNS, readAlertState, type OutboxListing } from '../alerts/outbox.ts';
@@ -101,7 +101,7 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   }
   const id =
     idText === undefined ? undefined : integerOption(idText, `alerts ${action} ID`, 1, Number.MAX_SAFE_INTEGER);
-  const dbPath = context.config().dbPath;
+  const dbPath = requireSqlitePath(context.config().database);
   // A writer open creates the database; there is nothing to retry or drop in one that is not there.
   if (!fs.existsSync(dbPath)) {
     throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);

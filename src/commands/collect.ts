@@ -6,6 +6,7 @@
  * daemon, and one delivery pass (bounded by the webhook timeout and retries) runs before the
  * command ends; what it cannot deliver stays in the outbox for the next collect or daemon start.
  */
+import { requireSqlitePath } from '../config.ts';
 import type { SweepResult } from '../collect/sweep.ts';
 import { escapeControl } from '../output/terminal-text.ts';
 import type { CommandSpec } from './context.ts';
@@ -34,7 +35,7 @@ export const collectCommand: CommandSpec = {
     const config = context.config();
     checkSecretFiles(config);
     const logger = context.logger();
-    return withWriter(config.dbPath, 'tierwatch collect', logger, async ({ db, store }) => {
+    return withWriter(requireSqlitePath(config.database), 'tierwatch collect', logger, async ({ db, store }) => {
       store.markAbandonedRuns(new Date());
       const alerting = new Alerting(config, { db, store, logger });
       // One delivery pass, after the sweeps: leftovers of earlier runs first, then this run's, in order.

@@ -2,6 +2,7 @@
  * `tierwatch health`: exit 0 when every configured account's last successful sweep is recent
  * enough, 1 with a one-line reason otherwise. The Docker HEALTHCHECK runs it.
  */
+import { requireSqlitePath } from '../config.ts';
 import { existsSync } from 'node:fs';
 import { durationOption } from './options.ts';
 import type { CommandSpec } from './context.ts';
@@ -23,13 +24,14 @@ export const healthCommand: CommandSpec = {
     const { accountHealth, healthMaxAgeMs, judgeHealth } = await import('../collect/health.ts');
     const { openDatabase } = await import('../store/db.ts');
     const config = context.config();
+    const dbPath = requireSqlitePath(config.database);
     const maxAgeMs =
       durationOption(context.options.maxAge, '--max-age', { maxMs: 3650 * 86_400_000 }) ?? healthMaxAgeMs(config);
-    if (!existsSync(config.dbPath)) {
-      context.print(`unhealthy: no database at ${config.dbPath} yet`);
+    if (!existsSync(dbPath)) {
+      context.print(`unhealthy: no database at ${dbPath} yet`);
       return 1;
     }
-    const db = openDatabase(config.dbPath, { readonly: true });
+    const db = openDatabase(dbPath, { readonly: true });
     try {
       const verdict = judgeHealth(accountHealth(db, config.accountIds), maxAgeMs, new Date());
       context.print(verdict.healthy ? `healthy: ${verdict.summary}` : `unhealthy: ${verdict.reason}`);

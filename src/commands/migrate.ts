@@ -2,6 +2,7 @@
  * `tierwatch migrate`: applies pending schema migrations (they also run at every start), under the
  * writer lock like every other write, and says how many it applied.
  */
+import { requireSqlitePath } from '../config.ts';
 import type { CommandSpec } from './context.ts';
 
 export const migrateCommand: CommandSpec = {
@@ -11,7 +12,8 @@ export const migrateCommand: CommandSpec = {
   async run(context) {
     const { openLockedDatabase } = await import('./writer.ts');
     const config = context.config();
-    const { db, lock } = openLockedDatabase(config.dbPath, 'tierwatch migrate', context.logger());
+    const dbPath = requireSqlitePath(config.database);
+    const { db, lock } = openLockedDatabase(dbPath, 'tierwatch migrate', context.logger());
     const applied = db.migrationsApplied;
     try {
       db.close();
@@ -20,8 +22,8 @@ export const migrateCommand: CommandSpec = {
     }
     context.print(
       applied === 0
-        ? `database ${config.dbPath} is up to date (nothing to apply)`
-        : `database ${config.dbPath}: applied ${applied} migration${applied === 1 ? '' : 's'}; it is now up to date`,
+        ? `database ${dbPath} is up to date (nothing to apply)`
+        : `database ${dbPath}: applied ${applied} migration${applied === 1 ? '' : 's'}; it is now up to date`,
     );
     return 0;
   },

@@ -5,6 +5,7 @@
  * SIGINT/SIGTERM, or when stdout's reader goes away: a runaway statement can neither hang the
  * command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
  */
+import { requireSqlitePath } from '../config.ts';
 import { durationOption, optionText } from './options.ts';
 import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_TEXT, runReadOnlyQuery } from '../query/sql-process.ts';
 import { addQueryOptions, formatFrom } from '../output/query-command.ts';
@@ -69,7 +70,7 @@ export const queryCommand: CommandSpec = {
     const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
     // Refused before anything starts: a write, a pragma that is not a read, several statements.
     checkReadOnlyText(sql);
-    const request = { dbPath: context.config().dbPath, sql, footer: format === 'table' };
+    const request = { dbPath: requireSqlitePath(context.config().database), sql, footer: format === 'table' };
     // A reader that goes away (`| head`) makes a write fail with EPIPE some time after write()
     // returned, possibly between two batches or after the last one: listen for the whole run, and
     // after it, so that it ends the output instead of crashing the process.

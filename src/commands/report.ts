@@ -2,6 +2,7 @@
  * `tierwatch report --out FILE.html [--symbol S]...`: the web view's overview and the ladders of the
  * chosen symbols as one self-contained HTML file (no network needed to open it).
  */
+import { requireSqlitePath } from '../config.ts';
 import { renameSync, writeFileSync } from 'node:fs';
 import { collectValues, timeHelp, withHistory } from '../output/query-command.ts';
 import { TierwatchError } from '../errors.ts';
@@ -32,7 +33,7 @@ export const reportCommand: CommandSpec = {
         {
           db,
           now,
-          source: config.dbPath,
+          source: requireSqlitePath(config.database),
           healthMaxAgeMs: healthMaxAgeMs(config),
           standalone: true,
           accounts: context.io.env.QFEX_ACCOUNT_IDS === undefined ? null : config.accountIds,

@@ -4,6 +4,7 @@
  * opened and closed put back — under the writer lock, and records each in the ledger (status
  * `failed`, code REWOUND). Exit 2 when T is not a time or nothing would be discarded.
  */
+import { requireSqlitePath } from '../config.ts';
 import { existsSync } from 'node:fs';
 import { TierwatchError } from '../errors.ts';
 import { TIME_FORMS } from '../query/time.ts';
@@ -27,17 +28,15 @@ export const rewindCommand: CommandSpec = {
     const { options } = context;
     const now = new Date();
     const config = context.config();
+    const dbPath = requireSqlitePath(config.database);
     // Parsed before anything is opened: a bad instant changes nothing.
     const spec = parseTimeArgument(String(options.after), now, '--after');
     const accountId = typeof options.account === 'string' ? options.account : null;
-    if (!existsSync(config.dbPath)) {
-      throw new TierwatchError(
-        'USAGE',
-        `There is no database at ${config.dbPath} to rewind (see --db / TIERWATCH_DB).`,
-      );
+    if (!existsSync(dbPath)) {
+      throw new TierwatchError('USAGE', `There is no database at ${dbPath} to rewind (see --db / TIERWATCH_DB).`);
     }
     const logger = context.logger();
-    return withWriter(config.dbPath, 'tierwatch rewind', logger, ({ db }) => {
+    return withWriter(dbPath, 'tierwatch rewind', logger, ({ db }) => {
       const lookup = db.sqlite.prepare<[number], { observed_at: string | null; status: string }>(
         'SELECT observed_at, status FROM run_ledger WHERE run_id = ?',
       );

@@ -5,6 +5,7 @@
  */
 import type { HttpEndpoint } from '../collect/http.ts';
 import type { Config } from '../config.ts';
+import { requireSqlitePath } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { WebView } from '../web/server.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
@@ -29,7 +30,13 @@ async function daemonWebView(
       'the web view is served without a token on a non-loopback address: set TIERWATCH_HTTP_TOKEN to require one',
     );
   }
-  return createWebView({ dbPath: config.dbPath, token, healthMaxAgeMs, accounts: config.accountIds, logger });
+  return createWebView({
+    dbPath: requireSqlitePath(config.database),
+    token,
+    healthMaxAgeMs,
+    accounts: config.accountIds,
+    logger,
+  });
 }
 
 export const runCommand: CommandSpec = {
@@ -47,6 +54,7 @@ export const runCommand: CommandSpec = {
     const { snakeCaseKeys } = await import('../log.ts');
     const { withWriter } = await import('./writer.ts');
     const config = context.config();
+    const dbPath = requireSqlitePath(config.database);
     checkSecretFiles(config);
     const logger = context.logger();
     logger.info(
@@ -62,7 +70,7 @@ export const runCommand: CommandSpec = {
             accountIds: config.accountIds,
             version: packageVersion(),
           });
-    return withWriter(config.dbPath, 'tierwatch run', logger, async ({ db, store }) => {
+    return withWriter(dbPath, 'tierwatch run', logger, async ({ db, store }) => {
       const deps = { store, logger };
       store.bindEndpoint(config.endpoint);
       let http: HttpEndpoint | null = null;

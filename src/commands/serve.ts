@@ -4,6 +4,7 @@
  * printed: the view then answers anyone who can reach the port, so set TIERWATCH_HTTP_TOKEN.
  * Runs until SIGINT/SIGTERM.
  */
+import { requireSqlitePath } from '../config.ts';
 import { integerOption, optionText } from './options.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -29,6 +30,7 @@ export const serveCommand: CommandSpec = {
     const { readToken, tokenSource } = await import('../web/auth.ts');
     const { healthMaxAgeMs } = await import('../collect/health.ts');
     const config = context.config();
+    const dbPath = requireSqlitePath(config.database);
     const port = integerOption(context.options.port ?? String(DEFAULT_SERVE_PORT), '--port', 0, 65535)!;
     const host = context.options.host === undefined ? DEFAULT_SERVE_HOST : optionText(context.options.host).trim();
     const token = tokenSource(context.io.env);
@@ -41,7 +43,7 @@ export const serveCommand: CommandSpec = {
       );
     }
     const server = await startWebServer({
-      dbPath: config.dbPath,
+      dbPath,
       token,
       healthMaxAgeMs: healthMaxAgeMs(config),
       // The accounts of QFEX_ACCOUNT_IDS when it is set; otherwise every account the ledger knows.
@@ -51,7 +53,7 @@ export const serveCommand: CommandSpec = {
       port,
     });
     context.print(
-      `tierwatch serve: the read-only view of ${config.dbPath} is at ${server.url}${token === null ? '' : ' (token required)'}; Ctrl-C stops it`,
+      `tierwatch serve: the read-only view of ${dbPath} is at ${server.url}${token === null ? '' : ' (token required)'}; Ctrl-C stops it`,
     );
     const signal = context.io.signal;
     if (!signal.aborted) {

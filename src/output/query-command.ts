@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../commands/context.ts';
 import { optionText } from '../commands/options.ts';
+import { requireSqlitePath } from '../config.ts';
 import { openDatabase } from '../store/db.ts';
 import { historyBounds } from '../query/bounds.ts';
 import type { Filters } from '../query/filters.ts';
@@ -65,7 +66,7 @@ export function formatFrom(context: CommandContext): OutputFormat {
 
 /** Opens the history read-only for `use`, and closes it whatever happens. */
 export async function withHistory<T>(context: CommandContext, use: (db: HistoryReader) => Promise<T>): Promise<T> {
-  const db = openDatabase(context.config().dbPath, { readonly: true });
+  const db = openDatabase(requireSqlitePath(context.config().database), { readonly: true });
   try {
     return await use(db);
   } finally {

@@ -64,13 +64,5 @@ export function createPgPool(url: string, options: PgConnectOptions & { max?: nu
   return pool;
 }
 
-/** The URL without its password (and without query parameters, which may carry one). */
-export function describePgUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    const user = parsed.username === '' ? '' : `${decodeURIComponent(parsed.username)}@`;
-    return `${parsed.protocol}//${user}${parsed.host}${parsed.pathname}`;
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
+/** One printable form of a URL for both the configuration and the store. */
+export { describePgUrl } from '../../config-database.ts';
