@@ -16,7 +16,10 @@
  * A comment just before a block changes how it is run, visibly in the page:
  *   <!-- docs-test: skip — reason -->        not run (keep these few, each with a true reason);
  *   <!-- docs-test: exit N — reason -->      each command must exit N;
- *   <!-- docs-test: simulator — reason -->   its `export QFEX_*` lines are dropped for the simulator's.
+ *   <!-- docs-test: simulator — reason -->   its `export QFEX_*` lines are dropped for the simulator's;
+ *   <!-- docs-test: postgres — reason -->    its postgres:// URLs point at a real throwaway server
+ *                                            (test/helpers/pg-server.ts): the host and port are
+ *                                            replaced, the user, password and database kept.
  * Commands that serve until stopped (`tierwatch run|demo|simulate|serve`) are stopped with SIGTERM after
  * their first line of output and must then exit 0.
  *
@@ -40,6 +43,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildDemoHistory, type DemoHistory } from './helpers/demo-history.ts';
+import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
@@ -54,7 +58,7 @@ const PAGES = [
 const COMMAND_TIMEOUT_MS = 30_000;
 const LONG_RUNNING = /^(?:[A-Z_]+=\S*\s+)*tierwatch\s+(?:run|demo|simulate|serve)\b/;
 
-type Directive = { kind: 'skip' | 'exit' | 'simulator'; code: number; reason: string };
+type Directive = { kind: 'skip' | 'exit' | 'simulator' | 'postgres'; code: number; reason: string };
 interface Block {
   page: string;
   line: number;
@@ -78,7 +82,9 @@ export function extractBlocks(page: string, text: string): Block[] {
     let previous = start - 1;
     while (previous >= 0 && lines[previous]!.trim() === '') previous -= 1;
     const comment =
-      previous >= 0 ? /^<!-- docs-test: (skip|exit|simulator)(?: (\d+))? — (.+?) -->$/.exec(lines[previous]!) : null;
+      previous >= 0
+        ? /^<!-- docs-test: (skip|exit|simulator|postgres)(?: (\d+))? — (.+?) -->$/.exec(lines[previous]!)
+        : null;
     if (previous >= 0 && comment === null && lines[previous]!.startsWith('<!-- docs-test')) {
       assert.fail(`${page}:${previous + 1}: unreadable docs-test comment: ${lines[previous]}`);
     }
@@ -176,6 +182,7 @@ before(async () => {
 });
 
 after(async () => {
+  await stopPgServer();
   await history?.close();
   if (historyDir !== undefined) rmSync(historyDir, { recursive: true, force: true });
 });
@@ -263,6 +270,11 @@ async function runSqlBlock(block: Block, cwd: string): Promise<void> {
   }
 }
 
+/** A postgres:// URL of the page, pointed at the test's server: its host and port replaced, the rest kept. */
+function onTestServer(line: string, hostAndPort: string): string {
+  return line.replace(/(postgres(?:ql)?:\/\/(?:[^@\s/'"]*@)?)[^/\s:'"]+(?::\d+)?/g, `$1${hostAndPort}`);
+}
+
 function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
@@ -285,7 +297,13 @@ describe('every example in README.md and docs/ runs as written against the demo 
             await t.test(name, { skip: 'sqlite3 is not installed here (CI installs it: .ci/run)' }, () => {});
             continue;
           }
-          await t.test(name, async () => {
+          await t.test(name, async (sub) => {
+            if (block.directive?.kind === 'postgres') {
+              const server = await postgresOrSkip(sub);
+              if (server === null) return;
+              const hostAndPort = new URL(server.adminUrl).host;
+              block.lines = block.lines.map((line) => onTestServer(line, hostAndPort));
+            }
             if (block.lang === 'sh') await runShellBlock(block, exports, cwd);
             else if (block.lang === 'console') await runConsoleBlock(block, exports, cwd);
             else await runSqlBlock(block, cwd);
