@@ -1,0 +1,161 @@
+/**
+ * `tierwatch run` and `tierwatch collect` on a Postgres history (TIERWATCH_DB=postgres://…): the
+ * schema migrated at start (under the migration lock: several daemons may start together), then the
+ * leadership lease decides who collects — see collect/leader-gate.ts and store/pg/lease.ts.
+ *
+ * Not wired for Postgres yet, and refused at start with CONFIG_INVALID rather than half-working:
+ * webhook alerts (their outbox must be written in the sweep's fenced transaction, and delivered by
+ * the leader only) and the daemon's HTTP port (/healthz, /metrics and the web view read SQLite).
+ */
+import type { Config, PostgresUrl } from '../config.ts';
+import { TierwatchError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { createPgPool } from '../store/pg/connection.ts';
+import { LeaderLease } from '../store/pg/lease.ts';
+import { keepLeadership } from '../store/pg/leadership.ts';
+import { migratePostgres } from '../store/pg/migrate.ts';
+import { PgSweepStore } from '../store/pg/sweep-store.ts';
+import { runDaemon } from './daemon.ts';
+import { LeaderGate } from './leader-gate.ts';
+import { sweepAll, type SweepResult } from './sweep.ts';
+
+/** Refuses, naming both settings, what does not work on Postgres yet (see the module comment). */
+export function checkPostgresCollector(config: Config, url: PostgresUrl): void {
+  if (config.alerts.webhookUrls.length > 0) {
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`TIERWATCH_WEBHOOK_URL\` (webhook alerts) does not work with a Postgres history yet, and \`${url.source}\` names one (${url.display}): unset one of them.`,
+    );
+  }
+  if (config.httpPort !== null) {
+    throw new TierwatchError(
+      'CONFIG_INVALID',
+      `\`TIERWATCH_HTTP_PORT\` (/healthz, /metrics, the web view) does not work with a Postgres history yet, and \`${url.source}\` names one (${url.display}): unset one of them.`,
+    );
+  }
+}
+
+interface PgCollector {
+  lease: LeaderLease;
+  store: PgSweepStore;
+  close: () => Promise<void>;
+}
+
+async function openPgCollector(
+  config: Config,
+  url: PostgresUrl,
+  logger: Logger,
+  command: string,
+): Promise<PgCollector> {
+  const migrated = await migratePostgres(url.reveal());
+  if (migrated.applied > 0) logger.info({ applied: migrated.applied, db: url.display }, 'database migrated');
+  const pool = createPgPool(url.reveal(), { applicationName: `tierwatch ${command} ${process.pid}` });
+  const lease = new LeaderLease(pool, { settings: config.leadership.lease });
+  return { lease, store: new PgSweepStore(lease, logger), close: () => pool.end().catch(() => {}) };
+}
+
+/** Logs a database error of the leadership loop: once per streak at warn, the rest at debug. */
+function loopErrorLogger(logger: Logger): { onError: (error: unknown) => void; onSuccess: () => void } {
+  let failing = false;
+  return {
+    onError(error) {
+      const message = `the leadership lease could not be read or renewed: ${(error as Error).message}`;
+      if (failing) logger.debug({ err: error }, message);
+      else logger.warn({ code: (error as { code?: string }).code }, `${message}; retrying`);
+      failing = true;
+    },
+    onSuccess() {
+      failing = false;
+    },
+  };
+}
+
+/**
+ * The daemon on Postgres: leads or stands by until `stop` aborts, then finishes (or aborts) the sweep
+ * in flight and only then releases the lease, so the aborted run is still recorded by its leader and a
+ * standby takes over at its next poll. Resolves as runDaemon does (true: clean).
+ */
+export async function runPgDaemon(
+  config: Config,
+  url: PostgresUrl,
+  logger: Logger,
+  stop: AbortSignal,
+  onSweep?: (result: SweepResult) => void,
+): Promise<boolean> {
+  checkPostgresCollector(config, url);
+  const { lease, store, close } = await openPgCollector(config, url, logger, 'run');
+  const gate = new LeaderGate({ lease, logger, stepDownAfter: config.leadership.stepDownAfter });
+  const loopStop = new AbortController();
+  const errors = loopErrorLogger(logger);
+  const { ttlMs, pollEveryMs, renewEveryMs } = lease.settings;
+  logger.info(
+    { holder: lease.holder, lease_ttl_ms: ttlMs, lease_renew_ms: renewEveryMs, lease_poll_ms: pollEveryMs },
+    `taking part in leadership as ${lease.holder}: a standby takes over within ${ttlMs + pollEveryMs} ms of the leader's loss`,
+  );
+  const loop = keepLeadership(lease, {
+    signal: loopStop.signal,
+    onElected: (epoch) => {
+      errors.onSuccess();
+      gate.elected(epoch);
+    },
+    onLost: (epoch, reason) => gate.lostLease(epoch, reason),
+    onStandby: () => {
+      errors.onSuccess();
+      gate.standingBy();
+    },
+    onError: errors.onError,
+    mayAcquire: () => gate.mayAcquire(),
+  });
+  try {
+    return await runDaemon(config, { store, logger }, stop, {
+      gate,
+      ...(onSweep === undefined ? {} : { onSweep }),
+      afterSweeps: (results) => gate.afterSweeps(results),
+    });
+  } finally {
+    loopStop.abort();
+    await loop;
+    if (gate.epoch !== null) gate.lost('stopped');
+    logger.info('leadership released');
+    await close();
+  }
+}
+
+/**
+ * One sweep of every account on Postgres (`tierwatch collect`): takes the lease first, and throws
+ * DB_LEADER_ELSEWHERE, having swept nothing, when another collector holds it. While sweeping it
+ * keeps renewing the lease; at the end it releases it, so a daemon's standby takes over at once.
+ */
+export async function collectOnPostgres(
+  config: Config,
+  url: PostgresUrl,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<SweepResult[]> {
+  checkPostgresCollector(config, url);
+  const { lease, store, close } = await openPgCollector(config, url, logger, 'collect');
+  try {
+    const epoch = await lease.tryAcquire();
+    if (epoch === null) {
+      const current = await lease.current().catch(() => null);
+      throw new TierwatchError(
+        'DB_LEADER_ELSEWHERE',
+        current === null
+          ? `another collector holds the leadership lease of ${url.display}; nothing was swept`
+          : `${current.holder} leads ${url.display} (epoch ${current.epoch}, its lease runs until ${current.expires_at} unless renewed); nothing was swept: the leader collects`,
+        { details: current === null ? {} : { holder: current.holder, epoch: current.epoch } },
+      );
+    }
+    logger.info({ epoch, holder: lease.holder }, `leading (epoch ${epoch}) for one sweep`);
+    const loopStop = new AbortController();
+    const loop = keepLeadership(lease, { signal: loopStop.signal });
+    try {
+      return await sweepAll(config, { store, logger }, signal);
+    } finally {
+      loopStop.abort();
+      await loop;
+    }
+  } finally {
+    await close();
+  }
+}
