@@ -42,6 +42,13 @@ function startDaemon(h: Harness, env: Record<string, string>): Daemon {
   };
 }
 
+/** GET /healthz of a daemon, once it listens. */
+async function healthz(daemon: Daemon): Promise<{ status: number; text: string }> {
+  const listening = await waitForLogLine(daemon.logs, message(/^serving \/healthz and \/metrics$/));
+  const response = await fetch(`http://127.0.0.1:${Number(listening.port)}/healthz`);
+  return { status: response.status, text: await response.text() };
+}
+
 const message = (pattern: RegExp) => (line: Record<string, unknown>) =>
   typeof line.msg === 'string' && pattern.test(line.msg);
 
@@ -58,6 +65,8 @@ test('a graceful stop hands the lease over at once; the standby said who led', a
     TIERWATCH_LEASE_TTL: '30s',
     TIERWATCH_LEASE_RENEW: '2s',
     TIERWATCH_LEASE_POLL: '500ms',
+    TIERWATCH_HTTP_PORT: '0',
+    TIERWATCH_HTTP_HOST: '127.0.0.1',
   };
   const a = startDaemon(h, env);
   t.after(() => a.stop());
@@ -70,6 +79,13 @@ test('a graceful stop hands the lease over at once; the standby said who led', a
   const aHolder = a.logs.lines.find(message(/^leading/))!.holder;
   assert.equal(standing.leader, aHolder);
   assert.equal(b.logs.lines.filter(message(/^sweep /)).length, 0, 'a standby does not sweep');
+  // /healthz judges the shared history, and says which part each daemon plays.
+  const leaderHealth = await healthz(a);
+  assert.equal(leaderHealth.status, 200, leaderHealth.text);
+  assert.match(leaderHealth.text, /^healthy: 1 account\(s\) swept within .*; leading \(epoch 1\)\n$/);
+  const standbyHealth = await healthz(b);
+  assert.equal(standbyHealth.status, 200, standbyHealth.text);
+  assert.match(standbyHealth.text, new RegExp(`; standing by: ${String(aHolder)} leads \\(epoch 1\\)\n$`));
 
   const stoppedAt = performance.now();
   assert.equal(await a.stop(), 0);

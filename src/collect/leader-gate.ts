@@ -44,6 +44,8 @@ export class LeaderGate implements SweepGate {
   #holdOffUntil = -Infinity;
   /** The holder and epoch last reported while standing by, so the line is not repeated at every poll. */
   #lastSeen: string | null = null;
+  /** Who led when we last looked, as said in /healthz. */
+  #leaderSeen: { holder: string; epoch: number } | null = null;
   #looking = false;
 
   constructor(options: LeaderGateOptions) {
@@ -111,6 +113,7 @@ export class LeaderGate implements SweepGate {
       .current()
       .then((row) => {
         if (row === null || !row.live) return;
+        this.#leaderSeen = { holder: row.holder, epoch: row.epoch };
         const seen = `${row.holder} ${row.epoch}`;
         if (seen === this.#lastSeen) return;
         this.#lastSeen = seen;
@@ -123,6 +126,14 @@ export class LeaderGate implements SweepGate {
       .finally(() => {
         this.#looking = false;
       });
+  }
+
+  /** This daemon's part, in words: "leading (epoch 3)", or "standing by: host-b:812:… leads (epoch 3)". */
+  describeRole(): string {
+    const epoch = this.epoch;
+    if (epoch !== null) return `leading (epoch ${epoch})`;
+    const seen = this.#leaderSeen;
+    return seen === null ? 'standing by' : `standing by: ${seen.holder} leads (epoch ${seen.epoch})`;
   }
 
   /** After each firing: counts the firings that could not reach the exchange, and steps down after K. */

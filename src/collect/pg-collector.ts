@@ -3,10 +3,13 @@
  * schema migrated at start (under the migration lock: several daemons may start together), then the
  * leadership lease decides who collects — see collect/leader-gate.ts and store/pg/lease.ts.
  *
- * Not wired for Postgres yet, and refused at start with CONFIG_INVALID rather than half-working:
- * webhook alerts (their outbox must be written in the sweep's fenced transaction, and delivered by
- * the leader only) and the daemon's HTTP port (/healthz, /metrics and the web view read SQLite).
+ * The daemon's HTTP port serves /healthz (the shared history's freshness, and this daemon's role:
+ * collect/pg-health.ts) and /metrics (this daemon's own sweeps); the web view is not served from a
+ * Postgres daemon yet. Webhook alerts are not wired for Postgres yet (their outbox must be written in
+ * the sweep's fenced transaction and delivered by the leader only): refused at start with
+ * CONFIG_INVALID rather than half-working.
  */
+import type pg from 'pg';
 import type { Config, PostgresUrl } from '../config.ts';
 import { TierwatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -27,15 +30,10 @@ export function checkPostgresCollector(config: Config, url: PostgresUrl): void {
       `\`TIERWATCH_WEBHOOK_URL\` (webhook alerts) does not work with a Postgres history yet, and \`${url.source}\` names one (${url.display}): unset one of them.`,
     );
   }
-  if (config.httpPort !== null) {
-    throw new TierwatchError(
-      'CONFIG_INVALID',
-      `\`TIERWATCH_HTTP_PORT\` (/healthz, /metrics, the web view) does not work with a Postgres history yet, and \`${url.source}\` names one (${url.display}): unset one of them.`,
-    );
-  }
 }
 
 interface PgCollector {
+  pool: pg.Pool;
   lease: LeaderLease;
   store: PgSweepStore;
   close: () => Promise<void>;
@@ -51,7 +49,7 @@ async function openPgCollector(
   if (migrated.applied > 0) logger.info({ applied: migrated.applied, db: url.display }, 'database migrated');
   const pool = createPgPool(url.reveal(), { applicationName: `tierwatch ${command} ${process.pid}` });
   const lease = new LeaderLease(pool, { settings: config.leadership.lease });
-  return { lease, store: new PgSweepStore(lease, logger), close: () => pool.end().catch(() => {}) };
+  return { pool, lease, store: new PgSweepStore(lease, logger), close: () => pool.end().catch(() => {}) };
 }
 
 /** Logs a database error of the leadership loop: once per streak at warn, the rest at debug. */
@@ -83,8 +81,9 @@ export async function runPgDaemon(
   onSweep?: (result: SweepResult) => void,
 ): Promise<boolean> {
   checkPostgresCollector(config, url);
-  const { lease, store, close } = await openPgCollector(config, url, logger, 'run');
+  const { pool, lease, store, close } = await openPgCollector(config, url, logger, 'run');
   const gate = new LeaderGate({ lease, logger, stepDownAfter: config.leadership.stepDownAfter });
+  let http: PgHttp | null = null;
   const loopStop = new AbortController();
   const errors = loopErrorLogger(logger);
   const { ttlMs, pollEveryMs, renewEveryMs } = lease.settings;
@@ -107,18 +106,61 @@ export async function runPgDaemon(
     mayAcquire: () => gate.mayAcquire(),
   });
   try {
+    if (config.httpPort !== null) http = await startPgHttp(config, pool, gate, logger);
     return await runDaemon(config, { store, logger }, stop, {
       gate,
-      ...(onSweep === undefined ? {} : { onSweep }),
+      onSweep: (result) => {
+        http?.record(result);
+        onSweep?.(result);
+      },
       afterSweeps: (results) => gate.afterSweeps(results),
     });
   } finally {
+    await http?.close();
     loopStop.abort();
     await loop;
     if (gate.epoch !== null) gate.lost('stopped');
     logger.info('leadership released');
     await close();
   }
+}
+
+interface PgHttp {
+  record(result: SweepResult): void;
+  close(): Promise<void>;
+}
+
+/** /healthz and /metrics on TIERWATCH_HTTP_PORT (prom-client loaded only then, as on SQLite). */
+async function startPgHttp(config: Config, pool: pg.Pool, gate: LeaderGate, logger: Logger): Promise<PgHttp> {
+  const { SweepMetrics } = await import('./metrics.ts');
+  const { healthMaxAgeMs } = await import('./health.ts');
+  const { startHttpEndpoint } = await import('./http.ts');
+  const { PgHealth } = await import('./pg-health.ts');
+  const { packageVersion } = await import('../paths.ts');
+  const metrics = new SweepMetrics({ accountIds: config.accountIds, version: packageVersion() });
+  const health = new PgHealth(pool, config.accountIds, healthMaxAgeMs(config), () => gate.describeRole());
+  await health.start();
+  for (const account of (await health.refresh()) ?? []) {
+    metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
+  }
+  logger.warn('the web view is not served by a daemon on a Postgres history yet: only /healthz and /metrics');
+  const endpoint = await startHttpEndpoint({
+    host: config.httpHost,
+    port: config.httpPort ?? 0,
+    metrics,
+    health: () => health.verdict(new Date()),
+    logger,
+  });
+  return {
+    record(result) {
+      metrics.record(result);
+      if (result.ok) health.recordSuccess(result.accountId, result.observedAt.toISOString());
+    },
+    async close() {
+      health.stop();
+      await endpoint.close();
+    },
+  };
 }
 
 /**
