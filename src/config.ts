@@ -338,6 +338,17 @@ export function describeConfig(config: Config): Record<string, unknown> {
     httpPort: config.httpPort,
     httpHost: config.httpHost,
     logLevel: config.logLevel,
+    // Only where it applies: several collectors share a Postgres history.
+    ...(config.database.kind === 'postgres'
+      ? {
+          leadership: {
+            leaseTtlMs: config.leadership.lease.ttlMs,
+            leaseRenewMs: config.leadership.lease.renewEveryMs,
+            leasePollMs: config.leadership.lease.pollEveryMs,
+            stepDownAfter: config.leadership.stepDownAfter,
+          },
+        }
+      : {}),
     alerts: {
       webhooks: config.alerts.webhookUrls.map(redactUrl),
       format: config.alerts.format,

@@ -79,6 +79,11 @@ export class LeaderGate implements SweepGate {
     this.#end(reason);
   }
 
+  /** A graceful stop released the lease: said at info, as nothing went wrong. */
+  resigned(): void {
+    this.#end('the daemon stopped and released the lease', 'info');
+  }
+
   /** The leadership loop took the lease. */
   elected(epoch: number): void {
     if (this.#leading?.epoch === epoch) return;
@@ -154,12 +159,12 @@ export class LeaderGate implements SweepGate {
     });
   }
 
-  #end(reason: string): void {
+  #end(reason: string, level: 'info' | 'warn' = 'warn'): void {
     const leading = this.#leading;
     if (leading === null) return;
     this.#leading = null;
     this.#unreachableInARow = 0;
     leading.abort.abort();
-    this.#logger.warn({ epoch: leading.epoch }, `no longer leading (epoch ${leading.epoch}): ${reason}`);
+    this.#logger[level]({ epoch: leading.epoch }, `no longer leading (epoch ${leading.epoch}): ${reason}`);
   }
 }

@@ -119,8 +119,7 @@ export async function runPgDaemon(
     await http?.close();
     loopStop.abort();
     await loop;
-    if (gate.epoch !== null) gate.lost('stopped');
-    logger.info('leadership released');
+    gate.resigned();
     await close();
   }
 }

@@ -24,7 +24,7 @@
  * No prepared statements by name: PgBouncer in transaction mode (which the lease supports) hands
  * each transaction any server session, where the name may not exist.
  *
- * Not yet used by tierwatch (Postgres is not selectable yet); test/pg-sweep-writer.test.ts holds
+ * The collector uses it through PgSweepStore (sweep-store.ts); test/pg-sweep-writer.test.ts holds
  * it to the SQLite store's answers, and shows that a takeover between sweeps forces a reload.
  */
 import type pg from 'pg';
