@@ -11,6 +11,7 @@ import { PassThrough } from 'node:stream';
 import { runCli } from '../src/program.ts';
 import { startSimulator } from '../src/sim/index.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
+import { LeaderLease } from '../src/store/pg/lease.ts';
 import { LogCapture, startHarness, type Harness } from './helpers/harness.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
@@ -166,4 +167,55 @@ test('a leader that cannot reach the exchange steps down after K firings; a stan
   assert.equal(failed.length, 2, JSON.stringify(runs));
   assert.ok(failed.every((run) => run.status === 'failed' && run.error_code === 'QFEX_CONNECT'));
   assert.ok(runs.some((run) => run.leader_epoch === 2 && run.status === 'ok'));
+});
+
+test('a leader whose lease is taken stops sweeping at once and stands by, without exiting; it leads again later', async (t) => {
+  const server = await postgresOrSkip(t);
+  if (server === null) return;
+  const url = await server.createDatabase('stolen');
+  const h = await startHarness();
+  t.after(() => h.close());
+  const daemon = startDaemon(h, {
+    TIERWATCH_DB: url,
+    TIERWATCH_SCHEDULE: '* * * * * *',
+    TIERWATCH_LEASE_TTL: '30s',
+    TIERWATCH_LEASE_RENEW: '1s',
+    TIERWATCH_LEASE_POLL: '500ms',
+  });
+  t.after(() => daemon.stop());
+  await waitForLogLine(daemon.logs, message(/^leading \(epoch 1\)$/));
+  await waitForLogLine(daemon.logs, message(/^sweep ok/));
+
+  // Another collector takes over (as after a freeze the leader did not notice): the lease is ended
+  // behind the leader's back and taken with the next epoch.
+  const pool = createPgPool(url);
+  t.after(() => pool.end());
+  await pool.query(`UPDATE leader_lease SET expires_at = clock_timestamp() - interval '1 second'`);
+  const thief = new LeaderLease(pool, { holder: 'host-b:999', settings: { ttlMs: 30_000 } });
+  assert.equal(await thief.tryAcquire(), 2);
+  const stolenAt = daemon.logs.lines.length;
+
+  await waitForLogLine(daemon.logs, message(/^no longer leading \(epoch 1\)/));
+  await waitForLogLine(daemon.logs, message(/^standing by: host-b:999 leads \(epoch 2\)/));
+  // A second and more of firings: none of them sweeps.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const since = daemon.logs.lines.slice(stolenAt);
+  const sweepsAfter = since.filter(message(/^sweep (ok|failed)/));
+  assert.ok(
+    sweepsAfter.length <= 1,
+    `at most the sweep in flight at the takeover ends: ${JSON.stringify(sweepsAfter)}`,
+  );
+  const runs = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM run_ledger WHERE leader_epoch = 1 AND started_at > clock_timestamp() - interval '2 seconds'`,
+  );
+  assert.equal(runs.rows[0]!.n, 0, 'no run started under the lost epoch once it was lost');
+
+  // The thief stops gracefully: the daemon leads again, with a higher epoch, and sweeps.
+  await thief.release();
+  await waitForLogLine(daemon.logs, message(/^leading \(epoch 3\)$/), 20_000);
+  await waitForLogLine(
+    daemon.logs,
+    (line) => line.msg === 'sweep ok, no changes' && daemon.logs.lines.indexOf(line) > stolenAt,
+  );
+  assert.equal(await daemon.stop(), 0);
 });
