@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { LeaderLease } from '../src/store/pg/lease.ts';
+import { findLeaks } from './helpers/faults.ts';
 import { runCliCaptured, startHarness } from './helpers/harness.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
@@ -116,4 +117,57 @@ test('webhooks are refused on Postgres, naming both settings (exit 2)', async (t
     assert.match(hook.stderr + hook.logs.text(), /`TIERWATCH_WEBHOOK_URL`.*Postgres.*`TIERWATCH_DB` names one/);
     assert.doesNotMatch(hook.stderr + hook.logs.text(), /s3cret/);
   }
+});
+
+test("the database URL's password is never printed, logged or stored", async (t) => {
+  const server = await postgresOrSkip(t);
+  if (server === null) return;
+  // The test server trusts loopback, so any password connects; what matters is where it goes.
+  const plainUrl = await server.createDatabase('secret');
+  const password = 'pg-Pa55word-never-shown';
+  const parsed = new URL(plainUrl);
+  parsed.password = password;
+  const url = parsed.href;
+  const h = await startHarness();
+  t.after(() => h.close());
+  const env = { ...h.env, TIERWATCH_DB: url, LOG_LEVEL: 'trace' };
+
+  const outputs: Record<string, string> = {};
+  const keep = (name: string, run: { stdout: string; stderr: string; logs: { text(): string } }) => {
+    outputs[`${name} stdout`] = run.stdout;
+    outputs[`${name} stderr`] = run.stderr;
+    outputs[`${name} logs`] = run.logs.text();
+  };
+  keep('migrate', await runCliCaptured(['migrate'], { env }));
+  const collected = await runCliCaptured(['collect'], { env, tty: true });
+  assert.equal(collected.code, 0, collected.stderr);
+  keep('collect', collected);
+
+  const stop = new AbortController();
+  const daemon = runCliCaptured(['run'], {
+    env: { ...env, TIERWATCH_HTTP_PORT: '0', TIERWATCH_HTTP_HOST: '127.0.0.1', TIERWATCH_SCHEDULE: '0 0 1 1 *' },
+    signal: stop.signal,
+  });
+  // The in-process runner gives its logs at the end: wait on the lease in the database instead.
+  const pool = createPgPool(plainUrl);
+  t.after(() => pool.end());
+  for (let tries = 0; tries < 600; tries += 1) {
+    const held = await pool.query(`SELECT 1 FROM leader_lease WHERE expires_at > clock_timestamp()`);
+    const runs = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM run_ledger WHERE status = 'ok'`);
+    if (held.rowCount === 1 && runs.rows[0]!.n >= 2) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const sessions = await pool.query<{ application_name: string }>('SELECT application_name FROM pg_stat_activity');
+  outputs['pg_stat_activity'] = JSON.stringify(sessions.rows);
+  stop.abort();
+  const ran = await daemon;
+  assert.equal(ran.code, 0, ran.logs.text().slice(-2000));
+  keep('run', ran);
+  assert.match(outputs['run logs']!, /leading \(epoch 2\)/);
+
+  for (const table of ['meta', 'run_ledger', 'tier_version', 'leader_lease']) {
+    outputs[table] = JSON.stringify((await pool.query(`SELECT * FROM ${table}`)).rows);
+  }
+  assert.deepEqual(findLeaks(outputs, { password }), []);
+  assert.match(outputs['collect logs']! + outputs['run logs']!, new RegExp(parsed.host));
 });
