@@ -5,12 +5,13 @@
  *
  * The daemon's HTTP port serves /healthz (the shared history's freshness, and this daemon's role:
  * collect/pg-health.ts) and /metrics (this daemon's own sweeps); the web view is not served from a
- * Postgres daemon yet. Webhook alerts are not wired for Postgres yet (their outbox must be written in
- * the sweep's fenced transaction and delivered by the leader only): refused at start with
- * CONFIG_INVALID rather than half-working.
+ * Postgres daemon yet. Webhook alerts are written and delivered by the leader only
+ * (alerts/pg-alerting.ts).
  */
 import type pg from 'pg';
 import type { Config, PostgresUrl } from '../config.ts';
+import { PgAlerting } from '../alerts/pg-alerting.ts';
+import { PgOutbox } from '../alerts/pg-outbox.ts';
 import { TierwatchError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { createPgPool } from '../store/pg/connection.ts';
@@ -19,18 +20,10 @@ import { keepLeadership } from '../store/pg/leadership.ts';
 import { migratePostgres } from '../store/pg/migrate.ts';
 import { PgSweepStore } from '../store/pg/sweep-store.ts';
 import { runDaemon } from './daemon.ts';
+import { healthMaxAgeMs } from './health.ts';
+import type { SweepMetrics } from './metrics.ts';
 import { LeaderGate } from './leader-gate.ts';
 import { sweepAll, type SweepResult } from './sweep.ts';
-
-/** Refuses, naming both settings, what does not work on Postgres yet (see the module comment). */
-export function checkPostgresCollector(config: Config, url: PostgresUrl): void {
-  if (config.alerts.webhookUrls.length > 0) {
-    throw new TierwatchError(
-      'CONFIG_INVALID',
-      `\`TIERWATCH_WEBHOOK_URL\` (webhook alerts) does not work with a Postgres history yet, and \`${url.source}\` names one (${url.display}): unset one of them.`,
-    );
-  }
-}
 
 interface PgCollector {
   pool: pg.Pool;
@@ -80,7 +73,6 @@ export async function runPgDaemon(
   stop: AbortSignal,
   onSweep?: (result: SweepResult) => void,
 ): Promise<boolean> {
-  checkPostgresCollector(config, url);
   const { pool, lease, store, close } = await openPgCollector(config, url, logger, 'run');
   const gate = new LeaderGate({ lease, logger, stepDownAfter: config.leadership.stepDownAfter });
   let http: PgHttp | null = null;
@@ -105,17 +97,33 @@ export async function runPgDaemon(
     onError: errors.onError,
     mayAcquire: () => gate.mayAcquire(),
   });
+  let alerting: PgAlerting | null = null;
   try {
     if (config.httpPort !== null) http = await startPgHttp(config, pool, gate, logger);
+    alerting = new PgAlerting(config, {
+      outbox: new PgOutbox(lease, pool),
+      lease,
+      logger,
+      leadership: () => gate.leadership(),
+      setSweepHook: (hook) => store.setSweepHook(hook),
+      ...(http === null ? {} : { counters: http.metrics }),
+    });
+    alerting.start({ checkEveryMs: Math.min(60_000, Math.max(1000, Math.round(healthMaxAgeMs(config) / 4))) });
+    // A new leader first delivers what an earlier one left pending.
+    const leaderAlerts = alerting;
+    gate.onLead(() => leaderAlerts.afterRun());
     return await runDaemon(config, { store, logger }, stop, {
       gate,
       onSweep: (result) => {
         http?.record(result);
+        leaderAlerts.afterRun();
         onSweep?.(result);
       },
       afterSweeps: (results) => gate.afterSweeps(results),
     });
   } finally {
+    // Before the lease goes: the last delivery marks are still fenced writes of the leader.
+    await alerting?.stop();
     await http?.close();
     loopStop.abort();
     await loop;
@@ -125,6 +133,7 @@ export async function runPgDaemon(
 }
 
 interface PgHttp {
+  metrics: SweepMetrics;
   record(result: SweepResult): void;
   close(): Promise<void>;
 }
@@ -151,6 +160,7 @@ async function startPgHttp(config: Config, pool: pg.Pool, gate: LeaderGate, logg
     logger,
   });
   return {
+    metrics,
     record(result) {
       metrics.record(result);
       if (result.ok) health.recordSuccess(result.accountId, result.observedAt.toISOString());
@@ -173,8 +183,7 @@ export async function collectOnPostgres(
   logger: Logger,
   signal: AbortSignal,
 ): Promise<SweepResult[]> {
-  checkPostgresCollector(config, url);
-  const { lease, store, close } = await openPgCollector(config, url, logger, 'collect');
+  const { pool, lease, store, close } = await openPgCollector(config, url, logger, 'collect');
   try {
     const epoch = await lease.tryAcquire();
     if (epoch === null) {
@@ -190,9 +199,22 @@ export async function collectOnPostgres(
     logger.info({ epoch, holder: lease.holder }, `leading (epoch ${epoch}) for one sweep`);
     const loopStop = new AbortController();
     const loop = keepLeadership(lease, { signal: loopStop.signal });
+    const leading = new AbortController();
+    const alerting = new PgAlerting(config, {
+      outbox: new PgOutbox(lease, pool),
+      lease,
+      logger,
+      leadership: () => (lease.epoch === null ? null : leading.signal),
+      setSweepHook: (hook) => store.setSweepHook(hook),
+    });
+    alerting.start();
     try {
-      return await sweepAll(config, { store, logger }, signal);
+      const results = await sweepAll(config, { store, logger }, signal);
+      // One delivery pass, as on SQLite: leftovers of earlier runs first, then this run's, in order.
+      await alerting.flush();
+      return results;
     } finally {
+      await alerting.stop();
       loopStop.abort();
       await loop;
     }

@@ -60,8 +60,7 @@ export const runCommand: CommandSpec = {
     checkSecretFiles(config);
     const logger = context.logger();
     if (config.database.kind === 'postgres') {
-      const { checkPostgresCollector, runPgDaemon } = await import('../collect/pg-collector.ts');
-      checkPostgresCollector(config, config.database.url);
+      const { runPgDaemon } = await import('../collect/pg-collector.ts');
       logger.info(
         { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
         'tierwatch daemon starting',

@@ -16,7 +16,7 @@ import { TierwatchError } from '../../errors.ts';
 import type { RunFailure, StartRunInput, SweepInput, SweepOutcome } from '../history-store-types.ts';
 import type { SweepStore } from '../sweep-store.ts';
 import type { LeaderLease } from './lease.ts';
-import { PgSweepWriter } from './sweep-writer.ts';
+import { PgSweepWriter, type PgSweepHook } from './sweep-writer.ts';
 
 const ABANDONED_MESSAGE =
   'the collector that led when this run started stopped before finishing it (crash, kill, freeze or network loss); another took over';
@@ -41,6 +41,11 @@ export class PgSweepStore implements SweepStore {
     this.#lease = lease;
     this.#writer = new PgSweepWriter(lease);
     this.#logger = logger;
+  }
+
+  /** See PgSweepHook: the alert outbox is written in the sweep's own fenced transaction. */
+  setSweepHook(hook: PgSweepHook | null): void {
+    this.#writer.setSweepHook(hook);
   }
 
   async bindEndpoint(endpoint: string): Promise<void> {
