@@ -9,7 +9,8 @@
  * + TIERWATCH_LEASE_POLL, plus a margin for this loaded machine); a frozen leader that resumes stops
  * leading without exiting; epochs never go back; never two open versions of a tier; no run left
  * 'running', the dead leaders' unfinished runs 'abandoned'; every tier's stored versions are exactly
- * the states the simulator served, in order; a graceful stop of all exits 0.
+ * the states the simulator served, in order; every change has one webhook notification, stored with
+ * its run and received (at least once); a graceful stop of all exits 0.
  *
  * The seed is printed; TIERWATCH_FAILOVER_SEED=<seed> replays the same faults, and
  * TIERWATCH_FAILOVER_FAULTS sets how many (20). TIERWATCH_TEST_CLI=dist/src/cli.js runs the built
@@ -19,6 +20,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seededRandom, randomInt } from '../src/sim/random.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
+import { Receiver } from './alerts-fixture.ts';
 import { runCliCaptured, startHarness } from './helpers/harness.ts';
 import { FLEET_CLI, spawnMember, until, type Member } from './helpers/pg-fleet.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
@@ -48,6 +50,9 @@ test(
     console.log(`pg-failover: seed ${SEED}`);
     const random = seededRandom(SEED);
     const url = await server.createDatabase('failover');
+    const receiver = new Receiver();
+    await receiver.listen();
+    t.after(() => receiver.close());
     const h = await startHarness();
     const pool = createPgPool(url);
     const members: Member[] = [];
@@ -66,6 +71,7 @@ test(
       TIERWATCH_LEASE_RENEW: '1s',
       TIERWATCH_LEASE_POLL: `${POLL_MS}ms`,
       LOG_LEVEL: 'info',
+      TIERWATCH_WEBHOOK_URL: receiver.url,
     };
     let spawned = 0;
     const join = () => members.push(spawnMember(`daemon-${++spawned}`, env));
@@ -197,6 +203,10 @@ test(
     }
     await leader();
     await changeAndStore();
+    await until('every notification delivered', async () => {
+      const pending = await pool.query(`SELECT 1 FROM alert_outbox WHERE status <> 'delivered'`);
+      return pending.rowCount === 0 ? true : undefined;
+    });
 
     // A graceful stop of everyone: each exits 0, and no run is left running.
     const alive = members.filter((m) => m.alive);
@@ -262,8 +272,21 @@ test(
       assert.deepEqual(flags, [...flags.slice(0, -1).map(() => false), true], `${tier}: only its last version is open`);
     }
 
+    // Alerts: one notification per change, each stored with the run that stored its change, each
+    // received (at least once: a takeover may repeat one, with the same id).
+    const outbox = (
+      await pool.query<{ notification_id: string; run_id: number; status: string; run_status: string }>(
+        `SELECT o.notification_id, o.run_id, o.status, r.status AS run_status
+           FROM alert_outbox o JOIN run_ledger r USING (run_id) ORDER BY o.outbox_id`,
+      )
+    ).rows;
+    assert.equal(outbox.length, FAULTS + 1, 'one notification per change');
+    assert.ok(outbox.every((row) => row.status === 'delivered' && row.run_status === 'ok'));
+    const received = new Set(receiver.requests.map((request) => String(request.headers['idempotency-key'])));
+    assert.deepEqual([...received].sort(), outbox.map((row) => row.notification_id).sort());
+
     const kills = takeovers.map((entry) => Math.round(entry.ms)).sort((a, b) => a - b);
-    const summary = `faults ${JSON.stringify(counts)}; takeovers (ms) ${JSON.stringify(kills)}, max ${kills.at(-1)} (bound ${BOUND_MS} + margin ${MARGIN_MS}); epochs 1..${lastEpoch}; runs ${runs.length}, abandoned ${abandoned.length} (struck in flight ${inFlight.length}); processes ${members.length}`;
+    const summary = `faults ${JSON.stringify(counts)}; takeovers (ms) ${JSON.stringify(kills)}, max ${kills.at(-1)} (bound ${BOUND_MS} + margin ${MARGIN_MS}); epochs 1..${lastEpoch}; runs ${runs.length}, abandoned ${abandoned.length} (struck in flight ${inFlight.length}); processes ${members.length}; notifications ${outbox.length}, requests ${receiver.requests.length}`;
     t.diagnostic(summary);
     console.log(`pg-failover: ${summary}`);
   },
