@@ -3,7 +3,8 @@
  * simulator over a real socket: one leads and sweeps, the other stands by and says who leads; a
  * graceful stop hands over at once (far sooner than the lease would run out); a leader that cannot
  * reach the exchange for TIERWATCH_STEP_DOWN_AFTER firings in a row steps down, and the standby that
- * can reach it takes over. (Crashes, freezes and cut connections: test/pg-failover.test.ts.)
+ * can reach it takes over; a leader whose lease is taken, or whose network to Postgres is cut, stands
+ * by without exiting. (Crashes, freezes and ended sessions at random: test/pg-failover.test.ts.)
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { createPgPool } from '../src/store/pg/connection.ts';
 import { LeaderLease } from '../src/store/pg/lease.ts';
 import { LogCapture, startHarness, type Harness } from './helpers/harness.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
+import { startTcpCut } from './helpers/tcp-cut.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
 after(stopPgServer);
@@ -218,4 +220,50 @@ test('a leader whose lease is taken stops sweeping at once and stands by, withou
     (line) => line.msg === 'sweep ok, no changes' && daemon.logs.lines.indexOf(line) > stolenAt,
   );
   assert.equal(await daemon.stop(), 0);
+});
+
+test('a leader cut off from Postgres by the network is replaced within the lease bound; healed, it stands by', async (t) => {
+  const server = await postgresOrSkip(t);
+  if (server === null) return;
+  const url = await server.createDatabase('netcut');
+  const h = await startHarness();
+  t.after(() => h.close());
+  const direct = new URL(url);
+  const wire = await startTcpCut(Number(direct.port));
+  t.after(() => wire.close());
+  const throughWire = new URL(url);
+  throughWire.port = String(wire.port);
+  const env = {
+    TIERWATCH_SCHEDULE: '* * * * * *',
+    TIERWATCH_LEASE_TTL: '3s',
+    TIERWATCH_LEASE_RENEW: '1s',
+    TIERWATCH_LEASE_POLL: '500ms',
+  };
+  const cutOff = startDaemon(h, { ...env, TIERWATCH_DB: throughWire.href });
+  t.after(() => cutOff.stop());
+  await waitForLogLine(cutOff.logs, message(/^leading \(epoch 1\)$/));
+  await waitForLogLine(cutOff.logs, message(/^sweep ok/));
+  const standby = startDaemon(h, { ...env, TIERWATCH_DB: url });
+  t.after(() => standby.stop());
+  await waitForLogLine(standby.logs, message(/^standing by: /));
+
+  // No reset, no error: the leader's statements just never get an answer.
+  wire.cut();
+  const cutAt = performance.now();
+  await waitForLogLine(standby.logs, message(/^leading \(epoch 2\)$/), 20_000);
+  const takeoverMs = performance.now() - cutAt;
+  t.diagnostic(`takeover ${Math.round(takeoverMs)} ms after the leader lost the network (bound 3 s + 500 ms)`);
+  assert.ok(takeoverMs <= 3500 + 2500, `takeover took ${Math.round(takeoverMs)} ms`);
+  await waitForLogLine(standby.logs, message(/^sweep ok/));
+
+  // The network comes back: what the old leader sent meanwhile finds the lease gone.
+  wire.heal();
+  await waitForLogLine(cutOff.logs, message(/^no longer leading \(epoch 1\)/), 20_000);
+  await waitForLogLine(cutOff.logs, message(/^standing by: .* leads \(epoch 2\)/), 20_000);
+  assert.equal(await cutOff.stop(), 0);
+  assert.equal(await standby.stop(), 0);
+  const pool = createPgPool(url);
+  t.after(() => pool.end());
+  const stuck = await pool.query(`SELECT run_id FROM run_ledger WHERE status = 'running'`);
+  assert.equal(stuck.rowCount, 0);
 });
