@@ -2,6 +2,10 @@
  * The daemon: a sweep of every account at start, then one on every firing of the cron schedule
  * (UTC), never two at once. Shutdown (the signal passed in) stops the schedule, aborts the sweep in
  * flight and waits for it to record its run, within a bound.
+ *
+ * With a gate (several collectors on one Postgres history, collect/leader-gate.ts) only the leader
+ * sweeps: a standby skips every firing, a daemon that becomes the leader sweeps at once, and one that
+ * stops leading has its sweep in flight aborted at once — it stays up and stands by.
  */
 import { createTask, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config.ts';
