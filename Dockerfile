@@ -56,6 +56,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY migrations ./migrations
+COPY migrations-pg ./migrations-pg
 COPY --from=build /app/dist/src ./dist/src
 COPY docker/healthcheck.sh ./healthcheck.sh
 RUN chmod 0755 dist/src/cli.js healthcheck.sh \

@@ -12,6 +12,7 @@ import { CA_FILE_MAX_BYTES, readBoundedFile } from './config-file.ts';
 import { unknownVariables, type UnknownVariable } from './config-names.ts';
 import { readAlerts, redactUrl, type AlertsConfig } from './config-alerts.ts';
 import { readDatabase, type DatabaseTarget } from './config-database.ts';
+import { readLeadership, type LeadershipConfig } from './config-leadership.ts';
 import { PRIMARY_ACCOUNT } from './history/tier.ts';
 import { normalizeEndpoint } from './qfex/endpoint.ts';
 import { LOG_LEVELS } from './log.ts';
@@ -58,6 +59,8 @@ export interface Config {
   httpHost: string;
   logLevel: LevelWithSilent;
   alerts: AlertsConfig;
+  /** Postgres only: the leadership lease and when a leader steps down. */
+  leadership: LeadershipConfig;
 }
 
 export { DEFAULT_DB_PATH, requireSqlitePath, type DatabaseTarget, type PostgresUrl } from './config-database.ts';
@@ -300,6 +303,7 @@ function readConfig(reader: Reader, env: Env): Config {
     httpHost: reader.string('TIERWATCH_HTTP_HOST', '0.0.0.0'),
     logLevel: readLogLevel(reader),
     alerts: readAlerts(reader, readSecret(reader, env, 'TIERWATCH_WEBHOOK_SECRET')),
+    leadership: readLeadership(reader),
   };
   return Object.freeze(config);
 }
@@ -334,6 +338,17 @@ export function describeConfig(config: Config): Record<string, unknown> {
     httpPort: config.httpPort,
     httpHost: config.httpHost,
     logLevel: config.logLevel,
+    // Only where it applies: several collectors share a Postgres history.
+    ...(config.database.kind === 'postgres'
+      ? {
+          leadership: {
+            leaseTtlMs: config.leadership.lease.ttlMs,
+            leaseRenewMs: config.leadership.lease.renewEveryMs,
+            leasePollMs: config.leadership.lease.pollEveryMs,
+            stepDownAfter: config.leadership.stepDownAfter,
+          },
+        }
+      : {}),
     alerts: {
       webhooks: config.alerts.webhookUrls.map(redactUrl),
       format: config.alerts.format,

@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   DB_LOCKED: 'another tierwatch process is writing to this database',
   DB_LEADERSHIP_LOST:
     "another collector took over the shared (Postgres) history: this one's lease epoch is stale, so its write was not stored",
+  DB_LEADER_ELSEWHERE:
+    'another collector leads the shared (Postgres) history: `tierwatch collect` did not sweep, the leader collects',
   DB_WRITE_FAILED: 'the database refused the write (disk full, read-only, corrupt)',
   DB_EMPTY: 'the history holds nothing for the question asked',
   REWOUND: 'not a failure of the run: it was discarded by `tierwatch rewind` (recorded on its ledger row)',

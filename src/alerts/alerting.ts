@@ -37,6 +37,31 @@ export interface AlertingDeps {
   random?: () => number;
 }
 
+/** How notifications are posted, from the configuration: shared by both backends' alerting. */
+export function deliveryOptions(
+  config: Config,
+  logger: Logger,
+  now: () => Date,
+  deps: Pick<AlertingDeps, 'counters' | 'fetch' | 'sleep' | 'random'> = {},
+): DeliveryOptions {
+  const { alerts } = config;
+  return {
+    timeoutMs: alerts.timeoutMs,
+    retries: alerts.retries,
+    maxAttempts: alerts.maxAttempts,
+    maxAgeMs: alerts.maxAgeMs,
+    backoff: config.backoff,
+    secret: () => resolveWebhookSecret(config),
+    userAgent: `tierwatch/${packageVersion()}`,
+    logger,
+    now,
+    ...(deps.counters === undefined ? {} : { counters: deps.counters }),
+    ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+    ...(deps.sleep === undefined ? {} : { sleep: deps.sleep }),
+    ...(deps.random === undefined ? {} : { random: deps.random }),
+  };
+}
+
 export class Alerting {
   readonly #config: Config;
   readonly #deps: AlertingDeps;
@@ -223,21 +248,7 @@ export class Alerting {
 
   async #onePass(): Promise<void> {
     const { alerts } = this.#config;
-    const options: DeliveryOptions = {
-      timeoutMs: alerts.timeoutMs,
-      retries: alerts.retries,
-      maxAttempts: alerts.maxAttempts,
-      maxAgeMs: alerts.maxAgeMs,
-      backoff: this.#config.backoff,
-      secret: () => resolveWebhookSecret(this.#config),
-      userAgent: `tierwatch/${packageVersion()}`,
-      logger: this.#log,
-      now: this.#now,
-      ...(this.#deps.counters === undefined ? {} : { counters: this.#deps.counters }),
-      ...(this.#deps.fetch === undefined ? {} : { fetch: this.#deps.fetch }),
-      ...(this.#deps.sleep === undefined ? {} : { sleep: this.#deps.sleep }),
-      ...(this.#deps.random === undefined ? {} : { random: this.#deps.random }),
-    };
+    const options = deliveryOptions(this.#config, this.#log, this.#now, this.#deps);
     const results = await Promise.all(
       alerts.webhookUrls.map((url) => deliverQueue(this.#outbox, url, options, this.#stop.signal)),
     );

@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { redactUrl } from '../config.ts';
 import { backoffDelay } from '../backoff.ts';
 import type { Logger } from '../log.ts';
-import type { Outbox, OutboxRow } from './outbox.ts';
+import type { DeliveryOutbox, OutboxRow } from './outbox.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, signBody } from './signature.ts';
 
 /** What the delivery reports to the metrics. */
@@ -175,7 +175,7 @@ function formatAge(ms: number): string {
  * (`dead`) is logged and skipped. Never throws for a delivery problem; a database error propagates.
  */
 export async function deliverQueue(
-  outbox: Outbox,
+  outbox: DeliveryOutbox,
   url: string,
   options: DeliveryOptions,
   stop: AbortSignal,
@@ -183,10 +183,10 @@ export async function deliverQueue(
   const now = options.now ?? (() => new Date());
   const sleep = options.sleep ?? realSleep;
   const log = options.logger.child({ webhook: redactUrl(url) });
-  const giveUp = (row: OutboxRow, reason: DeadReason, text: string, attempts: number): void => {
-    outbox.markDead(row.outbox_id, now(), text);
+  const giveUp = async (row: OutboxRow, reason: DeadReason, text: string, attempts: number): Promise<void> => {
+    await outbox.markDead(row.outbox_id, now(), text);
     options.counters?.notificationDead(reason);
-    options.counters?.deadNotifications(outbox.deadCount());
+    options.counters?.deadNotifications(await outbox.deadCount());
     log.warn(
       {
         notification: row.notification_id,
@@ -202,11 +202,11 @@ export async function deliverQueue(
   };
   for (;;) {
     if (stop.aborted) return 'stopped';
-    const row = outbox.nextPending(url);
+    const row = await outbox.nextPending(url);
     if (row === undefined) return 'drained';
     const before = giveUpBefore(row, options, now());
     if (before !== null) {
-      giveUp(row, before.reason, before.text, row.attempts);
+      await giveUp(row, before.reason, before.text, row.attempts);
       continue;
     }
     for (let attempt = 0; ; attempt += 1) {
@@ -217,14 +217,14 @@ export async function deliverQueue(
         const reason =
           error instanceof DeliveryFailure ? error.message : `unexpected error: ${(error as Error).message}`;
         const attempts = row.attempts + attempt + 1;
-        outbox.recordFailure(row.outbox_id, now(), reason);
+        await outbox.recordFailure(row.outbox_id, now(), reason);
         options.counters?.deliveryAttempt('failed');
         if (error instanceof DeliveryFailure && error.permanent) {
-          giveUp(row, 'rejected', `the receiver refused it for good: ${reason}`, attempts);
+          await giveUp(row, 'rejected', `the receiver refused it for good: ${reason}`, attempts);
           break;
         }
         if (attempts >= options.maxAttempts) {
-          giveUp(
+          await giveUp(
             row,
             'attempts',
             `gave up after ${attempts} failed attempts (TIERWATCH_WEBHOOK_MAX_ATTEMPTS=${options.maxAttempts}); last error: ${reason}`,
@@ -254,7 +254,7 @@ export async function deliverQueue(
         }
         continue;
       }
-      outbox.markDelivered(row.outbox_id, now());
+      await outbox.markDelivered(row.outbox_id, now());
       options.counters?.deliveryAttempt('delivered');
       log.info(
         { notification_id: row.notification_id, kind: row.kind, run_id: row.run_id },

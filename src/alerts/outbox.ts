@@ -36,13 +36,26 @@ export interface OutboxEntry {
   body: string;
 }
 
+/**
+ * What delivery (deliver.ts) needs of an outbox: this SQLite one, or the Postgres one
+ * (pg-outbox.ts), whose writes are fenced by the leadership lease. Delivery awaits every call.
+ */
+export interface DeliveryOutbox {
+  nextPending(url: string): OutboxRow | undefined | Promise<OutboxRow | undefined>;
+  markDelivered(outboxId: number, at: Date): void | Promise<void>;
+  recordFailure(outboxId: number, at: Date, error: string): void | Promise<void>;
+  markDead(outboxId: number, at: Date, reason: string): void | Promise<void>;
+  deadCount(): number | Promise<number>;
+}
+
 const MAX_ERROR_LENGTH = 500;
 
-function clip(text: string): string {
+/** An error text as the outbox stores it: at most MAX_ERROR_LENGTH characters. */
+export function clip(text: string): string {
   return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH)}…` : text;
 }
 
-export class Outbox {
+export class Outbox implements DeliveryOutbox {
   readonly #sqlite: Database.Database;
   readonly #stmt: {
     insert: Database.Statement<[string, string, string, string, number | null, string, string]>;

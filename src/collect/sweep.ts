@@ -15,11 +15,13 @@ import type { Logger } from '../log.ts';
 import { openSession, type QfexClientOptions, type QfexSession } from '../qfex/client.ts';
 import { fetchAllTiers, retryRefusals, type PagedTiers } from '../qfex/paginate.ts';
 import type { FrameTypeLabel } from '../qfex/protocol.ts';
-import type { ChangeRecord, HistoryStore } from '../store/history-store.ts';
+import type { ChangeRecord } from '../store/history-store.ts';
+import type { SweepStore } from '../store/sweep-store.ts';
 import { crashPoint } from './crash-points.ts';
 
 export interface SweepDeps {
-  store: HistoryStore;
+  /** The SQLite HistoryStore or the Postgres store: the collector awaits both alike. */
+  store: SweepStore;
   logger: Logger;
   /** Injected so tests can reach a simulator with a fake resolver or clock. */
   openSession?: (options: QfexClientOptions) => Promise<QfexSession>;
@@ -125,8 +127,13 @@ export async function sweepAccount(
   const connect = deps.openSession ?? openSession;
   const store = deps.store;
 
-  store.bindEndpoint(config.endpoint);
-  const runId = store.startRun({ accountId, endpoint: config.endpoint, publicKey: config.publicKey, startedAt: now() });
+  await store.bindEndpoint(config.endpoint);
+  const runId = await store.startRun({
+    accountId,
+    endpoint: config.endpoint,
+    publicKey: config.publicKey,
+    startedAt: now(),
+  });
   const startedMs = performance.now();
   const log = deps.logger.child({ run_id: runId, account_id: accountId });
   log.debug('sweep started');
@@ -135,7 +142,7 @@ export async function sweepAccount(
   try {
     const paged = await pageWithRetries();
     throwIfAborted(signal);
-    const outcome = store.commitSweep(runId, {
+    const outcome = await store.commitSweep(runId, {
       accountId,
       observedAt: paged.observedAt,
       finishedAt: now(),
@@ -158,7 +165,7 @@ export async function sweepAccount(
     const durationMs = performance.now() - startedMs;
     // Housekeeping after the sweep, not part of it: copy the sweep's WAL into the database file now,
     // while nothing waits, rather than inside a later COMMIT (see WAL_AUTOCHECKPOINT_PAGES in db.ts).
-    const checkpoint = store.checkpoint();
+    const checkpoint = await store.checkpoint();
     if (checkpoint?.busy) {
       log.debug(
         { wal_frames: checkpoint.walFrames, checkpointed: checkpoint.checkpointedFrames },
@@ -187,7 +194,13 @@ export async function sweepAccount(
       );
     }
     const status = error.code === 'ABORTED' ? 'aborted' : 'failed';
-    store.failRun(runId, { status, code: error.code, message: error.message, pages: pagesSeen, finishedAt: now() });
+    await store.failRun(runId, {
+      status,
+      code: error.code,
+      message: error.message,
+      pages: pagesSeen,
+      finishedAt: now(),
+    });
     logSweepFailure(log, status, error, pagesSeen);
     return { ok: false, runId, accountId, durationMs: performance.now() - startedMs, error, ignoredFrames };
   } finally {

@@ -35,6 +35,16 @@ export const collectCommand: CommandSpec = {
     const config = context.config();
     checkSecretFiles(config);
     const logger = context.logger();
+    const report = (results: SweepResult[]): number => {
+      // On a terminal the logs scroll by; the result is the last thing said, one line per account.
+      if (context.io.stdoutIsTTY) for (const result of results) context.print(sweepResultLine(result));
+      return results.every((result) => result.ok) && results.length === config.accountIds.length ? 0 : 1;
+    };
+    if (config.database.kind === 'postgres') {
+      // Only the holder of the leadership lease may sweep: DB_LEADER_ELSEWHERE when a daemon leads.
+      const { collectOnPostgres } = await import('../collect/pg-collector.ts');
+      return report(await collectOnPostgres(config, config.database.url, logger, context.io.signal));
+    }
     return withWriter(requireSqlitePath(config.database), 'tierwatch collect', logger, async ({ db, store }) => {
       store.markAbandonedRuns(new Date());
       const alerting = new Alerting(config, { db, store, logger });
@@ -43,9 +53,7 @@ export const collectCommand: CommandSpec = {
       try {
         const results = await sweepAll(config, { store, logger }, context.io.signal);
         await alerting.flush();
-        // On a terminal the logs scroll by; the result is the last thing said, one line per account.
-        if (context.io.stdoutIsTTY) for (const result of results) context.print(sweepResultLine(result));
-        return results.every((result) => result.ok) && results.length === config.accountIds.length ? 0 : 1;
+        return report(results);
       } finally {
         await alerting.stop();
       }

@@ -1,6 +1,7 @@
 /**
  * `tierwatch migrate`: applies pending schema migrations (they also run at every start), under the
- * writer lock like every other write, and says how many it applied.
+ * writer lock like every other write, and says how many it applied. On Postgres, under the
+ * migration advisory lock (store/pg/migrate.ts) instead.
  */
 import { requireSqlitePath } from '../config.ts';
 import type { CommandSpec } from './context.ts';
@@ -12,6 +13,18 @@ export const migrateCommand: CommandSpec = {
   async run(context) {
     const { openLockedDatabase } = await import('./writer.ts');
     const config = context.config();
+    if (config.database.kind === 'postgres') {
+      // Serialised by an advisory lock: several daemons (or migrates) may start together.
+      const { migratePostgres } = await import('../store/pg/migrate.ts');
+      const { url } = config.database;
+      const { applied } = await migratePostgres(url.reveal());
+      context.print(
+        applied === 0
+          ? `database ${url.display} is up to date (nothing to apply)`
+          : `database ${url.display}: applied ${applied} migration${applied === 1 ? '' : 's'}; it is now up to date`,
+      );
+      return 0;
+    }
     const dbPath = requireSqlitePath(config.database);
     const { db, lock } = openLockedDatabase(dbPath, 'tierwatch migrate', context.logger());
     const applied = db.migrationsApplied;

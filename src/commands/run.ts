@@ -2,6 +2,9 @@
  * `tierwatch run`: the daemon. A sweep at start, then one per firing of TIERWATCH_SCHEDULE (UTC).
  * SIGTERM/SIGINT stop it cleanly: the sweep in flight is aborted and recorded as such, the database
  * is closed with its WAL checkpointed, and the exit code is 0.
+ *
+ * On Postgres (collect/pg-collector.ts) several daemons share one history and the holder of the
+ * leadership lease collects; a stop releases the lease so a standby takes over at once.
  */
 import type { HttpEndpoint } from '../collect/http.ts';
 import type { Config } from '../config.ts';
@@ -54,9 +57,19 @@ export const runCommand: CommandSpec = {
     const { snakeCaseKeys } = await import('../log.ts');
     const { withWriter } = await import('./writer.ts');
     const config = context.config();
-    const dbPath = requireSqlitePath(config.database);
     checkSecretFiles(config);
     const logger = context.logger();
+    if (config.database.kind === 'postgres') {
+      const { runPgDaemon } = await import('../collect/pg-collector.ts');
+      logger.info(
+        { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
+        'tierwatch daemon starting',
+      );
+      const clean = await runPgDaemon(config, config.database.url, logger, context.io.signal);
+      logger.info(clean ? 'daemon stopped' : 'daemon stopped with a sweep still running');
+      return clean ? 0 : 1;
+    }
+    const dbPath = requireSqlitePath(config.database);
     logger.info(
       { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
       'tierwatch daemon starting',

@@ -17,6 +17,8 @@ export interface LeadershipEvents {
   onLost?: (epoch: number, reason: 'taken-over' | 'unreachable') => void;
   /** A database error during an attempt; the loop goes on. */
   onError?: (error: unknown) => void;
+  /** An attempt to take the lease found another holder's lease live. */
+  onStandby?: () => void;
 }
 
 export interface LeadershipOptions extends LeadershipEvents {
@@ -25,6 +27,8 @@ export interface LeadershipOptions extends LeadershipEvents {
   releaseOnStop?: boolean;
   /** The monotonic clock, injectable for tests; performance.now() by default. */
   now?: () => number;
+  /** Asked before each attempt to take the lease: false holds off (a leader that stepped down). */
+  mayAcquire?: () => boolean;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -53,11 +57,11 @@ export async function keepLeadership(lease: LeaderLease, options: LeadershipOpti
     const held = lease.epoch;
     try {
       if (held === null) {
-        const epoch = await lease.tryAcquire();
+        const epoch = options.mayAcquire?.() === false ? null : await lease.tryAcquire();
         if (epoch !== null) {
           lastRenewal = now();
           options.onElected?.(epoch);
-        }
+        } else options.onStandby?.();
       } else if (await lease.renew()) {
         lastRenewal = now();
       } else {

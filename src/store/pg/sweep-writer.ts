@@ -24,7 +24,7 @@
  * No prepared statements by name: PgBouncer in transaction mode (which the lease supports) hands
  * each transaction any server session, where the name may not exist.
  *
- * Not yet used by tierwatch (Postgres is not selectable yet); test/pg-sweep-writer.test.ts holds
+ * The collector uses it through PgSweepStore (sweep-store.ts); test/pg-sweep-writer.test.ts holds
  * it to the SQLite store's answers, and shows that a takeover between sweeps forces a reload.
  */
 import type pg from 'pg';
@@ -37,9 +37,17 @@ import {
   storedErrorMessage,
   type RunFailure,
   type StartRunInput,
+  type StoredSweep,
   type SweepInput,
   type SweepOutcome,
 } from '../history-store-types.ts';
+
+/**
+ * Called inside every sweep transaction, after the sweep's writes and before COMMIT, on its session
+ * (as SweepHook on SQLite): what it writes commits with the sweep, under the same fence, and what it
+ * throws rolls the sweep back. The alert outbox is written from here.
+ */
+export type PgSweepHook = (client: pg.PoolClient, stored: StoredSweep) => Promise<void>;
 import type { LeaderLease } from './lease.ts';
 
 /** What the writer keeps per account between sweeps, valid only under `epoch`. */
@@ -93,6 +101,7 @@ function storeError(error: unknown, doing: string): unknown {
 export class PgSweepWriter {
   readonly #lease: LeaderLease;
   readonly #cache: WriterCache;
+  #hook: PgSweepHook | null = null;
 
   /** Writes through `lease`: every call is a fenced transaction, refused with DB_LEADERSHIP_LOST when we do not lead. */
   constructor(lease: LeaderLease) {
@@ -103,6 +112,11 @@ export class PgSweepWriter {
       CACHES.set(lease, cache);
     }
     this.#cache = cache;
+  }
+
+  /** Sets (or, with null, removes) the hook every later sweep transaction calls; see PgSweepHook. */
+  setSweepHook(hook: PgSweepHook | null): void {
+    this.#hook = hook;
   }
 
   /** Inserts a 'running' ledger row and returns its run_id. */
@@ -229,6 +243,7 @@ export class PgSweepWriter {
       ],
     );
     if (finished.rowCount !== 1) throw new TierwatchError('INTERNAL', `run ${runId} could not be marked ok`);
+    await this.#hook?.(client, { runId, accountId, observedAt, changes: plan.changes, baseline });
     recent.push({ observedAt, tiers: sweep.tiers.length });
     return {
       outcome: {
