@@ -7,11 +7,11 @@ import type { CommandContext } from '../commands/context.ts';
 import { optionText } from '../commands/options.ts';
 import { requireSqlitePath } from '../config.ts';
 import { openDatabase } from '../store/db.ts';
-import { historyBounds } from '../query/bounds.ts';
 import type { Filters } from '../query/filters.ts';
 import { cachedStatement, type HistoryReader } from '../query/reader.ts';
 import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
 import { symbolHint } from '../query/symbol-hint.ts';
+import { SqliteHistorySource, type HistorySource } from '../query/source.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
 import { lastSweepLine, tableLines, type Table } from './table.ts';
 import { writeLines } from './stream.ts';
@@ -64,7 +64,28 @@ export function formatFrom(context: CommandContext): OutputFormat {
   return resolveFormat(context.options.format, context.io.stdoutIsTTY);
 }
 
-/** Opens the history read-only for `use`, and closes it whatever happens. */
+/**
+ * Opens the history, SQLite or Postgres, read-only for `use`, and closes it whatever happens. The
+ * Postgres code is loaded only for a Postgres history.
+ */
+export async function withSource<T>(context: CommandContext, use: (source: HistorySource) => Promise<T>): Promise<T> {
+  const target = context.config().database;
+  let source: HistorySource;
+  if (target.kind === 'sqlite') {
+    const db = openDatabase(target.path, { readonly: true });
+    source = new SqliteHistorySource(db, () => db.close());
+  } else {
+    const { PgHistorySource } = await import('../store/pg/queries.ts');
+    source = await PgHistorySource.open(target.url.reveal());
+  }
+  try {
+    return await use(source);
+  } finally {
+    await source.close();
+  }
+}
+
+/** Opens the SQLite history read-only for `use`, and closes it whatever happens (SQLite-only commands). */
 export async function withHistory<T>(context: CommandContext, use: (db: HistoryReader) => Promise<T>): Promise<T> {
   const db = openDatabase(requireSqlitePath(context.config().database), { readonly: true });
   try {
@@ -98,21 +119,29 @@ export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag:
  */
 export async function writeTable(
   context: CommandContext,
-  db: HistoryReader,
+  history: HistorySource,
   source: Table,
   now: Date,
   heading?: string,
   /** Notes printed under the table (each ending in a newline, or ''), read once the rows are out. */
-  notes?: () => string,
+  notes?: () => string | Promise<string>,
 ): Promise<void> {
-  const footer = lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now);
+  const footer = lastSweepLine((await history.bounds())?.last_observed_at ?? null, now);
   const width = context.io.stdoutColumns;
-  await writeLines(
+  const open = await writeLines(
     context.io.stdout,
     (function* () {
       if (heading !== undefined) yield heading;
       yield* tableLines(source, { width });
-      const text = notes?.() ?? '';
+    })(),
+  );
+  // The notes are read only once the rows are out (a SQLite statement is busy until then), and not
+  // at all when the reader went away.
+  if (!open) return;
+  const text = (await notes?.()) ?? '';
+  await writeLines(
+    context.io.stdout,
+    (function* () {
       if (text !== '') {
         for (const line of text.replace(/\n$/, '').split('\n')) yield* wrapWords(escapeControl(line), width);
       }

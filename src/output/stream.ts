@@ -99,14 +99,18 @@ function csvValue(value: unknown): unknown {
   return value;
 }
 
-/** Writes `lines` (each without its newline) in chunks; stops quietly when the reader goes away. */
-export async function writeLines(out: Writable, lines: Iterable<string>): Promise<void> {
+/**
+ * Writes `lines` (each without its newline) in chunks; stops quietly when the reader goes away.
+ * Resolves false when it has gone.
+ */
+export async function writeLines(out: Writable, lines: Iterable<string>): Promise<boolean> {
   const writer = new ChunkWriter(out);
   for (const line of lines) {
     await writer.add(`${line}\n`);
     if (!writer.open) break;
   }
   await writer.flush();
+  return writer.open;
 }
 
 /**

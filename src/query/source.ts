@@ -1,0 +1,101 @@
+/**
+ * The read seam of the query commands: one async interface over either backend. The SQLite side
+ * wraps the synchronous query functions of this folder unchanged (the web view and the benchmarks
+ * call those directly); the Postgres side (src/store/pg/queries.ts) runs the same questions, built
+ * by the same functions in the Postgres dialect, and shapes the rows with the same code, so both
+ * give the same rows in the same order.
+ *
+ * Errors are the same on both: DB_EMPTY when the history does not reach back to an instant asked
+ * about, USAGE when a diff's FROM is after its TO.
+ */
+import type { HistoryBounds } from './bounds.ts';
+import { historyBounds } from './bounds.ts';
+import { baselineRowsBetween, changesBetween, type FeedFilters, type FeedRow, type TimeWindow } from './changes.ts';
+import { diffBetween, type DiffRow } from './diff.ts';
+import type { Filters } from './filters.ts';
+import { symbolHistory } from './history.ts';
+import { cachedStatement, type HistoryReader } from './reader.ts';
+import { listRuns, type RunRow, type RunsQuery } from './runs.ts';
+import { snapshotAt, type VersionRow } from './snapshot.ts';
+import { symbolSuggestions } from './symbol-hint.ts';
+
+/** What `run:<id>` resolves from: the run's observed_at (null when it never observed) and status. */
+export type RunInstant = { observed_at: string | null; status: string };
+
+export interface HistorySource {
+  /** The first and last successful sweeps, or null when none has succeeded. */
+  bounds(): Promise<HistoryBounds | null>;
+  /** A run's observed_at and status, or undefined when there is no such run. */
+  runInstant(runId: number): Promise<RunInstant | undefined>;
+  /** Every tier at `at` (ISO), by account, symbol and numeric leverage; DB_EMPTY before the history. */
+  snapshot(at: string, filters: Filters): Promise<VersionRow[]>;
+  /** The net differences between two instants (ISO); USAGE when from > to, DB_EMPTY before the history. */
+  diff(from: string, to: string, filters: Filters): Promise<DiffRow[]>;
+  /**
+   * The change feed in the window, oldest first. On SQLite a lazy iterator over the statement (the
+   * source is busy until it ends); on Postgres the rows read whole.
+   */
+  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>>;
+  /** How many baseline rows the same question would give with the baseline included. */
+  baselineRows(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<number>;
+  /** Every version of the symbol (a pattern with `*` allowed), by valid_from, account, numeric leverage. */
+  history(symbol: string, filters: Filters): Promise<VersionRow[]>;
+  /** The runs asked for, oldest first. */
+  runs(query: RunsQuery): Promise<RunRow[]>;
+  /** For symbol patterns that match nothing, the symbols they match ignoring case (at most five). */
+  symbolSuggestions(filters: Filters): Promise<string[]>;
+  /** Releases the connection. */
+  close(): Promise<void>;
+}
+
+/** A SQLite history as a HistorySource: the synchronous query functions, answered at once. */
+export class SqliteHistorySource implements HistorySource {
+  readonly #db: HistoryReader;
+  readonly #close: () => void;
+
+  /** `close` is what close() does: closing a connection the source was given to own. */
+  constructor(db: HistoryReader, close: () => void = () => {}) {
+    this.#db = db;
+    this.#close = close;
+  }
+
+  async bounds(): Promise<HistoryBounds | null> {
+    return historyBounds(this.#db);
+  }
+
+  async runInstant(runId: number): Promise<RunInstant | undefined> {
+    return cachedStatement<RunInstant>(this.#db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId);
+  }
+
+  async snapshot(at: string, filters: Filters): Promise<VersionRow[]> {
+    return snapshotAt(this.#db, at, filters);
+  }
+
+  async diff(from: string, to: string, filters: Filters): Promise<DiffRow[]> {
+    return diffBetween(this.#db, from, to, filters);
+  }
+
+  async changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>> {
+    return changesBetween(this.#db, window, filters, feed);
+  }
+
+  async baselineRows(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<number> {
+    return baselineRowsBetween(this.#db, window, filters, feed);
+  }
+
+  async history(symbol: string, filters: Filters): Promise<VersionRow[]> {
+    return symbolHistory(this.#db, symbol, filters);
+  }
+
+  async runs(query: RunsQuery): Promise<RunRow[]> {
+    return listRuns(this.#db, query);
+  }
+
+  async symbolSuggestions(filters: Filters): Promise<string[]> {
+    return symbolSuggestions(this.#db, filters);
+  }
+
+  async close(): Promise<void> {
+    this.#close();
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * One read of a Postgres history by a query command: its own session, one `REPEATABLE READ, READ
+ * ONLY` transaction (every statement of the command sees the same history, and none can write),
+ * and a `statement_timeout` so no question can hold the server for long. The session is ended
+ * afterwards, so nothing set in it outlives the command.
+ *
+ * The read SQL is shared with SQLite (src/query/*.ts) and written with SQLite's parameters: `?` in
+ * order and `@name`. `numberParameters` renumbers them to Postgres' `$1, $2, …`.
+ */
+import type pg from 'pg';
+import { TierwatchError } from '../../errors.ts';
+import { connectPg, describePgUrl } from './connection.ts';
+
+/** How long one statement of a query command may run: far beyond any answer of a history's size. */
+export const READ_STATEMENT_TIMEOUT_MS = 60_000;
+
+const QUERY_CANCELED = '57014';
+const UNDEFINED_TABLE = '42P01';
+
+/**
+ * `sql` with its `?` and `@name` parameters as `$n`, and the values in that order. A name used
+ * twice is one parameter. Quoted text ('…', "…") is left alone.
+ */
+export function numberParameters(
+  sql: string,
+  named: Record<string, unknown>,
+  positional: readonly unknown[],
+): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const numbers = new Map<string, number>();
+  let next = 0;
+  const text = sql.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\?|@([A-Za-z_]\w*)/g, (match, name: string | undefined) => {
+    if (match.startsWith("'") || match.startsWith('"')) return match;
+    if (name === undefined) {
+      if (next >= positional.length) throw new TierwatchError('INTERNAL', 'too few parameters for the SQL (this is a bug)');
+      values.push(positional[next++]);
+      return `$${values.length}`;
+    }
+    let number = numbers.get(name);
+    if (number === undefined) {
+      if (!(name in named)) throw new TierwatchError('INTERNAL', `no value for @${name} (this is a bug)`);
+      values.push(named[name]);
+      number = values.length;
+      numbers.set(name, number);
+    }
+    return `$${number}`;
+  });
+  return { text, values };
+}
+
+export class PgReadSession {
+  readonly #client: pg.Client;
+  readonly #where: string;
+
+  private constructor(client: pg.Client, where: string) {
+    this.#client = client;
+    this.#where = where;
+  }
+
+  /** Connects and begins the read-only transaction. Throws DB_READ_FAILED naming the database (never its password). */
+  static async open(url: string, options: { statementTimeoutMs?: number } = {}): Promise<PgReadSession> {
+    const where = describePgUrl(url);
+    let client: pg.Client;
+    try {
+      client = await connectPg(url, { applicationName: 'tierwatch read' });
+    } catch (error) {
+      throw new TierwatchError('DB_READ_FAILED', `Cannot connect to ${where}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const session = new PgReadSession(client, where);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const timeout = options.statementTimeoutMs ?? READ_STATEMENT_TIMEOUT_MS;
+      await client.query(`SELECT set_config('statement_timeout', $1, true)`, [`${Math.max(1, Math.round(timeout))}ms`]);
+    } catch (error) {
+      await session.close();
+      throw session.#failure(error);
+    }
+    return session;
+  }
+
+  /** The rows of `sql` as objects (`raw`: as arrays in column order). */
+  async rows<Row>(
+    sql: string,
+    named: Record<string, unknown> = {},
+    positional: readonly unknown[] = [],
+    options: { raw?: boolean } = {},
+  ): Promise<Row[]> {
+    const { text, values } = numberParameters(sql, named, positional);
+    try {
+      const result =
+        options.raw === true
+          ? await this.#client.query({ text, values, rowMode: 'array' })
+          : await this.#client.query({ text, values });
+      return result.rows as Row[];
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  /** Ends the transaction and the session; never throws. */
+  async close(): Promise<void> {
+    await this.#client.query('ROLLBACK').catch(() => {});
+    await this.#client.end().catch(() => {});
+  }
+
+  #failure(error: unknown): TierwatchError {
+    if (error instanceof TierwatchError) return error;
+    const code = (error as { code?: unknown }).code;
+    const message = error instanceof Error ? error.message : String(error);
+    if (code === UNDEFINED_TABLE) {
+      return new TierwatchError(
+        'DB_NEEDS_MIGRATION',
+        `The database ${this.#where} holds no tierwatch history (${message}): run \`tierwatch migrate\` against it first.`,
+        { cause: error },
+      );
+    }
+    if (code === QUERY_CANCELED) {
+      return new TierwatchError(
+        'DB_READ_FAILED',
+        `Reading ${this.#where} took longer than its statement timeout and was stopped: ${message}`,
+        { cause: error },
+      );
+    }
+    return new TierwatchError('DB_READ_FAILED', `Cannot read ${this.#where}: ${message}`, { cause: error });
+  }
+}
