@@ -77,8 +77,7 @@ export const changesCommand: CommandSpec = {
         const counted = countingRows(answer.rows);
         await writeTable(context, source, changesTable(counted.rows), now, undefined, async () => {
           const leftOut = await sourceBaselineLeftOut(source, answer);
-          const note =
-            counted.count() === 0 && leftOut === 0 ? await sourceNoteForEmpty(source, answer.filters) : '';
+          const note = counted.count() === 0 && leftOut === 0 ? await sourceNoteForEmpty(source, answer.filters) : '';
           return `${baselineNote(leftOut)}${note}`;
         });
       } else {

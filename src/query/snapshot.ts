@@ -54,7 +54,10 @@ export function selectVersion(dialect: SqlDialect): string {
 
 export const SELECT_VERSION = selectVersion(SQLITE);
 
-export type StoredVersion = Omit<VersionRow, 'valid_from' | 'valid_to'> & { valid_from: number; valid_to: number | null };
+export type StoredVersion = Omit<VersionRow, 'valid_from' | 'valid_to'> & {
+  valid_from: number;
+  valid_to: number | null;
+};
 
 /** A stored version in the view's shape: epoch ms to the ISO text the view shows. */
 export function toVersionRow(row: StoredVersion): VersionRow {

@@ -49,6 +49,11 @@ export interface HistorySource {
 }
 
 /** A SQLite history as a HistorySource: the synchronous query functions, answered at once. */
+/** A synchronous read as a promise: its value, or its error as a rejection. */
+function answer<T>(read: () => T): Promise<T> {
+  return Promise.resolve().then(read);
+}
+
 export class SqliteHistorySource implements HistorySource {
   readonly #db: HistoryReader;
   readonly #close: () => void;
@@ -59,43 +64,45 @@ export class SqliteHistorySource implements HistorySource {
     this.#close = close;
   }
 
-  async bounds(): Promise<HistoryBounds | null> {
-    return historyBounds(this.#db);
+  bounds(): Promise<HistoryBounds | null> {
+    return answer(() => historyBounds(this.#db));
   }
 
-  async runInstant(runId: number): Promise<RunInstant | undefined> {
-    return cachedStatement<RunInstant>(this.#db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId);
+  runInstant(runId: number): Promise<RunInstant | undefined> {
+    return answer(() =>
+      cachedStatement<RunInstant>(this.#db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId),
+    );
   }
 
-  async snapshot(at: string, filters: Filters): Promise<VersionRow[]> {
-    return snapshotAt(this.#db, at, filters);
+  snapshot(at: string, filters: Filters): Promise<VersionRow[]> {
+    return answer(() => snapshotAt(this.#db, at, filters));
   }
 
-  async diff(from: string, to: string, filters: Filters): Promise<DiffRow[]> {
-    return diffBetween(this.#db, from, to, filters);
+  diff(from: string, to: string, filters: Filters): Promise<DiffRow[]> {
+    return answer(() => diffBetween(this.#db, from, to, filters));
   }
 
-  async changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>> {
-    return changesBetween(this.#db, window, filters, feed);
+  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>> {
+    return answer(() => changesBetween(this.#db, window, filters, feed));
   }
 
-  async baselineRows(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<number> {
-    return baselineRowsBetween(this.#db, window, filters, feed);
+  baselineRows(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<number> {
+    return answer(() => baselineRowsBetween(this.#db, window, filters, feed));
   }
 
-  async history(symbol: string, filters: Filters): Promise<VersionRow[]> {
-    return symbolHistory(this.#db, symbol, filters);
+  history(symbol: string, filters: Filters): Promise<VersionRow[]> {
+    return answer(() => symbolHistory(this.#db, symbol, filters));
   }
 
-  async runs(query: RunsQuery): Promise<RunRow[]> {
-    return listRuns(this.#db, query);
+  runs(query: RunsQuery): Promise<RunRow[]> {
+    return answer(() => listRuns(this.#db, query));
   }
 
-  async symbolSuggestions(filters: Filters): Promise<string[]> {
-    return symbolSuggestions(this.#db, filters);
+  symbolSuggestions(filters: Filters): Promise<string[]> {
+    return answer(() => symbolSuggestions(this.#db, filters));
   }
 
-  async close(): Promise<void> {
-    this.#close();
+  close(): Promise<void> {
+    return answer(this.#close);
   }
 }

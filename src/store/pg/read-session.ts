@@ -32,7 +32,9 @@ export function numberParameters(
   const text = sql.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\?|@([A-Za-z_]\w*)/g, (match, name: string | undefined) => {
     if (match.startsWith("'") || match.startsWith('"')) return match;
     if (name === undefined) {
-      if (next >= positional.length) throw new TierwatchError('INTERNAL', 'too few parameters for the SQL (this is a bug)');
+      if (next >= positional.length) {
+        throw new TierwatchError('INTERNAL', 'too few parameters for the SQL (this is a bug)');
+      }
       values.push(positional[next++]);
       return `$${values.length}`;
     }
