@@ -1,6 +1,6 @@
 /**
  * An analyst's SQL against a shared Postgres history, read-only: the Postgres side of
- * `tierwatch query` (not wired into the command yet).
+ * `tierwatch query` (the command's deadline and signals: pg-query-run.ts).
  *
  * Two locks, as on SQLite: the same text guard first (src/query/readonly-sql.ts: one statement,
  * SELECT / WITH / VALUES / EXPLAIN, refused with the same USAGE messages), then Postgres itself: the
@@ -63,6 +63,25 @@ export interface PgQueryResult {
  * cannot be reached or read.
  */
 export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQueryLimits): Promise<PgQueryResult> {
+  const { columns, rows } = await readPgQuery(url, sql, limits);
+  return { columns, rows };
+}
+
+/** What `tierwatch query` asks besides the rows. */
+export interface PgQueryOptions {
+  /** Also read the last successful sweep's observed_at, in the same transaction (the table footer). */
+  footer?: boolean;
+  /** Called with the connected client, so that a caller's deadline can end it. */
+  connected?: (client: pg.Client) => void;
+}
+
+/** runPgReadOnlyQuery, with the footer's instant when asked for (null otherwise, or when none). */
+export async function readPgQuery(
+  url: string,
+  sql: string,
+  limits: PgQueryLimits,
+  options: PgQueryOptions = {},
+): Promise<PgQueryResult & { lastObservedAt: string | null; pid: number }> {
   // Throws USAGE, with the SQLite path's messages, for an empty input and for anything but a read.
   const pieces = checkReadOnlyText(sql);
   if (pieces.length > 1) {
@@ -75,6 +94,7 @@ export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQue
   let client: pg.Client;
   try {
     client = await connectPg(url, { applicationName: 'tierwatch query' });
+    options.connected?.(client);
   } catch (error) {
     throw new TierwatchError('DB_READ_FAILED', `Cannot connect to ${describePgUrl(url)}: ${(error as Error).message}`, {
       cause: error,
@@ -92,8 +112,20 @@ export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQue
       queryMode: 'extended',
     };
     const result = await client.query(config);
+    let lastObservedAt: string | null = null;
+    if (options.footer === true) {
+      const last = await client.query<{ at: string | null }>(
+        `SELECT max(observed_at) AS at FROM run_ledger WHERE status = 'ok'`,
+      );
+      lastObservedAt = last.rows[0]?.at ?? null;
+    }
     await client.query('ROLLBACK');
-    return { columns: result.fields.map((field) => field.name), rows: result.rows as unknown[][] };
+    return {
+      columns: result.fields.map((field) => field.name),
+      rows: result.rows as unknown[][],
+      lastObservedAt,
+      pid: (client as pg.Client & { processID: number }).processID,
+    };
   } catch (error) {
     throw toPgQueryError(error, limits);
   } finally {

@@ -1,0 +1,231 @@
+/**
+ * The query commands on a Postgres history, beside the same history in SQLite: `runs` gives the
+ * same ledger plus each run's leader_epoch, `tierwatch query` gives the same output in every format
+ * (a read-only transaction; a write refused as on SQLite; --timeout stopping a runaway statement
+ * with the same error), an empty history says so alike, and a password in the URL never appears in
+ * any output, error or log line.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openDatabase } from '../src/store/db.ts';
+import { createPgPool } from '../src/store/pg/connection.ts';
+import { migratePostgres } from '../src/store/pg/migrate.ts';
+import { runCliCaptured } from './helpers/harness.ts';
+import { postgresOrSkip, stopPgServer, type PgServer } from './helpers/pg-server.ts';
+import { storeTwice, TWIN_T0, type TwinStep } from './helpers/twin-history.ts';
+
+after(stopPgServer);
+
+const PASSWORD = 'Sup3r-Secret-Pw';
+
+function step(account: string, advanceMs: number, entries: TwinStep['entries'], fail = false): TwinStep {
+  return { account, advanceMs, fail, entries };
+}
+
+const META = { symbol: 'META-USD', leverage: '2.5', im: 0.1, mm: 0.0125, notional: 150_000 };
+const BTC = { symbol: 'BTC-USD', leverage: '20', im: 0.0125, mm: 0.0125, notional: 1e6 };
+const STEPS: TwinStep[] = [
+  step('primary', 1000, [META, BTC]),
+  step('sub-1', 1000, [BTC]),
+  step('primary', 300_000, [{ ...META, notional: 12_345.678 }, BTC]),
+  step('primary', 300_000, [META], true),
+  step('primary', 300_000, [META]),
+];
+
+async function ask(db: string, argv: string[], env: Record<string, string> = {}) {
+  const { code, stdout, stderr, logs } = await runCliCaptured(argv, {
+    env: { TIERWATCH_DB: db, LOG_LEVEL: 'silent', ...env },
+  });
+  return { code, stdout, stderr, logs: logs.text() };
+}
+
+describe('query commands on Postgres', () => {
+  let server: PgServer | null = null;
+  let dir = '';
+  let dbPath = '';
+  let url = '';
+
+  before(async (t) => {
+    server = await postgresOrSkip(t as never);
+    if (server === null) return;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tierwatch-pgcmd-'));
+    dbPath = path.join(dir, 'history.db');
+    url = await server.createDatabase('querycmd');
+    await migratePostgres(url);
+    const db = openDatabase(dbPath);
+    const pool = createPgPool(url);
+    try {
+      await storeTwice(db, pool, STEPS);
+    } finally {
+      db.close();
+      await pool.end();
+    }
+  });
+  after(() => {
+    if (dir !== '') fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs: the same ledger, with the leader_epoch of each run (null on SQLite)', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    for (const format of ['table', 'csv', 'ndjson']) {
+      const argv = ['runs', '--format', format];
+      const [fromSqlite, fromPostgres] = [await ask(dbPath, argv), await ask(url, argv)];
+      if (format === 'table') assert.deepEqual(fromPostgres, fromSqlite);
+      else {
+        assert.equal(fromPostgres.code, 0);
+        // The one difference: the epoch the Postgres writer stored each run under.
+        const epochless = (text: string) => text.replace(/,"leader_epoch":(null|1)}/g, '}').replace(/,(1)?\n/g, '\n');
+        assert.equal(epochless(fromPostgres.stdout), epochless(fromSqlite.stdout));
+      }
+    }
+    const rows = JSON.parse((await ask(url, ['runs', '--format', 'json'])).stdout) as Array<Record<string, unknown>>;
+    assert.deepEqual(
+      rows.map((row) => [row.run_id, row.status, Object.keys(row).at(-1), row.leader_epoch]),
+      [
+        [1, 'ok', 'leader_epoch', 1],
+        [2, 'ok', 'leader_epoch', 1],
+        [3, 'ok', 'leader_epoch', 1],
+        [4, 'failed', 'leader_epoch', 1],
+        [5, 'ok', 'leader_epoch', 1],
+      ],
+    );
+    const sqliteRows = JSON.parse((await ask(dbPath, ['runs', '--format', 'json'])).stdout) as Array<
+      Record<string, unknown>
+    >;
+    assert.deepEqual(
+      sqliteRows.map((row) => row.leader_epoch),
+      [null, null, null, null, null],
+    );
+    const csv = (await ask(url, ['runs', '--format', 'csv', '--last', '1'])).stdout.split('\n');
+    assert.match(csv[0]!, /,public_key,leader_epoch$/);
+    assert.match(csv[1]!, /,pk-demo,1$/);
+    // Its flags behave alike.
+    for (const argv of [
+      ['runs', '--failed', '--format', 'json'],
+      ['runs', '--last', '0'],
+      ['runs', '--account', 'sub-*', '--format', 'table'],
+    ]) {
+      const [a, b] = [await ask(dbPath, argv), await ask(url, argv)];
+      assert.equal(b.code, a.code, argv.join(' '));
+      assert.equal(b.stderr, a.stderr, argv.join(' '));
+    }
+  });
+
+  it('query: the same output in every format, from a read-only transaction', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const sql =
+      "SELECT run_id, observed_at, account_id, symbol, leverage, change, changed_columns, new_max_notional, baseline FROM tier_changes WHERE symbol <> 'x' ORDER BY run_id, symbol, leverage";
+    for (const format of ['table', 'json', 'ndjson', 'csv']) {
+      const argv = ['query', sql, '--format', format];
+      const [fromSqlite, fromPostgres] = [await ask(dbPath, argv), await ask(url, argv)];
+      assert.equal(fromSqlite.code, 0, fromSqlite.stderr);
+      assert.deepEqual(fromPostgres, fromSqlite, format);
+    }
+    // The table ends with the last successful sweep, as on SQLite.
+    const table = await ask(url, ['query', 'SELECT 1 AS one', '--format', 'table']);
+    assert.match(table.stdout, /Last successful sweep: 2026-01-01T00:15:02\.123Z/);
+  });
+
+  it('query: a write is refused as on SQLite (exit 2), also one the text guard lets through', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    for (const sql of ['DELETE FROM runs', 'INSERT INTO meta VALUES (1, 2)', 'SELECT 1; SELECT 2']) {
+      const [a, b] = [await ask(dbPath, ['query', sql]), await ask(url, ['query', sql])];
+      assert.equal(a.code, 2, sql);
+      assert.deepEqual(b, a, sql);
+    }
+    // A function that writes passes the text guard: the read-only transaction refuses it.
+    const writing = await ask(url, [
+      'query',
+      "SELECT set_config('default_transaction_read_only', 'off', false), nextval('run_ledger_run_id_seq')",
+    ]);
+    assert.equal(writing.code, 2, writing.stderr);
+    assert.match(writing.stderr, /USAGE|read-only|only reads/);
+    const count = await ask(url, ['query', 'SELECT count(*) AS n FROM runs', '--format', 'csv']);
+    assert.equal(count.stdout, 'n\n5\n');
+  });
+
+  it('query: --timeout stops a runaway statement with the same error as on SQLite', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const sql = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
+    const started = Date.now();
+    const fromPostgres = await ask(url, ['query', sql, '--timeout', '500ms']);
+    assert.ok(Date.now() - started < 15_000, `stopped after ${Date.now() - started} ms`);
+    const fromSqlite = await ask(dbPath, ['query', sql, '--timeout', '500ms']);
+    assert.equal(fromSqlite.code, 1);
+    assert.deepEqual(fromPostgres, fromSqlite);
+    assert.match(fromPostgres.stderr, /--timeout 500ms/);
+  });
+
+  it('an empty history, an instant before it, a bad run id: the same errors', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const emptyUrl = await server.createDatabase('queryempty');
+    await migratePostgres(emptyUrl);
+    const emptyPath = path.join(dir, 'empty.db');
+    openDatabase(emptyPath).close();
+    for (const argv of [['snapshot', '--at', '2026-01-01'], ['diff', '1d', 'now'], ['changes'], ['runs']]) {
+      const [a, b] = [await ask(emptyPath, argv), await ask(emptyUrl, argv)];
+      assert.deepEqual(b, a, argv.join(' '));
+    }
+    const before = new Date(TWIN_T0 - 1).toISOString();
+    for (const argv of [
+      ['snapshot', '--at', before],
+      ['diff', before, 'now'],
+      ['diff', 'run:4', 'run:5'],
+      ['changes', '--since', 'run:99'],
+      ['diff', 'run:5', 'run:1'],
+      ['changes', '--only', 'sideways'],
+    ]) {
+      const [a, b] = [await ask(dbPath, argv), await ask(url, argv)];
+      assert.notEqual(a.code, 0, argv.join(' '));
+      assert.deepEqual(b, a, argv.join(' '));
+    }
+  });
+
+  it('the password in the URL never appears in any output, error or log line', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const withPassword = (target: string) => {
+      const parsed = new URL(target);
+      parsed.password = PASSWORD;
+      return parsed.toString();
+    };
+    // The throwaway server trusts loopback: the password is carried along, and must stay unseen.
+    const good = withPassword(url);
+    const unreachable = withPassword(url.replace(/:\d+\//, ':1/'));
+    const missing = withPassword(url.replace(/\/[^/]+$/, '/no_such_database'));
+    const commands = [
+      ['snapshot'],
+      ['diff', '1d'],
+      ['changes', '--include-baseline'],
+      ['history', 'META*'],
+      ['runs'],
+      ['query', 'SELECT * FROM runs'],
+      ['query', 'SELECT * FROM nowhere'],
+    ];
+    for (const target of [good, unreachable, missing]) {
+      for (const argv of commands) {
+        const result = await ask(target, [...argv, '--format', 'table'], { LOG_LEVEL: 'debug' });
+        const seen = `${result.stdout}\n${result.stderr}\n${result.logs}`;
+        assert.ok(!seen.includes(PASSWORD), `${argv.join(' ')}: ${seen}`);
+        if (target !== good) {
+          assert.equal(result.code, 1, `${argv.join(' ')}: ${result.stderr}`);
+          assert.match(
+            result.stderr,
+            /postgres:\/\/postgres@127\.0\.0\.1:/,
+            'the database is named, without its password',
+          );
+        }
+      }
+    }
+    // TIERWATCH_DB_FILE, the way to keep the URL out of the environment, works the same.
+    const file = path.join(dir, 'db-url');
+    fs.writeFileSync(file, `${good}\n`, { mode: 0o600 });
+    const fromFile = await runCliCaptured(['runs', '--format', 'csv', '--last', '1'], {
+      env: { TIERWATCH_DB_FILE: file, LOG_LEVEL: 'silent' },
+    });
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.match(fromFile.stdout, /,pk-demo,1\n$/);
+  });
+});
