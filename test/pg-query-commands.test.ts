@@ -13,6 +13,8 @@ import path from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { migratePostgres } from '../src/store/pg/migrate.ts';
+import { numberParameters, PgReadSession } from '../src/store/pg/read-session.ts';
+import { isTierwatchError } from '../src/errors.ts';
 import { runCliCaptured } from './helpers/harness.ts';
 import { postgresOrSkip, stopPgServer, type PgServer } from './helpers/pg-server.ts';
 import { storeTwice, TWIN_T0, type TwinStep } from './helpers/twin-history.ts';
@@ -42,6 +44,20 @@ async function ask(db: string, argv: string[], env: Record<string, string> = {})
   return { code, stdout, stderr, logs: logs.text() };
 }
 
+it('SQLite parameters become numbered ones: `?` in order, `@name` once per name, quoted text untouched', () => {
+  assert.deepEqual(
+    numberParameters(
+      'SELECT \'?\', "@x" FROM t WHERE a >= @since AND b = ? AND c < @since AND d IN (?, ?)',
+      { since: 5 },
+      ['p', 'q', 'r'],
+    ),
+    {
+      text: 'SELECT \'?\', "@x" FROM t WHERE a >= $1 AND b = $2 AND c < $1 AND d IN ($3, $4)',
+      values: [5, 'p', 'q', 'r'],
+    },
+  );
+});
+
 describe('query commands on Postgres', () => {
   let server: PgServer | null = null;
   let dir = '';
@@ -66,6 +82,32 @@ describe('query commands on Postgres', () => {
   });
   after(() => {
     if (dir !== '') fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a read session is one read-only transaction whose statements stop at its timeout', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const session = await PgReadSession.open(url, { statementTimeoutMs: 300 });
+    try {
+      assert.deepEqual(await session.rows('SHOW transaction_read_only', {}, [], { raw: true }), [['on']]);
+      assert.deepEqual(await session.rows('SHOW transaction_isolation', {}, [], { raw: true }), [['repeatable read']]);
+      const started = Date.now();
+      await assert.rejects(
+        session.rows('SELECT pg_sleep(10)'),
+        (error) => isTierwatchError(error, 'DB_READ_FAILED') && /statement timeout/.test(error.message),
+      );
+      assert.ok(Date.now() - started < 8000, `stopped after ${Date.now() - started} ms`);
+    } finally {
+      await session.close();
+    }
+    const writer = await PgReadSession.open(url);
+    try {
+      await assert.rejects(
+        writer.rows("INSERT INTO meta (key, value) VALUES ('k', 'v')"),
+        (error) => isTierwatchError(error, 'DB_READ_FAILED') && /read-only transaction/.test(error.message),
+      );
+    } finally {
+      await writer.close();
+    }
   });
 
   it('runs: the same ledger, with the leader_epoch of each run (null on SQLite)', async (t) => {
