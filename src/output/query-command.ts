@@ -11,7 +11,7 @@ import type { Filters } from '../query/filters.ts';
 import { cachedStatement, type HistoryReader } from '../query/reader.ts';
 import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
 import { symbolHint } from '../query/symbol-hint.ts';
-import { SqliteHistorySource, type HistorySource } from '../query/source.ts';
+import { RUN_INSTANT_SQL, SqliteHistorySource, type HistorySource, type RunInstant } from '../query/source.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
 import { lastSweepLine, tableLines, type Table } from './table.ts';
 import { writeLines } from './stream.ts';
@@ -102,15 +102,7 @@ export async function withHistory<T>(context: CommandContext, use: (db: HistoryR
 export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   const spec = parseTimeArgument(optionText(value), now, flag);
-  return resolveTime(
-    spec,
-    (runId) =>
-      cachedStatement<{ observed_at: string | null; status: string }>(
-        db,
-        'SELECT observed_at, status FROM runs WHERE run_id = ?',
-      ).get(runId),
-    flag,
-  );
+  return resolveTime(spec, (runId) => cachedStatement<RunInstant>(db, RUN_INSTANT_SQL).get(runId), flag);
 }
 
 /**

@@ -22,6 +22,9 @@ import { symbolSuggestions } from './symbol-hint.ts';
 /** What `run:<id>` resolves from: the run's observed_at (null when it never observed) and status. */
 export type RunInstant = { observed_at: string | null; status: string };
 
+/** The run's RunInstant, from the `runs` view (the same text on both backends). */
+export const RUN_INSTANT_SQL = 'SELECT observed_at, status FROM runs WHERE run_id = ?';
+
 export interface HistorySource {
   /** The first and last successful sweeps, or null when none has succeeded. */
   bounds(): Promise<HistoryBounds | null>;
@@ -69,9 +72,7 @@ export class SqliteHistorySource implements HistorySource {
   }
 
   runInstant(runId: number): Promise<RunInstant | undefined> {
-    return answer(() =>
-      cachedStatement<RunInstant>(this.#db, 'SELECT observed_at, status FROM runs WHERE run_id = ?').get(runId),
-    );
+    return answer(() => cachedStatement<RunInstant>(this.#db, RUN_INSTANT_SQL).get(runId));
   }
 
   snapshot(at: string, filters: Filters): Promise<VersionRow[]> {

@@ -23,7 +23,7 @@ import type { Filters } from '../../query/filters.ts';
 import { historySql } from '../../query/history.ts';
 import { runsSql, type RunRow, type RunsQuery } from '../../query/runs.ts';
 import { snapshotSql, toVersionRow, type StoredVersion, type VersionRow } from '../../query/snapshot.ts';
-import type { HistorySource, RunInstant } from '../../query/source.ts';
+import { RUN_INSTANT_SQL, type HistorySource, type RunInstant } from '../../query/source.ts';
 import { suggestionSql, suggestionsFor } from '../../query/symbol-hint.ts';
 import { PgReadSession } from './read-session.ts';
 
@@ -51,9 +51,7 @@ export class PgHistorySource implements HistorySource {
   }
 
   async runInstant(runId: number): Promise<RunInstant | undefined> {
-    const [row] = await this.#session.rows<RunInstant>('SELECT observed_at, status FROM runs WHERE run_id = ?', {}, [
-      runId,
-    ]);
+    const [row] = await this.#session.rows<RunInstant>(RUN_INSTANT_SQL, {}, [runId]);
     return row;
   }
 
