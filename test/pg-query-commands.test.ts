@@ -226,6 +226,47 @@ describe('query commands on Postgres', () => {
     }
   });
 
+  it('a long change feed streams from a cursor in batches, in the same order', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const bulkUrl = await server.createDatabase('querybulk');
+    await migratePostgres(bulkUrl);
+    const bulkPath = path.join(dir, 'bulk.db');
+    const db = openDatabase(bulkPath);
+    const pool = createPgPool(bulkUrl);
+    // 2,500 tiers, then a quarter of them changed: more rows than three cursor batches.
+    const tiers = Array.from({ length: 2500 }, (_, i) => ({
+      symbol: `S${Math.floor(i / 5)}-USD`,
+      leverage: String((i % 5) + 1),
+      im: 0.1,
+      mm: 0.05,
+      notional: 1e6,
+    }));
+    try {
+      await storeTwice(db, pool, [
+        step('primary', 1000, tiers),
+        step(
+          'primary',
+          300_000,
+          tiers.map((tier, i) => (i % 4 === 0 ? { ...tier, notional: 9e5 } : tier)),
+        ),
+      ]);
+    } finally {
+      db.close();
+      await pool.end();
+    }
+    for (const argv of [
+      ['changes', '--include-baseline', '--format', 'ndjson'],
+      ['changes', '--include-baseline', '--format', 'table'],
+      ['changes', '--format', 'csv', '--symbol', 'S1*'],
+    ]) {
+      const [a, b] = [await ask(bulkPath, argv), await ask(bulkUrl, argv)];
+      assert.equal(a.code, 0, a.stderr);
+      assert.deepEqual(b, a, argv.join(' '));
+    }
+    const lines = (await ask(bulkUrl, ['changes', '--include-baseline', '--format', 'ndjson'])).stdout.split('\n');
+    assert.equal(lines.length - 1, 2500 + 625);
+  });
+
   it('the password in the URL never appears in any output, error or log line', async (t) => {
     if (server === null) return t.skip('no Postgres');
     const withPassword = (target: string) => {

@@ -14,11 +14,13 @@ import {
 } from '../output/query-command.ts';
 import { describable } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { mapRows, table, type Table } from '../output/table.ts';
+import { mapRows, table, type AsyncTable, type Rows, type Table } from '../output/table.ts';
 import { CHANGE_KINDS } from '../store/change-kinds.ts';
 import type { CommandSpec } from './context.ts';
 
-export function changesTable(rows: Iterable<FeedRow>): Table {
+export function changesTable(rows: Iterable<FeedRow>): Table;
+export function changesTable(rows: Rows<FeedRow>): Table | AsyncTable;
+export function changesTable(rows: Rows<FeedRow>): Table | AsyncTable {
   return table(
     [
       { title: 'observed_at' },

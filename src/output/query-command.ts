@@ -13,7 +13,15 @@ import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
 import { symbolHint } from '../query/symbol-hint.ts';
 import { RUN_INSTANT_SQL, SqliteHistorySource, type HistorySource, type RunInstant } from '../query/source.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
-import { lastSweepLine, tableLines, type Table } from './table.ts';
+import {
+  asyncTableLines,
+  isAsyncRows,
+  lastSweepLine,
+  tableLines,
+  type AsyncTable,
+  type Rows,
+  type Table,
+} from './table.ts';
 import { writeLines } from './stream.ts';
 import { escapeControl } from './terminal-text.ts';
 
@@ -112,7 +120,7 @@ export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag:
 export async function writeTable(
   context: CommandContext,
   history: HistorySource,
-  source: Table,
+  source: Table | AsyncTable,
   now: Date,
   heading?: string,
   /** Notes printed under the table (each ending in a newline, or ''), read once the rows are out. */
@@ -122,10 +130,15 @@ export async function writeTable(
   const width = context.io.stdoutColumns;
   const open = await writeLines(
     context.io.stdout,
-    (function* () {
-      if (heading !== undefined) yield heading;
-      yield* tableLines(source, { width });
-    })(),
+    isAsyncRows<readonly string[]>(source.rows)
+      ? (async function* () {
+          if (heading !== undefined) yield heading;
+          yield* asyncTableLines(source as AsyncTable, { width });
+        })()
+      : (function* () {
+          if (heading !== undefined) yield heading;
+          yield* tableLines(source as Table, { width });
+        })(),
   );
   // The notes are read only once the rows are out (a SQLite statement is busy until then), and not
   // at all when the reader went away.
@@ -159,15 +172,24 @@ function* wrapWords(line: string, width: number | undefined): Generator<string> 
 }
 
 /** Passes `rows` through lazily, counting them, so a note can depend on whether any were printed. */
-export function countingRows<Row>(rows: Iterable<Row>): { rows: Iterable<Row>; count: () => number } {
+export function countingRows<Row>(rows: Iterable<Row>): { rows: Iterable<Row>; count: () => number };
+export function countingRows<Row>(rows: Rows<Row>): { rows: Rows<Row>; count: () => number };
+export function countingRows<Row>(rows: Rows<Row>): { rows: Rows<Row>; count: () => number } {
   let count = 0;
   return {
-    rows: (function* () {
-      for (const row of rows) {
-        count += 1;
-        yield row;
-      }
-    })(),
+    rows: isAsyncRows(rows)
+      ? (async function* () {
+          for await (const row of rows) {
+            count += 1;
+            yield row;
+          }
+        })()
+      : (function* () {
+          for (const row of rows) {
+            count += 1;
+            yield row;
+          }
+        })(),
     count: () => count,
   };
 }

@@ -7,6 +7,7 @@
  */
 import { optionText } from '../commands/options.ts';
 import { TierwatchError } from '../errors.ts';
+import type { FeedRow } from '../query/changes.ts';
 import type { DiffRow } from '../query/diff.ts';
 import type { Filters } from '../query/filters.ts';
 import type { RunRow } from '../query/runs.ts';
@@ -23,6 +24,7 @@ import {
   type QueryOptions,
 } from './answers.ts';
 import { changeShape, diffShape, runShape, versionShape } from './shapes.ts';
+import type { Rows } from './table.ts';
 
 /**
  * A time argument as an ISO instant, or undefined when absent; `run:<id>` is looked up in the
@@ -52,7 +54,7 @@ export async function sourceChangesAnswer(
   source: HistorySource,
   options: QueryOptions,
   now: Date,
-): Promise<ChangesAnswer> {
+): Promise<Omit<ChangesAnswer, 'rows'> & { rows: Rows<FeedRow> }> {
   const { filters, feed } = changesQuestion(options);
   const since = await sourceTime(source, options.since, now, '--since');
   const until = await sourceTime(source, options.until, now, '--until');

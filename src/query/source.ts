@@ -8,6 +8,7 @@
  * Errors are the same on both: DB_EMPTY when the history does not reach back to an instant asked
  * about, USAGE when a diff's FROM is after its TO.
  */
+import type { Rows } from '../output/table.ts';
 import type { HistoryBounds } from './bounds.ts';
 import { historyBounds } from './bounds.ts';
 import { baselineRowsBetween, changesBetween, type FeedFilters, type FeedRow, type TimeWindow } from './changes.ts';
@@ -35,10 +36,10 @@ export interface HistorySource {
   /** The net differences between two instants (ISO); USAGE when from > to, DB_EMPTY before the history. */
   diff(from: string, to: string, filters: Filters): Promise<DiffRow[]>;
   /**
-   * The change feed in the window, oldest first. On SQLite a lazy iterator over the statement (the
-   * source is busy until it ends); on Postgres the rows read whole.
+   * The change feed in the window, oldest first, read lazily: on SQLite an iterator over the
+   * statement, on Postgres a cursor read in batches. The source is busy until it ends.
    */
-  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>>;
+  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Rows<FeedRow>>;
   /** How many baseline rows the same question would give with the baseline included. */
   baselineRows(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<number>;
   /** Every version of the symbol (a pattern with `*` allowed), by valid_from, account, numeric leverage. */
@@ -83,7 +84,7 @@ export class SqliteHistorySource implements HistorySource {
     return answer(() => diffBetween(this.#db, from, to, filters));
   }
 
-  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>> {
+  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Rows<FeedRow>> {
     return answer(() => changesBetween(this.#db, window, filters, feed));
   }
 

@@ -72,9 +72,14 @@ export class PgHistorySource implements HistorySource {
     return diffOfSides(before, after);
   }
 
-  async changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<Iterable<FeedRow>> {
+  changes(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<AsyncIterable<FeedRow>> {
     const { sql, named, params } = changesSql(window, filters, feed, undefined, POSTGRES);
-    return (await this.#session.rows<FeedViewRow>(sql, named, params)).map(toFeedRow);
+    const rows = this.#session.stream<FeedViewRow>(sql, named, params);
+    return Promise.resolve(
+      (async function* () {
+        for await (const row of rows) yield toFeedRow(row);
+      })(),
+    );
   }
 
   async baselineRows(window: TimeWindow, filters: Filters, feed: FeedFilters): Promise<number> {

@@ -50,9 +50,13 @@ export function numberParameters(
   return { text, values };
 }
 
+/** Rows fetched from a cursor at a time: the batches the SQLite side's readers see too. */
+export const CURSOR_BATCH_ROWS = 1000;
+
 export class PgReadSession {
   readonly #client: pg.Client;
   readonly #where: string;
+  #cursors = 0;
 
   private constructor(client: pg.Client, where: string) {
     this.#client = client;
@@ -98,6 +102,41 @@ export class PgReadSession {
       return result.rows as Row[];
     } catch (error) {
       throw this.#failure(error);
+    }
+  }
+
+  /**
+   * The rows of `sql` read lazily through a cursor, `batchRows` at a time, so a long answer (a year
+   * of changes) is never held whole. The session is busy until the rows are read or the iteration
+   * is given up (which closes the cursor).
+   */
+  async *stream<Row>(
+    sql: string,
+    named: Record<string, unknown> = {},
+    positional: readonly unknown[] = [],
+    batchRows: number = CURSOR_BATCH_ROWS,
+  ): AsyncGenerator<Row> {
+    const { text, values } = numberParameters(sql, named, positional);
+    this.#cursors += 1;
+    const cursor = `tierwatch_rows_${this.#cursors}`;
+    try {
+      await this.#client.query({ text: `DECLARE ${cursor} NO SCROLL CURSOR FOR ${text}`, values });
+    } catch (error) {
+      throw this.#failure(error);
+    }
+    try {
+      for (;;) {
+        let batch: Row[];
+        try {
+          batch = (await this.#client.query(`FETCH ${batchRows} FROM ${cursor}`)).rows as Row[];
+        } catch (error) {
+          throw this.#failure(error);
+        }
+        yield* batch;
+        if (batch.length < batchRows) return;
+      }
+    } finally {
+      await this.#client.query(`CLOSE ${cursor}`).catch(() => {});
     }
   }
 
