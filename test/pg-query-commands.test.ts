@@ -11,10 +11,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openDatabase } from '../src/store/db.ts';
-import { createPgPool } from '../src/store/pg/connection.ts';
+import { connectPg, createPgPool } from '../src/store/pg/connection.ts';
 import { migratePostgres } from '../src/store/pg/migrate.ts';
 import { numberParameters, PgReadSession } from '../src/store/pg/read-session.ts';
 import { isTierwatchError } from '../src/errors.ts';
+import { spawnCli } from './helpers/faults.ts';
 import { runCliCaptured } from './helpers/harness.ts';
 import { postgresOrSkip, stopPgServer, type PgServer } from './helpers/pg-server.ts';
 import { storeTwice, TWIN_T0, type TwinStep } from './helpers/twin-history.ts';
@@ -199,6 +200,75 @@ describe('query commands on Postgres', () => {
     assert.equal(fromSqlite.code, 1);
     assert.deepEqual(fromPostgres, fromSqlite);
     assert.match(fromPostgres.stderr, /--timeout 500ms/);
+  });
+
+  it('query: SIGINT stops the statement at once (exit 130), and it does not keep running on the server', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const admin = await connectPg(url);
+    try {
+      const sleeping = async () =>
+        (
+          await admin.query(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'",
+          )
+        ).rows.length;
+      const controller = new AbortController();
+      const run = runCliCaptured(['query', 'SELECT pg_sleep(60)', '--timeout', '10m'], {
+        env: { TIERWATCH_DB: url, LOG_LEVEL: 'silent' },
+        signal: controller.signal,
+      });
+      // The signal is sent once the statement is seen running on the server.
+      const deadline = Date.now() + 20_000;
+      while ((await sleeping()) === 0) {
+        assert.ok(Date.now() < deadline, 'the statement started');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const sentAt = Date.now();
+      controller.abort('SIGINT');
+      const result = await run;
+      assert.equal(result.code, 130, result.stderr);
+      assert.equal(result.stderr, 'tierwatch query: The query was stopped by SIGINT.\n');
+      assert.ok(Date.now() - sentAt < 10_000, `exited ${Date.now() - sentAt} ms after SIGINT`);
+      // Ending the session ends the statement: the server notices at its next check.
+      while ((await sleeping()) > 0) {
+        assert.ok(Date.now() < sentAt + 10_000, 'the statement was cancelled on the server');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('query: a command killed with SIGKILL leaves no statement running on the server for long', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const admin = await connectPg(url);
+    try {
+      const sleeping = async () =>
+        (
+          await admin.query(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(61)%' AND state = 'active'",
+          )
+        ).rows.length;
+      const child = spawnCli(['query', 'SELECT pg_sleep(61)', '--timeout', '10m'], {
+        TIERWATCH_DB: url,
+        LOG_LEVEL: 'silent',
+      });
+      const deadline = Date.now() + 60_000;
+      while ((await sleeping()) === 0) {
+        assert.ok(Date.now() < deadline, `the statement started: ${child.stderr()}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      child.child.kill('SIGKILL');
+      await child.exited;
+      const killedAt = Date.now();
+      // The server checks every second that its client is still there (client_connection_check_interval).
+      while ((await sleeping()) > 0) {
+        assert.ok(Date.now() < killedAt + 15_000, 'the server ended the orphaned statement');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await admin.end();
+    }
   });
 
   it('an empty history, an instant before it, a bad run id: the same errors', async (t) => {

@@ -6,6 +6,7 @@
  * either ends the session, which ends the statement.
  */
 import type pg from 'pg';
+import { connectPg } from './connection.ts';
 import {
   queryAbortedError,
   queryTimeoutError,
@@ -34,10 +35,11 @@ export async function runPgQuery(
   });
   // Observed by the races below; this keeps a stop between two of them from being "unhandled".
   stopped.catch(() => {});
+  let reading = true;
   const work = readPgQuery(request.url, request.sql, limits, {
     footer: request.footer,
     connected: (connected) => (client = connected),
-  });
+  }).finally(() => (reading = false));
   work.catch(() => {});
   try {
     const result = await Promise.race([work, stopped]);
@@ -50,7 +52,28 @@ export async function runPgQuery(
   } finally {
     clearTimeout(timer);
     if (onAbort !== undefined) limits.signal.removeEventListener('abort', onAbort);
-    // Ends a statement still running (a deadline or a signal); a no-op once the read has ended it.
+    // Stopped (a deadline or a signal) while the statement runs: a closed socket alone is noticed
+    // by the server only at its next check, so the statement is cancelled, from a session of our own.
+    if (reading && client !== undefined) await cancel(request.url, client);
     await client?.end().catch(() => {});
+  }
+}
+
+/** Cancels what `client`'s session is running (a user may cancel its own sessions); never throws. */
+async function cancel(url: string, client: pg.Client): Promise<void> {
+  const pid = (client as pg.Client & { processID: number | null }).processID;
+  if (pid === null) return;
+  try {
+    const canceller = await connectPg(url, {
+      applicationName: 'tierwatch query (cancel)',
+      connectionTimeoutMillis: 2000,
+    });
+    try {
+      await canceller.query('SELECT pg_cancel_backend($1)', [pid]);
+    } finally {
+      await canceller.end().catch(() => {});
+    }
+  } catch {
+    // The statement still ends at its statement_timeout, or when the server sees the socket closed.
   }
 }

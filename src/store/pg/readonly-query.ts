@@ -102,9 +102,13 @@ export async function readPgQuery(
   }
   try {
     await client.query('BEGIN READ ONLY');
-    await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
-      `${Math.max(1, Math.round(limits.timeoutMs))}ms`,
-    ]);
+    // And, where the server has it (Postgres 14+), a check every second that the client is still
+    // there: a statement whose command was killed (kill -9) ends within a second, not at its timeout.
+    await client.query(
+      `SELECT set_config('statement_timeout', $1, true), ` +
+        `(SELECT set_config(name, '1000', true) FROM pg_settings WHERE name = 'client_connection_check_interval')`,
+      [`${Math.max(1, Math.round(limits.timeoutMs))}ms`],
+    );
     const config: pg.QueryArrayConfig & { queryMode: 'extended' } = {
       text: piece.text,
       rowMode: 'array',
