@@ -271,6 +271,29 @@ describe('query commands on Postgres', () => {
     }
   });
 
+  it('a database that is not migrated, behind or ahead is refused as a SQLite file would be', async (t) => {
+    if (server === null) return t.skip('no Postgres');
+    const bare = await server.createDatabase('querybare');
+    const never = await ask(bare, ['snapshot']);
+    assert.equal(never.code, 1);
+    assert.match(never.stderr, /holds no tierwatch history .*run `tierwatch migrate`/);
+    await migratePostgres(bare);
+    const admin = await connectPg(bare);
+    try {
+      const newest = `(SELECT max(created_at) FROM drizzle.__drizzle_migrations)`;
+      await admin.query(`DELETE FROM drizzle.__drizzle_migrations WHERE created_at = ${newest}`);
+      const behind = await ask(bare, ['changes']);
+      assert.equal(behind.code, 1);
+      assert.match(behind.stderr, /needs 1 migration\(s\) this tierwatch would apply: run `tierwatch migrate`/);
+      await admin.query(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('future', 4102444800000)`);
+      const ahead = await ask(bare, ['runs']);
+      assert.equal(ahead.code, 1);
+      assert.match(ahead.stderr, /was migrated by a newer tierwatch .* upgrade tierwatch/);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('an empty history, an instant before it, a bad run id: the same errors', async (t) => {
     if (server === null) return t.skip('no Postgres');
     const emptyUrl = await server.createDatabase('queryempty');

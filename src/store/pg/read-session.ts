@@ -9,7 +9,9 @@
  */
 import type pg from 'pg';
 import { TierwatchError } from '../../errors.ts';
+import { pendingAfter, readJournal, type AppliedRow } from '../migrations.ts';
 import { connectPg, describePgUrl } from './connection.ts';
+import { defaultPgMigrationsFolder, PG_MIGRATIONS_SCHEMA, PG_MIGRATIONS_TABLE } from './migrate.ts';
 
 /** How long one statement of a query command may run: far beyond any answer of a history's size. */
 export const READ_STATEMENT_TIMEOUT_MS = 60_000;
@@ -76,9 +78,22 @@ export class PgReadSession {
     }
     const session = new PgReadSession(client, where);
     try {
-      // One round trip: the timeout is a number of ours, not a value to bind.
+      // One round trip: the timeout is a number of ours, not a value to bind. Then, as a read-only
+      // SQLite open does, the schema's migrations against this tierwatch's: the views of a history
+      // that is behind (or ahead) may not answer what this version asks.
       const timeout = Math.max(1, Math.round(options.statementTimeoutMs ?? READ_STATEMENT_TIMEOUT_MS));
-      await client.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${timeout}`);
+      const results = (await client.query(
+        `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${timeout}; ` +
+          `SELECT hash, created_at FROM ${PG_MIGRATIONS_SCHEMA}.${PG_MIGRATIONS_TABLE}`,
+      )) as unknown as pg.QueryResult[];
+      const applied = results.at(-1)!.rows as AppliedRow[];
+      const pending = pendingAfter(readJournal(defaultPgMigrationsFolder()), applied, where);
+      if (pending > 0) {
+        throw new TierwatchError(
+          'DB_NEEDS_MIGRATION',
+          `The database ${where} needs ${pending} migration(s) this tierwatch would apply: run \`tierwatch migrate\` (or start the daemon) once, then retry.`,
+        );
+      }
     } catch (error) {
       await session.close();
       throw session.#failure(error);
