@@ -48,7 +48,8 @@ const timePick: fc.Arbitrary<TimePick> = fc.oneof(
 
 interface Question {
   command: 'snapshot' | 'diff' | 'changes' | 'history';
-  format: string;
+  /** A format, or a terminal of that many columns (a table fitted to its width). */
+  format: string | number;
   times: [TimePick, TimePick];
   symbols: string[];
   accounts: string[];
@@ -57,7 +58,7 @@ interface Question {
 
 const question: fc.Arbitrary<Question> = fc.record({
   command: fc.constantFrom('snapshot' as const, 'diff' as const, 'changes' as const, 'history' as const),
-  format: fc.constantFrom(...FORMATS),
+  format: fc.oneof(fc.constantFrom(...FORMATS), fc.integer({ min: 40, max: 140 })),
   times: fc.tuple(timePick, timePick),
   symbols: fc.subarray(SYMBOL_PATTERNS, { maxLength: 2 }),
   accounts: fc.subarray(ACCOUNT_PATTERNS, { maxLength: 1 }),
@@ -86,7 +87,7 @@ function argvOf(q: Question, runs: readonly TwinRun[]): string[] {
   const [first, second] = q.times.map((pick) => timeText(pick, runs)) as [string, string];
   const filters = q.accounts.map((account) => `--account=${account}`);
   const symbols = q.symbols.map((symbol) => `--symbol=${symbol}`);
-  const format = ['--format', q.format];
+  const format = typeof q.format === 'number' ? [] : ['--format', q.format];
   switch (q.command) {
     case 'snapshot':
       return ['snapshot', '--at', first, ...filters, ...symbols, ...format];
@@ -103,8 +104,15 @@ function argvOf(q: Question, runs: readonly TwinRun[]): string[] {
   }
 }
 
-async function ask(db: string, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await runCliCaptured(argv, { env: { TIERWATCH_DB: db, LOG_LEVEL: 'silent' } });
+async function ask(
+  db: string,
+  argv: string[],
+  columns: number | undefined,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await runCliCaptured(argv, {
+    env: { TIERWATCH_DB: db, LOG_LEVEL: 'silent' },
+    ...(columns === undefined ? {} : { tty: true, columns }),
+  });
   return { code, stdout, stderr };
 }
 
@@ -141,9 +149,10 @@ test(
             }
             for (const q of questions) {
               const argv = argvOf(q, runs);
-              const fromSqlite = await ask(dbPath, argv);
-              const fromPostgres = await ask(url, argv);
-              assert.deepEqual(fromPostgres, fromSqlite, `tierwatch ${argv.join(' ')}`);
+              const columns = typeof q.format === 'number' ? q.format : undefined;
+              const fromSqlite = await ask(dbPath, argv, columns);
+              const fromPostgres = await ask(url, argv, columns);
+              assert.deepEqual(fromPostgres, fromSqlite, `tierwatch ${argv.join(' ')} (columns ${columns})`);
               if (fromSqlite.code === 0 && fromSqlite.stdout.length > 0) answered += 1;
             }
           },
