@@ -52,7 +52,7 @@ export function numberParameters(
   return { text, values };
 }
 
-/** Rows fetched from a cursor at a time: the batches the SQLite side's readers see too. */
+/** Rows fetched from a cursor at a time: memory stays bounded, and a round trip costs little per row. */
 export const CURSOR_BATCH_ROWS = 1000;
 
 export class PgReadSession {
