@@ -209,7 +209,7 @@ describe('query commands on Postgres', () => {
       const sleeping = async () =>
         (
           await admin.query(
-            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'",
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'tierwatch query' AND state = 'active'",
           )
         ).rows.length;
       const controller = new AbortController();
@@ -246,7 +246,7 @@ describe('query commands on Postgres', () => {
       const sleeping = async () =>
         (
           await admin.query(
-            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(61)%' AND state = 'active'",
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'tierwatch query' AND state = 'active'",
           )
         ).rows.length;
       const child = spawnCli(['query', 'SELECT pg_sleep(61)', '--timeout', '10m'], {
@@ -319,7 +319,7 @@ describe('query commands on Postgres', () => {
     }
   });
 
-  it('a long change feed streams from a cursor in batches, in the same order', async (t) => {
+  it('a long change feed and a long query stream from a cursor in batches, in the same order', async (t) => {
     if (server === null) return t.skip('no Postgres');
     const bulkUrl = await server.createDatabase('querybulk');
     await migratePostgres(bulkUrl);
@@ -358,6 +358,28 @@ describe('query commands on Postgres', () => {
     }
     const lines = (await ask(bulkUrl, ['changes', '--include-baseline', '--format', 'ndjson'])).stdout.split('\n');
     assert.equal(lines.length - 1, 2500 + 625);
+    // `tierwatch query` reads a SELECT through a cursor too: several batches, the same output.
+    const versions =
+      'SELECT account_id, symbol, leverage, max_notional, valid_from, valid_to, run_id FROM tier_versions ORDER BY symbol, leverage, valid_from';
+    for (const argv of [
+      ['query', versions, '--format', 'ndjson'],
+      ['query', versions, '--format', 'csv'],
+      ['query', versions, '--format', 'table'],
+      ['query', `${versions} LIMIT 0`, '--format', 'csv'],
+      ['query', `${versions} LIMIT 0`, '--format', 'table'],
+    ]) {
+      const [a, b] = [await ask(bulkPath, argv), await ask(bulkUrl, argv)];
+      assert.equal(a.code, 0, a.stderr);
+      assert.deepEqual(b, a, argv.join(' '));
+    }
+    assert.equal((await ask(bulkUrl, ['query', versions, '--format', 'ndjson'])).stdout.split('\n').length - 1, 3125);
+    // EXPLAIN cannot be a cursor: it is read whole, and still answers.
+    const explain = await ask(bulkUrl, ['query', `EXPLAIN ${versions}`, '--format', 'csv']);
+    assert.equal(explain.code, 0, explain.stderr);
+    assert.match(explain.stdout, /^QUERY PLAN\n/);
+    // A write hidden in a WITH is refused before a row is read.
+    const hidden = await ask(bulkUrl, ['query', 'WITH d AS (DELETE FROM run_ledger RETURNING 1) SELECT * FROM d']);
+    assert.equal(hidden.code, 2, hidden.stderr);
   });
 
   it('the password in the URL never appears in any output, error or log line', async (t) => {

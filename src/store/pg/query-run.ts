@@ -16,9 +16,6 @@ import {
 } from '../../query/sql-process.ts';
 import { readPgQuery } from './readonly-query.ts';
 
-/** Rows handed to the sink at a time, as the SQLite child sends them. */
-const BATCH_ROWS = 1000;
-
 export async function runPgQuery(
   request: { url: string; sql: string; footer: boolean },
   limits: QueryLimits,
@@ -36,20 +33,28 @@ export async function runPgQuery(
   // Observed by the races below; this keeps a stop between two of them from being "unhandled".
   stopped.catch(() => {});
   let reading = true;
+  let started = false;
+  // Set once the command has its answer (or its error): nothing more is written after it.
+  let halted = false;
   const work = readPgQuery(request.url, request.sql, limits, {
     footer: request.footer,
     connected: (connected) => (client = connected),
+    // Each batch is written before the next is fetched: a slow stdout pauses the cursor.
+    onRows: async (columns, rows) => {
+      if (halted) return false;
+      if (!started) {
+        started = true;
+        await sink.started(columns, (client as pg.Client & { processID: number }).processID);
+      }
+      return rows.length === 0 || (await sink.rows(rows));
+    },
   }).finally(() => (reading = false));
   work.catch(() => {});
   try {
     const result = await Promise.race([work, stopped]);
-    await Promise.race([sink.started(result.columns, result.pid), stopped]);
-    for (let start = 0; start < result.rows.length; start += BATCH_ROWS) {
-      const open = await Promise.race([sink.rows(result.rows.slice(start, start + BATCH_ROWS)), stopped]);
-      if (!open) return { lastObservedAt: null, complete: false };
-    }
-    return { lastObservedAt: result.lastObservedAt, complete: true };
+    return { lastObservedAt: result.lastObservedAt, complete: result.complete };
   } finally {
+    halted = true;
     clearTimeout(timer);
     if (onAbort !== undefined) limits.signal.removeEventListener('abort', onAbort);
     // Stopped (a deadline or a signal) while the statement runs: a closed socket alone is noticed
