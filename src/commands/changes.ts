@@ -1,24 +1,26 @@
 /** `tierwatch changes [--since T] [--until T]`: the change feed, oldest first. */
 import { CLASSIFICATIONS, type FeedRow } from '../query/changes.ts';
-import { baselineLeftOut, changesAnswer, changesQuestion } from '../output/answers.ts';
+import { changesQuestion } from '../output/answers.ts';
+import { sourceBaselineLeftOut, sourceChangesAnswer, sourceNoteForEmpty } from '../output/source-answers.ts';
 import { describeDetail } from '../report/describe-change.ts';
 import {
   addQueryOptions,
   collectValues,
   countingRows,
   formatFrom,
-  noteForEmpty,
   timeHelp,
-  withHistory,
+  withSource,
   writeTable,
 } from '../output/query-command.ts';
 import { describable } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
-import { mapRows, table, type Table } from '../output/table.ts';
+import { mapRows, table, type AsyncTable, type Rows, type Table } from '../output/table.ts';
 import { CHANGE_KINDS } from '../store/change-kinds.ts';
 import type { CommandSpec } from './context.ts';
 
-export function changesTable(rows: Iterable<FeedRow>): Table {
+export function changesTable(rows: Iterable<FeedRow>): Table;
+export function changesTable(rows: Rows<FeedRow>): Table | AsyncTable;
+export function changesTable(rows: Rows<FeedRow>): Table | AsyncTable {
   return table(
     [
       { title: 'observed_at' },
@@ -71,18 +73,18 @@ export const changesCommand: CommandSpec = {
     const format = formatFrom(context);
     // Checked before the history is opened: a bad --only is a usage error even without a database.
     changesQuestion(context.options);
-    return withHistory(context, async (db) => {
-      const answer = changesAnswer(db, context.options, now);
+    return withSource(context, async (source) => {
+      const answer = await sourceChangesAnswer(source, context.options, now);
       if (format === 'table') {
         const counted = countingRows(answer.rows);
-        await writeTable(context, db, changesTable(counted.rows), now, undefined, () => {
-          const leftOut = baselineLeftOut(db, answer);
-          const note = counted.count() === 0 && leftOut === 0 ? noteForEmpty(db, answer.filters) : '';
+        await writeTable(context, source, changesTable(counted.rows), now, undefined, async () => {
+          const leftOut = await sourceBaselineLeftOut(source, answer);
+          const note = counted.count() === 0 && leftOut === 0 ? await sourceNoteForEmpty(source, answer.filters) : '';
           return `${baselineNote(leftOut)}${note}`;
         });
       } else {
         const count = await writeRecords(context.io.stdout, format, answer.rows, answer.shape);
-        if (count === 0) context.io.stderr.write(noteForEmpty(db, answer.filters));
+        if (count === 0) context.io.stderr.write(await sourceNoteForEmpty(source, answer.filters));
       }
       return 0;
     });

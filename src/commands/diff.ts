@@ -1,8 +1,8 @@
 /** `tierwatch diff FROM [TO]`: what differs between two points, net of what happened in between. */
 import type { DiffRow } from '../query/diff.ts';
-import { diffAnswer } from '../output/answers.ts';
+import { sourceDiffAnswer } from '../output/source-answers.ts';
 import { describeDetail } from '../report/describe-change.ts';
-import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
+import { addQueryOptions, formatFrom, withSource, writeTable } from '../output/query-command.ts';
 import { describable } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
@@ -44,14 +44,14 @@ export const diffCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    return withHistory(context, async (db) => {
-      const { rows, shape, from, to, note } = diffAnswer(
-        db,
+    return withSource(context, async (source) => {
+      const { rows, shape, from, to, note } = await sourceDiffAnswer(
+        source,
         { ...context.options, from: context.args[0], to: context.args[1] },
         now,
       );
       if (format === 'table') {
-        await writeTable(context, db, diffTable(rows), now, `From ${from} to ${to}:`, () => note);
+        await writeTable(context, source, diffTable(rows), now, `From ${from} to ${to}:`, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, shape);
         if (note !== '') context.io.stderr.write(note);

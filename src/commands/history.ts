@@ -2,8 +2,8 @@
 import type { VersionRow } from '../query/snapshot.ts';
 import { tierKey, TRACKED_COLUMNS, changedColumns } from '../history/tier.ts';
 import { describeMoves, formatValue } from '../report/describe-change.ts';
-import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
-import { historyAnswer } from '../output/answers.ts';
+import { addQueryOptions, formatFrom, withSource, writeTable } from '../output/query-command.ts';
+import { sourceHistoryAnswer } from '../output/source-answers.ts';
 import { flattenSides } from '../output/shapes.ts';
 import { writeRecords } from '../output/stream.ts';
 import { table, type Table } from '../output/table.ts';
@@ -84,10 +84,10 @@ export const historyCommand: CommandSpec = {
     const now = new Date();
     const format = formatFrom(context);
     const symbol = context.args[0]!;
-    return withHistory(context, async (db) => {
-      const { rows, shape, note } = historyAnswer(db, symbol, context.options);
+    return withSource(context, async (source) => {
+      const { rows, shape, note } = await sourceHistoryAnswer(source, symbol, context.options);
       if (format === 'table') {
-        await writeTable(context, db, historyTable(rows, symbol), now, undefined, () => note);
+        await writeTable(context, source, historyTable(rows, symbol), now, undefined, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, shape);
         if (note !== '') context.io.stderr.write(note);

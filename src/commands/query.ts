@@ -1,13 +1,21 @@
 /**
  * `tierwatch query "SQL"`: one read-only statement against the views, in any output format.
  *
- * The statement runs in a child process (query/sql-process.ts) that is killed on --timeout, on
- * SIGINT/SIGTERM, or when stdout's reader goes away: a runaway statement can neither hang the
- * command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
+ * On SQLite the statement runs in a child process (query/sql-process.ts) that is killed on
+ * --timeout, on SIGINT/SIGTERM, or when stdout's reader goes away: a runaway statement can neither
+ * hang the command nor keep its read lock on the WAL, which would stop the daemon's checkpoints.
+ * On Postgres it runs in a read-only transaction with a statement timeout (store/pg/query-run.ts),
+ * under the same deadline and signals; the rows are written the same way.
  */
-import { requireSqlitePath } from '../config.ts';
 import { durationOption, optionText } from './options.ts';
-import { DEFAULT_QUERY_TIMEOUT_MS, DEFAULT_QUERY_TIMEOUT_TEXT, runReadOnlyQuery } from '../query/sql-process.ts';
+import {
+  DEFAULT_QUERY_TIMEOUT_MS,
+  DEFAULT_QUERY_TIMEOUT_TEXT,
+  runReadOnlyQuery,
+  type QueryLimits,
+  type QueryOutcome,
+  type QuerySink,
+} from '../query/sql-process.ts';
 import { addQueryOptions, formatFrom } from '../output/query-command.ts';
 import { jsonValue, RecordWriter, TableWriter, writeText, type RowWriter } from '../output/stream.ts';
 import { queryShape } from '../output/shapes.ts';
@@ -70,7 +78,13 @@ export const queryCommand: CommandSpec = {
     const timeoutMs = durationOption(context.options.timeout, '--timeout') ?? DEFAULT_QUERY_TIMEOUT_MS;
     // Refused before anything starts: a write, a pragma that is not a read, several statements.
     checkReadOnlyText(sql);
-    const request = { dbPath: requireSqlitePath(context.config().database), sql, footer: format === 'table' };
+    const target = context.config().database;
+    const footer = format === 'table';
+    const run = async (limits: QueryLimits, sink: QuerySink): Promise<QueryOutcome> => {
+      if (target.kind === 'sqlite') return runReadOnlyQuery({ dbPath: target.path, sql, footer }, limits, sink);
+      const { runPgQuery } = await import('../store/pg/query-run.ts');
+      return runPgQuery({ url: target.url.reveal(), sql, footer }, limits, sink);
+    };
     // A reader that goes away (`| head`) makes a write fail with EPIPE some time after write()
     // returned, possibly between two batches or after the last one: listen for the whole run, and
     // after it, so that it ends the output instead of crashing the process.
@@ -82,7 +96,7 @@ export const queryCommand: CommandSpec = {
     const limits = { timeoutMs, timeoutText, signal: context.io.signal };
     try {
       let writer: RowWriter<unknown[]> | undefined;
-      const outcome = await runReadOnlyQuery(request, limits, {
+      const outcome = await run(limits, {
         async started(columns, pid) {
           // A table streams like the other formats: laid out from its first rows, fitted to the
           // terminal's width like every other table, then printed as the batches arrive.

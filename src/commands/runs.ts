@@ -1,7 +1,8 @@
 /** `tierwatch runs [--failed] [--last N]`: the run ledger, with its gaps easy to see. */
 import { missedBefore, type RunRow } from '../query/runs.ts';
-import { runsAnswer, runsQuestion } from '../output/answers.ts';
-import { addQueryOptions, formatFrom, withHistory, writeTable } from '../output/query-command.ts';
+import { runsQuestion } from '../output/answers.ts';
+import { sourceRunsAnswer } from '../output/source-answers.ts';
+import { addQueryOptions, formatFrom, withSource, writeTable } from '../output/query-command.ts';
 import { writeRecords } from '../output/stream.ts';
 import { table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
@@ -69,10 +70,10 @@ export const runsCommand: CommandSpec = {
     const format = formatFrom(context);
     // Checked before the history is opened: a bad --last is a usage error even without a database.
     runsQuestion(context.options);
-    return withHistory(context, async (db) => {
-      const { rows, shape, failed } = runsAnswer(db, context.options);
+    return withSource(context, async (source) => {
+      const { rows, shape, failed } = await sourceRunsAnswer(source, context.options);
       if (format === 'table') {
-        await writeTable(context, db, runsTable(rows, !failed), now);
+        await writeTable(context, source, runsTable(rows, !failed), now);
       } else {
         await writeRecords(context.io.stdout, format, rows, shape);
       }

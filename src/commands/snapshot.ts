@@ -1,8 +1,8 @@
 /** `tierwatch snapshot [--at T]`: every tier as it was at T (now by default). */
 import type { VersionRow } from '../query/snapshot.ts';
-import { snapshotAnswer } from '../output/answers.ts';
+import { sourceSnapshotAnswer } from '../output/source-answers.ts';
 import { formatValue } from '../report/describe-change.ts';
-import { addQueryOptions, formatFrom, timeHelp, withHistory, writeTable } from '../output/query-command.ts';
+import { addQueryOptions, formatFrom, timeHelp, withSource, writeTable } from '../output/query-command.ts';
 import { writeRecords } from '../output/stream.ts';
 import { mapRows, table, type Table } from '../output/table.ts';
 import type { CommandSpec } from './context.ts';
@@ -42,10 +42,10 @@ export const snapshotCommand: CommandSpec = {
   async run(context) {
     const now = new Date();
     const format = formatFrom(context);
-    return withHistory(context, async (db) => {
-      const { rows, shape, at, note } = snapshotAnswer(db, context.options, now);
+    return withSource(context, async (source) => {
+      const { rows, shape, at, note } = await sourceSnapshotAnswer(source, context.options, now);
       if (format === 'table') {
-        await writeTable(context, db, snapshotTable(rows), now, `Tiers at ${at}:`, () => note);
+        await writeTable(context, source, snapshotTable(rows), now, `Tiers at ${at}:`, () => note);
       } else {
         await writeRecords(context.io.stdout, format, rows, shape);
         if (note !== '') context.io.stderr.write(note);

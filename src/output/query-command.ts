@@ -7,13 +7,21 @@ import type { CommandContext } from '../commands/context.ts';
 import { optionText } from '../commands/options.ts';
 import { requireSqlitePath } from '../config.ts';
 import { openDatabase } from '../store/db.ts';
-import { historyBounds } from '../query/bounds.ts';
 import type { Filters } from '../query/filters.ts';
 import { cachedStatement, type HistoryReader } from '../query/reader.ts';
 import { parseTimeArgument, resolveTime, TIME_FORMS } from '../query/time.ts';
 import { symbolHint } from '../query/symbol-hint.ts';
+import { RUN_INSTANT_SQL, SqliteHistorySource, type HistorySource, type RunInstant } from '../query/source.ts';
 import { OUTPUT_FORMATS, resolveFormat, type OutputFormat } from './format.ts';
-import { lastSweepLine, tableLines, type Table } from './table.ts';
+import {
+  asyncTableLines,
+  isAsyncRows,
+  lastSweepLine,
+  tableLines,
+  type AsyncTable,
+  type Rows,
+  type Table,
+} from './table.ts';
 import { writeLines } from './stream.ts';
 import { escapeControl } from './terminal-text.ts';
 
@@ -64,7 +72,28 @@ export function formatFrom(context: CommandContext): OutputFormat {
   return resolveFormat(context.options.format, context.io.stdoutIsTTY);
 }
 
-/** Opens the history read-only for `use`, and closes it whatever happens. */
+/**
+ * Opens the history, SQLite or Postgres, read-only for `use`, and closes it whatever happens. The
+ * Postgres code is loaded only for a Postgres history.
+ */
+export async function withSource<T>(context: CommandContext, use: (source: HistorySource) => Promise<T>): Promise<T> {
+  const target = context.config().database;
+  let source: HistorySource;
+  if (target.kind === 'sqlite') {
+    const db = openDatabase(target.path, { readonly: true });
+    source = new SqliteHistorySource(db, () => db.close());
+  } else {
+    const { PgHistorySource } = await import('../store/pg/queries.ts');
+    source = await PgHistorySource.open(target.url.reveal());
+  }
+  try {
+    return await use(source);
+  } finally {
+    await source.close();
+  }
+}
+
+/** Opens the SQLite history read-only for `use`, and closes it whatever happens (SQLite-only commands). */
 export async function withHistory<T>(context: CommandContext, use: (db: HistoryReader) => Promise<T>): Promise<T> {
   const db = openDatabase(requireSqlitePath(context.config().database), { readonly: true });
   try {
@@ -81,15 +110,7 @@ export async function withHistory<T>(context: CommandContext, use: (db: HistoryR
 export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   const spec = parseTimeArgument(optionText(value), now, flag);
-  return resolveTime(
-    spec,
-    (runId) =>
-      cachedStatement<{ observed_at: string | null; status: string }>(
-        db,
-        'SELECT observed_at, status FROM runs WHERE run_id = ?',
-      ).get(runId),
-    flag,
-  );
+  return resolveTime(spec, (runId) => cachedStatement<RunInstant>(db, RUN_INSTANT_SQL).get(runId), flag);
 }
 
 /**
@@ -98,21 +119,34 @@ export function timeArgument(db: HistoryReader, value: unknown, now: Date, flag:
  */
 export async function writeTable(
   context: CommandContext,
-  db: HistoryReader,
-  source: Table,
+  history: HistorySource,
+  source: Table | AsyncTable,
   now: Date,
   heading?: string,
   /** Notes printed under the table (each ending in a newline, or ''), read once the rows are out. */
-  notes?: () => string,
+  notes?: () => string | Promise<string>,
 ): Promise<void> {
-  const footer = lastSweepLine(historyBounds(db)?.last_observed_at ?? null, now);
+  const footer = lastSweepLine((await history.bounds())?.last_observed_at ?? null, now);
   const width = context.io.stdoutColumns;
+  const open = await writeLines(
+    context.io.stdout,
+    isAsyncRows<readonly string[]>(source.rows)
+      ? (async function* () {
+          if (heading !== undefined) yield heading;
+          yield* asyncTableLines(source as AsyncTable, { width });
+        })()
+      : (function* () {
+          if (heading !== undefined) yield heading;
+          yield* tableLines(source as Table, { width });
+        })(),
+  );
+  // The notes are read only once the rows are out (a SQLite statement is busy until then), and not
+  // at all when the reader went away.
+  if (!open) return;
+  const text = (await notes?.()) ?? '';
   await writeLines(
     context.io.stdout,
     (function* () {
-      if (heading !== undefined) yield heading;
-      yield* tableLines(source, { width });
-      const text = notes?.() ?? '';
       if (text !== '') {
         for (const line of text.replace(/\n$/, '').split('\n')) yield* wrapWords(escapeControl(line), width);
       }
@@ -138,15 +172,24 @@ function* wrapWords(line: string, width: number | undefined): Generator<string> 
 }
 
 /** Passes `rows` through lazily, counting them, so a note can depend on whether any were printed. */
-export function countingRows<Row>(rows: Iterable<Row>): { rows: Iterable<Row>; count: () => number } {
+export function countingRows<Row>(rows: Iterable<Row>): { rows: Iterable<Row>; count: () => number };
+export function countingRows<Row>(rows: Rows<Row>): { rows: Rows<Row>; count: () => number };
+export function countingRows<Row>(rows: Rows<Row>): { rows: Rows<Row>; count: () => number } {
   let count = 0;
   return {
-    rows: (function* () {
-      for (const row of rows) {
-        count += 1;
-        yield row;
-      }
-    })(),
+    rows: isAsyncRows(rows)
+      ? (async function* () {
+          for await (const row of rows) {
+            count += 1;
+            yield row;
+          }
+        })()
+      : (function* () {
+          for (const row of rows) {
+            count += 1;
+            yield row;
+          }
+        })(),
     count: () => count,
   };
 }

@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { stringify } from 'csv-stringify/sync';
-import type { TableStream } from './table.ts';
+import { isAsyncRows, type Rows, type TableStream } from './table.ts';
 
 /** How one kind of record is written as JSON (the output contract) and as a CSV row. */
 export interface RecordShape<Row> {
@@ -99,14 +99,25 @@ function csvValue(value: unknown): unknown {
   return value;
 }
 
-/** Writes `lines` (each without its newline) in chunks; stops quietly when the reader goes away. */
-export async function writeLines(out: Writable, lines: Iterable<string>): Promise<void> {
+/**
+ * Writes `lines` (each without its newline) in chunks; stops quietly when the reader goes away.
+ * Resolves false when it has gone.
+ */
+export async function writeLines(out: Writable, lines: Rows<string>): Promise<boolean> {
   const writer = new ChunkWriter(out);
-  for (const line of lines) {
-    await writer.add(`${line}\n`);
-    if (!writer.open) break;
+  if (isAsyncRows(lines)) {
+    for await (const line of lines) {
+      await writer.add(`${line}\n`);
+      if (!writer.open) break;
+    }
+  } else {
+    for (const line of lines) {
+      await writer.add(`${line}\n`);
+      if (!writer.open) break;
+    }
   }
   await writer.flush();
+  return writer.open;
 }
 
 /**
@@ -206,14 +217,21 @@ export class RecordWriter<Row> implements RowWriter<Row> {
 export async function writeRecords<Row>(
   out: Writable,
   format: 'json' | 'ndjson' | 'csv',
-  rows: Iterable<Row>,
+  rows: Rows<Row>,
   shape: RecordShape<Row>,
 ): Promise<number> {
   const writer = new RecordWriter(out, format, shape);
   await writer.begin();
-  for (const row of rows) {
-    if (!writer.open) break;
-    await writer.add(row);
+  if (isAsyncRows(rows)) {
+    for await (const row of rows) {
+      if (!writer.open) break;
+      await writer.add(row);
+    }
+  } else {
+    for (const row of rows) {
+      if (!writer.open) break;
+      await writer.add(row);
+    }
   }
   await writer.end();
   return writer.count;

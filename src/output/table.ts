@@ -46,17 +46,57 @@ function displayWidth(text: string): number {
 }
 
 /** A table of `rows` under `columns`; `rows` is read once, lazily. */
-export function table(columns: readonly TableColumn[], rows: Iterable<readonly string[]>, empty: string): Table {
-  return { columns, rows, empty };
+export function table(columns: readonly TableColumn[], rows: Iterable<readonly string[]>, empty: string): Table;
+export function table(
+  columns: readonly TableColumn[],
+  rows: Rows<readonly string[]>,
+  empty: string,
+): Table | AsyncTable;
+export function table(
+  columns: readonly TableColumn[],
+  rows: Rows<readonly string[]>,
+  empty: string,
+): Table | AsyncTable {
+  return isAsyncRows(rows) ? { columns, rows, empty } : { columns, rows, empty };
+}
+
+/**
+ * Rows read once, lazily: a statement's iterator (SQLite) or a cursor read in batches (Postgres).
+ * Code that may get either keeps the synchronous path for the first, where each row costs nothing.
+ */
+export type Rows<Row> = Iterable<Row> | AsyncIterable<Row>;
+
+export function isAsyncRows<Row>(rows: Rows<Row>): rows is AsyncIterable<Row> {
+  return Symbol.asyncIterator in rows;
+}
+
+/** A table whose rows arrive asynchronously (a Postgres cursor). */
+export interface AsyncTable extends Omit<Table, 'rows'> {
+  rows: AsyncIterable<readonly string[]>;
 }
 
 /** Maps rows lazily (a generator), so a statement's iterator is never turned into an array. */
-export function* mapRows<Row>(
+export function mapRows<Row>(
   rows: Iterable<Row>,
   cells: (row: Row, index: number) => readonly string[],
-): Generator<readonly string[]> {
+): Iterable<readonly string[]>;
+export function mapRows<Row>(
+  rows: Rows<Row>,
+  cells: (row: Row, index: number) => readonly string[],
+): Rows<readonly string[]>;
+export function mapRows<Row>(
+  rows: Rows<Row>,
+  cells: (row: Row, index: number) => readonly string[],
+): Rows<readonly string[]> {
   let index = 0;
-  for (const row of rows) yield cells(row, index++);
+  if (isAsyncRows(rows)) {
+    return (async function* () {
+      for await (const row of rows) yield cells(row, index++);
+    })();
+  }
+  return (function* () {
+    for (const row of rows) yield cells(row, index++);
+  })();
 }
 
 /** Where a cell may break: at a space, after `_`, `,` or `-`, and before the `T` of an ISO instant. */
@@ -302,6 +342,13 @@ export class TableStream<Row> {
 export function* tableLines(source: Table, options: TableLayoutOptions = {}): Generator<string> {
   const stream = new TableStream(source.columns, (row: readonly string[]) => row, source.empty, options);
   for (const row of source.rows) yield* stream.push(row);
+  yield* stream.end();
+}
+
+/** tableLines over rows that arrive asynchronously. */
+export async function* asyncTableLines(source: AsyncTable, options: TableLayoutOptions = {}): AsyncGenerator<string> {
+  const stream = new TableStream(source.columns, (row: readonly string[]) => row, source.empty, options);
+  for await (const row of source.rows) yield* stream.push(row);
   yield* stream.end();
 }
 

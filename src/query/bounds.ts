@@ -31,7 +31,11 @@ export function historyBounds(db: HistoryReader): HistoryBounds | null {
  * TierwatchError('DB_EMPTY') saying that the history is empty, or when it begins.
  */
 export function requireHistoryAt(db: HistoryReader, at: string): HistoryBounds {
-  const bounds = historyBounds(db);
+  return checkHistoryAt(historyBounds(db), at);
+}
+
+/** requireHistoryAt's check on bounds already read (either backend). */
+export function checkHistoryAt(bounds: HistoryBounds | null, at: string): HistoryBounds {
   if (bounds === null) {
     throw new TierwatchError('DB_EMPTY', 'The history is empty: no sweep has succeeded yet (see `tierwatch runs`).');
   }

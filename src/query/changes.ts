@@ -8,6 +8,7 @@ import type { ChangeHead } from '../store/change-records.ts';
 import type { ChangeRecord } from '../store/history-store.ts';
 import type { ChangeKind } from '../store/schema.ts';
 import { CLASSIFICATIONS, type Classification } from '../alerts/classify.ts';
+import { SQLITE, type SqlDialect } from './dialect.ts';
 import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
 import { cachedStatement, type HistoryReader } from './reader.ts';
 
@@ -75,7 +76,7 @@ const CHANGE_COLUMNS =
   'run_id, observed_ms, account_id, symbol, leverage, change, changed_columns, old_initial_margin, new_initial_margin, ' +
   'old_maintenance_margin, new_maintenance_margin, old_max_notional, new_max_notional, classification, baseline';
 
-type FeedViewRow = Omit<ChangeViewRow, 'observed_at'> & {
+export type FeedViewRow = Omit<ChangeViewRow, 'observed_at'> & {
   observed_ms: number;
   classification: Classification;
   baseline: number;
@@ -86,9 +87,9 @@ export function msOf(at: Date | string): number {
   return typeof at === 'string' ? Date.parse(at) : at.getTime();
 }
 
-/** A list condition `column IN (...)` over trusted literal values (the enums above), or '1'. */
-function oneOf(column: string, values: readonly string[] | undefined): string {
-  if (values === undefined || values.length === 0) return '1';
+/** A list condition `column IN (...)` over trusted literal values (the enums above), or always true. */
+function oneOf(column: string, values: readonly string[] | undefined, dialect: SqlDialect): string {
+  if (values === undefined || values.length === 0) return dialect.always;
   return `${column} IN (${[...new Set(values)].map((value) => `'${value}'`).join(', ')})`;
 }
 
@@ -102,6 +103,7 @@ export function changesSql(
   filters: Filters,
   feed: FeedFilters = {},
   select: string = CHANGE_COLUMNS,
+  dialect: SqlDialect = SQLITE,
 ): { sql: string; named: Record<string, number>; params: string[] } {
   const conditions: string[] = [];
   const named: Record<string, number> = {};
@@ -116,17 +118,20 @@ export function changesSql(
   // With a time bound, the time indexes are the ones to walk, unless exact symbols are named
   // (then the symbol index is better still).
   const timeBound = window.since != null || window.until != null;
-  const filter = filterCondition(filters, { indexable: !timeBound || hasExactSymbolsOnly(filters) });
+  const filter = filterCondition(filters, { indexable: !timeBound || hasExactSymbolsOnly(filters), dialect });
   conditions.push(filter.sql);
   if (feed.includeBaseline !== true) conditions.push('baseline = 0');
-  conditions.push(oneOf('classification', feed.only), oneOf('change', feed.change));
+  conditions.push(oneOf('classification', feed.only, dialect), oneOf('change', feed.change, dialect));
   const sql =
     `SELECT ${select} FROM tier_change_feed WHERE ${conditions.join(' AND ')}` +
-    (select === CHANGE_COLUMNS ? ' ORDER BY observed_ms, run_id, account_id, symbol, leverage_value' : '');
+    (select === CHANGE_COLUMNS
+      ? ` ORDER BY observed_ms, run_id${dialect.nullsFirst}, account_id, symbol, leverage_value`
+      : '');
   return { sql, named, params: filter.params };
 }
 
-function toFeedRow(row: FeedViewRow): FeedRow {
+/** A row of tier_change_feed as the feed gives it (either backend). */
+export function toFeedRow(row: FeedViewRow): FeedRow {
   const change = toChangeRow({ ...row, observed_at: new Date(row.observed_ms).toISOString() });
   return { ...change, classification: row.classification, baseline: row.baseline === 1 };
 }
@@ -147,6 +152,17 @@ export function changesBetween(
   return mapIterator(cachedStatement<FeedViewRow>(db, sql).iterate(named, ...params), toFeedRow);
 }
 
+/** The SQL counting the baseline rows a question left out (see baselineRowsBetween). */
+export function baselineCountSql(
+  window: TimeWindow,
+  filters: Filters,
+  feed: FeedFilters,
+  dialect: SqlDialect = SQLITE,
+): { sql: string; named: Record<string, number>; params: string[] } {
+  const question = changesSql(window, filters, { ...feed, includeBaseline: true }, 'count(*) AS n', dialect);
+  return { ...question, sql: `${question.sql} AND baseline = 1` };
+}
+
 /** How many baseline rows the same question would have given with --include-baseline. */
 export function baselineRowsBetween(
   db: HistoryReader,
@@ -154,8 +170,8 @@ export function baselineRowsBetween(
   filters: Filters = {},
   feed: FeedFilters = {},
 ): number {
-  const { sql, named, params } = changesSql(window, filters, { ...feed, includeBaseline: true }, 'count(*)');
-  return cachedStatement(db, `${sql} AND baseline = 1`)
+  const { sql, named, params } = baselineCountSql(window, filters, feed);
+  return cachedStatement(db, sql)
     .pluck()
     .get(named, ...params) as number;
 }

@@ -11,6 +11,7 @@
 import { changedColumns, tierKey, type TierValues } from '../history/tier.ts';
 import { requireHistoryAt, type HistoryBounds } from './bounds.ts';
 import { type ChangeRow } from './changes.ts';
+import { SQLITE, type SqlDialect } from './dialect.ts';
 import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
 import { cachedStatement, isoOf, type HistoryReader } from './reader.ts';
 import { TierwatchError } from '../errors.ts';
@@ -27,7 +28,8 @@ interface Ends {
 }
 
 const SIDE_COLUMNS = 'account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional';
-type SideRow = [string, string, string, number, number, number];
+/** One side's row as read in raw (array) mode: SIDE_COLUMNS in order. */
+export type SideRow = [string, string, string, number, number, number];
 
 /** Which index each side walks: the time bound that leaves fewer versions to look at. */
 export type DiffRoute = 'symbol' | 'from' | 'to';
@@ -35,14 +37,15 @@ export type DiffRoute = 'symbol' | 'from' | 'to';
 /**
  * The SQL of both sides of a diff (exported for the EXPLAIN test); parameters @from and @to (epoch
  * ms), then the filter's. `route.after`/`route.before` pick the index as snapshotSql does: a `+`
- * keeps SQLite off the other one.
+ * keeps SQLite off the other one. On Postgres both routes are 'symbol', the form without hints.
  */
 export function diffSql(
   filters: Filters,
   route: { after: DiffRoute; before: DiffRoute },
+  dialect: SqlDialect = SQLITE,
 ): { after: string; before: string; params: string[] } {
   const symbol = hasExactSymbolsOnly(filters);
-  const filter = filterCondition(filters, { indexable: symbol });
+  const filter = filterCondition(filters, { indexable: symbol, dialect });
   // Valid at TO, began in (FROM, TO].
   const after =
     route.after === 'to'
@@ -99,21 +102,36 @@ export function diffBetween(
   to: Date | string,
   filters: Filters = {},
 ): DiffRow[] {
+  const { fromIso, toIso } = diffInstants(from, to);
+  const bounds = requireHistoryAt(db, fromIso);
+  const sql = diffSql(filters, diffRoute(fromIso, toIso, bounds, filters));
+  const named = { from: Date.parse(fromIso), to: Date.parse(toIso) };
+  // A generator, so each statement starts only when its side is read: one at a time.
+  function* read(text: string): Generator<SideRow> {
+    yield* cachedStatement(db, text)
+      .raw(true)
+      .iterate(named, ...sql.params) as IterableIterator<SideRow>;
+  }
+  return diffOfSides(read(sql.before), read(sql.after));
+}
+
+/** FROM and TO as ISO instants; USAGE when FROM is after TO (checked before the history is read). */
+export function diffInstants(from: Date | string, to: Date | string): { fromIso: string; toIso: string } {
   const fromIso = isoOf(from);
   const toIso = isoOf(to);
   if (fromIso > toIso) {
     throw new TierwatchError('USAGE', `FROM (${fromIso}) is after TO (${toIso}): give the earlier point first.`);
   }
-  const bounds = requireHistoryAt(db, fromIso);
-  const sql = diffSql(filters, diffRoute(fromIso, toIso, bounds, filters));
-  const named = { from: Date.parse(fromIso), to: Date.parse(toIso) };
+  return { fromIso, toIso };
+}
 
+/**
+ * The differences from the two sides read (either backend): each tier's "before" end (valid at
+ * FROM, ended by TO) and "after" end (valid at TO, began after FROM), compared, in tier order.
+ */
+export function diffOfSides(beforeRows: Iterable<SideRow>, afterRows: Iterable<SideRow>): DiffRow[] {
   const ends = new Map<string, Ends>();
-  const read = (text: string) =>
-    cachedStatement(db, text)
-      .raw(true)
-      .iterate(named, ...sql.params) as IterableIterator<SideRow>;
-  for (const [account_id, symbol, leverage, im, mm, max] of read(sql.before)) {
+  for (const [account_id, symbol, leverage, im, mm, max] of beforeRows) {
     ends.set(`${account_id}\u0000${tierKey(symbol, leverage)}`, {
       account_id,
       symbol,
@@ -122,7 +140,7 @@ export function diffBetween(
       after: null,
     });
   }
-  for (const [account_id, symbol, leverage, im, mm, max] of read(sql.after)) {
+  for (const [account_id, symbol, leverage, im, mm, max] of afterRows) {
     const key = `${account_id}\u0000${tierKey(symbol, leverage)}`;
     const after = { initial_margin: im, maintenance_margin: mm, max_notional: max };
     const seen = ends.get(key);

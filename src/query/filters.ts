@@ -7,6 +7,9 @@
  * `US_100` or `A?B` match only themselves. GLOB, unlike LIKE, is case-sensitive and gives `_` and
  * `%` no meaning, as identities need. Values are always bound parameters, never spliced into SQL.
  */
+import { SQLITE, toGlob, type SqlDialect } from './dialect.ts';
+
+export { toGlob };
 
 export interface Filters {
   accounts?: readonly string[];
@@ -19,11 +22,6 @@ export interface SqlFragment {
   params: string[];
 }
 
-/** The GLOB pattern matching `pattern` with `*` as the only wildcard. */
-export function toGlob(pattern: string): string {
-  return pattern.replace(/[?[\]]/g, (character) => `[${character}]`);
-}
-
 /** Whether `value` matches `pattern` (`*` = any run of characters, everything else literal). */
 export function matchesPattern(pattern: string, value: string): boolean {
   const source = pattern
@@ -33,9 +31,16 @@ export function matchesPattern(pattern: string, value: string): boolean {
   return new RegExp(`^${source}$`).test(value);
 }
 
-/** The condition "column matches one of the patterns". `column` is trusted SQL (a column name). */
-export function patternCondition(column: string, patterns: readonly string[] | undefined): SqlFragment {
-  if (patterns === undefined || patterns.length === 0) return { sql: '1', params: [] };
+/**
+ * The condition "column matches one of the patterns". `column` is trusted SQL (a column name). On
+ * Postgres a pattern with `*` is a LIKE (src/query/dialect.ts), with the same meaning.
+ */
+export function patternCondition(
+  column: string,
+  patterns: readonly string[] | undefined,
+  dialect: SqlDialect = SQLITE,
+): SqlFragment {
+  if (patterns === undefined || patterns.length === 0) return { sql: dialect.always, params: [] };
   const exact = [...new Set(patterns.filter((pattern) => !pattern.includes('*')))];
   const wild = [...new Set(patterns.filter((pattern) => pattern.includes('*')))];
   const parts: string[] = [];
@@ -48,8 +53,8 @@ export function patternCondition(column: string, patterns: readonly string[] | u
     params.push(...exact);
   }
   for (const pattern of wild) {
-    parts.push(`${column} GLOB ?`);
-    params.push(toGlob(pattern));
+    parts.push(dialect.matches(column));
+    params.push(dialect.pattern(pattern));
   }
   return { sql: parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`, params };
 }
@@ -60,10 +65,14 @@ export function patternCondition(column: string, patterns: readonly string[] | u
  * them: a query whose best index is on time must not be lured onto an account or symbol index
  * that would read every row of that account (or of a symbol prefix) across all of history.
  */
-export function filterCondition(filters: Filters, options: { indexable?: boolean } = {}): SqlFragment {
-  const prefix = options.indexable === false ? '+' : '';
-  const account = patternCondition(`${prefix}account_id`, filters.accounts);
-  const symbol = patternCondition(`${prefix}symbol`, filters.symbols);
+export function filterCondition(
+  filters: Filters,
+  options: { indexable?: boolean; dialect?: SqlDialect } = {},
+): SqlFragment {
+  const dialect = options.dialect ?? SQLITE;
+  const column = (name: string) => (options.indexable === false ? dialect.unindexed(name) : name);
+  const account = patternCondition(column('account_id'), filters.accounts, dialect);
+  const symbol = patternCondition(column('symbol'), filters.symbols, dialect);
   return { sql: `${account.sql} AND ${symbol.sql}`, params: [...account.params, ...symbol.params] };
 }
 

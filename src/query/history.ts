@@ -1,12 +1,20 @@
 /** Every version of one symbol's ladder (or of the symbols matching a pattern), over time. */
+import { SQLITE, type SqlDialect } from './dialect.ts';
 import { filterCondition, type Filters } from './filters.ts';
 import { cachedStatement, type HistoryReader } from './reader.ts';
-import { SELECT_VERSION, toVersionRow, type VersionRow } from './snapshot.ts';
+import { selectVersion, toVersionRow, type VersionRow } from './snapshot.ts';
 
 /** The SQL of symbolHistory and its positional parameters (exported for the EXPLAIN test). */
-export function historySql(symbol: string, filters: Filters): { sql: string; params: string[] } {
-  const filter = filterCondition({ accounts: filters.accounts, symbols: [symbol, ...(filters.symbols ?? [])] });
-  const sql = `${SELECT_VERSION} WHERE ${filter.sql} ORDER BY valid_from, account_id, symbol, leverage_value`;
+export function historySql(
+  symbol: string,
+  filters: Filters,
+  dialect: SqlDialect = SQLITE,
+): { sql: string; params: string[] } {
+  const filter = filterCondition(
+    { accounts: filters.accounts, symbols: [symbol, ...(filters.symbols ?? [])] },
+    { dialect },
+  );
+  const sql = `${selectVersion(dialect)} WHERE ${filter.sql} ORDER BY valid_from, account_id, symbol, leverage_value`;
   return { sql, params: filter.params };
 }
 

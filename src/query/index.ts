@@ -13,3 +13,4 @@ export { prepareReadOnly, splitStatements } from './readonly-sql.ts';
 export { snapshotAt, snapshotRoute, snapshotSql, type VersionRow } from './snapshot.ts';
 export { parseTimeArgument, resolveTime, TIME_FORMS, type TimeSpec } from './time.ts';
 export type { HistoryReader } from './reader.ts';
+export { SqliteHistorySource, type HistorySource } from './source.ts';

@@ -4,6 +4,7 @@
  * twice the account's usual (median) spacing.
  */
 import type { RunStatus } from '../store/schema.ts';
+import { SQLITE, type SqlDialect } from './dialect.ts';
 import { patternCondition } from './filters.ts';
 import { cachedStatement, type HistoryReader } from './reader.ts';
 
@@ -22,6 +23,8 @@ export interface RunRow {
   error_code: string | null;
   error_message: string | null;
   public_key: string | null;
+  /** The leadership epoch of the Postgres collector that stored the run; null on SQLite. */
+  leader_epoch: number | null;
 }
 
 export const RUN_COLUMNS = [
@@ -38,6 +41,7 @@ export const RUN_COLUMNS = [
   'error_code',
   'error_message',
   'public_key',
+  'leader_epoch',
 ] as const;
 
 export interface RunsQuery {
@@ -48,14 +52,20 @@ export interface RunsQuery {
   accounts?: readonly string[];
 }
 
-/** The runs asked for, oldest first. */
-export function listRuns(db: HistoryReader, query: RunsQuery = {}): RunRow[] {
-  const accounts = patternCondition('account_id', query.accounts);
-  const failed = query.failed ? `status IN ('failed', 'aborted', 'abandoned')` : '1';
+/** The SQL of listRuns (newest first: the caller reverses) and its positional parameters. */
+export function runsSql(query: RunsQuery, dialect: SqlDialect = SQLITE): { sql: string; params: string[] } {
+  const accounts = patternCondition('account_id', query.accounts, dialect);
+  const failed = query.failed ? `status IN ('failed', 'aborted', 'abandoned')` : dialect.always;
   const limit = query.last === undefined ? '' : `LIMIT ${Math.max(0, Math.floor(query.last))}`;
   const sql = `SELECT ${RUN_COLUMNS.join(', ')} FROM runs WHERE ${failed} AND ${accounts.sql} ORDER BY run_id DESC ${limit}`;
+  return { sql, params: accounts.params };
+}
+
+/** The runs asked for, oldest first. */
+export function listRuns(db: HistoryReader, query: RunsQuery = {}): RunRow[] {
+  const { sql, params } = runsSql(query);
   return cachedStatement<RunRow>(db, sql)
-    .all(...accounts.params)
+    .all(...params)
     .reverse();
 }
 

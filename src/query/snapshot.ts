@@ -13,6 +13,7 @@
  */
 import type { TierValues } from '../history/tier.ts';
 import { requireHistoryAt, type HistoryBounds } from './bounds.ts';
+import { SQLITE, type SqlDialect } from './dialect.ts';
 import { filterCondition, hasExactSymbolsOnly, type Filters } from './filters.ts';
 import { cachedStatement, isoOf, type HistoryReader } from './reader.ts';
 
@@ -44,11 +45,19 @@ export const VERSION_COLUMNS = [
 ] as const;
 
 /** tier_version's columns in the view's order; times still epoch ms (converted by toVersionRow). */
-export const SELECT_VERSION =
-  'SELECT account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id, valid_from, valid_to, ' +
-  'run_id, CAST(leverage AS REAL) AS leverage_value FROM tier_version';
+export function selectVersion(dialect: SqlDialect): string {
+  return (
+    'SELECT account_id, symbol, leverage, initial_margin, maintenance_margin, max_notional, exchange_id, valid_from, valid_to, ' +
+    `run_id, CAST(leverage AS ${dialect.double}) AS leverage_value FROM tier_version`
+  );
+}
 
-type StoredVersion = Omit<VersionRow, 'valid_from' | 'valid_to'> & { valid_from: number; valid_to: number | null };
+export const SELECT_VERSION = selectVersion(SQLITE);
+
+export type StoredVersion = Omit<VersionRow, 'valid_from' | 'valid_to'> & {
+  valid_from: number;
+  valid_to: number | null;
+};
 
 /** A stored version in the view's shape: epoch ms to the ISO text the view shows. */
 export function toVersionRow(row: StoredVersion): VersionRow {
@@ -64,7 +73,9 @@ export function toVersionRow(row: StoredVersion): VersionRow {
  * the symbol index just to avoid a sort (it would, given an account equality), which would read
  * every version instead of the ones near T.
  */
-const SNAPSHOT_ORDER = 'ORDER BY account_id, +symbol, leverage_value';
+function snapshotOrder(dialect: SqlDialect): string {
+  return `ORDER BY account_id, ${dialect.unindexed('symbol')}, leverage_value`;
+}
 
 export type SnapshotRoute = 'symbol' | 'from' | 'to';
 
@@ -77,17 +88,27 @@ export function snapshotRoute(at: string, bounds: HistoryBounds, filters: Filter
   return position < 0.5 ? 'from' : 'to';
 }
 
-/** The SQL of the snapshot for a route; parameters: @at (epoch ms), then the filter's positional ones. */
-export function snapshotSql(route: SnapshotRoute, filters: Filters): { sql: string; params: string[] } {
+/**
+ * The SQL of the snapshot for a route; parameters: @at (epoch ms), then the filter's positional ones.
+ * On Postgres the route is always 'symbol', the form without planner hints.
+ */
+export function snapshotSql(
+  route: SnapshotRoute,
+  filters: Filters,
+  dialect: SqlDialect = SQLITE,
+): { sql: string; params: string[] } {
   // Only the symbol route may use the symbol index; the others must stay on their time index.
-  const filter = filterCondition(filters, { indexable: route === 'symbol' });
+  const filter = filterCondition(filters, { indexable: route === 'symbol', dialect });
   const interval =
     route === 'to'
       ? '+valid_from <= @at AND (valid_to IS NULL OR valid_to > @at)'
       : route === 'from'
         ? 'valid_from <= @at AND (+valid_to IS NULL OR +valid_to > @at)'
         : 'valid_from <= @at AND (valid_to IS NULL OR valid_to > @at)';
-  return { sql: `${SELECT_VERSION} WHERE ${interval} AND ${filter.sql} ${SNAPSHOT_ORDER}`, params: filter.params };
+  return {
+    sql: `${selectVersion(dialect)} WHERE ${interval} AND ${filter.sql} ${snapshotOrder(dialect)}`,
+    params: filter.params,
+  };
 }
 
 /**

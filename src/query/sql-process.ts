@@ -52,6 +52,21 @@ export interface QueryOutcome {
   complete: boolean;
 }
 
+/** The error of a statement stopped at its --timeout (either backend). */
+export function queryTimeoutError(limits: { timeoutMs: number; timeoutText: string }): TierwatchError {
+  return new TierwatchError(
+    'QUERY_TIMEOUT',
+    `The statement ran longer than --timeout ${limits.timeoutText} and was stopped. Narrow it (a WHERE clause, a LIMIT) or give a longer --timeout.`,
+    { details: { timeoutMs: limits.timeoutMs } },
+  );
+}
+
+/** The error of a statement stopped by SIGINT/SIGTERM (either backend); the signal's reason names it. */
+export function queryAbortedError(signal: AbortSignal): TierwatchError {
+  const name = typeof signal.reason === 'string' ? signal.reason : 'a shutdown signal';
+  return new TierwatchError('ABORTED', `The query was stopped by ${name}.`, { details: { signal: signal.reason } });
+}
+
 /**
  * Runs `sql` read-only against `dbPath` and feeds its rows to `sink`. Throws TierwatchError:
  * USAGE (refused by the guard, invalid, or failing at run time), QUERY_TIMEOUT, ABORTED (the
@@ -88,22 +103,9 @@ export function runReadOnlyQuery(
       if (error !== null) reject(error);
       else resolve(outcome!);
     };
-    const onAbort = (): void => {
-      const name = typeof limits.signal.reason === 'string' ? limits.signal.reason : 'a shutdown signal';
-      finish(
-        new TierwatchError('ABORTED', `The query was stopped by ${name}.`, {
-          details: { signal: limits.signal.reason },
-        }),
-      );
-    };
+    const onAbort = (): void => finish(queryAbortedError(limits.signal));
     const timer = setTimeout(() => {
-      finish(
-        new TierwatchError(
-          'QUERY_TIMEOUT',
-          `The statement ran longer than --timeout ${limits.timeoutText} and was stopped. Narrow it (a WHERE clause, a LIMIT) or give a longer --timeout.`,
-          { details: { timeoutMs: limits.timeoutMs } },
-        ),
-      );
+      finish(queryTimeoutError(limits));
     }, limits.timeoutMs);
     limits.signal.addEventListener('abort', onAbort, { once: true });
     if (limits.signal.aborted) onAbort();

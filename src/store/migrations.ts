@@ -35,7 +35,8 @@ export function readJournal(migrationsFolder: string): JournalEntry[] {
   }
 }
 
-interface AppliedRow {
+/** A migration the database records (drizzle's bookkeeping row, on either backend). */
+export interface AppliedRow {
   hash: string;
   created_at: number;
 }
@@ -64,13 +65,17 @@ function tooNew(dbPath: string, row: AppliedRow): TierwatchError {
  * drizzle. Throws DB_SCHEMA_TOO_NEW when the database holds a migration newer than any known here.
  */
 export function countPending(sqlite: Database.Database, journal: JournalEntry[], dbPath: string): number {
-  const applied = appliedRows(sqlite);
+  return pendingAfter(journal, appliedRows(sqlite), dbPath);
+}
+
+/** countPending on the rows already read (either backend); `where` names the database in the error. */
+export function pendingAfter(journal: readonly JournalEntry[], applied: readonly AppliedRow[], where: string): number {
   const newestKnown = Math.max(0, ...journal.map((entry) => entry.when));
   const newestApplied = applied.reduce<AppliedRow | null>(
     (newest, row) => (newest === null || row.created_at > newest.created_at ? row : newest),
     null,
   );
-  if (newestApplied !== null && newestApplied.created_at > newestKnown) throw tooNew(dbPath, newestApplied);
+  if (newestApplied !== null && newestApplied.created_at > newestKnown) throw tooNew(where, newestApplied);
   return journal.filter((entry) => entry.when > (newestApplied?.created_at ?? 0)).length;
 }
 

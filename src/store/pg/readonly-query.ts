@@ -1,6 +1,6 @@
 /**
  * An analyst's SQL against a shared Postgres history, read-only: the Postgres side of
- * `tierwatch query` (not wired into the command yet).
+ * `tierwatch query` (the command's deadline, signals and batches: query-run.ts).
  *
  * Two locks, as on SQLite: the same text guard first (src/query/readonly-sql.ts: one statement,
  * SELECT / WITH / VALUES / EXPLAIN, refused with the same USAGE messages), then Postgres itself: the
@@ -63,6 +63,38 @@ export interface PgQueryResult {
  * cannot be reached or read.
  */
 export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQueryLimits): Promise<PgQueryResult> {
+  const { columns, rows } = await readPgQuery(url, sql, limits);
+  return { columns, rows };
+}
+
+/** What `tierwatch query` asks besides the rows. */
+export interface PgQueryOptions {
+  /** Also read the last successful sweep's observed_at, in the same transaction (the table footer). */
+  footer?: boolean;
+  /** Called with the connected client, so that a caller's deadline can end it. */
+  connected?: (client: pg.Client) => void;
+  /**
+   * Hands the rows over in batches instead of returning them: a SELECT, WITH or VALUES is read
+   * through a cursor, `CURSOR_ROWS` at a time, and the next batch is fetched only once this
+   * resolves (true; false stops the read: the reader has gone). Called at least once, so that the
+   * columns are known even without rows. Other statements (EXPLAIN) come in one batch.
+   */
+  onRows?: (columns: string[], rows: unknown[][]) => Promise<boolean>;
+}
+
+/** Rows a cursor hands over at a time, as the SQLite child's batches. */
+const CURSOR_ROWS = 1000;
+
+/** Statements a cursor can read (EXPLAIN cannot be declared as one). */
+const CURSOR_STATEMENT = /^\s*(?:select|with|values)\b/i;
+
+/** runPgReadOnlyQuery, with the footer's instant when asked for (null otherwise, or when none). */
+export async function readPgQuery(
+  url: string,
+  sql: string,
+  limits: PgQueryLimits,
+  options: PgQueryOptions = {},
+): Promise<PgQueryResult & { lastObservedAt: string | null; pid: number; complete: boolean }> {
   // Throws USAGE, with the SQLite path's messages, for an empty input and for anything but a read.
   const pieces = checkReadOnlyText(sql);
   if (pieces.length > 1) {
@@ -75,6 +107,7 @@ export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQue
   let client: pg.Client;
   try {
     client = await connectPg(url, { applicationName: 'tierwatch query' });
+    options.connected?.(client);
   } catch (error) {
     throw new TierwatchError('DB_READ_FAILED', `Cannot connect to ${describePgUrl(url)}: ${(error as Error).message}`, {
       cause: error,
@@ -82,18 +115,61 @@ export async function runPgReadOnlyQuery(url: string, sql: string, limits: PgQue
   }
   try {
     await client.query('BEGIN READ ONLY');
-    await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
-      `${Math.max(1, Math.round(limits.timeoutMs))}ms`,
-    ]);
-    const config: pg.QueryArrayConfig & { queryMode: 'extended' } = {
-      text: piece.text,
-      rowMode: 'array',
-      types: QUERY_TYPES,
-      queryMode: 'extended',
+    // And, where the server has it (Postgres 14+), a check every second that the client is still
+    // there: a statement whose command was killed (kill -9) ends within a second, not at its timeout.
+    await client.query(
+      `SELECT set_config('statement_timeout', $1, true), ` +
+        `(SELECT set_config(name, '1000', true) FROM pg_settings WHERE name = 'client_connection_check_interval')`,
+      [`${Math.max(1, Math.round(limits.timeoutMs))}ms`],
+    );
+    const read = (text: string) => {
+      // The extended protocol refuses a second statement smuggled into the text.
+      const config: pg.QueryArrayConfig & { queryMode: 'extended' } = {
+        text,
+        rowMode: 'array',
+        types: QUERY_TYPES,
+        queryMode: 'extended',
+      };
+      return client.query(config);
     };
-    const result = await client.query(config);
+    let columns: string[] = [];
+    let rows: unknown[][] = [];
+    let complete = true;
+    if (options.onRows !== undefined && CURSOR_STATEMENT.test(piece.code)) {
+      await read(`DECLARE tierwatch_query NO SCROLL CURSOR FOR ${piece.text}`);
+      for (;;) {
+        const batch = await read(`FETCH ${CURSOR_ROWS} FROM tierwatch_query`);
+        columns = batch.fields.map((field) => field.name);
+        if (!(await options.onRows(columns, batch.rows as unknown[][]))) {
+          complete = false;
+          break;
+        }
+        if (batch.rows.length < CURSOR_ROWS) break;
+      }
+    } else {
+      const result = await read(piece.text);
+      columns = result.fields.map((field) => field.name);
+      rows = result.rows as unknown[][];
+      if (options.onRows !== undefined) {
+        complete = await options.onRows(columns, rows);
+        rows = [];
+      }
+    }
+    let lastObservedAt: string | null = null;
+    if (options.footer === true && complete) {
+      const last = await client.query<{ at: string | null }>(
+        `SELECT max(observed_at) AS at FROM run_ledger WHERE status = 'ok'`,
+      );
+      lastObservedAt = last.rows[0]?.at ?? null;
+    }
     await client.query('ROLLBACK');
-    return { columns: result.fields.map((field) => field.name), rows: result.rows as unknown[][] };
+    return {
+      columns,
+      rows,
+      lastObservedAt,
+      pid: (client as pg.Client & { processID: number }).processID,
+      complete,
+    };
   } catch (error) {
     throw toPgQueryError(error, limits);
   } finally {
