@@ -189,12 +189,15 @@ test(
   },
 );
 
-/** The reader-role block of docs/teams.md, as written. */
+/** The statements of docs/teams.md's walk-through that make and grant the reader role, as written. */
 function readerRoleSql(): string {
   const page = fs.readFileSync(path.join(ROOT, 'docs', 'teams.md'), 'utf8');
-  const block = /```sql\n(CREATE ROLE tierwatch_reader[\s\S]*?)```/.exec(page)?.[1];
-  assert.ok(block !== undefined, 'docs/teams.md holds the reader role block');
-  return block;
+  const statements = [...page.matchAll(/^psql "\$\w+" -c "(.*tierwatch_reader.*)"$/gm)].map((match) => match[1]!);
+  assert.ok(
+    statements.some((sql) => sql.startsWith('CREATE ROLE')) && statements.some((sql) => sql.startsWith('GRANT SELECT')),
+    `docs/teams.md creates and grants the reader role: ${JSON.stringify(statements)}`,
+  );
+  return statements.join(';\n');
 }
 
 test(
@@ -212,7 +215,7 @@ test(
       await admin.query(readerRoleSql().replaceAll('tierwatch_reader', role));
       const readerUrl = new URL(url);
       readerUrl.username = role;
-      readerUrl.password = 'change-me';
+      readerUrl.password = 'change-me-too';
       const reader = new pg.Client({ connectionString: readerUrl.toString() });
       await reader.connect();
       try {
