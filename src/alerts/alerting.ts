@@ -24,6 +24,7 @@ import {
   staleTransition,
   type StalenessState,
 } from './staleness.ts';
+import { DeliveryPasses } from './delivery-passes.ts';
 
 export interface AlertingDeps {
   db: StoreDb;
@@ -71,8 +72,10 @@ export class Alerting {
   readonly #newId: () => string;
   readonly #startedAt: Date;
   readonly #stop = new AbortController();
-  #pass: Promise<void> | null = null;
-  #again = false;
+  readonly #passes = new DeliveryPasses(
+    () => this.#onePassLogged(),
+    () => this.#stop.signal.aborted,
+  );
   #timer: NodeJS.Timeout | undefined;
 
   /** Builds the outbox on `deps.db` (writable, the daemon's connection). Starts nothing. */
@@ -122,14 +125,7 @@ export class Alerting {
    * after it. Returns at once; never throws (a failed pass is logged).
    */
   kick(): void {
-    if (!this.enabled || this.#stop.signal.aborted) return;
-    if (this.#pass !== null) {
-      this.#again = true;
-      return;
-    }
-    this.#pass = this.#passes().finally(() => {
-      this.#pass = null;
-    });
+    if (this.enabled) this.#passes.request();
   }
 
   /**
@@ -140,13 +136,13 @@ export class Alerting {
   async flush(): Promise<void> {
     if (!this.enabled) return;
     await new Promise((resolve) => setImmediate(resolve));
-    if (this.#pass === null) this.kick();
+    if (!this.#passes.running) this.kick();
     await this.idle();
   }
 
   /** Resolves when no delivery pass is running (tests, and shutdown). */
   async idle(): Promise<void> {
-    while (this.#pass !== null) await this.#pass;
+    await this.#passes.idle();
   }
 
   /**
@@ -235,15 +231,12 @@ export class Alerting {
     this.#deps.counters?.pendingNotifications(this.#outbox.pendingCount());
   }
 
-  async #passes(): Promise<void> {
-    do {
-      this.#again = false;
-      try {
-        await this.#onePass();
-      } catch (error) {
-        this.#log.error({ err: error }, 'webhook delivery pass failed; pending notifications stay in the outbox');
-      }
-    } while (this.#again && !this.#stop.signal.aborted);
+  async #onePassLogged(): Promise<void> {
+    try {
+      await this.#onePass();
+    } catch (error) {
+      this.#log.error({ err: error }, 'webhook delivery pass failed; pending notifications stay in the outbox');
+    }
   }
 
   async #onePass(): Promise<void> {

@@ -29,6 +29,7 @@ import {
   staleTransition,
   type StalenessState,
 } from './staleness.ts';
+import { DeliveryPasses } from './delivery-passes.ts';
 
 export interface PgAlertingDeps extends Pick<AlertingDeps, 'counters' | 'fetch' | 'sleep' | 'random'> {
   outbox: PgOutbox;
@@ -48,8 +49,10 @@ export class PgAlerting {
   readonly #now: () => Date;
   readonly #startedAt: Date;
   readonly #stop = new AbortController();
-  #pass: Promise<void> | null = null;
-  #again = false;
+  readonly #passes = new DeliveryPasses(
+    () => this.#passWhileLeading(),
+    () => this.#stop.signal.aborted,
+  );
   #timer: NodeJS.Timeout | undefined;
 
   constructor(config: Config, deps: PgAlertingDeps) {
@@ -82,21 +85,14 @@ export class PgAlerting {
 
   /** Starts a delivery pass while leading (or asks for another after the running one). Never throws. */
   kick(): void {
-    if (!this.enabled || this.#stop.signal.aborted) return;
-    if (this.#pass !== null) {
-      this.#again = true;
-      return;
-    }
-    this.#pass = this.#passes().finally(() => {
-      this.#pass = null;
-    });
+    if (this.enabled) this.#passes.request();
   }
 
   /** One delivery pass, awaited (a one-shot collect, after its sweeps). */
   async flush(): Promise<void> {
     if (!this.enabled) return;
-    if (this.#pass === null) this.kick();
-    while (this.#pass !== null) await this.#pass;
+    if (!this.#passes.running) this.kick();
+    await this.#passes.idle();
   }
 
   /** Judges staleness on the shared history, as the leader, in one fenced transaction. Never throws. */
@@ -157,7 +153,7 @@ export class PgAlerting {
     clearInterval(this.#timer);
     this.#deps.setSweepHook(null);
     this.#stop.abort(new Error('tierwatch is shutting down'));
-    while (this.#pass !== null) await this.#pass;
+    await this.#passes.idle();
   }
 
   async #enqueueChanges(client: pg.PoolClient, stored: StoredSweep): Promise<void> {
@@ -192,17 +188,14 @@ export class PgAlerting {
     );
   }
 
-  async #passes(): Promise<void> {
-    do {
-      this.#again = false;
-      const leading = this.#deps.leadership();
-      if (leading === null) return; // a standby delivers nothing: the leader does
-      try {
-        await this.#onePass(AbortSignal.any([this.#stop.signal, leading]));
-      } catch (error) {
-        this.#logFailure('webhook delivery pass', error);
-      }
-    } while (this.#again && !this.#stop.signal.aborted);
+  async #passWhileLeading(): Promise<void> {
+    const leading = this.#deps.leadership();
+    if (leading === null) return; // a standby delivers nothing: the leader does
+    try {
+      await this.#onePass(AbortSignal.any([this.#stop.signal, leading]));
+    } catch (error) {
+      this.#logFailure('webhook delivery pass', error);
+    }
   }
 
   async #onePass(signal: AbortSignal): Promise<void> {
