@@ -14,24 +14,16 @@ import type pg from 'pg';
 import { isTierwatchError } from '../src/errors.ts';
 import type { Tier } from '../src/history/tier.ts';
 import { openDatabase, type StoreDb } from '../src/store/db.ts';
-import { HistoryStore } from '../src/store/history-store.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { LeaderLease } from '../src/store/pg/lease.ts';
 import { migratePostgres } from '../src/store/pg/migrate.ts';
 import { PgSweepWriter } from '../src/store/pg/sweep-writer.ts';
 import { VIEW_COLUMNS } from '../src/store/schema.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
+import { storeTwice, twinStep, TWIN_ENDPOINT as ENDPOINT, TWIN_T0 as T0 } from './helpers/twin-history.ts';
 
 after(stopPgServer);
 
-const ENDPOINT = 'wss://qfex.example/ws';
-const ACCOUNTS = ['primary', 'sub-1'];
-// Symbols a non-C collation would order differently; floats that must survive exactly.
-const SYMBOLS = ['META_USD', 'meta-usd', 'META-USD', 'BTC-USD'];
-const LEVERAGES = ['1', '2.5', '20'];
-const MARGINS = [0.0125, 0.1, 0.30000000000000004, 0.6666666666666666];
-const NOTIONALS = [150_000, 1e6, 12_345.678];
-const T0 = Date.UTC(2026, 0, 1, 0, 0, 0, 123);
 const RELATIONS = [
   'meta',
   'run_ledger',
@@ -41,67 +33,6 @@ const RELATIONS = [
   ...Object.keys(VIEW_COLUMNS),
   'tier_change_feed',
 ];
-
-interface Step {
-  account: string;
-  /** Milliseconds after the previous step; 0 and negative ones make CLOCK_BEHIND. */
-  advanceMs: number;
-  fail: boolean;
-  entries: Array<{
-    symbol: string;
-    leverage: string;
-    im: number;
-    mm: number;
-    notional: number;
-    exchangeId: string | null;
-  }>;
-}
-
-const stepArbitrary: fc.Arbitrary<Step> = fc.record({
-  account: fc.constantFrom(...ACCOUNTS),
-  advanceMs: fc.oneof(
-    { weight: 8, arbitrary: fc.integer({ min: 1, max: 600_000 }) },
-    { weight: 1, arbitrary: fc.integer({ min: -5000, max: 0 }) },
-  ),
-  fail: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
-  entries: fc.array(
-    fc.record({
-      symbol: fc.constantFrom(...SYMBOLS),
-      leverage: fc.constantFrom(...LEVERAGES),
-      im: fc.constantFrom(...MARGINS),
-      mm: fc.constantFrom(...MARGINS),
-      notional: fc.constantFrom(...NOTIONALS),
-      exchangeId: fc.option(fc.constantFrom('r1', 'r2')),
-    }),
-    { maxLength: 8 },
-  ),
-});
-
-function tiersOf(step: Step): Tier[] {
-  const seen = new Map<string, Tier>();
-  for (const e of step.entries) {
-    seen.set(`${e.symbol}\u0000${e.leverage}`, {
-      symbol: e.symbol,
-      leverage: e.leverage,
-      initial_margin: e.im,
-      maintenance_margin: e.mm,
-      max_notional: e.notional,
-      exchange_id: e.exchangeId,
-    });
-  }
-  return [...seen.values()];
-}
-
-type Result = { ok: unknown } | { code: string; message: string };
-
-async function settle(work: () => unknown): Promise<Result> {
-  try {
-    return { ok: await work() };
-  } catch (error) {
-    if (!isTierwatchError(error)) throw error;
-    return { code: error.code, message: error.message };
-  }
-}
 
 async function compareAll(db: StoreDb, pool: pg.Pool, leaderEpoch: number): Promise<void> {
   for (const relation of RELATIONS) {
@@ -142,65 +73,19 @@ test(
     let caseNumber = 0;
     try {
       await fc.assert(
-        fc.asyncProperty(fc.array(stepArbitrary, { minLength: 1, maxLength: 12 }), async (steps) => {
+        fc.asyncProperty(fc.array(twinStep, { minLength: 1, maxLength: 12 }), async (steps) => {
           caseNumber += 1;
           const db = openDatabase(path.join(dir, `case-${caseNumber}.db`));
           const url = await server.createDatabase('writer');
           await migratePostgres(url);
           const pool = createPgPool(url);
           try {
-            const store = new HistoryStore(db);
-            const lease = new LeaderLease(pool, { holder: 'test' });
-            assert.equal(await lease.tryAcquire(), 1);
-            const writer = new PgSweepWriter(lease);
-            // The SQLite store binds its endpoint in meta; the Postgres writer does not yet.
-            store.bindEndpoint(ENDPOINT);
+            await storeTwice(db, pool, steps);
+            // The SQLite store binds its endpoint in meta; the Postgres writer does not.
             await pool.query(
               `INSERT INTO meta (key, value) SELECT key, value FROM (VALUES ('endpoint', $1::text)) AS m(key, value)`,
               [db.sqlite.prepare(`SELECT value FROM meta WHERE key = 'endpoint'`).pluck().get()],
             );
-            let now = T0;
-            for (const step of steps) {
-              now += step.advanceMs;
-              const startedAt = new Date(now - 1500);
-              const start = { accountId: step.account, endpoint: ENDPOINT, publicKey: 'pk-demo', startedAt };
-              const runId = store.startRun(start);
-              assert.equal(await writer.startRun(start), runId);
-              if (step.fail) {
-                const failure = {
-                  status: 'failed' as const,
-                  code: 'QFEX_TIMEOUT',
-                  message: 'no page in time',
-                  pages: 1,
-                  finishedAt: new Date(now),
-                };
-                store.failRun(runId, failure);
-                await writer.failRun(runId, failure);
-                continue;
-              }
-              const sweep = {
-                accountId: step.account,
-                observedAt: new Date(now),
-                finishedAt: new Date(now + 3),
-                tiers: tiersOf(step),
-                pages: 1,
-                maxRemovalRatio: 0.5,
-              };
-              const fromSqlite = await settle(() => store.commitSweep(runId, sweep));
-              const fromPostgres = await settle(() => writer.commitSweep(runId, sweep));
-              assert.deepEqual(fromPostgres, fromSqlite);
-              if ('code' in fromSqlite) {
-                const failure = {
-                  status: 'failed' as const,
-                  code: fromSqlite.code,
-                  message: fromSqlite.message,
-                  pages: 1,
-                  finishedAt: new Date(now + 3),
-                };
-                store.failRun(runId, failure);
-                await writer.failRun(runId, failure);
-              }
-            }
             await compareAll(db, pool, 1);
           } finally {
             db.close();

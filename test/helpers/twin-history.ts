@@ -28,7 +28,14 @@ export interface TwinStep {
   /** Milliseconds after the previous step; 0 and negative ones make CLOCK_BEHIND. */
   advanceMs: number;
   fail: boolean;
-  entries: Array<{ symbol: string; leverage: string; im: number; mm: number; notional: number }>;
+  entries: Array<{
+    symbol: string;
+    leverage: string;
+    im: number;
+    mm: number;
+    notional: number;
+    exchangeId?: string | null;
+  }>;
 }
 
 export const twinStep: fc.Arbitrary<TwinStep> = fc.record({
@@ -45,6 +52,7 @@ export const twinStep: fc.Arbitrary<TwinStep> = fc.record({
       im: fc.constantFrom(...MARGINS),
       mm: fc.constantFrom(...MARGINS),
       notional: fc.constantFrom(...NOTIONALS),
+      exchangeId: fc.option(fc.constantFrom('r1', 'r2')),
     }),
     { minLength: 1, maxLength: 8 },
   ),
@@ -59,7 +67,7 @@ function tiersOf(step: TwinStep): Tier[] {
       initial_margin: e.im,
       maintenance_margin: e.mm,
       max_notional: e.notional,
-      exchange_id: null,
+      exchange_id: e.exchangeId ?? null,
     });
   }
   return [...seen.values()];
@@ -71,10 +79,10 @@ export interface TwinRun {
   observedAt: number | null;
 }
 
-async function settle(work: () => unknown): Promise<{ ok: true } | { code: string; message: string }> {
+/** What a store call gave: its outcome, or the code and message of the TierwatchError it threw. */
+async function settle(work: () => unknown): Promise<{ ok: unknown } | { code: string; message: string }> {
   try {
-    await work();
-    return { ok: true };
+    return { ok: await work() };
   } catch (error) {
     if (!isTierwatchError(error)) throw error;
     return { code: error.code, message: error.message };
