@@ -57,8 +57,9 @@ function fillSqlite(file: string): void {
 
 async function fillPostgres(pool: pg.Pool): Promise<void> {
   const marks = OUTBOX[0]!.map((_, i) => `$${i + 1}`).join(', ');
-  for (const row of OUTBOX)
+  for (const row of OUTBOX) {
     await pool.query(`INSERT INTO alert_outbox (${OUTBOX_COLUMNS}) VALUES (${marks}, '{}')`, row);
+  }
   await pool.query('INSERT INTO alert_state (key, value, updated_at) VALUES ($1, $2, $3)', [
     'staleness',
     STALE,
