@@ -213,7 +213,7 @@ export const alertsCommand: CommandSpec = {
     const footer = [
       `${pending} pending${dead > 0 ? `, ${dead} dead` : ''} of ${rows.length} shown.`,
       dead > 0
-        ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (with the daemon stopped).'
+        ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (on SQLite with the daemon stopped; on Postgres at any time).'
         : null,
       staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
     ].filter((line) => line !== null);
