@@ -7,7 +7,8 @@
  * Each figure is startRun + commitSweep: the store's part of a sweep, without the paging, which is
  * the same code on both backends. Before the first sweep each backend stores a one-tier sweep of
  * another account, so neither first figure is the cost of a cold process or a cold connection.
- * Target: Postgres within 2× of SQLite for the same work.
+ * Target: Postgres within 2× of SQLite for the same work. The query commands' questions are
+ * measured the same way, side by side, by pg-queries.ts.
  *
  * The server is a throwaway Postgres on loopback (test/helpers/pg-throwaway.ts, durability off:
  * fsync and synchronous_commit off); SQLite runs as tierwatch opens it (WAL, synchronous=NORMAL),
@@ -29,6 +30,7 @@ import { PgSweepWriter } from '../src/store/pg/sweep-writer.ts';
 import { findPgBin, serverAt, startThrowawayPostgres, type PgServer } from '../test/helpers/pg-throwaway.ts';
 import { checkTarget, median, nowMs, round, type TargetCheck } from './stats.ts';
 import { syntheticTiers } from './tiers.ts';
+import { benchPgQueries } from './pg-queries.ts';
 
 const SIZES = [1_000, 10_000, 100_000];
 const CHANGE_FRACTION = 0.01;
@@ -56,7 +58,7 @@ export interface PgSizeResult {
 type SweepFn = (tiers: Tier[], at: number, account?: string) => Promise<SweepOutcome>;
 
 /** A copy of `tiers` with CHANGE_FRACTION of them changed (new objects: a store may hold the old ones). */
-function changed(tiers: Tier[], shift: number): Tier[] {
+export function changed(tiers: Tier[], shift: number): Tier[] {
   const next = tiers.slice();
   const count = Math.max(1, Math.round(tiers.length * CHANGE_FRACTION));
   const stride = Math.floor(tiers.length / count);
@@ -67,7 +69,7 @@ function changed(tiers: Tier[], shift: number): Tier[] {
   return next;
 }
 
-function sweepInput(tiers: Tier[], at: number, accountId: string) {
+export function sweepInput(tiers: Tier[], at: number, accountId: string) {
   return {
     accountId,
     observedAt: new Date(at + 900),
@@ -274,6 +276,8 @@ export async function benchPg(options: { quick: boolean; progress: (message: str
         result.sqlite.steady_changed_1pct_p50_ms,
       );
     }
+    // The query commands' questions, on a history of their own (pg-queries.ts).
+    const queries = await benchPgQueries(server, dir, options);
     const facts = await serverFacts(server);
     return {
       postgres_version: facts.version,
@@ -282,7 +286,8 @@ export async function benchPg(options: { quick: boolean; progress: (message: str
         fromEnv === undefined ? 'throwaway on loopback (fsync=off, synchronous_commit=off)' : 'TIERWATCH_BENCH_PG_URL',
       change_fraction: CHANGE_FRACTION,
       by_tiers: byTiers,
-      targets,
+      queries: { history: queries.history, by_query: queries.by_query },
+      targets: { ...targets, ...queries.targets },
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

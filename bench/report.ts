@@ -8,6 +8,7 @@ import { round, type TargetCheck } from './stats.ts';
 import type { SweepSizeResult } from './sweep-worker.ts';
 import type { WebAnswerFigures } from './web.ts';
 import type { PgSizeResult } from './pg.ts';
+import type { QueryPair } from './pg-queries.ts';
 
 const mib = (bytes: number | null | undefined) =>
   bytes == null || !Number.isFinite(bytes) ? '–' : `${round(bytes / 1048576, 1)} MiB`;
@@ -321,6 +322,19 @@ export function render(results: Record<string, any>): { text: string; markdown: 
       title: `Postgres beside SQLite (startRun + commitSweep; Postgres ${results.pg.postgres_version}, ${results.pg.server}, one round trip ${ms(results.pg.round_trip_p50_ms)}; steady figures are medians)`,
       header: ['tiers', 'sweep', 'SQLite', 'Postgres', 'Postgres/SQLite'],
       rows,
+    });
+    const queries = results.pg.queries as { history: string; by_query: Record<string, QueryPair> };
+    sections.push({
+      title: `Postgres beside SQLite: the query commands' questions through HistorySource (${queries.history}; medians)`,
+      header: ['question', 'rows', 'SQLite', 'Postgres', 'Postgres/SQLite', '≤ 2×'],
+      rows: Object.entries(queries.by_query).map(([name, pair]) => [
+        name,
+        pair.rows.toLocaleString('en'),
+        ms(pair.sqlite_p50_ms),
+        ms(pair.postgres_p50_ms),
+        ratio(pair.ratio),
+        pair.ratio <= 2 ? 'met' : 'MISSED',
+      ]),
     });
   }
   const allTargets: Record<string, TargetCheck> = {

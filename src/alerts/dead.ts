@@ -13,13 +13,15 @@ export interface DeadTarget {
   dead_reason: string | null;
 }
 
-/** The dead row `outboxId`, or USAGE naming what is wrong (unknown id, or not dead). */
-function deadRow(db: StoreDb, outboxId: number, verb: 'retry' | 'drop'): DeadTarget {
-  const row = db.sqlite
-    .prepare<[number], DeadTarget & { status: string }>(
-      'SELECT outbox_id, kind, run_id, status, dead_reason FROM alert_outbox WHERE outbox_id = ?',
-    )
-    .get(outboxId);
+/** The columns an operator's action reads and reports (shared with the Postgres version, pg-dead.ts). */
+export const DEAD_TARGET_SQL = 'SELECT outbox_id, kind, run_id, status, dead_reason FROM alert_outbox';
+
+/** `row` (the notification `outboxId`) if it is dead, or USAGE naming what is wrong (unknown id, or not dead). */
+export function requireDead(
+  row: (DeadTarget & { status: string }) | undefined,
+  outboxId: number,
+  verb: 'retry' | 'drop',
+): DeadTarget {
   if (row === undefined) {
     throw new TierwatchError(
       'USAGE',
@@ -34,6 +36,18 @@ function deadRow(db: StoreDb, outboxId: number, verb: 'retry' | 'drop'): DeadTar
   }
   const { status: _status, ...target } = row;
   return target;
+}
+
+/** Back to pending (created_at = the retry time, then the id); only while it is dead. */
+export const RETRY_SQL = `UPDATE alert_outbox SET status = 'pending', attempts = 0, created_at = ?, dead_at = NULL, dead_reason = NULL WHERE outbox_id = ? AND status = 'dead'`;
+/** Deletes one notification (by id) while it is dead. */
+export const DROP_SQL = `DELETE FROM alert_outbox WHERE outbox_id = ? AND status = 'dead'`;
+
+function deadRow(db: StoreDb, outboxId: number, verb: 'retry' | 'drop'): DeadTarget {
+  const row = db.sqlite
+    .prepare<[number], DeadTarget & { status: string }>(`${DEAD_TARGET_SQL} WHERE outbox_id = ?`)
+    .get(outboxId);
+  return requireDead(row, outboxId, verb);
 }
 
 /**
@@ -52,9 +66,7 @@ export function retryDead(db: StoreDb, which: number | 'dead', now: Date): DeadT
               )
               .all()
           : [deadRow(db, which, 'retry')];
-      const update = db.sqlite.prepare<[string, number]>(
-        `UPDATE alert_outbox SET status = 'pending', attempts = 0, created_at = ?, dead_at = NULL, dead_reason = NULL WHERE outbox_id = ? AND status = 'dead'`,
-      );
+      const update = db.sqlite.prepare<[string, number]>(RETRY_SQL);
       for (const target of targets) update.run(now.toISOString(), target.outbox_id);
       return targets;
     })
@@ -66,7 +78,7 @@ export function dropDead(db: StoreDb, outboxId: number): DeadTarget {
   return db.sqlite
     .transaction(() => {
       const target = deadRow(db, outboxId, 'drop');
-      db.sqlite.prepare<[number]>(`DELETE FROM alert_outbox WHERE outbox_id = ? AND status = 'dead'`).run(outboxId);
+      db.sqlite.prepare<[number]>(DROP_SQL).run(outboxId);
       return target;
     })
     .immediate();

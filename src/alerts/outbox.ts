@@ -183,26 +183,30 @@ export const OUTBOX_LISTING_COLUMNS = [
  * The outbox, oldest first: every row, only the pending (or dead) ones, or the last N. Read-only (a
  * database older than the outbox never gets here: a read-only open refuses it with DB_NEEDS_MIGRATION).
  */
-export function listOutbox(
-  db: HistoryReader,
-  options: { pendingOnly?: boolean; deadOnly?: boolean; last?: number } = {},
-): OutboxListing[] {
+export function listOutbox(db: HistoryReader, options: OutboxListingOptions = {}): OutboxListing[] {
+  return cachedStatement<OutboxListing>(db, listOutboxSql(options)).all();
+}
+
+export interface OutboxListingOptions {
+  pendingOnly?: boolean;
+  deadOnly?: boolean;
+  last?: number;
+}
+
+/** The SQL of the listing, the same on SQLite and Postgres (a named subquery: Postgres before 16 requires it). */
+export function listOutboxSql(options: OutboxListingOptions): string {
   const statuses = [...(options.pendingOnly ? ['pending'] : []), ...(options.deadOnly ? ['dead'] : [])];
   const where = statuses.length === 0 ? '' : `WHERE status IN (${statuses.map((status) => `'${status}'`).join(', ')})`;
   const columns = OUTBOX_LISTING_COLUMNS.join(', ');
-  const sql =
-    options.last === undefined
-      ? `SELECT ${columns} FROM alert_outbox ${where} ORDER BY outbox_id`
-      : `SELECT * FROM (SELECT ${columns} FROM alert_outbox ${where} ORDER BY outbox_id DESC LIMIT ${Math.floor(options.last)}) ORDER BY outbox_id`;
-  return cachedStatement<OutboxListing>(db, sql).all();
+  return options.last === undefined
+    ? `SELECT ${columns} FROM alert_outbox ${where} ORDER BY outbox_id`
+    : `SELECT * FROM (SELECT ${columns} FROM alert_outbox ${where} ORDER BY outbox_id DESC LIMIT ${Math.floor(options.last)}) AS recent ORDER BY outbox_id`;
 }
+
+/** One persisted alert state by key (SQLite-style `?`, shared with Postgres). */
+export const ALERT_STATE_SQL = 'SELECT value, updated_at FROM alert_state WHERE key = ?';
 
 /** The persisted staleness state (see staleness.ts), read-only; null when never set. */
 export function readAlertState(db: HistoryReader, key: string): { value: string; updated_at: string } | null {
-  return (
-    cachedStatement<{ value: string; updated_at: string }>(
-      db,
-      'SELECT value, updated_at FROM alert_state WHERE key = ?',
-    ).get(key) ?? null
-  );
+  return cachedStatement<{ value: string; updated_at: string }>(db, ALERT_STATE_SQL).get(key) ?? null;
 }

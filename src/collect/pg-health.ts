@@ -9,7 +9,36 @@
  * the first read, or when reads fail, the verdict is unhealthy and says why.
  */
 import type pg from 'pg';
+import { numberParameters, PgReadSession } from '../store/pg/read-session.ts';
 import { judgeHealth, type AccountHealth, type HealthVerdict } from './health.ts';
+
+/** Every account's last success in the shared `runs` view (SQLite-style `?`: see read-session.ts). */
+const LAST_SUCCESS_SQL = `SELECT account_id, max(observed_at) AS at FROM runs WHERE status = 'ok' AND account_id = ANY (?::text[]) GROUP BY account_id`;
+
+function byAccount(
+  accountIds: readonly string[],
+  rows: Array<{ account_id: string; at: string | null }>,
+): AccountHealth[] {
+  const found = new Map(rows.map((row) => [row.account_id, row.at]));
+  return accountIds.map((accountId) => ({ accountId, lastSuccessAt: found.get(accountId) ?? null }));
+}
+
+/**
+ * `tierwatch health` on Postgres: the last successes read once in a read-only session, which also
+ * refuses a database that is not migrated (DB_NEEDS_MIGRATION) and names an unreachable one without
+ * its password (DB_READ_FAILED). The verdict is then judged by collect/health.ts, as on SQLite.
+ */
+export async function readPgAccountHealth(url: string, accountIds: readonly string[]): Promise<AccountHealth[]> {
+  const session = await PgReadSession.open(url);
+  try {
+    return byAccount(
+      accountIds,
+      await session.rows<{ account_id: string; at: string | null }>(LAST_SUCCESS_SQL, {}, [accountIds]),
+    );
+  } finally {
+    await session.close();
+  }
+}
 
 /** How often the last successes are read again: a small share of any sensible health threshold. */
 const REFRESH_EVERY_MS = 5_000;
@@ -33,15 +62,9 @@ export class PgHealth {
   /** Reads every account's last success from the shared `runs` view. Never throws (the verdict says it). */
   async refresh(): Promise<AccountHealth[] | null> {
     try {
-      const result = await this.#pool.query<{ account_id: string; at: string | null }>(
-        `SELECT account_id, max(observed_at) AS at FROM runs WHERE status = 'ok' AND account_id = ANY ($1::text[]) GROUP BY account_id`,
-        [this.#accountIds],
-      );
-      const found = new Map(result.rows.map((row) => [row.account_id, row.at]));
-      this.#accounts = this.#accountIds.map((accountId) => ({
-        accountId,
-        lastSuccessAt: found.get(accountId) ?? null,
-      }));
+      const { text, values } = numberParameters(LAST_SUCCESS_SQL, {}, [this.#accountIds]);
+      const result = await this.#pool.query<{ account_id: string; at: string | null }>(text, values);
+      this.#accounts = byAccount(this.#accountIds, result.rows);
       this.#failure = null;
     } catch (error) {
       this.#failure = `the history could not be read: ${(error as Error).message}`;

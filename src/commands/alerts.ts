@@ -5,13 +5,22 @@
  * often credentials.
  *
  * `tierwatch alerts retry ID|--dead` and `tierwatch alerts drop ID` act on dead notifications as a
- * writer (under the writer lock, so never while the daemon runs on the same database).
+ * writer: on SQLite under the writer lock (so never while the daemon runs on the same database); on
+ * Postgres in one transaction that needs no lease and cannot race the leader's delivery (pg-dead.ts).
  */
 import fs from 'node:fs';
-import { requireSqlitePath, redactUrl } from '../config.ts';
+import { redactUrl } from '../config.ts';
 import { TierwatchError } from '../errors.ts';
 import type { DeadTarget } from '../alerts/dead.ts';
-import { listOutbox, OUTBOX_LISTING_COLUMNS, readAlertState, type OutboxListing } from '../alerts/outbox.ts';
+import {
+  ALERT_STATE_SQL,
+  listOutbox,
+  listOutboxSql,
+  OUTBOX_LISTING_COLUMNS,
+  readAlertState,
+  type OutboxListing,
+  type OutboxListingOptions,
+} from '../alerts/outbox.ts';
 import { STALENESS_KEY, parseStalenessState } from '../alerts/staleness.ts';
 import { addQueryOptions, formatFrom, withHistory } from '../output/query-command.ts';
 import { writeRecords, writeText, type RecordShape } from '../output/stream.ts';
@@ -101,7 +110,13 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   }
   const id =
     idText === undefined ? undefined : integerOption(idText, `alerts ${action} ID`, 1, Number.MAX_SAFE_INTEGER);
-  const dbPath = requireSqlitePath(context.config().database);
+  const target = context.config().database;
+  if (target.kind === 'postgres') {
+    const { dropDeadPg, retryDeadPg } = await import('../alerts/pg-dead.ts');
+    if (action === 'drop') return reportDropped(context, await dropDeadPg(target.url.reveal(), id!));
+    return reportRetried(context, await retryDeadPg(target.url.reveal(), id ?? 'dead', new Date()));
+  }
+  const dbPath = target.path;
   // A writer open creates the database; there is nothing to retry or drop in one that is not there.
   if (!fs.existsSync(dbPath)) {
     throw new TierwatchError('DB_EMPTY', `There is no database at ${dbPath}: no notification to ${action}.`);
@@ -109,21 +124,46 @@ async function actOnDead(context: CommandContext, action: (typeof ACTIONS)[numbe
   // Loaded here, as every command loads its modules in run(): `tierwatch --version` and `--help` load only the CLI.
   const { withWriter } = await import('./writer.ts');
   const { dropDead, retryDead } = await import('../alerts/dead.ts');
-  return withWriter(dbPath, `alerts ${action}`, context.logger(), ({ db }) => {
-    if (action === 'drop') {
-      const target = dropDead(db, id!);
-      context.print(`Dropped dead ${describeTarget(target)}; it will not be sent.`);
-      return 0;
-    }
-    const targets = retryDead(db, id ?? 'dead', new Date());
-    if (targets.length === 0) context.print('No dead notifications.');
-    for (const target of targets) {
-      context.print(
-        `Retrying ${describeTarget(target)}: pending again, attempts reset; sent at the next delivery pass.`,
-      );
-    }
-    return 0;
-  });
+  return withWriter(dbPath, `alerts ${action}`, context.logger(), ({ db }) =>
+    action === 'drop'
+      ? reportDropped(context, dropDead(db, id!))
+      : reportRetried(context, retryDead(db, id ?? 'dead', new Date())),
+  );
+}
+
+function reportDropped(context: CommandContext, target: DeadTarget): number {
+  context.print(`Dropped dead ${describeTarget(target)}; it will not be sent.`);
+  return 0;
+}
+
+function reportRetried(context: CommandContext, targets: readonly DeadTarget[]): number {
+  if (targets.length === 0) context.print('No dead notifications.');
+  for (const target of targets) {
+    context.print(`Retrying ${describeTarget(target)}: pending again, attempts reset; sent at the next delivery pass.`);
+  }
+  return 0;
+}
+
+/** The listing and the staleness state, from SQLite or (in one read-only transaction) Postgres. */
+async function readOutbox(
+  context: CommandContext,
+  options: OutboxListingOptions,
+): Promise<{ rows: OutboxListing[]; staleness: string | null }> {
+  const target = context.config().database;
+  if (target.kind === 'sqlite') {
+    return withHistory(context, (db) =>
+      Promise.resolve({ rows: listOutbox(db, options), staleness: readAlertState(db, STALENESS_KEY)?.value ?? null }),
+    );
+  }
+  const { PgReadSession } = await import('../store/pg/read-session.ts');
+  const session = await PgReadSession.open(target.url.reveal());
+  try {
+    const rows = await session.rows<OutboxListing>(listOutboxSql(options));
+    const [state] = await session.rows<{ value: string }>(ALERT_STATE_SQL, {}, [STALENESS_KEY]);
+    return { rows, staleness: state?.value ?? null };
+  } finally {
+    await session.close();
+  }
 }
 
 export const alertsCommand: CommandSpec = {
@@ -158,24 +198,26 @@ export const alertsCommand: CommandSpec = {
     const last = integerOption(context.options.last, '--last', 1, 999_999_999);
     const pendingOnly = context.options.pending === true;
     const deadOnly = context.options.dead === true;
-    return withHistory(context, async (db) => {
-      const rows = listOutbox(db, { pendingOnly, deadOnly, ...(last === undefined ? {} : { last }) });
-      if (format !== 'table') {
-        await writeRecords(context.io.stdout, format, rows, outboxShape);
-        return 0;
-      }
-      const staleness = parseStalenessState(readAlertState(db, STALENESS_KEY)?.value ?? null);
-      const pending = rows.filter((row) => row.status === 'pending').length;
-      const dead = rows.filter((row) => row.status === 'dead').length;
-      const footer = [
-        `${pending} pending${dead > 0 ? `, ${dead} dead` : ''} of ${rows.length} shown.`,
-        dead > 0
-          ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (with the daemon stopped).'
-          : null,
-        staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
-      ].filter((line) => line !== null);
-      await writeText(context.io.stdout, `${alertsTable(rows, context.io.stdoutColumns)}${footer.join('\n')}\n`);
-      return 0;
+    const { rows, staleness: state } = await readOutbox(context, {
+      pendingOnly,
+      deadOnly,
+      ...(last === undefined ? {} : { last }),
     });
+    if (format !== 'table') {
+      await writeRecords(context.io.stdout, format, rows, outboxShape);
+      return 0;
+    }
+    const staleness = parseStalenessState(state);
+    const pending = rows.filter((row) => row.status === 'pending').length;
+    const dead = rows.filter((row) => row.status === 'dead').length;
+    const footer = [
+      `${pending} pending${dead > 0 ? `, ${dead} dead` : ''} of ${rows.length} shown.`,
+      dead > 0
+        ? 'Dead notifications are not sent again: `tierwatch alerts retry ID|--dead` or `tierwatch alerts drop ID` (on SQLite with the daemon stopped; on Postgres at any time).'
+        : null,
+      staleness?.state === 'stale' ? `Collection has been reported STALE since ${staleness.since}.` : null,
+    ].filter((line) => line !== null);
+    await writeText(context.io.stdout, `${alertsTable(rows, context.io.stdoutColumns)}${footer.join('\n')}\n`);
+    return 0;
   },
 };

@@ -77,12 +77,7 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
         `SELECT max(observed_at) AS at FROM run_ledger WHERE status = 'ok' AND (? IS NULL OR account_id = ?)`,
       )
       .get(accountId, accountId)?.at;
-    const whose = accountId === null ? 'any account' : `account ${accountId}`;
-    throw new TierwatchError(
-      'USAGE',
-      `Nothing to discard: no successful run of ${whose} was observed after ${after}` +
-        (last === null || last === undefined ? ' (there is none at all).' : ` (the last one was observed at ${last}).`),
-    );
+    throw nothingToDiscard(input, last ?? null);
   }
   const result: RewindResult = {
     runs,
@@ -92,17 +87,7 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
     dryRun: input.dryRun === true,
   };
   if (input.dryRun === true) return result;
-  // Runs stamped in the future are what rewinding is for; past ones are real history, and an
-  // instant mistyped (7d for a week ahead) must not discard a week of it without being asked.
-  const nowIso = input.now.toISOString();
-  const past = runs.filter((run) => run.observed_at <= nowIso);
-  if (past.length > 0 && input.force !== true) {
-    throw new TierwatchError(
-      'USAGE',
-      `${past.length} of the ${runs.length} run(s) observed after ${after} are not in the future (the latest at ${past.at(-1)!.observed_at}): ` +
-        'they are real history. Check with --dry-run, then add --force to discard them too; nothing was changed.',
-    );
-  }
+  refusePastRuns(runs, input);
 
   // tier_version keeps epoch ms; the ledger's observed_at is ISO (compared as text above).
   const afterMs = Date.parse(after);
@@ -121,9 +106,7 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
   const markRun = sqlite.prepare<[string, number]>(
     `UPDATE run_ledger SET status = 'failed', error_code = 'REWOUND', error_message = ?, baseline = 0 WHERE run_id = ? AND status = 'ok'`,
   );
-  const message =
-    `discarded at ${input.now.toISOString()} by \`${input.command}\`: observed after ${after}; ` +
-    'its changes were deleted and the versions it opened and closed were put back';
+  const message = discardedMessage(input);
   const accounts = new Set(runs.map((run) => run.account_id));
   for (const account of accounts) result.changesDeleted += countChanges.get(account, afterMs) ?? 0;
   for (const run of runs) {
@@ -136,4 +119,38 @@ function rewindInTransaction(sqlite: Database.Database, input: RewindInput): Rew
     result.versionsReopened += reopen.run(account, afterMs).changes;
   }
   return result;
+}
+
+/** USAGE: no successful run after the instant (`last`: the account's last one, if any). */
+export function nothingToDiscard(input: RewindInput, last: string | null): TierwatchError {
+  const whose = input.accountId === null ? 'any account' : `account ${input.accountId}`;
+  return new TierwatchError(
+    'USAGE',
+    `Nothing to discard: no successful run of ${whose} was observed after ${input.after}` +
+      (last === null ? ' (there is none at all).' : ` (the last one was observed at ${last}).`),
+  );
+}
+
+/**
+ * Runs stamped in the future are what rewinding is for; past ones are real history, and an
+ * instant mistyped (7d for a week ahead) must not discard a week of it without being asked.
+ */
+export function refusePastRuns(runs: readonly DiscardedRun[], input: RewindInput): void {
+  const nowIso = input.now.toISOString();
+  const past = runs.filter((run) => run.observed_at <= nowIso);
+  if (past.length > 0 && input.force !== true) {
+    throw new TierwatchError(
+      'USAGE',
+      `${past.length} of the ${runs.length} run(s) observed after ${input.after} are not in the future (the latest at ${past.at(-1)!.observed_at}): ` +
+        'they are real history. Check with --dry-run, then add --force to discard them too; nothing was changed.',
+    );
+  }
+}
+
+/** What a discarded run's ledger row says about it. */
+export function discardedMessage(input: RewindInput): string {
+  return (
+    `discarded at ${input.now.toISOString()} by \`${input.command}\`: observed after ${input.after}; ` +
+    'its changes were deleted and the versions it opened and closed were put back'
+  );
 }

@@ -34,6 +34,7 @@ const BOUNDS_SQL =
 
 export class PgHistorySource implements HistorySource {
   readonly #session: PgReadSession;
+  #bounds: Promise<HistoryBounds | null> | undefined;
 
   private constructor(session: PgReadSession) {
     this.#session = session;
@@ -44,7 +45,16 @@ export class PgHistorySource implements HistorySource {
     return new PgHistorySource(await PgReadSession.open(url, options));
   }
 
-  async bounds(): Promise<HistoryBounds | null> {
+  /**
+   * Read once per source: its session is one REPEATABLE READ transaction, so a second read could
+   * only give the same answer, and it would cost every snapshot and diff a round trip more.
+   */
+  bounds(): Promise<HistoryBounds | null> {
+    this.#bounds ??= this.#readBounds();
+    return this.#bounds;
+  }
+
+  async #readBounds(): Promise<HistoryBounds | null> {
     const [row] = await this.#session.rows<{ first: string | null; last: string | null }>(BOUNDS_SQL);
     if (!row?.first || !row.last) return null;
     return { first_observed_at: row.first, last_observed_at: row.last };
