@@ -258,6 +258,7 @@ describe('changes page', () => {
     const { pageOfChanges, CHANGES_PAGE_SIZE } = await import('../src/web/pages/changes.ts');
     const { changesBetween } = await import('../src/query/changes.ts');
     const { openDatabase } = await import('../src/store/db.ts');
+    const { SqliteHistorySource } = await import('../src/query/source.ts');
     const fixture = tempHistory();
     try {
       // 80 sweeps over 200 days, each moving a few tiers: slices of 1, 2, 4 … 32 days all hold rows.
@@ -274,7 +275,7 @@ describe('changes page', () => {
       const db = openDatabase(fixture.dbPath, { readonly: true });
       try {
         const view = {
-          db,
+          history: new SqliteHistorySource(db),
           now: new Date(),
           source: fixture.dbPath,
           healthMaxAgeMs: 1,
@@ -301,7 +302,7 @@ describe('changes page', () => {
           assert.ok(expected.length > CHANGES_PAGE_SIZE || 'symbol' in options, `${expected.length} rows`);
           const paged = [];
           for (let page = 1; ; page++) {
-            const { rows, more } = pageOfChanges(view, options, page);
+            const { rows, more } = await pageOfChanges(view, options, page);
             paged.push(...rows);
             if (!more) break;
           }
@@ -311,7 +312,7 @@ describe('changes page', () => {
         const { latestChanges } = await import('../src/web/pages/overview.ts');
         const since = '2026-03-01T00:00:00.000Z';
         const all = [...changesBetween(db, { since }, {}, {})];
-        assert.deepEqual(latestChanges(view, since, Date.parse('2026-12-31T00:00:00.000Z')), all.slice(-20));
+        assert.deepEqual(await latestChanges(view, since, Date.parse('2026-12-31T00:00:00.000Z')), all.slice(-20));
       } finally {
         db.close();
       }

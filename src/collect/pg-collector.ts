@@ -4,9 +4,9 @@
  * leadership lease decides who collects — see collect/leader-gate.ts and store/pg/lease.ts.
  *
  * The daemon's HTTP port serves /healthz (the shared history's freshness, and this daemon's role:
- * collect/pg-health.ts) and /metrics (this daemon's own sweeps); the web view is not served from a
- * Postgres daemon yet. Webhook alerts are written and delivered by the leader only
- * (alerts/pg-alerting.ts).
+ * collect/pg-health.ts), /metrics (this daemon's own sweeps) and the read-only web view (every
+ * daemon, leader or standby: it only reads, a session per request). Webhook alerts are written and
+ * delivered by the leader only (alerts/pg-alerting.ts).
  */
 import type pg from 'pg';
 import type { Config, PostgresUrl } from '../config.ts';
@@ -22,6 +22,7 @@ import { PgSweepStore } from '../store/pg/sweep-store.ts';
 import { runDaemon } from './daemon.ts';
 import { healthMaxAgeMs } from './health.ts';
 import type { SweepMetrics } from './metrics.ts';
+import type { WebView } from '../web/server.ts';
 import { LeaderGate } from './leader-gate.ts';
 import { sweepAll, type SweepResult } from './sweep.ts';
 
@@ -71,8 +72,9 @@ export async function runPgDaemon(
   url: PostgresUrl,
   logger: Logger,
   stop: AbortSignal,
-  onSweep?: (result: SweepResult) => void,
+  options: { onSweep?: (result: SweepResult) => void; view?: WebView } = {},
 ): Promise<boolean> {
+  const { onSweep, view } = options;
   const { pool, lease, store, close } = await openPgCollector(config, url, logger, 'run');
   const gate = new LeaderGate({ lease, logger, stepDownAfter: config.leadership.stepDownAfter });
   let http: PgHttp | null = null;
@@ -99,7 +101,7 @@ export async function runPgDaemon(
   });
   let alerting: PgAlerting | null = null;
   try {
-    if (config.httpPort !== null) http = await startPgHttp(config, pool, gate, logger);
+    if (config.httpPort !== null) http = await startPgHttp(config, pool, gate, logger, view);
     alerting = new PgAlerting(config, {
       outbox: new PgOutbox(lease, pool),
       lease,
@@ -139,7 +141,13 @@ interface PgHttp {
 }
 
 /** /healthz and /metrics on TIERWATCH_HTTP_PORT (prom-client loaded only then, as on SQLite). */
-async function startPgHttp(config: Config, pool: pg.Pool, gate: LeaderGate, logger: Logger): Promise<PgHttp> {
+async function startPgHttp(
+  config: Config,
+  pool: pg.Pool,
+  gate: LeaderGate,
+  logger: Logger,
+  view: WebView | undefined,
+): Promise<PgHttp> {
   const { SweepMetrics } = await import('./metrics.ts');
   const { healthMaxAgeMs } = await import('./health.ts');
   const { startHttpEndpoint } = await import('./http.ts');
@@ -151,8 +159,8 @@ async function startPgHttp(config: Config, pool: pg.Pool, gate: LeaderGate, logg
   for (const account of (await health.refresh()) ?? []) {
     metrics.seedLastSuccess(account.accountId, account.lastSuccessAt);
   }
-  logger.warn('the web view is not served by a daemon on a Postgres history yet: only /healthz and /metrics');
   const endpoint = await startHttpEndpoint({
+    ...(view === undefined ? {} : { view }),
     host: config.httpHost,
     port: config.httpPort ?? 0,
     metrics,

@@ -2,9 +2,9 @@
  * `tierwatch report --out FILE.html [--symbol S]...`: the web view's overview and the ladders of the
  * chosen symbols as one self-contained HTML file (no network needed to open it).
  */
-import { requireSqlitePath } from '../config.ts';
 import { renameSync, writeFileSync } from 'node:fs';
-import { collectValues, timeHelp, withHistory } from '../output/query-command.ts';
+import { collectValues, timeHelp } from '../output/query-command.ts';
+import { historyOpener } from '../query/source-opener.ts';
 import { TierwatchError } from '../errors.ts';
 import type { CommandSpec } from './context.ts';
 import { optionText } from './options.ts';
@@ -28,24 +28,34 @@ export const reportCommand: CommandSpec = {
     const out = optionText(context.options.out);
     if (out.trim() === '') throw new TierwatchError('USAGE', 'Expected `--out` to name a file, got "".');
     const now = new Date();
-    const text = await withHistory(context, (db) =>
-      renderReport(
-        {
-          db,
-          now,
-          source: requireSqlitePath(config.database),
-          healthMaxAgeMs: healthMaxAgeMs(config),
-          standalone: true,
-          accounts: context.io.env.QFEX_ACCOUNT_IDS === undefined ? null : config.accountIds,
-        },
-        {
-          symbols: (context.options.symbol as string[] | undefined) ?? [],
-          ...(context.options.at === undefined ? {} : { at: optionText(context.options.at) }),
-          ...(context.options.compare === undefined ? {} : { compare: optionText(context.options.compare) }),
-          ...(context.options.account === undefined ? {} : { account: context.options.account as string[] }),
-        },
-      ),
-    );
+    // Either backend; on Postgres the whole report is read in one read-only transaction.
+    const opener = await historyOpener(config.database);
+    let text: string;
+    try {
+      const history = await opener.open();
+      try {
+        text = await renderReport(
+          {
+            history,
+            now,
+            source: opener.name,
+            healthMaxAgeMs: healthMaxAgeMs(config),
+            standalone: true,
+            accounts: context.io.env.QFEX_ACCOUNT_IDS === undefined ? null : config.accountIds,
+          },
+          {
+            symbols: (context.options.symbol as string[] | undefined) ?? [],
+            ...(context.options.at === undefined ? {} : { at: optionText(context.options.at) }),
+            ...(context.options.compare === undefined ? {} : { compare: optionText(context.options.compare) }),
+            ...(context.options.account === undefined ? {} : { account: context.options.account as string[] }),
+          },
+        );
+      } finally {
+        await history.close();
+      }
+    } finally {
+      opener.close();
+    }
     // Written beside the target and renamed over it: a reader never sees half a report.
     const temporary = `${out}.${process.pid}.tmp`;
     try {

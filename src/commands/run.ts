@@ -14,7 +14,8 @@ import type { WebView } from '../web/server.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
 
 /**
- * The web view on the daemon's HTTP port, over its own read-only connection. Its token
+ * The web view on the daemon's HTTP port, over its own read-only connection (SQLite) or a
+ * read-only session per request (Postgres). Its token
  * (TIERWATCH_HTTP_TOKEN / _FILE) is checked now: a bad token file stops the start (exit 2).
  */
 async function daemonWebView(
@@ -33,8 +34,9 @@ async function daemonWebView(
       'the web view is served without a token on a non-loopback address: set TIERWATCH_HTTP_TOKEN to require one',
     );
   }
+  const { historyOpener } = await import('../query/source-opener.ts');
   return createWebView({
-    dbPath: requireSqlitePath(config.database),
+    history: await historyOpener(config.database),
     token,
     healthMaxAgeMs,
     accounts: config.accountIds,
@@ -65,9 +67,17 @@ export const runCommand: CommandSpec = {
         { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
         'tierwatch daemon starting',
       );
-      const clean = await runPgDaemon(config, config.database.url, logger, context.io.signal);
-      logger.info(clean ? 'daemon stopped' : 'daemon stopped with a sweep still running');
-      return clean ? 0 : 1;
+      const view =
+        config.httpPort === null ? undefined : await daemonWebView(context, config, healthMaxAgeMs(config), logger);
+      try {
+        const clean = await runPgDaemon(config, config.database.url, logger, context.io.signal, {
+          ...(view === undefined ? {} : { view }),
+        });
+        logger.info(clean ? 'daemon stopped' : 'daemon stopped with a sweep still running');
+        return clean ? 0 : 1;
+      } finally {
+        view?.close();
+      }
     }
     const dbPath = requireSqlitePath(config.database);
     logger.info(

@@ -4,7 +4,6 @@
  * printed: the view then answers anyone who can reach the port, so set TIERWATCH_HTTP_TOKEN.
  * Runs until SIGINT/SIGTERM.
  */
-import { requireSqlitePath } from '../config.ts';
 import { integerOption, optionText } from './options.ts';
 import type { CommandSpec } from './context.ts';
 
@@ -30,7 +29,6 @@ export const serveCommand: CommandSpec = {
     const { readToken, tokenSource } = await import('../web/auth.ts');
     const { healthMaxAgeMs } = await import('../collect/health.ts');
     const config = context.config();
-    const dbPath = requireSqlitePath(config.database);
     const port = integerOption(context.options.port ?? String(DEFAULT_SERVE_PORT), '--port', 0, 65535)!;
     const host = context.options.host === undefined ? DEFAULT_SERVE_HOST : optionText(context.options.host).trim();
     const token = tokenSource(context.io.env);
@@ -42,8 +40,13 @@ export const serveCommand: CommandSpec = {
           `${token === null ? '; set TIERWATCH_HTTP_TOKEN (or TIERWATCH_HTTP_TOKEN_FILE) to require a token' : ' with the token'}.\n`,
       );
     }
+    const { historyOpener } = await import('../query/source-opener.ts');
+    const history = await historyOpener(config.database);
+    // One read now, so an unreachable or unmigrated Postgres stops the start instead of failing
+    // every request (a SQLite file was checked when it was opened).
+    await (await history.open()).close();
     const server = await startWebServer({
-      dbPath,
+      history,
       token,
       healthMaxAgeMs: healthMaxAgeMs(config),
       // The accounts of QFEX_ACCOUNT_IDS when it is set; otherwise every account the ledger knows.
@@ -53,7 +56,7 @@ export const serveCommand: CommandSpec = {
       port,
     });
     context.print(
-      `tierwatch serve: the read-only view of ${dbPath} is at ${server.url}${token === null ? '' : ' (token required)'}; Ctrl-C stops it`,
+      `tierwatch serve: the read-only view of ${history.name} is at ${server.url}${token === null ? '' : ' (token required)'}; Ctrl-C stops it`,
     );
     const signal = context.io.signal;
     if (!signal.aborted) {

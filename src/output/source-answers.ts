@@ -1,6 +1,6 @@
 /**
  * The query commands' answers read through a HistorySource (either backend): the asynchronous
- * twins of answers.ts, which the web view calls on its SQLite connection. The options are checked
+ * twins of answers.ts, for the query commands and the web view on either backend. The options are checked
  * by the same functions (filtersOf, changesQuestion, runsQuestion), the rows come in the same shape,
  * and the errors come in the same order: a bad option, then a bad time, then an instant before the
  * history.
@@ -49,16 +49,25 @@ export async function sourceNoteForEmpty(source: HistorySource, filters: Filters
   return hint === '' ? '' : `${hint}\n`;
 }
 
+/** The question of `changes` with its times resolved (`run:N`, relative ages), before any row is read. */
+export async function sourceChangesWindow(
+  source: HistorySource,
+  options: QueryOptions,
+  now: Date,
+): Promise<Omit<ChangesAnswer, 'rows' | 'shape'>> {
+  const { filters, feed } = changesQuestion(options);
+  const since = await sourceTime(source, options.since, now, '--since');
+  const until = await sourceTime(source, options.until, now, '--until');
+  return { filters, feed, window: { since: since ?? null, until: until ?? null } };
+}
+
 /** `changes`: the feed in [--since, --until), oldest first. */
 export async function sourceChangesAnswer(
   source: HistorySource,
   options: QueryOptions,
   now: Date,
 ): Promise<Omit<ChangesAnswer, 'rows'> & { rows: Rows<FeedRow> }> {
-  const { filters, feed } = changesQuestion(options);
-  const since = await sourceTime(source, options.since, now, '--since');
-  const until = await sourceTime(source, options.until, now, '--until');
-  const window = { since: since ?? null, until: until ?? null };
+  const { filters, feed, window } = await sourceChangesWindow(source, options, now);
   return { filters, feed, window, rows: await source.changes(window, filters, feed), shape: changeShape };
 }
 

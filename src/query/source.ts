@@ -8,6 +8,7 @@
  * Errors are the same on both: DB_EMPTY when the history does not reach back to an instant asked
  * about, USAGE when a diff's FROM is after its TO.
  */
+import type { AccountHealth } from '../collect/health.ts';
 import type { Rows } from '../output/table.ts';
 import type { HistoryBounds } from './bounds.ts';
 import { historyBounds } from './bounds.ts';
@@ -25,6 +26,12 @@ export type RunInstant = { observed_at: string | null; status: string };
 
 /** The run's RunInstant, from the `runs` view (the same text on both backends). */
 export const RUN_INSTANT_SQL = 'SELECT observed_at, status FROM runs WHERE run_id = ?';
+
+/** The accounts with a successful run (the web overview's accounts when none are configured). */
+export const OK_ACCOUNTS_SQL = "SELECT DISTINCT account_id FROM runs WHERE status = 'ok'";
+
+/** One account's last success, from the `runs` view (the same text on both backends). */
+export const LAST_SUCCESS_SQL = "SELECT max(observed_at) AS at FROM runs WHERE status = 'ok' AND account_id = ?";
 
 export interface HistorySource {
   /** The first and last successful sweeps, or null when none has succeeded. */
@@ -46,18 +53,22 @@ export interface HistorySource {
   history(symbol: string, filters: Filters): Promise<VersionRow[]>;
   /** The runs asked for, oldest first. */
   runs(query: RunsQuery): Promise<RunRow[]>;
+  /** The accounts with at least one successful run, in no particular order. */
+  okAccounts(): Promise<string[]>;
+  /** Each account's last successful sweep (null when it has none), in the order given. */
+  lastSuccesses(accountIds: readonly string[]): Promise<AccountHealth[]>;
   /** For symbol patterns that match nothing, the symbols they match ignoring case (at most five). */
   symbolSuggestions(filters: Filters): Promise<string[]>;
   /** Releases the connection. */
   close(): Promise<void>;
 }
 
-/** A SQLite history as a HistorySource: the synchronous query functions, answered at once. */
 /** A synchronous read as a promise: its value, or its error as a rejection. */
 function answer<T>(read: () => T): Promise<T> {
   return Promise.resolve().then(read);
 }
 
+/** A SQLite history as a HistorySource: the synchronous query functions, answered at once. */
 export class SqliteHistorySource implements HistorySource {
   readonly #db: HistoryReader;
   readonly #close: () => void;
@@ -98,6 +109,21 @@ export class SqliteHistorySource implements HistorySource {
 
   runs(query: RunsQuery): Promise<RunRow[]> {
     return answer(() => listRuns(this.#db, query));
+  }
+
+  okAccounts(): Promise<string[]> {
+    return answer(() =>
+      cachedStatement<{ account_id: string }>(this.#db, OK_ACCOUNTS_SQL)
+        .all()
+        .map((row) => row.account_id),
+    );
+  }
+
+  lastSuccesses(accountIds: readonly string[]): Promise<AccountHealth[]> {
+    return answer(() => {
+      const lastSuccess = cachedStatement<{ at: string | null }>(this.#db, LAST_SUCCESS_SQL);
+      return accountIds.map((accountId) => ({ accountId, lastSuccessAt: lastSuccess.get(accountId)?.at ?? null }));
+    });
   }
 
   symbolSuggestions(filters: Filters): Promise<string[]> {

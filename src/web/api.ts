@@ -1,23 +1,24 @@
 /**
  * `/api/changes`, `/api/snapshot`, `/api/diff`, `/api/history/{SYMBOL}`, `/api/runs`: the JSON twins
- * of the pages. Each answer is written by the same function (output/answers.ts) and the same record
+ * of the pages. Each answer is written by the same function (output/source-answers.ts) and the same record
  * writer as the CLI's `--format json`, to the response instead of stdout, so the bodies are
  * byte-for-byte the CLI's output. `format=ndjson|csv` give the CLI's other machine formats.
  */
 import type { ServerResponse } from 'node:http';
+import type { QueryOptions } from '../output/answers.ts';
 import {
-  changesAnswer,
-  diffAnswer,
-  historyAnswer,
-  runsAnswer,
-  snapshotAnswer,
-  type Answer,
-  type QueryOptions,
-} from '../output/answers.ts';
+  sourceChangesAnswer,
+  sourceDiffAnswer,
+  sourceHistoryAnswer,
+  sourceRunsAnswer,
+  sourceSnapshotAnswer,
+} from '../output/source-answers.ts';
+import type { RecordShape } from '../output/stream.ts';
+import type { Rows } from '../output/table.ts';
 import { writeRecords } from '../output/stream.ts';
 import { optionText } from '../commands/options.ts';
 import { TierwatchError } from '../errors.ts';
-import type { HistoryReader } from '../query/reader.ts';
+import type { HistorySource } from '../query/source.ts';
 import { API_PARAMS, optionsFromQuery } from './params.ts';
 
 const API_FORMATS = ['json', 'ndjson', 'csv'] as const;
@@ -41,6 +42,12 @@ function formatOf(options: QueryOptions): ApiFormat {
   );
 }
 
+/** An answer's rows (read lazily on either backend) and how each is written. */
+interface ApiRows {
+  rows: Rows<unknown>;
+  shape: RecordShape<unknown>;
+}
+
 /** The API endpoint names, for the router. */
 export const API_ROUTES = ['changes', 'snapshot', 'diff', 'history', 'runs'] as const;
 
@@ -48,14 +55,14 @@ export const API_ROUTES = ['changes', 'snapshot', 'diff', 'history', 'runs'] as 
  * The answer to `/api/{route}[/{symbol}]`, checked (USAGE and DB_EMPTY are thrown before anything
  * is written), and a function that writes it. Returns null for an unknown route.
  */
-export function apiAnswer(
-  db: HistoryReader,
+export async function apiAnswer(
+  history: HistorySource,
   route: string,
   rest: string | null,
   search: URLSearchParams,
   now: Date,
-): { format: ApiFormat; answer: Answer<unknown> } | null {
-  let answer: Answer<unknown>;
+): Promise<{ format: ApiFormat; answer: ApiRows } | null> {
+  let answer: ApiRows;
   let format: ApiFormat;
   if (route === 'history') {
     if (rest === null || rest === '') {
@@ -63,25 +70,25 @@ export function apiAnswer(
     }
     const options = optionsFromQuery(search, API_PARAMS.history);
     format = formatOf(options);
-    answer = historyAnswer(db, rest, options);
+    answer = await sourceHistoryAnswer(history, rest, options);
   } else {
     if (rest !== null) return null;
     if (route === 'changes') {
       const options = optionsFromQuery(search, API_PARAMS.changes);
       format = formatOf(options);
-      answer = changesAnswer(db, options, now);
+      answer = await sourceChangesAnswer(history, options, now);
     } else if (route === 'snapshot') {
       const options = optionsFromQuery(search, API_PARAMS.snapshot);
       format = formatOf(options);
-      answer = snapshotAnswer(db, options, now);
+      answer = await sourceSnapshotAnswer(history, options, now);
     } else if (route === 'diff') {
       const options = optionsFromQuery(search, API_PARAMS.diff);
       format = formatOf(options);
-      answer = diffAnswer(db, { ...options, from: options.from, to: options.to }, now);
+      answer = await sourceDiffAnswer(history, { ...options, from: options.from, to: options.to }, now);
     } else if (route === 'runs') {
       const options = optionsFromQuery(search, API_PARAMS.runs);
       format = formatOf(options);
-      answer = runsAnswer(db, options);
+      answer = await sourceRunsAnswer(history, options);
     } else return null;
   }
   return { format, answer };
@@ -92,7 +99,7 @@ export async function writeAnswer(
   response: ServerResponse,
   headers: Record<string, string>,
   format: ApiFormat,
-  answer: Answer<unknown>,
+  answer: ApiRows,
 ): Promise<void> {
   response.writeHead(200, { ...headers, 'content-type': CONTENT_TYPES[format] });
   await writeRecords(response, format, answer.rows, answer.shape);

@@ -3,7 +3,6 @@
  * HTML file (the stylesheet inline, the charts as inline SVG, no script, no link to a server), to
  * attach to an email or a ticket and open with no network.
  */
-import { historyBounds } from '../query/bounds.ts';
 import { html } from './html.ts';
 import { page } from './layout.ts';
 import { overviewBody } from './pages/overview.ts';
@@ -29,8 +28,8 @@ export async function renderReport(view: View, options: ReportOptions): Promise<
         html`<h2>Ladder of ${symbol}</h2>${await ladders(view, symbol, question, `report-${index}`)}`,
     ),
   );
-  const body = html`${overviewBody(view)}${sections.length === 0 ? '' : html`<h2>Ladders</h2>${sections}`}`;
-  const lastSweep = historyBounds(view.db)?.last_observed_at ?? null;
+  const body = html`${await overviewBody(view)}${sections.length === 0 ? '' : html`<h2>Ladders</h2>${sections}`}`;
+  const lastSweep = (await view.history.bounds())?.last_observed_at ?? null;
   return page(
     {
       title: 'tierwatch report',

@@ -1,9 +1,11 @@
 /**
  * The read-only web view: pages, their JSON twins under /api/, the stylesheet, and (for `tierwatch
- * serve`) /healthz. One read-only connection serves every request, one request at a time: a JSON
- * answer streams rows from a statement that no other request may reuse meanwhile, and nothing here
- * is slow enough for the queue to matter. Nothing writes: the connection is opened read-only and
- * only GET and HEAD are answered.
+ * serve`) /healthz, over either backend: each request reads the history through a HistorySource
+ * lent by a HistoryOpener (query/source-opener.ts) for that request only, and returns it when
+ * answered. On SQLite that is the server's one read-only connection, one request at a time (a JSON
+ * answer streams rows from a statement no other request may reuse meanwhile); on Postgres a session
+ * of its own, a few at once. Nothing writes: the history is opened read-only and only GET and HEAD
+ * are answered.
  *
  * Every response carries a Content-Security-Policy that allows no script at all (the pages have
  * none: the charts are SVG drawn on the server) and styles and images from this origin only.
@@ -12,8 +14,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { TierwatchError, coerceError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { historyBounds } from '../query/bounds.ts';
-import { openDatabase, type StoreDb } from '../store/db.ts';
+import { sqliteOpener, type HistoryOpener } from '../query/source-opener.ts';
+import type { HistorySource } from '../query/source.ts';
 import { sqliteErrorToTierwatch } from '../store/sqlite-errors.ts';
 import { apiAnswer, apiError, writeAnswer } from './api.ts';
 import { presentedToken, readToken, tokenMatches, type TokenSource } from './auth.ts';
@@ -47,7 +49,10 @@ function failureOf(error: unknown): TierwatchError {
 }
 
 export interface WebViewOptions {
-  dbPath: string;
+  /** The SQLite history to open read-only, when no `history` is given. */
+  dbPath?: string;
+  /** Where each request's HistorySource comes from (either backend); it is closed with the view. */
+  history?: HistoryOpener;
   /** Where the token comes from; null leaves the view open. */
   token: TokenSource | null;
   healthMaxAgeMs: number;
@@ -69,16 +74,36 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** Opens the history read-only (throws its TierwatchError when it cannot) and returns the view over it. */
-export function createWebView(options: WebViewOptions): WebView {
-  const db: StoreDb = openDatabase(options.dbPath, { readonly: true });
-  const now = options.now ?? (() => new Date());
-  let queue: Promise<void> = Promise.resolve();
+/** A limit on how many tasks run at once: the rest wait their turn, in order. */
+function limiter(concurrency: number): (task: () => Promise<void>) => void {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return (task) => {
+    const start = () => {
+      running += 1;
+      void task().finally(() => {
+        running -= 1;
+        waiting.shift()?.();
+      });
+    };
+    if (running < concurrency) start();
+    else waiting.push(start);
+  };
+}
 
-  function sendPage(response: ServerResponse, view: View, result: PageResult): void {
-    const lastSweep = historyBounds(view.db)?.last_observed_at ?? null;
+/**
+ * Returns the view over `options.history`, or over the SQLite file `options.dbPath` opened
+ * read-only now (throws its TierwatchError when it cannot).
+ */
+export function createWebView(options: WebViewOptions): WebView {
+  const opener = options.history ?? sqliteOpener(options.dbPath ?? '');
+  const now = options.now ?? (() => new Date());
+  const schedule = limiter(opener.concurrency);
+
+  async function sendPage(response: ServerResponse, view: View, result: PageResult): Promise<void> {
+    const lastSweep = (await view.history.bounds())?.last_observed_at ?? null;
     const body = page(
-      { title: result.title, section: result.section, source: options.dbPath, lastSweep, generatedAt: view.now },
+      { title: result.title, section: result.section, source: opener.name, lastSweep, generatedAt: view.now },
       result.body,
     );
     response
@@ -86,8 +111,8 @@ export function createWebView(options: WebViewOptions): WebView {
       .end(body.text);
   }
 
-  function notFound(response: ServerResponse, view: View, what: string): void {
-    sendPage(response, view, {
+  function notFound(response: ServerResponse, view: View, what: string): Promise<void> {
+    return sendPage(response, view, {
       status: 404,
       title: 'Not found',
       section: 'none',
@@ -95,16 +120,8 @@ export function createWebView(options: WebViewOptions): WebView {
     });
   }
 
-  async function route(response: ServerResponse, url: URL): Promise<void> {
-    const path = url.pathname;
-    const view: View = {
-      db,
-      now: now(),
-      source: options.dbPath,
-      healthMaxAgeMs: options.healthMaxAgeMs,
-      accounts: options.accounts,
-      standalone: false,
-    };
+  /** Answers the static assets; false for every other path. */
+  function asset(response: ServerResponse, path: string): boolean {
     if (path === '/assets/style.css') {
       response
         .writeHead(200, {
@@ -113,19 +130,33 @@ export function createWebView(options: WebViewOptions): WebView {
           'cache-control': 'max-age=300',
         })
         .end(STYLE);
-      return;
+      return true;
     }
     if (path === '/assets/icon.svg') {
       response
         .writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'image/svg+xml', 'cache-control': 'max-age=300' })
         .end(ICON);
-      return;
+      return true;
     }
+    return false;
+  }
+
+  /** Answers a page or an API path from `history`, which the caller lent for this request. */
+  async function route(response: ServerResponse, url: URL, history: HistorySource): Promise<void> {
+    const path = url.pathname;
+    const view: View = {
+      history,
+      now: now(),
+      source: opener.name,
+      healthMaxAgeMs: options.healthMaxAgeMs,
+      accounts: options.accounts,
+      standalone: false,
+    };
     if (path.startsWith('/api/')) {
       const [name = '', ...restParts] = path.slice('/api/'.length).split('/');
       const rest = restParts.length === 0 ? null : decodeURIComponent(restParts.join('/'));
       try {
-        const found = apiAnswer(db, name, rest, url.searchParams, view.now);
+        const found = await apiAnswer(history, name, rest, url.searchParams, view.now);
         if (found === null) {
           response.writeHead(404, { ...SECURITY_HEADERS, 'content-type': 'application/json; charset=utf-8' });
           response.end(
@@ -144,7 +175,7 @@ export function createWebView(options: WebViewOptions): WebView {
       }
       return;
     }
-    if (path === '/') return sendPage(response, view, overviewPage(view));
+    if (path === '/') return sendPage(response, view, await overviewPage(view));
     if (path === '/symbol') {
       const symbol = url.searchParams.get('symbol')?.trim() ?? '';
       if (symbol === '') return notFound(response, view, '/symbol without a symbol');
@@ -155,9 +186,9 @@ export function createWebView(options: WebViewOptions): WebView {
       const symbol = decodeURIComponent(path.slice('/symbol/'.length));
       return sendPage(response, view, await symbolPage(view, symbol, url.searchParams));
     }
-    if (path === '/changes') return sendPage(response, view, changesPage(view, url.searchParams));
-    if (path === '/diff') return sendPage(response, view, diffPage(view, url.searchParams));
-    if (path === '/runs') return sendPage(response, view, runsPage(view, url.searchParams));
+    if (path === '/changes') return sendPage(response, view, await changesPage(view, url.searchParams));
+    if (path === '/diff') return sendPage(response, view, await diffPage(view, url.searchParams));
+    if (path === '/runs') return sendPage(response, view, await runsPage(view, url.searchParams));
     return notFound(response, view, path);
   }
 
@@ -196,7 +227,14 @@ export function createWebView(options: WebViewOptions): WebView {
         return;
       }
     }
-    await route(response, url);
+    if (asset(response, url.pathname)) return;
+    // The history only now, past the token: an unauthenticated request never opens a session.
+    const history = await opener.open();
+    try {
+      await route(response, url, history);
+    } finally {
+      await history.close();
+    }
   }
 
   return {
@@ -218,11 +256,10 @@ export function createWebView(options: WebViewOptions): WebView {
           } else response.destroy();
         }
       };
-      // One request at a time on the one connection.
-      queue = queue.then(run, run);
+      schedule(run);
     },
     close() {
-      db.close();
+      opener.close();
     },
   };
 }

@@ -5,13 +5,14 @@
  */
 import { optionText } from '../commands/options.ts';
 import { isTierwatchError, type TierwatchError } from '../errors.ts';
-import type { HistoryReader } from '../query/reader.ts';
+import type { HistorySource } from '../query/source.ts';
 import { TIME_FORMS } from '../query/time.ts';
 import { html, type Html } from './html.ts';
 import type { Section } from './layout.ts';
 
 export interface View {
-  db: HistoryReader;
+  /** The history, read for this request only (one consistent snapshot on Postgres). */
+  history: HistorySource;
   now: Date;
   /** The database shown, for the footer. */
   source: string;
@@ -46,16 +47,7 @@ export function statusFor(error: TierwatchError): number {
  * Runs `content`; a question the history cannot answer (bad parameter, nothing known) becomes a
  * message in the page, under its form, with the status the API would give.
  */
-export function guarded(content: () => Html): { status: number; body: Html } {
-  try {
-    return { status: 200, body: content() };
-  } catch (error) {
-    return shownFailure(error);
-  }
-}
-
-/** `guarded` for a page that waits for something (the symbol page, for the chart library). */
-export async function guardedAsync(content: () => Promise<Html>): Promise<{ status: number; body: Html }> {
+export async function guarded(content: () => Promise<Html>): Promise<{ status: number; body: Html }> {
   try {
     return { status: 200, body: await content() };
   } catch (error) {

@@ -7,6 +7,7 @@
  *
  * Everything runs in one read-only transaction with a statement timeout (read-session.ts).
  */
+import type { AccountHealth } from '../../collect/health.ts';
 import { checkHistoryAt, type HistoryBounds } from '../../query/bounds.ts';
 import {
   baselineCountSql,
@@ -23,7 +24,13 @@ import type { Filters } from '../../query/filters.ts';
 import { historySql } from '../../query/history.ts';
 import { runsSql, type RunRow, type RunsQuery } from '../../query/runs.ts';
 import { snapshotSql, toVersionRow, type StoredVersion, type VersionRow } from '../../query/snapshot.ts';
-import { RUN_INSTANT_SQL, type HistorySource, type RunInstant } from '../../query/source.ts';
+import {
+  LAST_SUCCESS_SQL,
+  OK_ACCOUNTS_SQL,
+  RUN_INSTANT_SQL,
+  type HistorySource,
+  type RunInstant,
+} from '../../query/source.ts';
 import { suggestionSql, suggestionsFor } from '../../query/symbol-hint.ts';
 import { PgReadSession } from './read-session.ts';
 
@@ -106,6 +113,19 @@ export class PgHistorySource implements HistorySource {
   async runs(query: RunsQuery): Promise<RunRow[]> {
     const { sql, params } = runsSql(query, POSTGRES);
     return (await this.#session.rows<RunRow>(sql, {}, params)).reverse();
+  }
+
+  async okAccounts(): Promise<string[]> {
+    return (await this.#session.rows<[string]>(OK_ACCOUNTS_SQL, {}, [], { raw: true })).map(([account]) => account);
+  }
+
+  async lastSuccesses(accountIds: readonly string[]): Promise<AccountHealth[]> {
+    const health: AccountHealth[] = [];
+    for (const accountId of accountIds) {
+      const [row] = await this.#session.rows<{ at: string | null }>(LAST_SUCCESS_SQL, {}, [accountId]);
+      health.push({ accountId, lastSuccessAt: row?.at ?? null });
+    }
+    return health;
   }
 
   async symbolSuggestions(filters: Filters): Promise<string[]> {

@@ -1,9 +1,8 @@
 /** `/changes`: the change feed with the CLI's filters (as `tierwatch changes`), a page at a time. */
 import { baselineNote, changesTable } from '../../commands/changes.ts';
-import { baselineLeftOut, changesWindow, type QueryOptions } from '../../output/answers.ts';
-import { historyBounds } from '../../query/bounds.ts';
-import { noteForEmpty } from '../../output/query-command.ts';
-import { changesBetween, CLASSIFICATIONS, type FeedRow } from '../../query/changes.ts';
+import type { QueryOptions } from '../../output/answers.ts';
+import { sourceBaselineLeftOut, sourceChangesWindow, sourceNoteForEmpty } from '../../output/source-answers.ts';
+import { CLASSIFICATIONS, type FeedRow } from '../../query/changes.ts';
 import { CHANGE_KINDS } from '../../store/change-kinds.ts';
 import { integerOption } from '../../commands/options.ts';
 import { html } from '../html.ts';
@@ -31,13 +30,13 @@ function withPage(search: URLSearchParams, page: number): string {
  * whole window would sort all of its changes before the first row (a year: a second); slices
  * start at a day and double while they come back short, so a page costs a few small sorts.
  */
-export function pageOfChanges(
+export async function pageOfChanges(
   view: View,
   options: QueryOptions,
   page: number,
-): { rows: FeedRow[]; more: boolean; answer: ReturnType<typeof changesWindow> } {
-  const answer = changesWindow(view.db, options, view.now);
-  const bounds = historyBounds(view.db);
+): Promise<{ rows: FeedRow[]; more: boolean; answer: Awaited<ReturnType<typeof sourceChangesWindow>> }> {
+  const answer = await sourceChangesWindow(view.history, options, view.now);
+  const bounds = await view.history.bounds();
   const rows: FeedRow[] = [];
   if (bounds === null) return { rows, more: false, answer };
   const skip = (page - 1) * CHANGES_PAGE_SIZE;
@@ -54,7 +53,8 @@ export function pageOfChanges(
   while (startMs < endMs) {
     const sliceEnd = Math.min(endMs, startMs + sliceMs);
     const window = { since: new Date(startMs).toISOString(), until: new Date(sliceEnd).toISOString() };
-    for (const row of changesBetween(view.db, window, answer.filters, answer.feed)) {
+    // Leaving the loop early closes the statement (SQLite) or the cursor (Postgres).
+    for await (const row of await view.history.changes(window, answer.filters, answer.feed)) {
       if (seen++ < skip) continue;
       if (rows.length === CHANGES_PAGE_SIZE) return { rows, more: true, answer };
       rows.push(row);
@@ -65,18 +65,18 @@ export function pageOfChanges(
   return { rows, more: false, answer };
 }
 
-export function changesPage(view: View, search: URLSearchParams): PageResult {
-  const { status, body } = guarded(() => {
+export async function changesPage(view: View, search: URLSearchParams): Promise<PageResult> {
+  const { status, body } = await guarded(async () => {
     const options = optionsFromQuery(search, PAGE_PARAMS);
     delete options.format;
     const page = integerOption(options.page, 'page', 1, 1_000_000) ?? 1;
     delete options.page;
-    const { rows, more, answer } = pageOfChanges(view, options, page);
+    const { rows, more, answer } = await pageOfChanges(view, options, page);
     const skip = (page - 1) * CHANGES_PAGE_SIZE;
     const table = tableHtml(changesTable(rows), { caption: 'Changes' });
     const notes =
       rows.length === 0 && page === 1
-        ? `${baselineNote(baselineLeftOut(view.db, answer))}${noteForEmpty(view.db, answer.filters)}`
+        ? `${baselineNote(await sourceBaselineLeftOut(view.history, answer))}${await sourceNoteForEmpty(view.history, answer.filters)}`
         : '';
     const pager = html`<nav class="pager" aria-label="Pages">${page > 1 ? html`<a href="${withPage(search, page - 1)}" rel="prev">← Previous ${CHANGES_PAGE_SIZE}</a>` : ''}<span>Page ${page}: changes ${rows.length === 0 ? 0 : skip + 1}–${skip + rows.length}</span>${more ? html`<a href="${withPage(search, page + 1)}" rel="next">Next ${CHANGES_PAGE_SIZE} →</a>` : ''}</nav>`;
     const api = new URLSearchParams(search);

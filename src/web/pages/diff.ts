@@ -1,6 +1,6 @@
 /** `/diff?from=…&to=…`: what differs between two points, net of what happened in between (as `tierwatch diff`). */
 import { diffTable } from '../../commands/diff.ts';
-import { diffAnswer } from '../../output/answers.ts';
+import { sourceDiffAnswer } from '../../output/source-answers.ts';
 import { html } from '../html.ts';
 import { tableHtml } from '../layout.ts';
 import { API_PARAMS, optionsFromQuery } from '../params.ts';
@@ -9,13 +9,13 @@ import { filterForm, guarded, textField, type PageResult, type View } from '../v
 /** Rows shown on the page (a page stays under its 300 KB budget); the JSON twin has them all. */
 export const DIFF_PAGE_ROWS = 250;
 
-export function diffPage(view: View, search: URLSearchParams): PageResult {
-  const { status, body } = guarded(() => {
+export async function diffPage(view: View, search: URLSearchParams): Promise<PageResult> {
+  const { status, body } = await guarded(async () => {
     const options = optionsFromQuery(search, API_PARAMS.diff);
     if (options.from === undefined) {
       return html`<p class="hint">Give the earlier point in “From” (and the later one in “To”, default now).</p>`;
     }
-    const answer = diffAnswer(view.db, { ...options, from: options.from, to: options.to }, view.now);
+    const answer = await sourceDiffAnswer(view.history, { ...options, from: options.from, to: options.to }, view.now);
     const table = tableHtml(diffTable(answer.rows), {
       caption: `Differences from ${answer.from} to ${answer.to}`,
       limit: DIFF_PAGE_ROWS,

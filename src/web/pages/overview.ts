@@ -3,14 +3,11 @@
  * `tierwatch health` gives it), the latest changes with their direction, and a strip of recent
  * runs (ok / failed / missing) so gaps in collection show.
  */
-import { accountHealth, judgeHealth } from '../../collect/health.ts';
+import { judgeHealth } from '../../collect/health.ts';
 import { changesTable } from '../../commands/changes.ts';
-import { changesAnswer } from '../../output/answers.ts';
-import { historyBounds } from '../../query/bounds.ts';
+import { sourceChangesAnswer } from '../../output/source-answers.ts';
 import type { FeedRow } from '../../query/changes.ts';
-import { cachedStatement } from '../../query/reader.ts';
-import { listRuns, missedBefore, type RunRow } from '../../query/runs.ts';
-import type { StoreDb } from '../../store/db.ts';
+import { missedBefore, type RunRow } from '../../query/runs.ts';
 import { href, html, type Html } from '../html.ts';
 import { tableHtml } from '../layout.ts';
 import type { PageResult, View } from '../view.ts';
@@ -36,14 +33,9 @@ export function ago(at: string, now: Date): string {
  * The accounts to judge: the configured ones, else those with a successful run (read from the
  * partial index on successful runs, not a scan of the ledger) and those of the recent runs.
  */
-function ledgerAccounts(view: View, recent: readonly RunRow[]): string[] {
+async function ledgerAccounts(view: View, recent: readonly RunRow[]): Promise<string[]> {
   if (view.accounts !== null) return [...view.accounts];
-  const ok = cachedStatement<{ account_id: string }>(
-    view.db,
-    "SELECT DISTINCT account_id FROM runs WHERE status = 'ok'",
-  )
-    .all()
-    .map((row) => row.account_id);
+  const ok = await view.history.okAccounts();
   return [...new Set([...ok, ...recent.map((run) => run.account_id)])].sort();
 }
 
@@ -52,16 +44,19 @@ function ledgerAccounts(view: View, recent: readonly RunRow[]): string[] {
  * grow fourfold from an hour: a busy week holds tens of thousands of changes, and only the newest
  * few are wanted.
  */
-export function latestChanges(view: View, since: string, endMs: number): FeedRow[] {
+export async function latestChanges(view: View, since: string, endMs: number): Promise<FeedRow[]> {
   const sinceMs = Date.parse(since);
   let latest: FeedRow[] = [];
   let end = endMs;
   for (let span = 3_600_000; latest.length < LATEST_CHANGES && end > sinceMs; span *= 4) {
     const start = Math.max(sinceMs, end - span);
-    const slice = [
-      ...changesAnswer(view.db, { since: new Date(start).toISOString(), until: new Date(end).toISOString() }, view.now)
-        .rows,
-    ];
+    const answer = await sourceChangesAnswer(
+      view.history,
+      { since: new Date(start).toISOString(), until: new Date(end).toISOString() },
+      view.now,
+    );
+    const slice: FeedRow[] = [];
+    for await (const row of answer.rows) slice.push(row);
     latest = [...slice, ...latest];
     end = start;
   }
@@ -87,11 +82,11 @@ function runStrip(view: View, runs: readonly RunRow[]): Html {
 <p class="legend"><span><span class="swatch ok"></span>ok</span><span><span class="swatch failed"></span>failed, aborted or abandoned</span><span><span class="swatch missing"></span>missed (a gap in the schedule)</span></p>`;
 }
 
-export function overviewBody(view: View): Html {
-  const bounds = historyBounds(view.db);
-  const runs = listRuns(view.db, { last: STRIP_RUNS });
-  const accounts = ledgerAccounts(view, runs);
-  const health = accountHealth(view.db as StoreDb, accounts);
+export async function overviewBody(view: View): Promise<Html> {
+  const bounds = await view.history.bounds();
+  const runs = await view.history.runs({ last: STRIP_RUNS });
+  const accounts = await ledgerAccounts(view, runs);
+  const health = await view.history.lastSuccesses(accounts);
   const verdict = accounts.length === 0 ? null : judgeHealth(health, view.healthMaxAgeMs, view.now);
   const verdictHtml =
     verdict === null
@@ -105,7 +100,7 @@ export function overviewBody(view: View): Html {
   )}</tbody></table></div>`;
   const since =
     bounds === null ? '' : new Date(Date.parse(bounds.last_observed_at) - LATEST_DAYS * 86_400_000).toISOString();
-  const latest = bounds === null ? [] : latestChanges(view, since, Date.parse(bounds.last_observed_at) + 1);
+  const latest = bounds === null ? [] : await latestChanges(view, since, Date.parse(bounds.last_observed_at) + 1);
   const changes = tableHtml(changesTable(latest.reverse()), {
     standalone: view.standalone,
     caption: 'Latest changes, newest first',
@@ -121,6 +116,6 @@ export function overviewBody(view: View): Html {
 <h2>Recent runs</h2>${runStrip(view, runs)}${runsLink}`;
 }
 
-export function overviewPage(view: View): PageResult {
-  return { status: 200, title: 'Overview', section: 'overview', body: overviewBody(view) };
+export async function overviewPage(view: View): Promise<PageResult> {
+  return { status: 200, title: 'Overview', section: 'overview', body: await overviewBody(view) };
 }

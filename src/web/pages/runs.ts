@@ -1,6 +1,6 @@
 /** `/runs`: the run ledger (as `tierwatch runs`), failures with their error codes, and the gaps. */
 import { runsTable } from '../../commands/runs.ts';
-import { runsAnswer } from '../../output/answers.ts';
+import { sourceRunsAnswer } from '../../output/source-answers.ts';
 import { html } from '../html.ts';
 import { tableHtml } from '../layout.ts';
 import { API_PARAMS, optionsFromQuery } from '../params.ts';
@@ -9,11 +9,14 @@ import { checkbox, filterForm, guarded, textField, type PageResult, type View } 
 /** A page shows the last runs only, unless `last` asks for another number: a year holds 100,000. */
 export const RUNS_PAGE_DEFAULT = 200;
 
-export function runsPage(view: View, search: URLSearchParams): PageResult {
-  const { status, body } = guarded(() => {
+export async function runsPage(view: View, search: URLSearchParams): Promise<PageResult> {
+  const { status, body } = await guarded(async () => {
     const options = optionsFromQuery(search, API_PARAMS.runs);
     delete options.format;
-    const answer = runsAnswer(view.db, { ...options, last: options.last ?? String(RUNS_PAGE_DEFAULT) });
+    const answer = await sourceRunsAnswer(view.history, {
+      ...options,
+      last: options.last ?? String(RUNS_PAGE_DEFAULT),
+    });
     const failures = answer.rows.filter((row) => row.status !== 'ok' && row.status !== 'running').length;
     const table = tableHtml(runsTable(answer.rows, !answer.failed), { caption: 'Runs' });
     return html`<p>${answer.rows.length} run(s) shown, ${failures} of them not successful${options.last === undefined ? html` (the last ${RUNS_PAGE_DEFAULT}; set “Last” for more)` : ''}.</p>${table.markup}

@@ -6,15 +6,15 @@
 import { changesTable } from '../../commands/changes.ts';
 import { historyTable } from '../../commands/history.ts';
 import { snapshotTable } from '../../commands/snapshot.ts';
-import { changesAnswer, historyAnswer, snapshotAnswer, type QueryOptions } from '../../output/answers.ts';
-import { historyBounds } from '../../query/bounds.ts';
+import type { QueryOptions } from '../../output/answers.ts';
+import { sourceChangesAnswer, sourceHistoryAnswer, sourceSnapshotAnswer } from '../../output/source-answers.ts';
 import type { FeedRow } from '../../query/changes.ts';
 import type { VersionRow } from '../../query/snapshot.ts';
 import { href, html, symbolPath, type Html } from '../html.ts';
 import { tableHtml } from '../layout.ts';
 import { ladderChart, type LadderSeries } from '../ladder-chart.ts';
 import { optionsFromQuery } from '../params.ts';
-import { filterForm, guardedAsync, textField, type PageResult, type View } from '../view.ts';
+import { filterForm, guarded, textField, type PageResult, type View } from '../view.ts';
 
 export const SYMBOL_PARAMS = { at: 'value', compare: 'value', account: 'list' } as const;
 /** The symbol's changes listed under the chart (the newest); the changes page has them all. */
@@ -37,10 +37,12 @@ function byLadder(rows: readonly VersionRow[]): Map<string, VersionRow[]> {
 /** The ladders of `symbol` at `options.at`, and at `options.compare` overlaid when given. */
 export async function ladders(view: View, symbol: string, options: QueryOptions, idPrefix = 'ladder'): Promise<Html> {
   const filters = { ...(options.account === undefined ? {} : { account: options.account }), symbol: [symbol] };
-  const lastSweep = historyBounds(view.db)?.last_observed_at;
-  const at = snapshotAnswer(view.db, { ...filters, at: options.at ?? lastSweep }, view.now);
+  const lastSweep = (await view.history.bounds())?.last_observed_at;
+  const at = await sourceSnapshotAnswer(view.history, { ...filters, at: options.at ?? lastSweep }, view.now);
   const compare =
-    options.compare === undefined ? null : snapshotAnswer(view.db, { ...filters, at: options.compare }, view.now);
+    options.compare === undefined
+      ? null
+      : await sourceSnapshotAnswer(view.history, { ...filters, at: options.compare }, view.now);
   if (at.rows.length === 0 && (compare === null || compare.rows.length === 0)) {
     return html`<p class="empty">No tiers of ${symbol} at ${at.at}.</p>${at.note === '' ? '' : html`<p class="hint">${at.note}</p>`}`;
   }
@@ -65,10 +67,10 @@ export async function ladders(view: View, symbol: string, options: QueryOptions,
 }
 
 export async function symbolPage(view: View, symbol: string, search: URLSearchParams): Promise<PageResult> {
-  const { status, body } = await guardedAsync(async () => {
+  const { status, body } = await guarded(async () => {
     const options = optionsFromQuery(search, SYMBOL_PARAMS);
     const chart = await ladders(view, symbol, options);
-    const history = historyAnswer(view.db, symbol, options);
+    const history = await sourceHistoryAnswer(view.history, symbol, options);
     // The notes read every version; the page shows the latest ones (the JSON twin has them all).
     const versions = historyTable(history.rows, symbol);
     const shown = [...versions.rows].slice(-SYMBOL_VERSIONS);
@@ -88,18 +90,19 @@ export async function symbolPage(view: View, symbol: string, search: URLSearchPa
       },
     );
     const latest: FeedRow[] = [];
-    for (const row of changesAnswer(
-      view.db,
+    const changes = await sourceChangesAnswer(
+      view.history,
       { symbol: [symbol], ...(options.account ? { account: options.account } : {}) },
       view.now,
-    ).rows) {
+    );
+    for await (const row of changes.rows) {
       latest.push(row);
       if (latest.length > SYMBOL_CHANGES) latest.shift();
     }
-    const changes = tableHtml(changesTable(latest), { caption: `Changes of ${symbol}` });
+    const changesShown = tableHtml(changesTable(latest), { caption: `Changes of ${symbol}` });
     return html`${chart}
 <h2>Versions over time</h2><p class="hint">Each version's valid_from draws the ladder at that instant.${history.rows.length > SYMBOL_VERSIONS ? ` The last ${SYMBOL_VERSIONS} of ${history.rows.length} are shown.` : ''}</p>${timeline.markup}
-<h2>Changes</h2>${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changes.markup}
+<h2>Changes</h2>${latest.length === SYMBOL_CHANGES ? html`<p class="hint">The last ${SYMBOL_CHANGES}; <a href="${href('/changes', { symbol })}">all of them</a>.</p>` : ''}${changesShown.markup}
 <p class="hint"><a href="${href(`/api/history/${encodeURIComponent(symbol)}`, { account: options.account as string[] | undefined })}">This history as JSON</a></p>`;
   });
   // The form is built from the raw query, outside `guarded`: a bad value stays in the box to be corrected.
