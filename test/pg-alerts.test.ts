@@ -6,38 +6,16 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { runCli } from '../src/program.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { Receiver } from './alerts-fixture.ts';
-import { LogCapture, runCliCaptured, startHarness, type Harness } from './helpers/harness.ts';
+import { LogCapture, runCliCaptured, startHarness } from './helpers/harness.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
+import { logMessage, startDaemon } from './helpers/pg-daemon.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
 after(stopPgServer);
 
-function startDaemon(h: Harness, env: Record<string, string>): { logs: LogCapture; stop(): Promise<number> } {
-  const logs = new LogCapture();
-  const shutdown = new AbortController();
-  const exit = runCli(['run'], {
-    stdout: new PassThrough().resume(),
-    stderr: new PassThrough().resume(),
-    env: { ...h.env, LOG_LEVEL: 'info', ...env },
-    stdoutIsTTY: false,
-    signal: shutdown.signal,
-    logDestination: logs,
-  });
-  return {
-    logs,
-    stop: () => {
-      shutdown.abort();
-      return exit;
-    },
-  };
-}
-
-const message = (pattern: RegExp) => (line: Record<string, unknown>) =>
-  typeof line.msg === 'string' && pattern.test(line.msg);
+const message = logMessage;
 
 async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -8,42 +8,16 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PassThrough } from 'node:stream';
-import { runCli } from '../src/program.ts';
 import { startSimulator } from '../src/sim/index.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { LeaderLease } from '../src/store/pg/lease.ts';
-import { LogCapture, startHarness, type Harness } from './helpers/harness.ts';
+import { startHarness } from './helpers/harness.ts';
+import { logMessage, startDaemon, type Daemon } from './helpers/pg-daemon.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
 import { startTcpCut } from './helpers/tcp-cut.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
 after(stopPgServer);
-
-interface Daemon {
-  logs: LogCapture;
-  stop(): Promise<number>;
-}
-
-function startDaemon(h: Harness, env: Record<string, string>): Daemon {
-  const logs = new LogCapture();
-  const shutdown = new AbortController();
-  const exit = runCli(['run'], {
-    stdout: new PassThrough().resume(),
-    stderr: new PassThrough().resume(),
-    env: { ...h.env, LOG_LEVEL: 'info', ...env },
-    stdoutIsTTY: false,
-    signal: shutdown.signal,
-    logDestination: logs,
-  });
-  return {
-    logs,
-    stop: () => {
-      shutdown.abort();
-      return exit;
-    },
-  };
-}
 
 /** GET /healthz of a daemon, once it listens. */
 async function healthz(daemon: Daemon): Promise<{ status: number; text: string }> {
@@ -52,8 +26,7 @@ async function healthz(daemon: Daemon): Promise<{ status: number; text: string }
   return { status: response.status, text: await response.text() };
 }
 
-const message = (pattern: RegExp) => (line: Record<string, unknown>) =>
-  typeof line.msg === 'string' && pattern.test(line.msg);
+const message = logMessage;
 
 test('a graceful stop hands the lease over at once; the standby said who led', async (t) => {
   const server = await postgresOrSkip(t);

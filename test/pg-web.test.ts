@@ -21,8 +21,9 @@ import { openDatabase } from '../src/store/db.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { migratePostgres } from '../src/store/pg/migrate.ts';
 import { startWebServer, type WebServer } from '../src/web/server.ts';
-import { LogCapture, runCliCaptured, startHarness } from './helpers/harness.ts';
+import { runCliCaptured, startHarness } from './helpers/harness.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
+import { logMessage, startDaemon } from './helpers/pg-daemon.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 import { storeTwice, twinStep, TWIN_T0, type TwinRun, type TwinStep } from './helpers/twin-history.ts';
 import { HOSTILE } from './helpers/web-history.ts';
@@ -337,7 +338,6 @@ test(
     t.after(() => h.close());
     const TOKEN = 'pg-web-token-0123456789';
     const env = {
-      ...h.env,
       TIERWATCH_DB: url,
       TIERWATCH_SCHEDULE: '*/2 * * * * *',
       TIERWATCH_LEASE_TTL: '30s',
@@ -346,27 +346,12 @@ test(
       TIERWATCH_HTTP_PORT: '0',
       TIERWATCH_HTTP_HOST: '127.0.0.1',
       TIERWATCH_HTTP_TOKEN: TOKEN,
-      LOG_LEVEL: 'info',
     };
-    const message = (pattern: RegExp) => (line: Record<string, unknown>) =>
-      typeof line.msg === 'string' && pattern.test(line.msg);
+    const message = logMessage;
     const start = () => {
-      const logs = new LogCapture();
-      const shutdown = new AbortController();
-      const exit = runCli(['run'], {
-        stdout: new PassThrough().resume(),
-        stderr: new PassThrough().resume(),
-        env,
-        stdoutIsTTY: false,
-        signal: shutdown.signal,
-        logDestination: logs,
-      });
-      const stop = () => {
-        shutdown.abort();
-        return exit;
-      };
-      t.after(stop);
-      return { logs, stop };
+      const daemon = startDaemon(h, env);
+      t.after(() => daemon.stop());
+      return daemon;
     };
     // One after the other: the first leads, the second finds it leading.
     const leader = start();
