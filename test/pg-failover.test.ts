@@ -210,6 +210,13 @@ test(
 
     // A graceful stop of everyone: each exits 0, and no run is left running.
     const alive = members.filter((m) => m.alive);
+    // A replacement that is still starting has no signal handler yet (CI once stopped one before its
+    // first line, and it died of the signal): each must have joined the leadership first.
+    for (const member of alive) {
+      await until(`${member.name} to take part in leadership`, () =>
+        member.lines.some(({ line }) => String(line.msg).startsWith('taking part in leadership')) ? true : undefined,
+      );
+    }
     for (const member of alive) member.child.kill('SIGTERM');
     for (const member of alive) assert.equal(await member.exited, 0, `${member.name}:\n${member.stderrTail()}`);
 
