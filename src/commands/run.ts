@@ -7,8 +7,7 @@
  * leadership lease collects; a stop releases the lease so a standby takes over at once.
  */
 import type { HttpEndpoint } from '../collect/http.ts';
-import type { Config } from '../config.ts';
-import { requireSqlitePath } from '../config.ts';
+import { requireSqlitePath, type Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { WebView } from '../web/server.ts';
 import type { CommandContext, CommandSpec } from './context.ts';
@@ -61,12 +60,12 @@ export const runCommand: CommandSpec = {
     const config = context.config();
     checkSecretFiles(config);
     const logger = context.logger();
+    logger.info(
+      { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
+      'tierwatch daemon starting',
+    );
     if (config.database.kind === 'postgres') {
       const { runPgDaemon } = await import('../collect/pg-collector.ts');
-      logger.info(
-        { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
-        'tierwatch daemon starting',
-      );
       const view =
         config.httpPort === null ? undefined : await daemonWebView(context, config, healthMaxAgeMs(config), logger);
       try {
@@ -80,10 +79,6 @@ export const runCommand: CommandSpec = {
       }
     }
     const dbPath = requireSqlitePath(config.database);
-    logger.info(
-      { version: packageVersion(), config: snakeCaseKeys(describeConfig(config)) },
-      'tierwatch daemon starting',
-    );
     // prom-client (some 90 modules, ~20 MB resident) only when /metrics is served: without the HTTP
     // endpoint nothing can read the metrics, so nothing is counted.
     const metrics =
