@@ -10,7 +10,7 @@ import { createPgPool } from '../src/store/pg/connection.ts';
 import { Receiver } from './alerts-fixture.ts';
 import { LogCapture, runCliCaptured, startHarness } from './helpers/harness.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
-import { logMessage, startDaemon } from './helpers/pg-daemon.ts';
+import { logMessage, startLeaderAndStandby } from './helpers/pg-daemon.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 
 after(stopPgServer);
@@ -45,13 +45,7 @@ test('only the leader alerts; the next leader delivers what the last one left pe
     TIERWATCH_LEASE_RENEW: '2s',
     TIERWATCH_LEASE_POLL: '500ms',
   };
-  const first = startDaemon(h, env);
-  t.after(() => first.stop());
-  await waitForLogLine(first.logs, message(/^leading \(epoch 1\)$/));
-  await waitForLogLine(first.logs, message(/^sweep ok/));
-  const second = startDaemon(h, env);
-  t.after(() => second.stop());
-  await waitForLogLine(second.logs, message(/^standing by: /));
+  const { leader: first, standby: second } = await startLeaderAndStandby(t, h, env);
 
   const [one, two] = h.sim.tiers();
   h.sim.editTier('primary', one!.symbol, one!.leverage, { max_notional: one!.max_notional / 2 });

@@ -12,7 +12,7 @@ import { startSimulator } from '../src/sim/index.ts';
 import { createPgPool } from '../src/store/pg/connection.ts';
 import { LeaderLease } from '../src/store/pg/lease.ts';
 import { startHarness } from './helpers/harness.ts';
-import { logMessage, startDaemon, type Daemon } from './helpers/pg-daemon.ts';
+import { logMessage, startDaemon, startLeaderAndStandby, type Daemon } from './helpers/pg-daemon.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
 import { startTcpCut } from './helpers/tcp-cut.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
@@ -44,13 +44,7 @@ test('a graceful stop hands the lease over at once; the standby said who led', a
     TIERWATCH_HTTP_PORT: '0',
     TIERWATCH_HTTP_HOST: '127.0.0.1',
   };
-  const a = startDaemon(h, env);
-  t.after(() => a.stop());
-  await waitForLogLine(a.logs, message(/^leading \(epoch 1\)$/));
-  await waitForLogLine(a.logs, message(/^sweep ok/));
-  const b = startDaemon(h, env);
-  t.after(() => b.stop());
-  const standing = await waitForLogLine(b.logs, message(/^standing by: .* leads \(epoch 1\) until /));
+  const { leader: a, standby: b, standing } = await startLeaderAndStandby(t, h, env);
   assert.equal(standing.level, 'info');
   const aHolder = a.logs.lines.find(message(/^leading/))!.holder;
   assert.equal(standing.leader, aHolder);
@@ -102,13 +96,7 @@ test('a leader that cannot reach the exchange steps down after K firings; a stan
     TIERWATCH_STEP_DOWN_AFTER: '2',
     TIERWATCH_SWEEP_RETRIES: '0',
   };
-  const first = startDaemon(h, env);
-  t.after(() => first.stop());
-  await waitForLogLine(first.logs, message(/^leading \(epoch 1\)$/));
-  await waitForLogLine(first.logs, message(/^sweep ok/));
-  const second = startDaemon(h, env);
-  t.after(() => second.stop());
-  await waitForLogLine(second.logs, message(/^standing by: .* leads \(epoch 1\)/));
+  const { leader: first, standby: second } = await startLeaderAndStandby(t, h, env);
 
   // The exchange goes away (nothing listens on its port) until the leader has stepped down.
   await h.sim.close();
@@ -217,13 +205,12 @@ test('a leader cut off from Postgres by the network is replaced within the lease
     TIERWATCH_LEASE_RENEW: '1s',
     TIERWATCH_LEASE_POLL: '500ms',
   };
-  const cutOff = startDaemon(h, { ...env, TIERWATCH_DB: throughWire.href });
-  t.after(() => cutOff.stop());
-  await waitForLogLine(cutOff.logs, message(/^leading \(epoch 1\)$/));
-  await waitForLogLine(cutOff.logs, message(/^sweep ok/));
-  const standby = startDaemon(h, { ...env, TIERWATCH_DB: url });
-  t.after(() => standby.stop());
-  await waitForLogLine(standby.logs, message(/^standing by: /));
+  const { leader: cutOff, standby } = await startLeaderAndStandby(
+    t,
+    h,
+    { ...env, TIERWATCH_DB: throughWire.href },
+    { ...env, TIERWATCH_DB: url },
+  );
 
   // No reset, no error: the leader's statements just never get an answer.
   wire.cut();

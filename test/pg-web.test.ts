@@ -23,7 +23,7 @@ import { migratePostgres } from '../src/store/pg/migrate.ts';
 import { startWebServer, type WebServer } from '../src/web/server.ts';
 import { runCliCaptured, startHarness } from './helpers/harness.ts';
 import { waitForLogLine } from './helpers/http-daemon.ts';
-import { logMessage, startDaemon } from './helpers/pg-daemon.ts';
+import { logMessage, startLeaderAndStandby } from './helpers/pg-daemon.ts';
 import { postgresOrSkip, stopPgServer } from './helpers/pg-server.ts';
 import { storeTwice, twinStep, TWIN_T0, type TwinRun, type TwinStep } from './helpers/twin-history.ts';
 import { HOSTILE } from './helpers/web-history.ts';
@@ -348,16 +348,8 @@ test(
       TIERWATCH_HTTP_TOKEN: TOKEN,
     };
     const message = logMessage;
-    const start = () => {
-      const daemon = startDaemon(h, env);
-      t.after(() => daemon.stop());
-      return daemon;
-    };
     // One after the other: the first leads, the second finds it leading.
-    const leader = start();
-    await waitForLogLine(leader.logs, message(/^sweep ok/));
-    const standby = start();
-    await waitForLogLine(standby.logs, message(/^standing by: /));
+    const { leader, standby } = await startLeaderAndStandby(t, h, env);
     const daemons = [leader, standby];
     for (const daemon of daemons) {
       const listening = await waitForLogLine(daemon.logs, message(/^serving \/healthz and \/metrics$/));

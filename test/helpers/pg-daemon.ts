@@ -4,8 +4,10 @@
  * (Separate processes, for crashes and freezes: test/pg-failover.test.ts.)
  */
 import { PassThrough } from 'node:stream';
+import type { TestContext } from 'node:test';
 import { runCli } from '../../src/program.ts';
 import { LogCapture, type Harness } from './harness.ts';
+import { waitForLogLine } from './http-daemon.ts';
 
 export interface Daemon {
   logs: LogCapture;
@@ -37,3 +39,24 @@ export function startDaemon(h: Harness, env: Record<string, string>): Daemon {
 /** A log-line matcher for waitForLogLine: the line's message matches `pattern`. */
 export const logMessage = (pattern: RegExp) => (line: Record<string, unknown>) =>
   typeof line.msg === 'string' && pattern.test(line.msg);
+
+/**
+ * The usual start of two daemons on a fresh history: the first leads (epoch 1) and has swept, then
+ * the second finds it leading. Both are stopped when the test ends. Returns the standby's
+ * "standing by" line with the pair.
+ */
+export async function startLeaderAndStandby(
+  t: TestContext,
+  h: Harness,
+  leaderEnv: Record<string, string>,
+  standbyEnv: Record<string, string> = leaderEnv,
+): Promise<{ leader: Daemon; standby: Daemon; standing: Record<string, unknown> }> {
+  const leader = startDaemon(h, leaderEnv);
+  t.after(() => leader.stop());
+  await waitForLogLine(leader.logs, logMessage(/^leading \(epoch 1\)$/));
+  await waitForLogLine(leader.logs, logMessage(/^sweep ok/));
+  const standby = startDaemon(h, standbyEnv);
+  t.after(() => standby.stop());
+  const standing = await waitForLogLine(standby.logs, logMessage(/^standing by: .* leads \(epoch 1\) until /));
+  return { leader, standby, standing };
+}
